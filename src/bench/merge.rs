@@ -1,0 +1,140 @@
+//! Merge alone: applying a change set from memory into an empty replica,
+//! next to a plain SQLite insert of the same rows measured in the same run.
+//!
+//! Must not: use the network.
+
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Instant;
+
+use anyhow::Result;
+use rusqlite::params_from_iter;
+
+use super::data;
+use crate::clock::{SystemClock, WallClock};
+use crate::config::Schema;
+use crate::seal::Keyring;
+use crate::stamp::SiteId;
+use crate::store::{Cursor, PeerRef, Store};
+
+pub struct MergeTimes {
+    pub rows: usize,
+    pub plain_insert_s: f64,
+    pub apply_s: f64,
+    pub batches: usize,
+}
+
+/// A plain table of the same shape (text primary key, 8 columns), filled
+/// in one transaction with one prepared statement, same pragmas as a replica.
+pub fn plain_insert(dir: &Path, schema: &Schema, rows: &data::Rows) -> Result<f64> {
+    let path = dir.join("plain.db");
+    let conn = rusqlite::Connection::open(&path)?;
+    conn.execute_batch("PRAGMA journal_mode = WAL; PRAGMA synchronous = FULL; PRAGMA secure_delete = ON; PRAGMA cache_size = -16384; PRAGMA wal_autocheckpoint = 4000;")?;
+    let table = schema
+        .table(data::TABLE)
+        .ok_or_else(|| anyhow::anyhow!("bench table missing"))?;
+    let cols: Vec<String> = table
+        .columns
+        .iter()
+        .map(|c| format!("\"{}\"", c.name))
+        .collect();
+    conn.execute_batch(&format!(
+        "CREATE TABLE plain (id TEXT PRIMARY KEY NOT NULL, {})",
+        cols.join(", ")
+    ))?;
+    let sql = format!(
+        "INSERT INTO plain (id, {}) VALUES (?1, {})",
+        cols.join(", "),
+        (2..cols.len() + 2)
+            .map(|i| format!("?{i}"))
+            .collect::<Vec<_>>()
+            .join(", ")
+    );
+    let start = Instant::now();
+    let tx = conn.unchecked_transaction()?;
+    {
+        let mut stmt = tx.prepare(&sql)?;
+        for (id, values) in rows.ids.iter().zip(&rows.values) {
+            let args = std::iter::once(id as &dyn rusqlite::ToSql)
+                .chain(values.iter().map(|v| v as &dyn rusqlite::ToSql))
+                .collect::<Vec<_>>();
+            stmt.execute(params_from_iter(args))?;
+        }
+    }
+    tx.commit()?;
+    Ok(start.elapsed().as_secs_f64())
+}
+
+/// Applies `rows` into an empty replica in batches of `per_batch` rows
+/// (each one transaction, as sync does).
+pub fn apply(
+    dir: &Path,
+    schema: Arc<Schema>,
+    rows: &data::Rows,
+    per_batch: usize,
+) -> Result<(f64, usize)> {
+    let site = SiteId::random();
+    let batches = data::batches(rows, per_batch, site);
+    let count = batches.len();
+    let mut store = Store::open(
+        &dir.join("replica.db"),
+        schema,
+        Arc::new(Keyring::empty()),
+        Arc::new(SystemClock) as Arc<dyn WallClock>,
+    )?;
+    let peer = PeerRef {
+        site,
+        name: "bench".into(),
+    };
+    let start = Instant::now();
+    for (i, batch) in batches.into_iter().enumerate() {
+        store.apply(&peer, batch, Cursor::at(i as u64 + 1))?;
+    }
+    Ok((start.elapsed().as_secs_f64(), count))
+}
+
+pub fn run(n: usize, per_batch: usize) -> Result<MergeTimes> {
+    let recipient = age::x25519::Identity::generate().to_public().to_string();
+    let schema = data::schema(&[recipient]);
+    let pool = data::ciphertext_pool(&schema, 64);
+    let rows = data::rows(&schema, n, &pool, 1);
+    let dir = tempfile_dir()?;
+    let plain_insert_s = plain_insert(dir.path(), &schema, &rows)?;
+    let (apply_s, batches) = apply(dir.path(), schema, &rows, per_batch)?;
+    Ok(MergeTimes {
+        rows: n,
+        plain_insert_s,
+        apply_s,
+        batches,
+    })
+}
+
+pub(crate) fn tempfile_dir() -> Result<TempDir> {
+    TempDir::new()
+}
+
+/// A temporary folder removed on drop (the bench must not need tempfile,
+/// a dev-dependency).
+pub struct TempDir(std::path::PathBuf);
+
+impl TempDir {
+    pub fn new() -> Result<TempDir> {
+        let base = std::env::temp_dir().join(format!(
+            "puente-bench-{}-{}",
+            std::process::id(),
+            rand::random::<u32>()
+        ));
+        std::fs::create_dir_all(&base)?;
+        Ok(TempDir(base))
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.0
+    }
+}
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}

@@ -1,0 +1,59 @@
+//! `puente bench`: every performance figure next to the baseline measured
+//! in the same run.
+//!
+//! Owns: orchestrating the measurements and collecting figures.
+//! Must not: be used by the daemon; it only drives the library and, for
+//! sync figures, real daemons on 127.0.0.1.
+
+pub mod data;
+pub mod merge;
+pub mod report;
+
+use anyhow::Result;
+
+pub use report::{Figure, Machine, Report};
+
+#[derive(Debug, Clone)]
+pub struct BenchOptions {
+    pub rows: usize,
+    pub batch_rows: usize,
+    pub only: Option<String>,
+}
+
+fn wanted(opts: &BenchOptions, name: &str) -> bool {
+    opts.only
+        .as_deref()
+        .is_none_or(|o| o.split(',').any(|p| p.trim() == name))
+}
+
+pub fn run(opts: &BenchOptions) -> Result<Report> {
+    let mut figures = Vec::new();
+    if wanted(opts, "merge") {
+        // One transaction for the whole change set, as the baseline insert.
+        let m = merge::run(opts.rows, opts.rows)?;
+        let ratio = m.apply_s / m.plain_insert_s;
+        figures.push(
+            Figure::new(
+                "merge.apply_s",
+                &format!("merge: apply {} rows x 8 cols", m.rows),
+                m.apply_s,
+                "s",
+            )
+            .baseline(m.plain_insert_s)
+            .ratio(ratio)
+            .target("ratio <= 2", ratio <= 2.0),
+        );
+        figures.push(Figure::new(
+            "merge.rows_per_s",
+            "merge: rows/s",
+            m.rows as f64 / m.apply_s,
+            "rows/s",
+        ));
+    }
+    Ok(Report {
+        puente_version: env!("CARGO_PKG_VERSION").to_string(),
+        machine: Machine::this(),
+        parameters: serde_json::json!({ "rows": opts.rows, "batch_rows": opts.batch_rows }),
+        figures,
+    })
+}

@@ -1,0 +1,139 @@
+//! Commands that work on local files only: init, id, keygen, check,
+//! peer add. They need no running daemon.
+
+use std::net::SocketAddr;
+use std::path::Path;
+use std::sync::Arc;
+
+use anyhow::{Context, Result};
+
+use crate::config::{NodeConfig, Schema, node};
+use crate::fingerprint::Fingerprint;
+use crate::node_identity;
+use crate::node_init;
+use crate::seal::{Keyring, generate_identity_file};
+
+pub fn init(dir: &Path, name: &str, listen: SocketAddr) -> Result<()> {
+    let made = node_init::init_node(dir, name, listen)?;
+    println!("created node `{name}` in {}", dir.display());
+    println!("config: {}", made.config_file.display());
+    println!("fingerprint (give it to the other offices for `puente peer add`):");
+    println!("{}", made.fingerprint);
+    Ok(())
+}
+
+pub fn id(config: &Path) -> Result<()> {
+    let cfg = NodeConfig::load(config)?;
+    let fp = node_identity::certificate_fingerprint(&cfg.tls_cert)?;
+    println!("{fp}");
+    Ok(())
+}
+
+pub fn keygen(out: &Path) -> Result<()> {
+    let recipient = generate_identity_file(out, jiff::Timestamp::now())?;
+    eprintln!(
+        "wrote a new age identity to {} (mode 0600); keep it only in Mexico, and list it under [privacy] identities",
+        out.display()
+    );
+    eprintln!("its recipient (add it to the schema's group, e.g. mx = [\"…\"]):");
+    println!("{recipient}");
+    Ok(())
+}
+
+/// Everything `check` verified, for people and for `run` at start-up.
+pub struct Checked {
+    pub config: NodeConfig,
+    pub schema: Arc<Schema>,
+    pub keyring: Arc<Keyring>,
+    pub fingerprint: Fingerprint,
+    pub warnings: Vec<String>,
+}
+
+/// Loads and validates config, schema, TLS identity and age identities.
+pub fn load_checked(config: &Path) -> Result<Checked> {
+    let cfg = NodeConfig::load(config)?;
+    let schema = Arc::new(Schema::load(&cfg.schema_file)?);
+    let identity = node_identity::load(&cfg.tls_cert, &cfg.tls_key)?;
+    let (keyring, mut warnings) = Keyring::load(&cfg.identities)?;
+    warnings.extend(keyring.unused_warnings(schema.groups.values()));
+    for group in schema.groups.values() {
+        if group.recipients.is_empty() {
+            warnings.push(format!(
+                "group `{}` has no recipients yet: sealed writes are refused until one is added to the schema",
+                group.name
+            ));
+        }
+    }
+    if cfg
+        .peers
+        .iter()
+        .any(|p| p.fingerprint == identity.fingerprint)
+    {
+        anyhow::bail!(
+            "{}: a pinned peer has this node's own fingerprint; pin the other office's (`puente id` on that node)",
+            cfg.file.display()
+        );
+    }
+    if !cfg.data_dir.is_dir() {
+        warnings.push(format!(
+            "data dir {} does not exist yet; create it before `puente run`",
+            cfg.data_dir.display()
+        ));
+    }
+    Ok(Checked {
+        fingerprint: identity.fingerprint,
+        config: cfg,
+        schema,
+        keyring: Arc::new(keyring),
+        warnings,
+    })
+}
+
+pub fn check(config: &Path) -> Result<()> {
+    let c = load_checked(config)?;
+    println!(
+        "config ok: {} (node {}, listen {}, {} pinned peer(s))",
+        c.config.file.display(),
+        c.config.name,
+        c.config.listen,
+        c.config.peers.len()
+    );
+    println!(
+        "schema ok: {} ({} tables, {} group(s))",
+        c.config.schema_file.display(),
+        c.schema.tables.len(),
+        c.schema.groups.len()
+    );
+    println!("fingerprint: {}", c.fingerprint);
+    let readable: Vec<&str> = c
+        .schema
+        .groups
+        .values()
+        .filter(|g| c.keyring.can_unseal(g))
+        .map(|g| g.name.as_str())
+        .collect();
+    if readable.is_empty() {
+        println!("sealed values: this node cannot unseal any group");
+    } else {
+        println!(
+            "sealed values: this node can unseal {}",
+            readable.join(", ")
+        );
+    }
+    for w in &c.warnings {
+        println!("warning: {w}");
+    }
+    println!("schema hash: {}", c.schema.hash());
+    Ok(())
+}
+
+pub fn peer_add(config: &Path, name: &str, fingerprint: &str, address: Option<&str>) -> Result<()> {
+    let fp: Fingerprint = fingerprint.parse()?;
+    node::add_peer(config, name, &fp, address).with_context(|| format!("adding peer `{name}`"))?;
+    println!(
+        "pinned `{name}` ({fp}){} in {}; restart the daemon to use it",
+        address.map(|a| format!(" at {a}")).unwrap_or_default(),
+        config.display()
+    );
+    Ok(())
+}

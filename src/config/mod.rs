@@ -1,0 +1,113 @@
+//! Configuration files: the shared schema and the per-office node config.
+//!
+//! Owns: parsing both TOML files with serde, validating them, resolving
+//! paths, the canonical schema hash, and errors that name file, line and key.
+//! Must not: open databases, sockets or key files (it only names them).
+
+pub mod node;
+pub mod schema;
+
+use std::ops::Range;
+use std::path::{Path, PathBuf};
+
+pub use node::{NodeConfig, PeerConfig};
+pub use schema::{ColumnDef, Group, Privacy, Schema, TableDef};
+
+/// Any problem with a configuration file. Every variant names the file;
+/// parse and validation errors also give line, column and key, and say what
+/// to change.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("cannot read {}: {source}; check the path and its permissions", path.display())]
+    Read {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("{}:{line}:{column}: {message}", path.display())]
+    At {
+        path: PathBuf,
+        line: usize,
+        column: usize,
+        message: String,
+    },
+    #[error("{}: {message}", path.display())]
+    File { path: PathBuf, message: String },
+}
+
+impl ConfigError {
+    /// An error located at a byte span of `source`.
+    pub(crate) fn at(
+        path: &Path,
+        source: &str,
+        span: Option<Range<usize>>,
+        message: String,
+    ) -> Self {
+        let (line, column) = span
+            .map(|s| line_and_column(source, s.start))
+            .unwrap_or((1, 1));
+        ConfigError::At {
+            path: path.to_path_buf(),
+            line,
+            column,
+            message,
+        }
+    }
+
+    /// Turns a TOML syntax or type error into a one-line located error.
+    pub(crate) fn from_toml(path: &Path, source: &str, err: &toml::de::Error) -> Self {
+        let message = err.message().trim().replace('\n', " ");
+        Self::at(path, source, err.span(), message)
+    }
+}
+
+/// 1-based line and column (in characters) of a byte offset.
+pub(crate) fn line_and_column(source: &str, offset: usize) -> (usize, usize) {
+    let offset = offset.min(source.len());
+    let before = source.get(..offset).unwrap_or(source);
+    let line = before.matches('\n').count() + 1;
+    let column = before.rsplit('\n').next().map_or(0, |l| l.chars().count()) + 1;
+    (line, column)
+}
+
+/// Reads a config file as UTF-8 text.
+pub(crate) fn read_text(path: &Path) -> Result<String, ConfigError> {
+    std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+        path: path.to_path_buf(),
+        source,
+    })
+}
+
+/// Whether `name` is a valid identifier for a table, column, group or node:
+/// lowercase ASCII letter first, then lowercase letters, digits, `_` or `-`
+/// (the dash only where `allow_dash`), at most 63 characters.
+pub fn is_identifier(name: &str, allow_dash: bool) -> bool {
+    let mut chars = name.chars();
+    matches!(chars.next(), Some('a'..='z'))
+        && name.len() <= 63
+        && chars.all(|c| {
+            c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_' || (allow_dash && c == '-')
+        })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn line_and_column_are_one_based() {
+        let src = "a = 1\nbb = 2\n";
+        assert_eq!(line_and_column(src, 0), (1, 1));
+        assert_eq!(line_and_column(src, 6), (2, 1));
+        assert_eq!(line_and_column(src, 9), (2, 4));
+    }
+
+    #[test]
+    fn identifiers() {
+        assert!(is_identifier("outreach_events", false));
+        assert!(!is_identifier("Outreach", false));
+        assert!(!is_identifier("1table", false));
+        assert!(!is_identifier("san-diego", false));
+        assert!(is_identifier("san-diego", true));
+        assert!(!is_identifier("", true));
+    }
+}

@@ -1,0 +1,575 @@
+//! The shared schema file: tables, columns, privacy classes, seal groups.
+//!
+//! Owns: parsing and validating schema TOML, the in-memory `Schema` (tables
+//! and columns in canonical, name-sorted order, which is also the wire
+//! order), and the canonical schema hash exchanged at connect.
+//! Must not: touch SQLite or key material (recipients are public keys).
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::path::Path;
+use std::str::FromStr;
+
+use serde::Deserialize;
+use serde::de::{self, Deserializer, MapAccess, Visitor};
+use toml::Spanned;
+
+use super::{ConfigError, is_identifier, read_text};
+
+/// The schema shipped with puente (the first user's tables); `puente init`
+/// copies it next to a new node config.
+pub const DEFAULT_SCHEMA: &str = include_str!("../../config/schema.toml");
+
+/// Column names puente uses itself.
+pub const RESERVED_COLUMNS: &[&str] = &["id", "rowid", "oid", "_rowid_"];
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Privacy {
+    /// Plaintext everywhere.
+    Shared,
+    /// Age-encrypted to the recipients of the named group.
+    Sealed { group: String },
+}
+
+#[derive(Debug, Clone)]
+pub struct ColumnDef {
+    pub name: String,
+    pub privacy: Privacy,
+}
+
+impl ColumnDef {
+    pub fn is_sealed(&self) -> bool {
+        matches!(self.privacy, Privacy::Sealed { .. })
+    }
+
+    pub fn group(&self) -> Option<&str> {
+        match &self.privacy {
+            Privacy::Sealed { group } => Some(group),
+            Privacy::Shared => None,
+        }
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct TableDef {
+    pub name: String,
+    /// Sorted by name: a column's index here is its id on the wire and in
+    /// the replica's per-cell metadata.
+    pub columns: Vec<ColumnDef>,
+    /// Column indices in the order the schema file lists them (used for the
+    /// SQL table layout, so `SELECT *` reads naturally).
+    pub file_order: Vec<usize>,
+}
+
+impl TableDef {
+    pub fn column_index(&self, name: &str) -> Option<usize> {
+        self.columns
+            .binary_search_by(|c| c.name.as_str().cmp(name))
+            .ok()
+    }
+
+    pub fn has_sealed(&self) -> bool {
+        self.columns.iter().any(ColumnDef::is_sealed)
+    }
+}
+
+/// A seal group: who sealed values of its columns are encrypted to.
+#[derive(Clone)]
+pub struct Group {
+    pub name: String,
+    /// The recipients as written (`age1…`), sorted.
+    pub recipient_keys: Vec<String>,
+    pub recipients: Vec<age::x25519::Recipient>,
+}
+
+impl fmt::Debug for Group {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Group")
+            .field("name", &self.name)
+            .field("recipients", &self.recipient_keys)
+            .finish()
+    }
+}
+
+/// A validated schema.
+#[derive(Debug, Clone)]
+pub struct Schema {
+    /// Sorted by name: a table's index here is its id on the wire.
+    pub tables: Vec<TableDef>,
+    pub groups: BTreeMap<String, Group>,
+    hash: String,
+    layout_hash: String,
+}
+
+impl Schema {
+    /// Reads and validates a schema file.
+    pub fn load(path: &Path) -> Result<Schema, ConfigError> {
+        let text = read_text(path)?;
+        Schema::parse(path, &text)
+    }
+
+    /// Parses and validates schema text; `path` is only used in errors.
+    pub fn parse(path: &Path, text: &str) -> Result<Schema, ConfigError> {
+        let file: SchemaFile =
+            toml::from_str(text).map_err(|e| ConfigError::from_toml(path, text, &e))?;
+        let err = |span, message: String| ConfigError::at(path, text, Some(span), message);
+
+        let mut groups = BTreeMap::new();
+        for (name, keys) in file.groups.entries {
+            if !is_identifier(name.get_ref(), false) {
+                return Err(err(
+                    name.span(),
+                    format!(
+                        "groups.{}: a group name must be lowercase letters, digits and '_', starting with a letter",
+                        name.get_ref()
+                    ),
+                ));
+            }
+            let mut recipients = Vec::new();
+            let mut recipient_keys = Vec::new();
+            for key in keys.into_inner() {
+                let parsed = age::x25519::Recipient::from_str(key.get_ref().trim()).map_err(|_| {
+                    err(
+                        key.span(),
+                        format!(
+                            "groups.{}: `{}` is not an age X25519 recipient; paste the `age1…` line that `puente keygen` or `age-keygen -y` prints",
+                            name.get_ref(),
+                            key.get_ref()
+                        ),
+                    )
+                })?;
+                recipient_keys.push(key.get_ref().trim().to_string());
+                recipients.push(parsed);
+            }
+            let mut paired: Vec<_> = recipient_keys.into_iter().zip(recipients).collect();
+            paired.sort_by(|a, b| a.0.cmp(&b.0));
+            paired.dedup_by(|a, b| a.0 == b.0);
+            let (recipient_keys, recipients) = paired.into_iter().unzip();
+            let name = name.into_inner();
+            groups.insert(
+                name.clone(),
+                Group {
+                    name,
+                    recipient_keys,
+                    recipients,
+                },
+            );
+        }
+
+        let mut tables = Vec::new();
+        if file.tables.entries.is_empty() {
+            return Err(ConfigError::File {
+                path: path.to_path_buf(),
+                message:
+                    "the schema lists no tables; add at least one [tables.NAME.columns] section"
+                        .into(),
+            });
+        }
+        for (table_name, table) in file.tables.entries {
+            let tname = table_name.get_ref().clone();
+            if !is_identifier(&tname, false) || tname.starts_with("sqlite_") {
+                return Err(err(
+                    table_name.span(),
+                    format!(
+                        "tables.{tname}: a table name must be lowercase letters, digits and '_', start with a letter and not start with `sqlite_`"
+                    ),
+                ));
+            }
+            let table = table.into_inner();
+            if table.columns.entries.is_empty() {
+                return Err(err(
+                    table_name.span(),
+                    format!(
+                        "tables.{tname}: the table has no columns; list them under [tables.{tname}.columns]"
+                    ),
+                ));
+            }
+            let mut columns = Vec::new();
+            for (col_name, spec) in table.columns.entries {
+                let cname = col_name.get_ref().clone();
+                if RESERVED_COLUMNS.contains(&cname.as_str()) {
+                    return Err(err(
+                        col_name.span(),
+                        format!(
+                            "tables.{tname}.columns.{cname}: `{cname}` is reserved (every table has a text primary key `id`); rename the column"
+                        ),
+                    ));
+                }
+                if !is_identifier(&cname, false) {
+                    return Err(err(
+                        col_name.span(),
+                        format!(
+                            "tables.{tname}.columns.{cname}: a column name must be lowercase letters, digits and '_', starting with a letter"
+                        ),
+                    ));
+                }
+                let privacy = match spec.get_ref() {
+                    ColumnSpec::Shared => Privacy::Shared,
+                    ColumnSpec::Sealed(group) => {
+                        if !groups.contains_key(group) {
+                            let known: Vec<_> = groups.keys().cloned().collect();
+                            return Err(err(
+                                spec.span(),
+                                format!(
+                                    "tables.{tname}.columns.{cname}: sealed to unknown group `{group}`; define it under [groups]{}",
+                                    if known.is_empty() {
+                                        String::new()
+                                    } else {
+                                        format!(" or use one of: {}", known.join(", "))
+                                    }
+                                ),
+                            ));
+                        }
+                        Privacy::Sealed {
+                            group: group.clone(),
+                        }
+                    }
+                };
+                columns.push(ColumnDef {
+                    name: cname,
+                    privacy,
+                });
+            }
+            let file_names: Vec<String> = columns.iter().map(|c| c.name.clone()).collect();
+            columns.sort_by(|a, b| a.name.cmp(&b.name));
+            let file_order = file_names
+                .iter()
+                .filter_map(|n| columns.iter().position(|c| &c.name == n))
+                .collect();
+            tables.push(TableDef {
+                name: tname,
+                columns,
+                file_order,
+            });
+        }
+        tables.sort_by(|a, b| a.name.cmp(&b.name));
+
+        let mut schema = Schema {
+            tables,
+            groups,
+            hash: String::new(),
+            layout_hash: String::new(),
+        };
+        schema.hash = sha256_hex(schema.canonical_text(true).as_bytes());
+        schema.layout_hash = sha256_hex(schema.canonical_text(false).as_bytes());
+        Ok(schema)
+    }
+
+    /// The default schema built into the binary.
+    pub fn default_schema() -> Schema {
+        // Invariant: the built-in schema is validated by a unit test.
+        Schema::parse(Path::new("<built-in schema>"), DEFAULT_SCHEMA)
+            .expect("the built-in schema is valid (checked by tests)")
+    }
+
+    /// Canonical hash: stable across key order, comments and whitespace;
+    /// changes with any table, column, privacy class or recipient.
+    pub fn hash(&self) -> &str {
+        &self.hash
+    }
+
+    /// Hash of tables, columns and privacy classes only (not recipients):
+    /// what a replica's on-disk layout depends on.
+    pub fn layout_hash(&self) -> &str {
+        &self.layout_hash
+    }
+
+    fn canonical_text(&self, with_recipients: bool) -> String {
+        let mut out = String::from("puente-schema-v1\n");
+        if with_recipients {
+            for group in self.groups.values() {
+                out.push_str(&format!(
+                    "group {} {}\n",
+                    group.name,
+                    group.recipient_keys.join(",")
+                ));
+            }
+        }
+        for table in &self.tables {
+            out.push_str(&format!("table {}\n", table.name));
+            for column in &table.columns {
+                match &column.privacy {
+                    Privacy::Shared => out.push_str(&format!("column {} shared\n", column.name)),
+                    Privacy::Sealed { group } => {
+                        out.push_str(&format!("column {} sealed {}\n", column.name, group))
+                    }
+                }
+            }
+        }
+        out
+    }
+
+    pub fn table_index(&self, name: &str) -> Option<usize> {
+        self.tables
+            .binary_search_by(|t| t.name.as_str().cmp(name))
+            .ok()
+    }
+
+    pub fn table(&self, name: &str) -> Option<&TableDef> {
+        self.table_index(name).map(|i| &self.tables[i])
+    }
+
+    pub fn group(&self, name: &str) -> Option<&Group> {
+        self.groups.get(name)
+    }
+}
+
+pub(crate) fn sha256_hex(bytes: &[u8]) -> String {
+    let digest = ring::digest::digest(&ring::digest::SHA256, bytes);
+    hex(digest.as_ref())
+}
+
+pub(crate) fn hex(bytes: &[u8]) -> String {
+    use std::fmt::Write;
+    let mut s = String::with_capacity(bytes.len() * 2);
+    for b in bytes {
+        let _ = write!(s, "{b:02x}");
+    }
+    s
+}
+
+// ---- file format -------------------------------------------------------
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct SchemaFile {
+    #[serde(default)]
+    groups: Entries<Spanned<Vec<Spanned<String>>>>,
+    #[serde(default)]
+    tables: Entries<Spanned<TableFile>>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct TableFile {
+    #[serde(default)]
+    columns: Entries<Spanned<ColumnSpec>>,
+}
+
+/// A TOML table read as an ordered list of (key, value), keeping the file's
+/// order and each key's span.
+struct Entries<T> {
+    entries: Vec<(Spanned<String>, T)>,
+}
+
+impl<T> Default for Entries<T> {
+    fn default() -> Self {
+        Entries {
+            entries: Vec::new(),
+        }
+    }
+}
+
+impl<'de, T: Deserialize<'de>> Deserialize<'de> for Entries<T> {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct EntriesVisitor<T>(std::marker::PhantomData<T>);
+        impl<'de, T: Deserialize<'de>> Visitor<'de> for EntriesVisitor<T> {
+            type Value = Entries<T>;
+            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+                f.write_str("a table")
+            }
+            fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
+                let mut entries = Vec::new();
+                while let Some(key) = map.next_key::<Spanned<String>>()? {
+                    let value = map.next_value()?;
+                    entries.push((key, value));
+                }
+                Ok(Entries { entries })
+            }
+        }
+        deserializer.deserialize_map(EntriesVisitor(std::marker::PhantomData))
+    }
+}
+
+/// `"shared"` or `{ sealed = "GROUP" }`.
+enum ColumnSpec {
+    Shared,
+    Sealed(String),
+}
+
+impl<'de> Deserialize<'de> for ColumnSpec {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct SpecVisitor;
+        impl<'de> Visitor<'de> for SpecVisitor {
+            type Value = ColumnSpec;
+            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+                f.write_str(r#""shared" or { sealed = "GROUP" }"#)
+            }
+            fn visit_str<E: de::Error>(self, v: &str) -> Result<ColumnSpec, E> {
+                if v == "shared" {
+                    Ok(ColumnSpec::Shared)
+                } else {
+                    Err(E::custom(format!(
+                        r#"unknown privacy class `{v}`; write "shared" or {{ sealed = "GROUP" }}"#
+                    )))
+                }
+            }
+            fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<ColumnSpec, A::Error> {
+                let mut group = None;
+                while let Some(key) = map.next_key::<String>()? {
+                    if key == "sealed" {
+                        group = Some(map.next_value::<String>()?);
+                    } else {
+                        return Err(de::Error::custom(format!(
+                            "unknown key `{key}` in a column; the only key is `sealed`"
+                        )));
+                    }
+                }
+                group.map(ColumnSpec::Sealed).ok_or_else(|| {
+                    de::Error::custom(r#"a sealed column needs a group: { sealed = "GROUP" }"#)
+                })
+            }
+        }
+        deserializer.deserialize_any(SpecVisitor)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const KEY_A: &str = "age1ntxrlk5rx0dn8tc9jesr4j0kp5sckg37xrmkqztl383w9ws9avxq65agtw";
+    const KEY_B: &str = "age1s3qh2ae5svz38yeexsl600cyzq6663seetmnuwjt6vzu9w0lef9qjaraxf";
+
+    fn parse(text: &str) -> Result<Schema, ConfigError> {
+        Schema::parse(Path::new("schema.toml"), text)
+    }
+
+    #[test]
+    fn the_built_in_schema_is_valid_and_has_the_first_users_tables() {
+        let schema = Schema::default_schema();
+        let events = schema.table("outreach_events").unwrap();
+        for c in [
+            "title",
+            "description",
+            "starts_at",
+            "ends_at",
+            "location",
+            "office",
+            "language",
+            "capacity",
+            "status",
+        ] {
+            let col = &events.columns[events.column_index(c).unwrap()];
+            assert_eq!(col.privacy, Privacy::Shared, "{c}");
+        }
+        let residents = schema.table("residents").unwrap();
+        for c in [
+            "full_name",
+            "birth_date",
+            "nationality",
+            "phone",
+            "case_notes",
+        ] {
+            let col = &residents.columns[residents.column_index(c).unwrap()];
+            assert_eq!(col.group(), Some("mx"), "{c}");
+        }
+        for c in ["arrival_date", "household_size", "status"] {
+            assert!(!residents.columns[residents.column_index(c).unwrap()].is_sealed());
+        }
+        assert_eq!(events.file_order[0], events.column_index("title").unwrap());
+    }
+
+    #[test]
+    fn hash_ignores_order_comments_and_whitespace() {
+        let a = format!(
+            "[groups]\nmx = [\"{KEY_A}\", \"{KEY_B}\"]\n[tables.t.columns]\na = \"shared\"\nb = {{ sealed = \"mx\" }}\n[tables.u.columns]\nx = \"shared\"\n"
+        );
+        let b = format!(
+            "# comment\n[tables.u.columns]\nx   =   \"shared\"\n\n[tables.t.columns]\nb = {{sealed=\"mx\"}} # why\na = \"shared\"\n[groups]\nmx = [ \"{KEY_B}\",\n \"{KEY_A}\" ]\n"
+        );
+        assert_eq!(parse(&a).unwrap().hash(), parse(&b).unwrap().hash());
+    }
+
+    #[test]
+    fn hash_changes_with_tables_columns_privacy_and_recipients() {
+        let base = format!(
+            "[groups]\nmx = [\"{KEY_A}\"]\n[tables.t.columns]\na = \"shared\"\nb = {{ sealed = \"mx\" }}\n"
+        );
+        let h = parse(&base).unwrap();
+        let variants = [
+            base.replace("[tables.t.", "[tables.t2."),
+            base.replace("a = ", "a2 = "),
+            base.replace("a = \"shared\"", "a = { sealed = \"mx\" }"),
+            base.replace(KEY_A, KEY_B),
+            format!("{base}c = \"shared\"\n"),
+        ];
+        for v in variants {
+            let other = parse(&v).unwrap();
+            assert_ne!(h.hash(), other.hash(), "{v}");
+        }
+        // Recipients do not change the on-disk layout.
+        assert_eq!(
+            h.layout_hash(),
+            parse(&base.replace(KEY_A, KEY_B)).unwrap().layout_hash()
+        );
+    }
+
+    fn error_of(text: &str) -> String {
+        parse(text).unwrap_err().to_string()
+    }
+
+    #[test]
+    fn bad_schemas_name_file_line_and_key() {
+        let e = error_of("[tables.t.columns]\na = \"shared\"\nb = { sealed = \"us\" }\n");
+        assert!(e.starts_with("schema.toml:3:"), "{e}");
+        assert!(
+            e.contains("tables.t.columns.b") && e.contains("unknown group `us`"),
+            "{e}"
+        );
+
+        let e = error_of("[groups]\nmx = [\"age1nope\"]\n[tables.t.columns]\na = \"shared\"\n");
+        assert!(
+            e.starts_with("schema.toml:2:") && e.contains("not an age X25519 recipient"),
+            "{e}"
+        );
+
+        let e = error_of("[tables.t.columns]\na = \"shared\"\na = \"shared\"\n");
+        assert!(
+            e.starts_with("schema.toml:3:") && e.contains("duplicate"),
+            "{e}"
+        );
+
+        let e = error_of("[tables.t]\ncolumns = { a = \"shared\" }\n[tables.t]\n");
+        assert!(e.contains("schema.toml:3:"), "{e}");
+
+        let e = error_of("[tables.t.columns]\nid = \"shared\"\n");
+        assert!(
+            e.starts_with("schema.toml:2:") && e.contains("reserved"),
+            "{e}"
+        );
+
+        let e = error_of("[tables.t]\ncolums = {}\n");
+        assert!(
+            e.starts_with("schema.toml:2:") && e.contains("colums"),
+            "{e}"
+        );
+
+        let e = error_of("[tables.t.columns]\na = \"public\"\n");
+        assert!(
+            e.starts_with("schema.toml:2:") && e.contains("public"),
+            "{e}"
+        );
+
+        let e = error_of("[tables.t.columns\n");
+        assert!(e.starts_with("schema.toml:1:"), "{e}");
+
+        let e = error_of("[tables.Bad.columns]\na = \"shared\"\n");
+        assert!(e.contains("tables.Bad"), "{e}");
+    }
+
+    #[test]
+    fn every_schema_error_is_one_line() {
+        for text in [
+            "[tables.t.columns]\na = \"shared\"\na = \"shared\"\n",
+            "[tables.t.columns\n",
+            "[tables.t]\ncolums = {}\n",
+            "[groups]\nmx = [\"age1nope\"]\n[tables.t.columns]\na = \"shared\"\n",
+            "[tables.t.columns]\na = { sealed = 3 }\n",
+            "",
+        ] {
+            let e = error_of(text);
+            assert_eq!(e.lines().count(), 1, "{e}");
+        }
+    }
+}

@@ -1,0 +1,18 @@
+//! puente: a sync daemon for an organisation with offices on both sides of
+//! a border. SQLite replicas, last-writer-wins per column, QUIC with pinned
+//! mutual TLS, and per-field age encryption to keys that exist only in
+//! Mexico. See docs/architecture.md for the map of modules.
+#![forbid(unsafe_code)]
+
+pub mod bench;
+pub mod cli;
+pub mod clock;
+pub mod config;
+pub mod fingerprint;
+pub mod fsutil;
+pub mod node_identity;
+pub mod node_init;
+pub mod seal;
+pub mod stamp;
+pub mod store;
+pub mod value;

@@ -1,0 +1,127 @@
+//! The `puente` command: argument parsing and dispatch only.
+#![forbid(unsafe_code)]
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+use puente::cli;
+use puente::config::node::DEFAULT_CONFIG_PATH;
+
+#[derive(Parser)]
+#[command(
+    name = "puente",
+    version,
+    about = "Sync daemon for offices on both sides of a border"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Create a new node in DIR: config, schema copy, TLS certificate, data dir.
+    Init {
+        #[arg(long)]
+        dir: PathBuf,
+        #[arg(long)]
+        name: String,
+        /// QUIC address to listen on.
+        #[arg(long, default_value = puente::node_init::DEFAULT_LISTEN)]
+        listen: SocketAddr,
+    },
+    /// Print this node's certificate fingerprint (one line, to pin elsewhere).
+    Id {
+        #[arg(long, default_value = DEFAULT_CONFIG_PATH)]
+        config: PathBuf,
+    },
+    /// Write a new age identity (mode 0600) and print its recipient.
+    Keygen {
+        #[arg(long)]
+        out: PathBuf,
+    },
+    /// Validate the node config and schema; print the schema hash.
+    Check {
+        #[arg(long, default_value = DEFAULT_CONFIG_PATH)]
+        config: PathBuf,
+    },
+    /// Measure performance; each figure next to its baseline from the same run.
+    Bench {
+        /// Rows for catch-up and merge figures.
+        #[arg(long, default_value_t = 100_000)]
+        rows: usize,
+        /// Rows per sync batch.
+        #[arg(long, default_value_t = 1_000)]
+        batch_rows: usize,
+        /// Comma-separated subset: merge, catchup, latency, seal, idle.
+        #[arg(long)]
+        only: Option<String>,
+        /// Also write the figures as JSON to FILE.
+        #[arg(long)]
+        json: Option<PathBuf>,
+    },
+    /// Manage pinned peers.
+    Peer {
+        #[command(subcommand)]
+        command: PeerCommand,
+    },
+}
+
+#[derive(Subcommand)]
+enum PeerCommand {
+    /// Pin another office (or replace its pin), keeping the config's comments.
+    Add {
+        #[arg(long, default_value = DEFAULT_CONFIG_PATH)]
+        config: PathBuf,
+        #[arg(long)]
+        name: String,
+        #[arg(long)]
+        fingerprint: String,
+        /// HOST:PORT to dial; leave out to only accept this peer.
+        #[arg(long)]
+        address: Option<String>,
+    },
+}
+
+fn main() -> ExitCode {
+    let args = Cli::parse();
+    let result = match args.command {
+        Command::Init { dir, name, listen } => cli::init(&dir, &name, listen),
+        Command::Id { config } => cli::id(&config),
+        Command::Keygen { out } => cli::keygen(&out),
+        Command::Check { config } => cli::check(&config),
+        Command::Bench {
+            rows,
+            batch_rows,
+            only,
+            json,
+        } => cli::bench(
+            &puente::bench::BenchOptions {
+                rows,
+                batch_rows,
+                only,
+            },
+            json.as_deref(),
+        ),
+        Command::Peer {
+            command:
+                PeerCommand::Add {
+                    config,
+                    name,
+                    fingerprint,
+                    address,
+                },
+        } => cli::peer_add(&config, &name, &fingerprint, address.as_deref()),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            let chain: Vec<String> = e.chain().map(|c| c.to_string()).collect();
+            eprintln!("error: {}", chain.join(": "));
+            ExitCode::FAILURE
+        }
+    }
+}

@@ -1,0 +1,220 @@
+//! Local writes: put (partial row update) and delete.
+//!
+//! Owns: validating a writer's input against the schema, stamping it with
+//! a fresh HLC, sealing sealed columns (in parallel for bulk puts) before
+//! anything reaches SQLite, and merging through the same path as peers'
+//! changes.
+//! Must not: log or return any value; plaintext stays in `Plaintext`.
+
+use super::merge::IncomingCell;
+use super::{Store, StoreError, valid_id};
+use crate::clock::Hlc;
+use crate::config::Privacy;
+use crate::seal::{self, Binding, SealError};
+use crate::value::{Plaintext, Value};
+
+/// What a local write did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Written {
+    pub id: String,
+    pub hlc: Hlc,
+    /// The replica's head sequence after the write.
+    pub seq: u64,
+    /// Cells written (for a delete: 1 for the tombstone, 0 if it already was deleted).
+    pub cells: usize,
+}
+
+/// Rows sealed with at least this many sealed cells use every core.
+const PARALLEL_SEAL_THRESHOLD: usize = 16;
+
+/// One row of a bulk put, validated: column indices instead of names.
+struct PendingRow {
+    id: String,
+    cells: Vec<(usize, Plaintext)>,
+}
+
+impl Store {
+    /// Writes some columns of one row (creating it if new).
+    pub fn put(
+        &mut self,
+        table: &str,
+        id: &str,
+        cells: Vec<(String, Plaintext)>,
+    ) -> Result<Written, StoreError> {
+        let mut written = self.put_many(table, vec![(id.to_string(), cells)])?;
+        Ok(written.remove(0))
+    }
+
+    /// Writes many rows in one transaction; sealing runs on every core.
+    /// Either every row is written or none.
+    pub fn put_many(
+        &mut self,
+        table: &str,
+        rows: Vec<(String, Vec<(String, Plaintext)>)>,
+    ) -> Result<Vec<Written>, StoreError> {
+        let t = self.table_index(table)?;
+        let mut pending = Vec::with_capacity(rows.len());
+        for (id, cells) in rows {
+            if !valid_id(&id) {
+                return Err(StoreError::InvalidId { id });
+            }
+            if cells.is_empty() {
+                return Err(StoreError::InvalidWrite {
+                    table: table.to_string(),
+                    reason: format!(
+                        "the write to {id} names no column; give at least one column=value"
+                    ),
+                });
+            }
+            let mut indexed = Vec::with_capacity(cells.len());
+            for (column, value) in cells {
+                let c = self.column_index(t, &column)?;
+                if indexed.iter().any(|(i, _)| *i == c) {
+                    return Err(StoreError::InvalidWrite {
+                        table: table.to_string(),
+                        reason: format!("column `{column}` is given twice for {id}"),
+                    });
+                }
+                indexed.push((c, value));
+            }
+            pending.push(PendingRow { id, cells: indexed });
+        }
+        self.transaction(|store| {
+            for row in &pending {
+                if store.tombstone_of(t, &row.id)?.is_some() {
+                    return Err(StoreError::RowDeleted {
+                        table: table.to_string(),
+                        id: row.id.clone(),
+                    });
+                }
+            }
+            let now = store.clock.now_ms();
+            let stamps: Vec<Hlc> = pending.iter().map(|_| store.state.hlc.tick(now)).collect();
+            let mut sealed = store.seal_all(t, &pending, &stamps)?.into_iter();
+            let local = store.state.local_site;
+            let mut out = Vec::with_capacity(pending.len());
+            for (row, hlc) in pending.into_iter().zip(stamps) {
+                let mut incoming = Vec::with_capacity(row.cells.len());
+                for (c, plaintext) in row.cells {
+                    let value = if store.schema.tables[t].columns[c].is_sealed() {
+                        // Invariant: seal_all returned one ciphertext per sealed
+                        // cell, in this order.
+                        Value::Blob(sealed.next().unwrap_or_default())
+                    } else {
+                        plaintext.into_shared()
+                    };
+                    incoming.push(IncomingCell {
+                        column: c,
+                        hlc,
+                        site: local,
+                        value,
+                    });
+                }
+                let cells = store.merge_row(t, &row.id, incoming)?;
+                out.push(Written {
+                    id: row.id,
+                    hlc,
+                    seq: store.state.head,
+                    cells,
+                });
+            }
+            Ok(out)
+        })
+    }
+
+    /// Seals every sealed cell of `rows`, in row and column order.
+    fn seal_all(
+        &self,
+        t: usize,
+        rows: &[PendingRow],
+        stamps: &[Hlc],
+    ) -> Result<Vec<Vec<u8>>, SealError> {
+        let table = &self.schema.tables[t];
+        let site = self.state.site;
+        let mut jobs = Vec::new();
+        for (row, hlc) in rows.iter().zip(stamps) {
+            for (c, plaintext) in &row.cells {
+                if let Privacy::Sealed { group } = &table.columns[*c].privacy {
+                    let group =
+                        self.schema
+                            .group(group)
+                            .ok_or_else(|| SealError::NoRecipients {
+                                group: group.clone(),
+                            })?;
+                    let binding = Binding {
+                        table: &table.name,
+                        id: &row.id,
+                        column: &table.columns[*c].name,
+                        hlc: *hlc,
+                        site,
+                    };
+                    jobs.push((group, binding, plaintext));
+                }
+            }
+        }
+        let run = |jobs: &[(&crate::config::Group, Binding<'_>, &Plaintext)]| -> Vec<Result<Vec<u8>, SealError>> {
+            jobs.iter().map(|(g, b, p)| seal::seal(g, b, p)).collect()
+        };
+        let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
+        let results: Vec<Result<Vec<u8>, SealError>> =
+            if jobs.len() < PARALLEL_SEAL_THRESHOLD || threads == 1 {
+                run(&jobs)
+            } else {
+                let chunk = jobs.len().div_ceil(threads);
+                std::thread::scope(|scope| {
+                    let handles: Vec<_> = jobs
+                        .chunks(chunk)
+                        .map(|part| scope.spawn(move || run(part)))
+                        .collect();
+                    handles
+                        .into_iter()
+                        .flat_map(|h| {
+                            h.join().unwrap_or_else(|_| {
+                                vec![Err(SealError::Encrypt {
+                                    table: table.name.clone(),
+                                    id: String::new(),
+                                    column: String::new(),
+                                    reason: "a sealing thread panicked".into(),
+                                })]
+                            })
+                        })
+                        .collect()
+                })
+            };
+        results.into_iter().collect()
+    }
+
+    /// Deletes a row for good: a tombstone that beats every update of `id`.
+    pub fn delete(&mut self, table: &str, id: &str) -> Result<Written, StoreError> {
+        let t = self.table_index(table)?;
+        if !valid_id(id) {
+            return Err(StoreError::InvalidId { id: id.to_string() });
+        }
+        self.transaction(|store| {
+            if store.tombstone_of(t, id)?.is_some() {
+                return Ok(Written {
+                    id: id.to_string(),
+                    hlc: store.state.hlc.last(),
+                    seq: store.state.head,
+                    cells: 0,
+                });
+            }
+            if !store.row_exists(t, id)? {
+                return Err(StoreError::NoSuchRow {
+                    table: table.to_string(),
+                    id: id.to_string(),
+                });
+            }
+            let now = store.clock.now_ms();
+            let hlc = store.state.hlc.tick(now);
+            let local = store.state.local_site;
+            store.merge_tombstone(t, id, hlc, local)?;
+            Ok(Written {
+                id: id.to_string(),
+                hlc,
+                seq: store.state.head,
+                cells: 1,
+            })
+        })
+    }
+}
