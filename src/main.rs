@@ -56,6 +56,9 @@ enum Command {
         /// Rows per sync batch.
         #[arg(long, default_value_t = 1_000)]
         batch_rows: usize,
+        /// Sealed puts per seal measurement.
+        #[arg(long, default_value_t = 4_000)]
+        seal_count: usize,
         /// Comma-separated subset: merge, catchup, latency, seal, idle.
         #[arg(long)]
         only: Option<String>,
@@ -96,6 +99,7 @@ fn main() -> ExitCode {
         Command::Bench {
             rows,
             batch_rows,
+            seal_count,
             only,
             json,
         } => cli::bench(
@@ -103,6 +107,7 @@ fn main() -> ExitCode {
                 rows,
                 batch_rows,
                 only,
+                seal_count,
             },
             json.as_deref(),
         ),

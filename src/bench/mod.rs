@@ -8,6 +8,7 @@
 pub mod data;
 pub mod merge;
 pub mod report;
+pub mod seal;
 
 use anyhow::Result;
 
@@ -18,6 +19,8 @@ pub struct BenchOptions {
     pub rows: usize,
     pub batch_rows: usize,
     pub only: Option<String>,
+    /// Sealed puts per seal measurement.
+    pub seal_count: usize,
 }
 
 fn wanted(opts: &BenchOptions, name: &str) -> bool {
@@ -49,6 +52,50 @@ pub fn run(opts: &BenchOptions) -> Result<Report> {
             m.rows as f64 / m.apply_s,
             "rows/s",
         ));
+    }
+    if wanted(opts, "seal") {
+        for recipients in [1, 2] {
+            let f = seal::run(recipients, opts.seal_count)?;
+            let r = format!("{recipients}r");
+            let one = f.puts_one_thread / f.raw_one_thread;
+            figures.push(
+                Figure::new(
+                    &format!("seal.{r}.puts_per_s_1_thread"),
+                    &format!("sealed puts/s, {recipients} recipient(s), 1 thread"),
+                    f.puts_one_thread,
+                    "puts/s",
+                )
+                .baseline(f.raw_one_thread)
+                .ratio(one)
+                .target(">= 0.8 of raw", one >= 0.8),
+            );
+            let all = f.puts_all_cores / f.raw_all_cores;
+            figures.push(
+                Figure::new(
+                    &format!("seal.{r}.puts_per_s_all_cores"),
+                    &format!(
+                        "sealed puts/s, {recipients} recipient(s), {} cores",
+                        f.cores
+                    ),
+                    f.puts_all_cores,
+                    "puts/s",
+                )
+                .baseline(f.raw_all_cores)
+                .ratio(all)
+                .target(">= 0.8 of raw", all >= 0.8),
+            );
+            let speedup = f.puts_all_cores / f.puts_one_thread;
+            let floor = 0.8 * f.cores as f64;
+            figures.push(
+                Figure::new(
+                    &format!("seal.{r}.core_speedup"),
+                    &format!("sealed puts, {recipients} recipient(s): all cores / 1 thread"),
+                    speedup,
+                    "x",
+                )
+                .target(&format!(">= {floor:.1} (0.8 x cores)"), speedup >= floor),
+            );
+        }
     }
     Ok(Report {
         puente_version: env!("CARGO_PKG_VERSION").to_string(),

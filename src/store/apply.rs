@@ -79,6 +79,14 @@ impl Store {
                 }
             }
             store.save_cursor(peer, cursor)?;
+            tracing::trace!(
+                peer = %peer.name,
+                rows = applied.rows_written,
+                cells = applied.cells_written,
+                tombstones = applied.tombstones_written,
+                progress = cursor.progress,
+                "applied a batch"
+            );
             Ok(applied)
         })
     }

@@ -29,7 +29,7 @@ pub use change::{Batch, CellChange, Change, Cursor, PeerRef};
 pub use changes::Outgoing;
 pub use digest::Digest;
 pub use read::{CellView, Reveal, RowView, Stats};
-pub use write::Written;
+pub use write::{RowWrite, Written};
 
 use crate::clock::{Hlc, HlcState, WallClock};
 use crate::config::Schema;
@@ -133,6 +133,8 @@ pub struct Store {
     clock: Arc<dyn WallClock>,
     tables: Vec<TableSql>,
     state: State,
+    /// Threads used to seal the cells of a bulk put.
+    seal_threads: usize,
 }
 
 impl std::fmt::Debug for Store {
@@ -390,7 +392,13 @@ impl Store {
             clock,
             tables,
             state,
+            seal_threads: std::thread::available_parallelism().map_or(1, |n| n.get()),
         })
+    }
+
+    /// How many threads seal the cells of a bulk put (default: every core).
+    pub fn set_seal_threads(&mut self, threads: usize) {
+        self.seal_threads = threads.max(1);
     }
 
     pub fn site_id(&self) -> SiteId {

@@ -223,6 +223,7 @@ impl Store {
             Value::Blob(b) => b.as_slice(),
             _ => &[],
         };
+        tracing::trace!(table = %table.name, id, column = %column.name, "revealing a sealed cell");
         Ok(seal::open(&self.keyring, group, &binding, bytes)?)
     }
 

@@ -24,6 +24,9 @@ pub struct Written {
     pub cells: usize,
 }
 
+/// One row of a bulk put: its id and (column, value) pairs.
+pub type RowWrite = (String, Vec<(String, Plaintext)>);
+
 /// Rows sealed with at least this many sealed cells use every core.
 const PARALLEL_SEAL_THRESHOLD: usize = 16;
 
@@ -50,7 +53,7 @@ impl Store {
     pub fn put_many(
         &mut self,
         table: &str,
-        rows: Vec<(String, Vec<(String, Plaintext)>)>,
+        rows: Vec<RowWrite>,
     ) -> Result<Vec<Written>, StoreError> {
         let t = self.table_index(table)?;
         let mut pending = Vec::with_capacity(rows.len());
@@ -111,6 +114,7 @@ impl Store {
                     });
                 }
                 let cells = store.merge_row(t, &row.id, incoming)?;
+                tracing::trace!(table, id = %row.id, %hlc, cells, "local put");
                 out.push(Written {
                     id: row.id,
                     hlc,
@@ -155,7 +159,7 @@ impl Store {
         let run = |jobs: &[(&crate::config::Group, Binding<'_>, &Plaintext)]| -> Vec<Result<Vec<u8>, SealError>> {
             jobs.iter().map(|(g, b, p)| seal::seal(g, b, p)).collect()
         };
-        let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
+        let threads = self.seal_threads;
         let results: Vec<Result<Vec<u8>, SealError>> =
             if jobs.len() < PARALLEL_SEAL_THRESHOLD || threads == 1 {
                 run(&jobs)
@@ -209,6 +213,7 @@ impl Store {
             let hlc = store.state.hlc.tick(now);
             let local = store.state.local_site;
             store.merge_tombstone(t, id, hlc, local)?;
+            tracing::trace!(table, id, %hlc, "local delete");
             Ok(Written {
                 id: id.to_string(),
                 hlc,
