@@ -16,3 +16,6 @@ pub mod seal;
 pub mod stamp;
 pub mod store;
 pub mod value;
+pub mod node;
+pub mod status;
+pub mod admin;

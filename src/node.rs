@@ -1,0 +1,319 @@
+//! The running node's shared state: the replica behind a lock, change
+//! notifications, and what the sync layer reports for status.
+//!
+//! Owns: serialising access to the `Store` (blocking work runs on tokio's
+//! blocking pool), announcing every commit on a watch channel (live push
+//! waits on it: no polling), per-peer live state, recent refusals, and
+//! building the status document.
+//! Must not: speak QUIC or HTTP (sync/ and admin/ do).
+
+use std::collections::{BTreeMap, VecDeque};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Instant;
+
+use tokio::sync::{watch, Notify};
+
+use crate::config::{NodeConfig, Schema};
+use crate::fingerprint::Fingerprint;
+use crate::stamp::SiteId;
+use crate::status::{PeerCounters, PeerState, PeerStatus, Refusal, Status};
+use crate::store::{Cursor, Digest, Reveal, RowView, RowWrite, Store, StoreError, Written};
+use crate::value::Plaintext;
+
+/// How many refused connections status remembers.
+const REFUSALS_KEPT: usize = 20;
+
+/// What the sync layer knows about one configured peer.
+#[derive(Debug, Clone)]
+pub struct PeerLive {
+    pub state: PeerState,
+    pub detail: Option<String>,
+    pub direction: Option<&'static str>,
+    pub remote_address: Option<String>,
+    pub site: Option<SiteId>,
+    pub rtt_ms: Option<f64>,
+    pub last_contact_ms: Option<u64>,
+    pub peer_head: Option<u64>,
+    pub peer_digest: Option<Digest>,
+    /// The peer's cursor of this node (how far it applied our changes).
+    pub peer_applied: Option<Cursor>,
+    pub skew_ms: Option<i64>,
+    pub last_error: Option<String>,
+    pub counters: PeerCounters,
+}
+
+impl PeerLive {
+    fn new(has_address: bool) -> PeerLive {
+        PeerLive {
+            state: if has_address { PeerState::Connecting } else { PeerState::Waiting },
+            detail: None,
+            direction: None,
+            remote_address: None,
+            site: None,
+            rtt_ms: None,
+            last_contact_ms: None,
+            peer_head: None,
+            peer_digest: None,
+            peer_applied: None,
+            skew_ms: None,
+            last_error: None,
+            counters: PeerCounters::default(),
+        }
+    }
+}
+
+pub struct Node {
+    pub config: NodeConfig,
+    pub schema: Arc<Schema>,
+    pub fingerprint: Fingerprint,
+    started: Instant,
+    store: Arc<Mutex<Store>>,
+    site: SiteId,
+    head: watch::Sender<u64>,
+    peers: Mutex<BTreeMap<String, PeerLive>>,
+    refused: Mutex<VecDeque<Refusal>>,
+    garbage_datagrams: AtomicU64,
+    /// Woken by `POST /v1/sync`: dialers retry at once.
+    pub sync_now: Notify,
+}
+
+impl std::fmt::Debug for Node {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Node").field("name", &self.config.name).finish()
+    }
+}
+
+/// Errors of node operations: the store's, or the blocking task failing.
+#[derive(Debug, thiserror::Error)]
+pub enum NodeError {
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error("internal error: {0}")]
+    Internal(String),
+}
+
+impl Node {
+    pub fn new(config: NodeConfig, schema: Arc<Schema>, fingerprint: Fingerprint, store: Store) -> Arc<Node> {
+        let peers = config
+            .peers
+            .iter()
+            .map(|p| (p.name.clone(), PeerLive::new(p.address.is_some())))
+            .collect();
+        let head = store.head();
+        let site = store.site_id();
+        Arc::new(Node {
+            config,
+            schema,
+            fingerprint,
+            started: Instant::now(),
+            store: Arc::new(Mutex::new(store)),
+            site,
+            head: watch::Sender::new(head),
+            peers: Mutex::new(peers),
+            refused: Mutex::new(VecDeque::new()),
+            garbage_datagrams: AtomicU64::new(0),
+            sync_now: Notify::new(),
+        })
+    }
+
+    pub fn site(&self) -> SiteId {
+        self.site
+    }
+
+    fn lock(store: &Mutex<Store>) -> MutexGuard<'_, Store> {
+        // A panic while holding the lock cannot leave SQLite half-written
+        // (the transaction rolls back), so a poisoned lock is still usable.
+        store.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Runs `f` on the replica in tokio's blocking pool; announces the new
+    /// head if it changed.
+    pub async fn with_store<T: Send + 'static>(
+        self: &Arc<Self>,
+        f: impl FnOnce(&mut Store) -> T + Send + 'static,
+    ) -> Result<T, NodeError> {
+        let node = self.clone();
+        tokio::task::spawn_blocking(move || {
+            let mut store = Self::lock(&node.store);
+            let out = f(&mut store);
+            let head = store.head();
+            drop(store);
+            node.head.send_if_modified(|h| {
+                let changed = *h != head;
+                *h = head;
+                changed
+            });
+            out
+        })
+        .await
+        .map_err(|e| NodeError::Internal(format!("a database task failed: {e}")))
+    }
+
+    /// Runs `f` on the replica on the current thread (for callers already
+    /// on a blocking thread).
+    pub fn with_store_blocking<T>(&self, f: impl FnOnce(&mut Store) -> T) -> T {
+        let mut store = Self::lock(&self.store);
+        let out = f(&mut store);
+        let head = store.head();
+        drop(store);
+        self.head.send_if_modified(|h| {
+            let changed = *h != head;
+            *h = head;
+            changed
+        });
+        out
+    }
+
+    /// Subscribes to the head sequence: changes on every commit.
+    pub fn subscribe_head(&self) -> watch::Receiver<u64> {
+        self.head.subscribe()
+    }
+
+    pub async fn put(self: &Arc<Self>, table: String, id: String, cells: Vec<(String, Plaintext)>) -> Result<Written, NodeError> {
+        Ok(self.with_store(move |s| s.put(&table, &id, cells)).await??)
+    }
+
+    pub async fn put_many(self: &Arc<Self>, table: String, rows: Vec<RowWrite>) -> Result<Vec<Written>, NodeError> {
+        Ok(self.with_store(move |s| s.put_many(&table, rows)).await??)
+    }
+
+    pub async fn delete(self: &Arc<Self>, table: String, id: String) -> Result<Written, NodeError> {
+        Ok(self.with_store(move |s| s.delete(&table, &id)).await??)
+    }
+
+    pub async fn get(self: &Arc<Self>, table: String, id: String, reveal: Reveal) -> Result<Option<RowView>, NodeError> {
+        Ok(self.with_store(move |s| s.get(&table, &id, reveal)).await??)
+    }
+
+    pub async fn list(
+        self: &Arc<Self>,
+        table: String,
+        after: Option<String>,
+        limit: usize,
+        reveal: Reveal,
+    ) -> Result<Vec<RowView>, NodeError> {
+        Ok(self.with_store(move |s| s.list(&table, after.as_deref(), limit, reveal)).await??)
+    }
+
+    /// Updates what status shows for a peer.
+    pub fn update_peer(&self, name: &str, f: impl FnOnce(&mut PeerLive)) {
+        let mut peers = self.peers.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(p) = peers.get_mut(name) {
+            f(p);
+        }
+    }
+
+    pub fn peer(&self, name: &str) -> Option<PeerLive> {
+        let peers = self.peers.lock().unwrap_or_else(|e| e.into_inner());
+        peers.get(name).cloned()
+    }
+
+    /// Remembers a connection refused before any session (unpinned
+    /// certificate, failed handshake).
+    pub fn record_refusal(&self, remote_address: String, reason: String, now_ms: u64) {
+        let mut refused = self.refused.lock().unwrap_or_else(|e| e.into_inner());
+        if refused.len() >= REFUSALS_KEPT {
+            refused.pop_front();
+        }
+        refused.push_back(Refusal {
+            at_ms: now_ms,
+            remote_address,
+            reason,
+        });
+    }
+
+    pub fn count_garbage_datagrams(&self, n: u64) -> u64 {
+        self.garbage_datagrams.fetch_add(n, Ordering::Relaxed) + n
+    }
+
+    /// The status document.
+    pub async fn status(self: &Arc<Self>) -> Result<Status, NodeError> {
+        let peer_sites: Vec<(String, Option<SiteId>)> = {
+            let peers = self.peers.lock().unwrap_or_else(|e| e.into_inner());
+            peers.iter().map(|(n, p)| (n.clone(), p.site)).collect()
+        };
+        let (head, digest, stats, can_unseal, cursors) = self
+            .with_store(move |s| -> Result<_, StoreError> {
+                let stats = s.stats()?;
+                let groups: Vec<String> = s
+                    .schema()
+                    .groups
+                    .keys()
+                    .filter(|g| s.can_unseal(g))
+                    .cloned()
+                    .collect();
+                let mut cursors = BTreeMap::new();
+                for (name, site) in peer_sites {
+                    if let Some(site) = site {
+                        cursors.insert(name, s.cursor_for(&site)?);
+                    }
+                }
+                Ok((s.head(), s.digest(), stats, groups, cursors))
+            })
+            .await??;
+        let peers = {
+            let live = self.peers.lock().unwrap_or_else(|e| e.into_inner());
+            self.config
+                .peers
+                .iter()
+                .map(|p| {
+                    let l = live.get(&p.name).cloned().unwrap_or_else(|| PeerLive::new(p.address.is_some()));
+                    let ours = cursors.get(&p.name).copied();
+                    let we_owe = l.peer_applied.map(|c| head.saturating_sub(c.progress));
+                    let they_owe = match (l.peer_head, ours) {
+                        (Some(h), Some(c)) => Some(h.saturating_sub(c.progress)),
+                        (Some(h), None) => Some(h),
+                        _ => None,
+                    };
+                    let in_sync = l.peer_digest.map(|d| d == digest && we_owe == Some(0) && they_owe == Some(0));
+                    PeerStatus {
+                        name: p.name.clone(),
+                        fingerprint: p.fingerprint.to_string(),
+                        address: p.address.clone(),
+                        state: l.state,
+                        detail: l.detail.clone(),
+                        direction: l.direction.map(str::to_string),
+                        remote_address: l.remote_address.clone(),
+                        site_id: l.site.map(|s| s.to_string()),
+                        rtt_ms: l.rtt_ms,
+                        last_contact_ms: l.last_contact_ms,
+                        we_owe,
+                        they_owe,
+                        peer_head: l.peer_head,
+                        peer_digest: l.peer_digest.map(|d| d.to_string()),
+                        in_sync,
+                        clock_skew_ms: l.skew_ms,
+                        last_error: l.last_error.clone(),
+                        counters: l.counters.clone(),
+                    }
+                })
+                .collect()
+        };
+        let refused = self
+            .refused
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .iter()
+            .cloned()
+            .collect();
+        Ok(Status {
+            node: self.config.name.clone(),
+            version: env!("CARGO_PKG_VERSION").to_string(),
+            uptime_s: self.started.elapsed().as_secs(),
+            site_id: self.site.to_string(),
+            fingerprint: self.fingerprint.to_string(),
+            listen: self.config.listen.to_string(),
+            schema_hash: self.schema.hash().to_string(),
+            head,
+            digest: digest.to_string(),
+            rows: stats.rows.into_iter().collect(),
+            sealed_cells: stats.sealed_cells,
+            tombstones: stats.tombstones,
+            can_unseal,
+            peers,
+            refused,
+            garbage_datagrams: self.garbage_datagrams.load(Ordering::Relaxed),
+        })
+    }
+}

@@ -1,0 +1,99 @@
+//! The status document: what `GET /v1/status` returns and `puente status`
+//! prints.
+//!
+//! Owns: the serialisable shape of node and peer status (stable JSON keys).
+//! Must not: compute anything; the daemon fills it in.
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct Status {
+    pub node: String,
+    pub version: String,
+    pub uptime_s: u64,
+    pub site_id: String,
+    pub fingerprint: String,
+    pub listen: String,
+    pub schema_hash: String,
+    /// The replica's head change sequence.
+    pub head: u64,
+    /// Order-independent digest of all live cells and tombstones.
+    pub digest: String,
+    pub rows: BTreeMap<String, u64>,
+    pub sealed_cells: u64,
+    pub tombstones: u64,
+    /// Seal groups this node holds an identity for (empty: cannot unseal).
+    pub can_unseal: Vec<String>,
+    pub peers: Vec<PeerStatus>,
+    /// Recent connections refused before a session started.
+    pub refused: Vec<Refusal>,
+    /// UDP datagrams on the sync port that were not QUIC v1 (dropped).
+    pub garbage_datagrams: u64,
+}
+
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+pub enum PeerState {
+    /// A session is up.
+    Connected,
+    /// Dialling, or waiting to retry.
+    Connecting,
+    /// The last attempt was refused (see `detail`).
+    Refused,
+    /// No address to dial; waiting for the peer to connect.
+    Waiting,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct PeerStatus {
+    pub name: String,
+    pub fingerprint: String,
+    pub address: Option<String>,
+    pub state: PeerState,
+    /// Why a peer is refused, or what the daemon is waiting for.
+    pub detail: Option<String>,
+    /// "outbound" when this node dialled, "inbound" when the peer did.
+    pub direction: Option<String>,
+    pub remote_address: Option<String>,
+    pub site_id: Option<String>,
+    pub rtt_ms: Option<f64>,
+    /// Unix milliseconds of the last message from the peer.
+    pub last_contact_ms: Option<u64>,
+    /// Changes this node has that the peer has not applied yet.
+    pub we_owe: Option<u64>,
+    /// Changes the peer has that this node has not applied yet.
+    pub they_owe: Option<u64>,
+    pub peer_head: Option<u64>,
+    pub peer_digest: Option<String>,
+    /// Both digests equal and nothing owed either way.
+    pub in_sync: Option<bool>,
+    /// How far the peer's clock is ahead of ours (negative: behind), from
+    /// its last message and the newest timestamp it sent.
+    pub clock_skew_ms: Option<i64>,
+    pub last_error: Option<String>,
+    pub counters: PeerCounters,
+}
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, Eq)]
+pub struct PeerCounters {
+    pub sessions: u64,
+    pub batches_in: u64,
+    pub rows_in: u64,
+    pub cells_in: u64,
+    pub bytes_in: u64,
+    pub batches_out: u64,
+    pub rows_out: u64,
+    pub bytes_out: u64,
+    /// Sessions ended by an error, per error code name.
+    pub errors: BTreeMap<String, u64>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct Refusal {
+    /// Unix milliseconds.
+    pub at_ms: u64,
+    pub remote_address: String,
+    pub reason: String,
+}
