@@ -1,0 +1,292 @@
+//! A typed client of the admin socket (what the `puente` CLI uses).
+//!
+//! Owns: one HTTP/1.1 exchange per call over the Unix socket (hyper's
+//! connection API), percent-encoding path segments and query values,
+//! decoding answers into the shared `api` types, and turning failures into
+//! errors that say what to do.
+//! Must not: print anything, or put a value into an error (bodies live in
+//! buffers wiped on drop; rows keep values in `Plaintext`).
+
+use std::path::{Path, PathBuf};
+use std::pin::pin;
+use std::time::Duration;
+
+use http_body_util::{BodyExt, Full};
+use hyper::body::Bytes;
+use hyper::{Method, Request, StatusCode, header};
+use hyper_util::rt::TokioIo;
+use serde::de::DeserializeOwned;
+use tokio::net::UnixStream;
+
+use super::api::{Accepted, ErrorBody, Health, Row, RowWrite, RowsPage, WriteResult};
+use super::buf::{self, SecretBuf};
+use crate::status::Status;
+use crate::value::Plaintext;
+
+/// The largest answer the client reads.
+const MAX_RESPONSE: usize = 256 << 20;
+
+#[derive(Debug, thiserror::Error)]
+pub enum ClientError {
+    #[error(
+        "cannot reach the puente daemon at {}: {source}; is it running (systemctl status puente)?", socket.display()
+    )]
+    Connect {
+        socket: PathBuf,
+        source: std::io::Error,
+    },
+    /// The daemon refused the request; `message` says what to do.
+    #[error("{message} (HTTP {status})")]
+    Api { status: u16, message: String },
+    #[error(
+        "the puente daemon at {} did not answer within {secs} s; check its log (journalctl -u puente)", socket.display()
+    )]
+    Timeout { socket: PathBuf, secs: u64 },
+    #[error(
+        "the connection to the puente daemon at {} failed: {detail}; retry, and check its log (journalctl -u puente) if it keeps failing", socket.display()
+    )]
+    Transport { socket: PathBuf, detail: String },
+    #[error(
+        "the puente daemon at {} sent an answer this client does not understand ({detail}); check that the daemon and this command are the same puente version", socket.display()
+    )]
+    Protocol { socket: PathBuf, detail: String },
+}
+
+impl ClientError {
+    /// The HTTP status of a refused request.
+    pub fn status(&self) -> Option<u16> {
+        match self {
+            ClientError::Api { status, .. } => Some(*status),
+            _ => None,
+        }
+    }
+}
+
+/// A client of one daemon's admin socket.
+#[derive(Debug, Clone)]
+pub struct Client {
+    socket: PathBuf,
+    timeout: Duration,
+}
+
+impl Client {
+    /// A client of the socket at `socket` (nothing is connected yet); each
+    /// call waits at most 60 s for its answer.
+    pub fn new(socket: impl Into<PathBuf>) -> Client {
+        Client {
+            socket: socket.into(),
+            timeout: Duration::from_secs(60),
+        }
+    }
+
+    /// How long each call waits for the whole answer.
+    pub fn with_timeout(mut self, timeout: Duration) -> Client {
+        self.timeout = timeout;
+        self
+    }
+
+    pub fn socket(&self) -> &Path {
+        &self.socket
+    }
+
+    pub async fn health(&self) -> Result<Health, ClientError> {
+        self.call(Method::GET, "/v1/health".into(), None).await
+    }
+
+    pub async fn status(&self) -> Result<Status, ClientError> {
+        self.call(Method::GET, "/v1/status".into(), None).await
+    }
+
+    /// One page of live rows ordered by id, after `after`; `limit` defaults
+    /// to the server's (100). Sealed cells are revealed only with `reveal`
+    /// (and on a node holding the identity; each reveal is audited).
+    pub async fn list_rows(
+        &self,
+        table: &str,
+        after: Option<&str>,
+        limit: Option<usize>,
+        reveal: bool,
+    ) -> Result<RowsPage, ClientError> {
+        let mut query = Vec::new();
+        if let Some(after) = after {
+            query.push(format!("after={}", encode(after)));
+        }
+        if let Some(limit) = limit {
+            query.push(format!("limit={limit}"));
+        }
+        if reveal {
+            query.push("reveal=true".to_string());
+        }
+        let mut path = format!("/v1/tables/{}/rows", encode(table));
+        if !query.is_empty() {
+            path = format!("{path}?{}", query.join("&"));
+        }
+        self.call(Method::GET, path, None).await
+    }
+
+    pub async fn get_row(&self, table: &str, id: &str, reveal: bool) -> Result<Row, ClientError> {
+        let mut path = row_path(table, id);
+        if reveal {
+            path.push_str("?reveal=true");
+        }
+        self.call(Method::GET, path, None).await
+    }
+
+    /// Writes some columns of a row (creating it if new); other columns
+    /// keep their values.
+    pub async fn put_row(
+        &self,
+        table: &str,
+        id: &str,
+        cells: Vec<(String, Plaintext)>,
+    ) -> Result<WriteResult, ClientError> {
+        let body = buf::to_json(&RowWrite(cells)).map_err(|e| ClientError::Protocol {
+            socket: self.socket.clone(),
+            detail: format!("could not encode the request: {e}"),
+        })?;
+        self.call(Method::PUT, row_path(table, id), Some(body))
+            .await
+    }
+
+    /// Deletes a row for good (its id can never be written again).
+    pub async fn delete_row(&self, table: &str, id: &str) -> Result<WriteResult, ClientError> {
+        self.call(Method::DELETE, row_path(table, id), None).await
+    }
+
+    /// Asks the daemon to contact its peers now.
+    pub async fn sync_now(&self) -> Result<(), ClientError> {
+        let _: Accepted = self.call(Method::POST, "/v1/sync".into(), None).await?;
+        Ok(())
+    }
+
+    async fn call<T: DeserializeOwned>(
+        &self,
+        method: Method,
+        path: String,
+        body: Option<SecretBuf>,
+    ) -> Result<T, ClientError> {
+        let exchange = self.exchange(method, path, body);
+        let (status, answer) = tokio::time::timeout(self.timeout, exchange)
+            .await
+            .map_err(|_| ClientError::Timeout {
+                socket: self.socket.clone(),
+                secs: self.timeout.as_secs(),
+            })??;
+        if !status.is_success() {
+            return Err(
+                match serde_json::from_slice::<ErrorBody>(answer.as_slice()) {
+                    Ok(e) => ClientError::Api {
+                        status: status.as_u16(),
+                        message: e.error,
+                    },
+                    Err(_) => self.protocol(format!("HTTP {status} without an error message")),
+                },
+            );
+        }
+        serde_json::from_slice(answer.as_slice())
+            .map_err(|e| self.protocol(format!("HTTP {status}: {e}")))
+    }
+
+    /// Sends one request on a new connection and reads the whole answer.
+    async fn exchange(
+        &self,
+        method: Method,
+        path: String,
+        body: Option<SecretBuf>,
+    ) -> Result<(StatusCode, SecretBuf), ClientError> {
+        let stream =
+            UnixStream::connect(&self.socket)
+                .await
+                .map_err(|source| ClientError::Connect {
+                    socket: self.socket.clone(),
+                    source,
+                })?;
+        let (mut sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
+            .await
+            .map_err(|e| self.transport(e))?;
+        let mut request = Request::builder()
+            .method(method)
+            .uri(path)
+            .header(header::HOST, "localhost")
+            .header(header::ACCEPT, "application/json");
+        if body.is_some() {
+            request = request.header(header::CONTENT_TYPE, "application/json");
+        }
+        let body = body.map_or_else(Bytes::new, SecretBuf::into_bytes);
+        let request = request
+            .body(Full::new(body))
+            .map_err(|e| self.protocol(format!("could not build the request: {e}")))?;
+        let exchange = async {
+            let response = sender
+                .send_request(request)
+                .await
+                .map_err(|e| self.transport(e))?;
+            let status = response.status();
+            let mut incoming = response.into_body();
+            let mut answer = SecretBuf::with_capacity(4096);
+            while let Some(frame) = incoming.frame().await {
+                let frame = frame.map_err(|e| self.transport(e))?;
+                if let Ok(chunk) = frame.into_data() {
+                    if answer.len() + chunk.len() > MAX_RESPONSE {
+                        return Err(self.protocol("the answer is too large".into()));
+                    }
+                    buf::take_chunk(&mut answer, chunk);
+                }
+            }
+            Ok((status, answer))
+        };
+        let mut exchange = pin!(exchange);
+        tokio::select! {
+            result = &mut exchange => result,
+            ended = conn => match ended {
+                // The daemon closed the connection after answering: the
+                // answer may still be buffered.
+                Ok(()) => exchange.await,
+                Err(e) => Err(self.transport(e)),
+            },
+        }
+    }
+
+    fn transport(&self, e: hyper::Error) -> ClientError {
+        ClientError::Transport {
+            socket: self.socket.clone(),
+            detail: e.to_string(),
+        }
+    }
+
+    fn protocol(&self, detail: String) -> ClientError {
+        ClientError::Protocol {
+            socket: self.socket.clone(),
+            detail,
+        }
+    }
+}
+
+fn row_path(table: &str, id: &str) -> String {
+    format!("/v1/tables/{}/rows/{}", encode(table), encode(id))
+}
+
+/// Percent-encodes everything but RFC 3986 unreserved characters, so any
+/// input reaches the server intact (which then says what is wrong with it).
+fn encode(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for b in text.bytes() {
+        if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~') {
+            out.push(b as char);
+        } else {
+            out.push_str(&format!("%{b:02X}"));
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn path_segments_are_encoded() {
+        assert_eq!(encode("r-1_a.b~"), "r-1_a.b~");
+        assert_eq!(encode("../a b/ñ"), "..%2Fa%20b%2F%C3%B1");
+    }
+}

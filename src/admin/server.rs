@@ -1,0 +1,257 @@
+//! Binding and serving the admin socket.
+//!
+//! Owns: creating the Unix socket (refusing a live one, replacing a stale
+//! one, mode 0660), the accept loop, one HTTP/1.1 connection per task with
+//! a header read timeout (a silent or idle client is dropped, and never
+//! holds up another), the peer credentials of each connection, graceful
+//! shutdown, and removing the socket file on the way out.
+//! Must not: hold endpoint logic (routes.rs does) or log request contents.
+
+use std::future::Future;
+use std::os::unix::fs::{FileTypeExt, MetadataExt, PermissionsExt};
+use std::path::{Path, PathBuf};
+use std::pin::pin;
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::Router;
+use axum::extract::ConnectInfo;
+use hyper::body::Incoming;
+use hyper::server::conn::http1;
+use hyper::service::{Service, service_fn};
+use hyper_util::rt::{TokioIo, TokioTimer};
+use hyper_util::service::TowerToHyperService;
+use tokio::net::{UnixListener, UnixStream};
+use tokio::sync::watch;
+use tokio::task::JoinSet;
+
+use super::AdminError;
+use super::audit::{AuditLog, Caller};
+use super::routes::{AppState, Peer, router};
+use crate::node::Node;
+
+/// How the server treats connections.
+#[derive(Debug, Clone)]
+pub struct ServeOptions {
+    /// A connection that does not send a complete request head within this
+    /// time (including an idle keep-alive connection) is closed.
+    pub header_read_timeout: Duration,
+    /// At shutdown, requests in flight get this long to finish.
+    pub shutdown_grace: Duration,
+}
+
+impl Default for ServeOptions {
+    fn default() -> Self {
+        ServeOptions {
+            header_read_timeout: Duration::from_secs(10),
+            shutdown_grace: Duration::from_secs(10),
+        }
+    }
+}
+
+/// Creates the admin socket at `path` (call inside a tokio runtime).
+///
+/// Refuses when the folder is missing, when something that is not a socket
+/// sits at `path`, or when another process answers on it; removes a stale
+/// socket (nothing listening) first. The socket gets mode 0660.
+pub fn bind(path: &Path) -> Result<UnixListener, AdminError> {
+    let dir = path
+        .parent()
+        .filter(|p| !p.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
+    if let Err(e) = std::fs::metadata(dir)
+        && e.kind() == std::io::ErrorKind::NotFound
+    {
+        return Err(AdminError::SocketDirMissing {
+            dir: dir.to_path_buf(),
+        });
+    }
+    let probe = |source| AdminError::Probe {
+        path: path.to_path_buf(),
+        source,
+    };
+    match std::fs::symlink_metadata(path) {
+        Ok(meta) if !meta.file_type().is_socket() => {
+            return Err(AdminError::NotASocket {
+                path: path.to_path_buf(),
+            });
+        }
+        Ok(_) => match std::os::unix::net::UnixStream::connect(path) {
+            Ok(_) => {
+                return Err(AdminError::AlreadyServing {
+                    path: path.to_path_buf(),
+                });
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::ConnectionRefused => {
+                tracing::info!(socket = %path.display(), "replacing a stale admin socket");
+                match std::fs::remove_file(path) {
+                    Ok(()) => {}
+                    Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+                    Err(source) => {
+                        return Err(AdminError::RemoveStale {
+                            path: path.to_path_buf(),
+                            source,
+                        });
+                    }
+                }
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(e) => return Err(probe(e)),
+        },
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+        Err(e) => return Err(probe(e)),
+    }
+    let listener = UnixListener::bind(path).map_err(|source| AdminError::Bind {
+        path: path.to_path_buf(),
+        source,
+    })?;
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o660)).map_err(|source| {
+        AdminError::Permissions {
+            path: path.to_path_buf(),
+            source,
+        }
+    })?;
+    Ok(listener)
+}
+
+/// Serves the admin API on `listener` until `shutdown` completes, with the
+/// default options.
+pub async fn serve(
+    listener: UnixListener,
+    node: Arc<Node>,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> Result<(), AdminError> {
+    serve_with(listener, node, shutdown, ServeOptions::default()).await
+}
+
+/// Serves the admin API on `listener` until `shutdown` completes: then it
+/// stops accepting, removes the socket file, lets requests in flight finish
+/// (up to `shutdown_grace`) and returns.
+pub async fn serve_with(
+    listener: UnixListener,
+    node: Arc<Node>,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+    options: ServeOptions,
+) -> Result<(), AdminError> {
+    let socket = SocketFile::of(&listener);
+    let audit = AuditLog::new(&node.config.data_dir);
+    let app = router(Arc::new(AppState { node, audit }));
+    let (stop_tx, stop_rx) = watch::channel(false);
+    let mut connections = JoinSet::new();
+    let mut shutdown = pin!(shutdown);
+    tracing::info!(socket = %socket.display(), "admin socket ready");
+    loop {
+        tokio::select! {
+            () = &mut shutdown => break,
+            accepted = listener.accept() => match accepted {
+                Ok((stream, _)) => {
+                    connections.spawn(connection(stream, app.clone(), stop_rx.clone(), options.clone()));
+                }
+                Err(e) => {
+                    tracing::warn!(error = %e, "admin socket: accept failed");
+                    // Out of file descriptors and the like: back off briefly
+                    // rather than spin.
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                }
+            },
+            Some(done) = connections.join_next(), if !connections.is_empty() => {
+                if let Err(e) = done && e.is_panic() {
+                    tracing::error!("admin socket: a connection task panicked; the daemon keeps serving");
+                }
+            }
+        }
+    }
+    drop(listener);
+    socket.remove();
+    let _ = stop_tx.send(true);
+    let drain = async { while connections.join_next().await.is_some() {} };
+    if tokio::time::timeout(options.shutdown_grace, drain)
+        .await
+        .is_err()
+    {
+        tracing::warn!(
+            open = connections.len(),
+            "admin socket: requests still running at shutdown were cut off"
+        );
+        connections.abort_all();
+    }
+    tracing::info!("admin socket closed");
+    Ok(())
+}
+
+/// Serves one connection until the client leaves, the header read timeout
+/// fires, or shutdown asks it to finish its current request.
+async fn connection(
+    stream: UnixStream,
+    app: Router,
+    mut stop: watch::Receiver<bool>,
+    options: ServeOptions,
+) {
+    let peer = Peer(stream.peer_cred().ok().map(|c| Caller {
+        uid: c.uid(),
+        pid: c.pid(),
+    }));
+    let service = TowerToHyperService::new(app);
+    let service = service_fn(move |mut req: hyper::Request<Incoming>| {
+        req.extensions_mut().insert(ConnectInfo(peer));
+        service.call(req)
+    });
+    let mut builder = http1::Builder::new();
+    builder
+        .timer(TokioTimer::new())
+        .header_read_timeout(options.header_read_timeout);
+    let mut conn = pin!(builder.serve_connection(TokioIo::new(stream), service));
+    let mut stopping = false;
+    loop {
+        tokio::select! {
+            result = conn.as_mut() => {
+                if let Err(e) = result {
+                    tracing::debug!(error = %e, "admin connection closed");
+                }
+                return;
+            }
+            _ = stop.changed(), if !stopping => {
+                stopping = true;
+                conn.as_mut().graceful_shutdown();
+            }
+        }
+    }
+}
+
+/// The socket file this server created, to remove at shutdown only if it is
+/// still the same file (not one another daemon made since).
+struct SocketFile {
+    path: Option<PathBuf>,
+    identity: Option<(u64, u64)>,
+}
+
+impl SocketFile {
+    fn of(listener: &UnixListener) -> SocketFile {
+        let path = listener
+            .local_addr()
+            .ok()
+            .and_then(|a| a.as_pathname().map(Path::to_path_buf));
+        let identity = path
+            .as_deref()
+            .and_then(|p| std::fs::symlink_metadata(p).ok())
+            .map(|m| (m.dev(), m.ino()));
+        SocketFile { path, identity }
+    }
+
+    fn display(&self) -> String {
+        self.path
+            .as_deref()
+            .map_or_else(|| "(unnamed)".to_string(), |p| p.display().to_string())
+    }
+
+    fn remove(&self) {
+        let (Some(path), Some(identity)) = (&self.path, self.identity) else {
+            return;
+        };
+        let same = std::fs::symlink_metadata(path)
+            .is_ok_and(|m| m.file_type().is_socket() && (m.dev(), m.ino()) == identity);
+        if same && let Err(e) = std::fs::remove_file(path) {
+            tracing::warn!(socket = %path.display(), error = %e, "could not remove the admin socket");
+        }
+    }
+}
