@@ -20,3 +20,24 @@ pub fn bench(opts: &crate::bench::BenchOptions, json: Option<&Path>) -> anyhow::
 }
 
 pub use local::{check, id, init, keygen, peer_add};
+pub use remote::{parse_assignment, rows_delete, rows_get, rows_list, rows_put, status, sync_now};
+
+/// `puente run`: logging to stdout (journald), then the daemon.
+pub fn run_daemon(config: &Path) -> anyhow::Result<()> {
+    let cfg = crate::config::NodeConfig::load(config)?;
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .or_else(|_| tracing_subscriber::EnvFilter::try_new(&cfg.log_level))
+        .map_err(|e| anyhow::anyhow!("log_level `{}` is not a valid filter: {e}", cfg.log_level))?;
+    let ansi = std::io::IsTerminal::is_terminal(&std::io::stdout());
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stdout)
+        .with_ansi(ansi)
+        .init();
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .thread_name("puente")
+        .build()?;
+    runtime.block_on(crate::daemon::run(config))?;
+    Ok(())
+}

@@ -1,1 +1,445 @@
-//! Commands that talk to a running daemon through its admin socket.
+//! Commands that talk to a running daemon through its admin socket:
+//! status, rows list/get/put/delete, sync now.
+//!
+//! Owns: running one client call per command, parsing `col=value` and
+//! `col:=JSON` assignments, and printing answers for people (or as JSON
+//! with `--json`). The caller resolves the socket path from `--config`.
+//! Must not: hold logic the daemon or tests need, or put a value into an
+//! error message (revealed values go to stdout only, from wiped buffers).
+
+use std::fmt::Write as _;
+use std::io::Write as _;
+use std::path::Path;
+
+use anyhow::{Context, Result, anyhow, bail};
+use zeroize::Zeroizing;
+
+use crate::admin::api::{self, Cell, Row};
+use crate::admin::{Client, buf};
+use crate::status::{PeerState, PeerStatus, Status};
+use crate::value::{Plaintext, Value};
+
+/// How a sealed cell that was not revealed is shown.
+pub const SEALED_MARK: &str = "‹sealed›";
+
+/// Runs one async client call on a small runtime of its own.
+fn run<T>(call: impl std::future::Future<Output = Result<T>>) -> Result<T> {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .context("cannot start the async runtime")?
+        .block_on(call)
+}
+
+/// Writes `text` to stdout (with a final newline).
+fn emit(text: &[u8]) -> Result<()> {
+    let mut out = std::io::stdout().lock();
+    out.write_all(text)?;
+    if !text.ends_with(b"\n") {
+        out.write_all(b"\n")?;
+    }
+    out.flush()?;
+    Ok(())
+}
+
+/// Prints `value` as indented JSON from a buffer wiped afterwards.
+fn emit_json<T: serde::Serialize>(value: &T) -> Result<()> {
+    let text = buf::to_json_pretty(value).context("cannot encode the answer as JSON")?;
+    emit(text.as_slice())
+}
+
+pub fn status(socket: &Path, json: bool) -> Result<()> {
+    let status = run(async { Ok(Client::new(socket).status().await?) })?;
+    if json {
+        return emit_json(&status);
+    }
+    emit(render_status(&status).as_bytes())
+}
+
+pub fn rows_list(
+    socket: &Path,
+    table: &str,
+    after: Option<&str>,
+    limit: Option<usize>,
+    reveal: bool,
+    json: bool,
+) -> Result<()> {
+    let page = run(async {
+        Ok(Client::new(socket)
+            .list_rows(table, after, limit, reveal)
+            .await?)
+    })?;
+    if json {
+        return emit_json(&page);
+    }
+    let mut text = Zeroizing::new(String::new());
+    for (i, row) in page.rows.iter().enumerate() {
+        if i > 0 {
+            text.push('\n');
+        }
+        render_row(&mut text, table, row);
+    }
+    match (&page.next, page.rows.len()) {
+        (_, 0) => text.push_str(&format!("no rows in {table}\n")),
+        (Some(next), n) => text.push_str(&format!(
+            "\n{n} rows; more follow: pass --after {next} for the next page\n"
+        )),
+        (None, n) => text.push_str(&format!("\n{n} rows\n")),
+    }
+    emit(text.as_bytes())
+}
+
+pub fn rows_get(socket: &Path, table: &str, id: &str, reveal: bool, json: bool) -> Result<()> {
+    let row = run(async { Ok(Client::new(socket).get_row(table, id, reveal).await?) })?;
+    if json {
+        return emit_json(&row);
+    }
+    let mut text = Zeroizing::new(String::new());
+    render_row(&mut text, table, &row);
+    emit(text.as_bytes())
+}
+
+pub fn rows_put(
+    socket: &Path,
+    table: &str,
+    id: &str,
+    assignments: &[String],
+    json: bool,
+) -> Result<()> {
+    if assignments.is_empty() {
+        bail!(
+            "give at least one column to write: COLUMN=TEXT or COLUMN:=JSON (e.g. title=Taller capacity:=25)"
+        );
+    }
+    let cells = assignments
+        .iter()
+        .map(|a| parse_assignment(a))
+        .collect::<Result<Vec<_>>>()?;
+    let written = run(async { Ok(Client::new(socket).put_row(table, id, cells).await?) })?;
+    if json {
+        return emit_json(&written);
+    }
+    emit(
+        format!(
+            "wrote {table}/{} (hlc {}, sequence {})",
+            written.id, written.hlc, written.seq
+        )
+        .as_bytes(),
+    )
+}
+
+pub fn rows_delete(socket: &Path, table: &str, id: &str, json: bool) -> Result<()> {
+    let written = run(async { Ok(Client::new(socket).delete_row(table, id).await?) })?;
+    if json {
+        return emit_json(&written);
+    }
+    emit(
+        format!(
+            "deleted {table}/{} for good (hlc {}, sequence {}); the id can never be written again",
+            written.id, written.hlc, written.seq
+        )
+        .as_bytes(),
+    )
+}
+
+pub fn sync_now(socket: &Path, json: bool) -> Result<()> {
+    run(async { Ok(Client::new(socket).sync_now().await?) })?;
+    if json {
+        return emit_json(&api::Accepted { ok: true });
+    }
+    emit(b"asked the daemon to contact its peers now; `puente status` shows progress")
+}
+
+/// Parses one `COLUMN=TEXT` (the value as text) or `COLUMN:=JSON` (a typed
+/// value: a number, a quoted string or null) assignment. Errors name the
+/// column at most, never the value.
+pub fn parse_assignment(text: &str) -> Result<(String, Plaintext)> {
+    let usage = "write COLUMN=TEXT or COLUMN:=JSON, e.g. title=Taller, capacity:=25, phone:=null";
+    let Some(eq) = text.find('=') else {
+        bail!("an assignment has no `=`; {usage}");
+    };
+    let (column, typed) = match text[..eq].strip_suffix(':') {
+        Some(column) => (column, true),
+        None => (&text[..eq], false),
+    };
+    let value = &text[eq + 1..];
+    let is_name = !column.is_empty()
+        && column
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-');
+    if !is_name {
+        bail!("the part before `=` is not a column name; {usage}");
+    }
+    let value = if typed {
+        api::parse_value(column, value).map_err(|e| anyhow!("{e}"))?
+    } else {
+        Plaintext::new(Value::Text(value.to_string()))
+    };
+    Ok((column.to_string(), value))
+}
+
+// ---- rendering ------------------------------------------------------------
+
+/// A row as a block of `column  value` lines under a `table/id` heading.
+fn render_row(out: &mut String, table: &str, row: &Row) {
+    let _ = writeln!(out, "{table}/{}  (updated {})", row.id, row.updated);
+    let width = row
+        .columns
+        .0
+        .iter()
+        .map(|(c, _)| c.chars().count())
+        .max()
+        .unwrap_or(0);
+    for (column, cell) in &row.columns.0 {
+        let _ = write!(out, "  {column:width$}  ");
+        match cell {
+            Cell::Sealed => out.push_str(SEALED_MARK),
+            Cell::Value(p) => render_value(out, p.expose(), width + 4),
+        }
+        out.push('\n');
+    }
+}
+
+/// A value for a terminal: text as is (control characters escaped, further
+/// lines indented), numbers, `(none)` for null, the size of a blob.
+fn render_value(out: &mut String, value: &Value, indent: usize) {
+    match value {
+        Value::Null => out.push_str("(none)"),
+        Value::Integer(i) => {
+            let _ = write!(out, "{i}");
+        }
+        Value::Real(r) => {
+            let _ = write!(out, "{r}");
+        }
+        Value::Blob(b) => {
+            let _ = write!(out, "<{} bytes>", b.len());
+        }
+        Value::Text(t) => {
+            for c in t.chars() {
+                match c {
+                    '\n' => {
+                        out.push('\n');
+                        out.extend(std::iter::repeat_n(' ', indent));
+                    }
+                    '\t' => out.push('\t'),
+                    c if c.is_control() => {
+                        let _ = write!(out, "\\u{{{:x}}}", c as u32);
+                    }
+                    c => out.push(c),
+                }
+            }
+        }
+    }
+}
+
+/// The status document for people.
+pub fn render_status(s: &Status) -> String {
+    let mut out = String::new();
+    let line = |out: &mut String, key: &str, value: &str| {
+        let _ = writeln!(out, "{key:<11} {value}");
+    };
+    line(
+        &mut out,
+        "node",
+        &format!(
+            "{}  (puente {}, up {})",
+            s.node,
+            s.version,
+            duration(s.uptime_s)
+        ),
+    );
+    line(&mut out, "head", &s.head.to_string());
+    line(&mut out, "digest", &short(&s.digest));
+    let rows = s
+        .rows
+        .iter()
+        .map(|(t, n)| format!("{t} {n}"))
+        .collect::<Vec<_>>()
+        .join(", ");
+    let rows = if s.tombstones > 0 {
+        format!("{rows}  ({} deleted)", s.tombstones)
+    } else {
+        rows
+    };
+    line(&mut out, "rows", &rows);
+    line(&mut out, "sealed", &format!("{} cells", s.sealed_cells));
+    let unseal = if s.can_unseal.is_empty() {
+        "no (this node holds no identity)".to_string()
+    } else {
+        format!("yes: {}", s.can_unseal.join(", "))
+    };
+    line(&mut out, "can unseal", &unseal);
+    if s.peers.is_empty() {
+        line(
+            &mut out,
+            "peers",
+            "none pinned (`puente peer add` pins one)",
+        );
+    } else {
+        out.push_str("peers\n");
+        let width = s.peers.iter().map(|p| p.name.len()).max().unwrap_or(0);
+        for p in &s.peers {
+            render_peer(&mut out, p, width);
+        }
+    }
+    if !s.refused.is_empty() {
+        out.push_str("refused connections (most recent last)\n");
+        for r in &s.refused {
+            let at = jiff::Timestamp::from_millisecond(r.at_ms as i64)
+                .map_or_else(|_| r.at_ms.to_string(), |t| t.to_string());
+            let _ = writeln!(out, "  {at}  {}  {}", r.remote_address, r.reason);
+        }
+    }
+    if s.garbage_datagrams > 0 {
+        line(
+            &mut out,
+            "garbage",
+            &format!(
+                "{} datagrams on the sync port were not QUIC (dropped)",
+                s.garbage_datagrams
+            ),
+        );
+    }
+    out
+}
+
+fn render_peer(out: &mut String, p: &PeerStatus, width: usize) {
+    let mut parts = Vec::new();
+    parts.push(match p.state {
+        PeerState::Connected => "connected".to_string(),
+        PeerState::Connecting => "connecting".to_string(),
+        PeerState::Waiting => "waiting for it to connect".to_string(),
+        PeerState::Refused => format!(
+            "refused: {}",
+            p.detail.as_deref().unwrap_or("no reason given")
+        ),
+    });
+    if let Some(rtt) = p.rtt_ms {
+        parts.push(format!("rtt {rtt:.0} ms"));
+    }
+    match (p.in_sync, p.we_owe, p.they_owe) {
+        (Some(true), _, _) => parts.push("in sync".to_string()),
+        (_, Some(we), Some(they)) => parts.push(format!("behind: we owe {we}, they owe {they}")),
+        (_, Some(we), None) => parts.push(format!("behind: we owe {we}")),
+        (_, None, Some(they)) => parts.push(format!("behind: they owe {they}")),
+        _ => {}
+    }
+    if let Some(skew) = p.clock_skew_ms.filter(|s| s.abs() >= 1000) {
+        parts.push(format!("clock skew {:+.1} s", skew as f64 / 1000.0));
+    }
+    let _ = writeln!(out, "  {:width$}  {}", p.name, parts.join("  "));
+    if let Some(e) = &p.last_error {
+        let _ = writeln!(out, "  {:width$}  last error: {e}", "");
+    }
+}
+
+fn short(digest: &str) -> String {
+    match digest.get(..16) {
+        Some(head) if digest.len() > 16 => format!("{head}…"),
+        _ => digest.to_string(),
+    }
+}
+
+fn duration(secs: u64) -> String {
+    let (d, h, m, s) = (secs / 86400, secs / 3600 % 24, secs / 60 % 60, secs % 60);
+    match (d, h, m) {
+        (0, 0, 0) => format!("{s}s"),
+        (0, 0, _) => format!("{m}m {s:02}s"),
+        (0, _, _) => format!("{h}h {m:02}m"),
+        _ => format!("{d}d {h}h"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::status::PeerCounters;
+
+    #[test]
+    fn status_reads_as_a_summary() {
+        let peer = |name: &str, state| PeerStatus {
+            name: name.into(),
+            fingerprint: "sha256:00".into(),
+            address: None,
+            state,
+            detail: None,
+            direction: None,
+            remote_address: None,
+            site_id: None,
+            rtt_ms: None,
+            last_contact_ms: None,
+            we_owe: None,
+            they_owe: None,
+            peer_head: None,
+            peer_digest: None,
+            in_sync: None,
+            clock_skew_ms: None,
+            last_error: None,
+            counters: PeerCounters::default(),
+        };
+        let mut sd = peer("san-diego", PeerState::Connected);
+        sd.rtt_ms = Some(14.2);
+        sd.in_sync = Some(true);
+        let mut ens = peer("ensenada", PeerState::Connected);
+        (ens.we_owe, ens.they_owe, ens.in_sync) = (Some(12), Some(0), Some(false));
+        let mut far = peer("far", PeerState::Refused);
+        far.detail = Some("certificate not pinned".into());
+        far.last_error = Some("handshake failed".into());
+        let s = Status {
+            node: "tijuana".into(),
+            version: "0.1.0".into(),
+            uptime_s: 3725,
+            site_id: "ab".into(),
+            fingerprint: "sha256:11".into(),
+            listen: "127.0.0.1:7441".into(),
+            schema_hash: "h".into(),
+            head: 42,
+            digest: "0123456789abcdef0123".into(),
+            rows: [("residents".to_string(), 3u64)].into_iter().collect(),
+            sealed_cells: 6,
+            tombstones: 0,
+            can_unseal: vec![],
+            peers: vec![sd, ens, far, peer("new", PeerState::Connecting)],
+            refused: vec![],
+            garbage_datagrams: 0,
+        };
+        let text = render_status(&s);
+        for want in [
+            "tijuana  (puente 0.1.0, up 1h 02m)",
+            "0123456789abcdef…",
+            "residents 3",
+            "6 cells",
+            "can unseal  no",
+            "  san-diego  connected  rtt 14 ms  in sync",
+            "  ensenada   connected  behind: we owe 12, they owe 0",
+            "  far        refused: certificate not pinned",
+            "last error: handshake failed",
+            "  new        connecting",
+        ] {
+            assert!(text.contains(want), "missing {want:?} in\n{text}");
+        }
+        assert!(!text.contains("garbage") && !text.contains("refused connections"));
+    }
+
+    #[test]
+    fn rows_render_sealed_and_escape_control_characters() {
+        let row = Row {
+            id: "r1".into(),
+            updated: "5.0".into(),
+            columns: api::Columns(vec![
+                (
+                    "status".into(),
+                    Cell::Value(Plaintext::text("a\u{1b}[31m\nb")),
+                ),
+                ("full_name".into(), Cell::Sealed),
+                ("phone".into(), Cell::Value(Plaintext::new(Value::Null))),
+            ]),
+        };
+        let mut out = String::new();
+        render_row(&mut out, "residents", &row);
+        assert_eq!(
+            out,
+            "residents/r1  (updated 5.0)\n  status     a\\u{1b}[31m\n             b\n  full_name  ‹sealed›\n  phone      (none)\n"
+        );
+    }
+}
