@@ -172,3 +172,166 @@ pub fn plaintext_hits(dir: &Path, needles: &[&str]) -> Vec<(PathBuf, String)> {
     }
     hits
 }
+
+// ---- admin socket (tests/admin_*.rs) ----------------------------------------
+
+/// A `Node` serving its admin socket in the current tokio runtime, in a
+/// fresh temp dir (`data/`, `run/admin.sock`).
+pub struct AdminNode {
+    pub dir: tempfile::TempDir,
+    pub node: Arc<puente::node::Node>,
+    pub socket: PathBuf,
+    stop: Option<tokio::sync::oneshot::Sender<()>>,
+    task: Option<tokio::task::JoinHandle<Result<(), puente::admin::AdminError>>>,
+}
+
+/// The node config text of an admin test node (paths relative to its dir).
+pub const ADMIN_NODE_CONFIG: &str = r#"
+name = "tijuana"
+listen = "127.0.0.1:7441"
+data_dir = "data"
+admin_socket = "run/admin.sock"
+schema = "schema.toml"
+
+[tls]
+cert = "certs/node.crt"
+key = "certs/node.key"
+"#;
+
+/// Builds a node (with the mx identity if `identity`) without serving it.
+pub fn admin_test_node(
+    identity: Option<&str>,
+) -> (tempfile::TempDir, Arc<puente::node::Node>, PathBuf) {
+    let s = schema(&[TEST_RECIPIENT]);
+    let Replica {
+        dir, store, clock, ..
+    } = replica("tijuana", s.clone(), identity, 1_000);
+    std::fs::create_dir(dir.path().join("run")).unwrap();
+    let config =
+        puente::config::NodeConfig::parse(&dir.path().join("puente.toml"), ADMIN_NODE_CONFIG)
+            .unwrap();
+    let socket = config.admin_socket.clone();
+    let node = puente::node::Node::new(
+        config,
+        s,
+        puente::fingerprint::Fingerprint([0; 32]),
+        clock as Arc<dyn WallClock>,
+        store,
+    );
+    (dir, node, socket)
+}
+
+/// Builds a node and serves its admin socket (inside a tokio runtime).
+pub fn admin_node(identity: Option<&str>) -> AdminNode {
+    admin_node_with(identity, puente::admin::ServeOptions::default())
+}
+
+pub fn admin_node_with(identity: Option<&str>, options: puente::admin::ServeOptions) -> AdminNode {
+    let (dir, node, socket) = admin_test_node(identity);
+    let listener = puente::admin::bind(&socket).unwrap();
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let task = tokio::spawn(puente::admin::serve_with(
+        listener,
+        node.clone(),
+        async move {
+            let _ = stopped.await;
+        },
+        options,
+    ));
+    AdminNode {
+        dir,
+        node,
+        socket,
+        stop: Some(stop),
+        task: Some(task),
+    }
+}
+
+impl AdminNode {
+    pub fn client(&self) -> puente::admin::Client {
+        puente::admin::Client::new(&self.socket)
+    }
+
+    pub fn data_dir(&self) -> PathBuf {
+        self.dir.path().join("data")
+    }
+
+    pub fn audit_log(&self) -> PathBuf {
+        self.data_dir().join("audit.log")
+    }
+
+    /// Stops serving and waits for the server to return; gives back the
+    /// temp dir (dropping it removes it).
+    pub async fn stop(mut self) -> tempfile::TempDir {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+        if let Some(task) = self.task.take() {
+            task.await.unwrap().unwrap();
+        }
+        self.dir
+    }
+}
+
+/// One raw HTTP/1.1 exchange on the socket (`Connection: close`): the
+/// status code and the body as text.
+pub async fn raw_request(
+    socket: &Path,
+    method: &str,
+    path: &str,
+    body: Option<&[u8]>,
+) -> (u16, String) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut stream = tokio::net::UnixStream::connect(socket).await.unwrap();
+    let body = body.unwrap_or_default();
+    let head = format!(
+        "{method} {path} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\nContent-Length: {}\r\n\r\n",
+        body.len()
+    );
+    // The server may answer (and stop reading) before the whole body is
+    // sent, e.g. when it is too large: the answer is still there to read.
+    let sent = match stream.write_all(head.as_bytes()).await {
+        Ok(()) => stream.write_all(body).await,
+        Err(e) => Err(e),
+    };
+    if let Err(e) = sent {
+        assert!(
+            matches!(
+                e.kind(),
+                std::io::ErrorKind::BrokenPipe | std::io::ErrorKind::ConnectionReset
+            ),
+            "{e}"
+        );
+    }
+    // After such an early answer the server closes with our body unread,
+    // and Linux reports that as a reset once the answer has been read.
+    let mut answer = Vec::new();
+    let mut chunk = [0u8; 8192];
+    loop {
+        match stream.read(&mut chunk).await {
+            Ok(0) => break,
+            Ok(n) => answer.extend_from_slice(&chunk[..n]),
+            Err(e) if e.kind() == std::io::ErrorKind::ConnectionReset && !answer.is_empty() => {
+                break;
+            }
+            Err(e) => panic!("reading the answer: {e}"),
+        }
+    }
+    let text = String::from_utf8(answer).unwrap();
+    let (head, body) = text.split_once("\r\n\r\n").unwrap();
+    let status = head.split(' ').nth(1).unwrap().parse().unwrap();
+    assert!(
+        !head
+            .to_ascii_lowercase()
+            .contains("transfer-encoding: chunked"),
+        "{head}"
+    );
+    (status, body.to_string())
+}
+
+/// The uid this test process runs as (the owner of a file it creates).
+pub fn own_uid() -> u32 {
+    use std::os::unix::fs::MetadataExt;
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::metadata(dir.path()).unwrap().uid()
+}
