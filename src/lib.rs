@@ -4,18 +4,21 @@
 //! Mexico. See docs/architecture.md for the map of modules.
 #![forbid(unsafe_code)]
 
+pub mod admin;
 pub mod bench;
 pub mod cli;
 pub mod clock;
 pub mod config;
+pub mod daemon;
 pub mod fingerprint;
 pub mod fsutil;
+pub mod node;
 pub mod node_identity;
 pub mod node_init;
+pub mod preflight;
 pub mod seal;
 pub mod stamp;
-pub mod store;
-pub mod value;
-pub mod node;
 pub mod status;
-pub mod admin;
+pub mod store;
+pub mod sync;
+pub mod value;

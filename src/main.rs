@@ -71,6 +71,100 @@ enum Command {
         #[command(subcommand)]
         command: PeerCommand,
     },
+    /// Run the daemon (as a systemd service: Type=notify) until SIGTERM.
+    Run {
+        #[arg(long, default_value = DEFAULT_CONFIG_PATH)]
+        config: PathBuf,
+    },
+    /// Show the node's status and one line per peer.
+    Status {
+        #[command(flatten)]
+        target: Target,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Read and write rows through the running daemon.
+    Rows {
+        #[command(subcommand)]
+        command: RowsCommand,
+    },
+    /// Ask the daemon to contact its peers and catch up now.
+    Sync {
+        #[command(flatten)]
+        target: Target,
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+/// Which daemon to talk to.
+#[derive(clap::Args, Clone)]
+struct Target {
+    /// The node config; its admin_socket is used.
+    #[arg(long, default_value = DEFAULT_CONFIG_PATH)]
+    config: PathBuf,
+    /// Talk to this admin socket instead of the config's.
+    #[arg(long)]
+    socket: Option<PathBuf>,
+}
+
+impl Target {
+    fn socket(&self) -> anyhow::Result<PathBuf> {
+        match &self.socket {
+            Some(s) => Ok(s.clone()),
+            None => Ok(puente::config::NodeConfig::load(&self.config)?.admin_socket),
+        }
+    }
+}
+
+#[derive(Subcommand)]
+enum RowsCommand {
+    /// List live rows of a table, ordered by id.
+    List {
+        table: String,
+        #[arg(long)]
+        after: Option<String>,
+        #[arg(long)]
+        limit: Option<usize>,
+        /// Decrypt sealed cells (only where this node holds the group's key; audited).
+        #[arg(long)]
+        reveal: bool,
+        #[command(flatten)]
+        target: Target,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Show one row.
+    Get {
+        table: String,
+        id: String,
+        #[arg(long)]
+        reveal: bool,
+        #[command(flatten)]
+        target: Target,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Write some columns of a row: `col=text` or `col:=JSON` (e.g. capacity:=25).
+    Put {
+        table: String,
+        id: String,
+        #[arg(required = true)]
+        assignments: Vec<String>,
+        #[command(flatten)]
+        target: Target,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Delete a row for good (its id can never be used again).
+    Delete {
+        table: String,
+        id: String,
+        #[command(flatten)]
+        target: Target,
+        #[arg(long)]
+        json: bool,
+    },
 }
 
 #[derive(Subcommand)]
@@ -120,7 +214,19 @@ fn main() -> ExitCode {
                     address,
                 },
         } => cli::peer_add(&config, &name, &fingerprint, address.as_deref()),
+        Command::Run { config } => cli::run_daemon(&config),
+        Command::Status { target, json } => {
+            target.socket().and_then(|s| cli::remote::status(&s, json))
+        }
+        Command::Sync { target, json } => target
+            .socket()
+            .and_then(|s| cli::remote::sync_now(&s, json)),
+        Command::Rows { command } => rows(command),
     };
+    report(result)
+}
+
+fn report(result: anyhow::Result<()>) -> ExitCode {
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
@@ -128,5 +234,46 @@ fn main() -> ExitCode {
             eprintln!("error: {}", chain.join(": "));
             ExitCode::FAILURE
         }
+    }
+}
+
+fn rows(command: RowsCommand) -> anyhow::Result<()> {
+    use cli::remote;
+    match command {
+        RowsCommand::List {
+            table,
+            after,
+            limit,
+            reveal,
+            target,
+            json,
+        } => remote::rows_list(
+            &target.socket()?,
+            &table,
+            after.as_deref(),
+            limit,
+            reveal,
+            json,
+        ),
+        RowsCommand::Get {
+            table,
+            id,
+            reveal,
+            target,
+            json,
+        } => remote::rows_get(&target.socket()?, &table, &id, reveal, json),
+        RowsCommand::Put {
+            table,
+            id,
+            assignments,
+            target,
+            json,
+        } => remote::rows_put(&target.socket()?, &table, &id, &assignments, json),
+        RowsCommand::Delete {
+            table,
+            id,
+            target,
+            json,
+        } => remote::rows_delete(&target.socket()?, &table, &id, json),
     }
 }

@@ -12,8 +12,9 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Instant;
 
-use tokio::sync::{watch, Notify};
+use tokio::sync::{Notify, watch};
 
+use crate::clock::WallClock;
 use crate::config::{NodeConfig, Schema};
 use crate::fingerprint::Fingerprint;
 use crate::stamp::SiteId;
@@ -46,7 +47,11 @@ pub struct PeerLive {
 impl PeerLive {
     fn new(has_address: bool) -> PeerLive {
         PeerLive {
-            state: if has_address { PeerState::Connecting } else { PeerState::Waiting },
+            state: if has_address {
+                PeerState::Connecting
+            } else {
+                PeerState::Waiting
+            },
             detail: None,
             direction: None,
             remote_address: None,
@@ -65,6 +70,8 @@ impl PeerLive {
 
 pub struct Node {
     pub config: NodeConfig,
+    /// The wall clock the replica uses (sessions read time from it too).
+    pub clock: Arc<dyn WallClock>,
     pub schema: Arc<Schema>,
     pub fingerprint: Fingerprint,
     started: Instant,
@@ -80,7 +87,9 @@ pub struct Node {
 
 impl std::fmt::Debug for Node {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Node").field("name", &self.config.name).finish()
+        f.debug_struct("Node")
+            .field("name", &self.config.name)
+            .finish()
     }
 }
 
@@ -94,7 +103,13 @@ pub enum NodeError {
 }
 
 impl Node {
-    pub fn new(config: NodeConfig, schema: Arc<Schema>, fingerprint: Fingerprint, store: Store) -> Arc<Node> {
+    pub fn new(
+        config: NodeConfig,
+        schema: Arc<Schema>,
+        fingerprint: Fingerprint,
+        clock: Arc<dyn WallClock>,
+        store: Store,
+    ) -> Arc<Node> {
         let peers = config
             .peers
             .iter()
@@ -104,6 +119,7 @@ impl Node {
         let site = store.site_id();
         Arc::new(Node {
             config,
+            clock,
             schema,
             fingerprint,
             started: Instant::now(),
@@ -115,6 +131,10 @@ impl Node {
             garbage_datagrams: AtomicU64::new(0),
             sync_now: Notify::new(),
         })
+    }
+
+    pub fn now_ms(&self) -> u64 {
+        self.clock.now_ms()
     }
 
     pub fn site(&self) -> SiteId {
@@ -170,11 +190,22 @@ impl Node {
         self.head.subscribe()
     }
 
-    pub async fn put(self: &Arc<Self>, table: String, id: String, cells: Vec<(String, Plaintext)>) -> Result<Written, NodeError> {
-        Ok(self.with_store(move |s| s.put(&table, &id, cells)).await??)
+    pub async fn put(
+        self: &Arc<Self>,
+        table: String,
+        id: String,
+        cells: Vec<(String, Plaintext)>,
+    ) -> Result<Written, NodeError> {
+        Ok(self
+            .with_store(move |s| s.put(&table, &id, cells))
+            .await??)
     }
 
-    pub async fn put_many(self: &Arc<Self>, table: String, rows: Vec<RowWrite>) -> Result<Vec<Written>, NodeError> {
+    pub async fn put_many(
+        self: &Arc<Self>,
+        table: String,
+        rows: Vec<RowWrite>,
+    ) -> Result<Vec<Written>, NodeError> {
         Ok(self.with_store(move |s| s.put_many(&table, rows)).await??)
     }
 
@@ -182,8 +213,15 @@ impl Node {
         Ok(self.with_store(move |s| s.delete(&table, &id)).await??)
     }
 
-    pub async fn get(self: &Arc<Self>, table: String, id: String, reveal: Reveal) -> Result<Option<RowView>, NodeError> {
-        Ok(self.with_store(move |s| s.get(&table, &id, reveal)).await??)
+    pub async fn get(
+        self: &Arc<Self>,
+        table: String,
+        id: String,
+        reveal: Reveal,
+    ) -> Result<Option<RowView>, NodeError> {
+        Ok(self
+            .with_store(move |s| s.get(&table, &id, reveal))
+            .await??)
     }
 
     pub async fn list(
@@ -193,7 +231,9 @@ impl Node {
         limit: usize,
         reveal: Reveal,
     ) -> Result<Vec<RowView>, NodeError> {
-        Ok(self.with_store(move |s| s.list(&table, after.as_deref(), limit, reveal)).await??)
+        Ok(self
+            .with_store(move |s| s.list(&table, after.as_deref(), limit, reveal))
+            .await??)
     }
 
     /// Updates what status shows for a peer.
@@ -258,7 +298,10 @@ impl Node {
                 .peers
                 .iter()
                 .map(|p| {
-                    let l = live.get(&p.name).cloned().unwrap_or_else(|| PeerLive::new(p.address.is_some()));
+                    let l = live
+                        .get(&p.name)
+                        .cloned()
+                        .unwrap_or_else(|| PeerLive::new(p.address.is_some()));
                     let ours = cursors.get(&p.name).copied();
                     let we_owe = l.peer_applied.map(|c| head.saturating_sub(c.progress));
                     let they_owe = match (l.peer_head, ours) {
@@ -266,7 +309,9 @@ impl Node {
                         (Some(h), None) => Some(h),
                         _ => None,
                     };
-                    let in_sync = l.peer_digest.map(|d| d == digest && we_owe == Some(0) && they_owe == Some(0));
+                    let in_sync = l
+                        .peer_digest
+                        .map(|d| d == digest && we_owe == Some(0) && they_owe == Some(0));
                     PeerStatus {
                         name: p.name.clone(),
                         fingerprint: p.fingerprint.to_string(),

@@ -86,6 +86,10 @@ pub struct PeerCounters {
     pub batches_out: u64,
     pub rows_out: u64,
     pub bytes_out: u64,
+    /// UDP payload bytes of the current or last connection (QUIC and TLS
+    /// overhead included).
+    pub udp_bytes_in: u64,
+    pub udp_bytes_out: u64,
     /// Sessions ended by an error, per error code name.
     pub errors: BTreeMap<String, u64>,
 }

@@ -3,15 +3,15 @@
 
 use std::net::SocketAddr;
 use std::path::Path;
-use std::sync::Arc;
 
 use anyhow::{Context, Result};
 
-use crate::config::{NodeConfig, Schema, node};
+use crate::config::{NodeConfig, node};
 use crate::fingerprint::Fingerprint;
 use crate::node_identity;
 use crate::node_init;
-use crate::seal::{Keyring, generate_identity_file};
+use crate::preflight;
+use crate::seal::generate_identity_file;
 
 pub fn init(dir: &Path, name: &str, listen: SocketAddr) -> Result<()> {
     let made = node_init::init_node(dir, name, listen)?;
@@ -40,57 +40,8 @@ pub fn keygen(out: &Path) -> Result<()> {
     Ok(())
 }
 
-/// Everything `check` verified, for people and for `run` at start-up.
-pub struct Checked {
-    pub config: NodeConfig,
-    pub schema: Arc<Schema>,
-    pub keyring: Arc<Keyring>,
-    pub fingerprint: Fingerprint,
-    pub warnings: Vec<String>,
-}
-
-/// Loads and validates config, schema, TLS identity and age identities.
-pub fn load_checked(config: &Path) -> Result<Checked> {
-    let cfg = NodeConfig::load(config)?;
-    let schema = Arc::new(Schema::load(&cfg.schema_file)?);
-    let identity = node_identity::load(&cfg.tls_cert, &cfg.tls_key)?;
-    let (keyring, mut warnings) = Keyring::load(&cfg.identities)?;
-    warnings.extend(keyring.unused_warnings(schema.groups.values()));
-    for group in schema.groups.values() {
-        if group.recipients.is_empty() {
-            warnings.push(format!(
-                "group `{}` has no recipients yet: sealed writes are refused until one is added to the schema",
-                group.name
-            ));
-        }
-    }
-    if cfg
-        .peers
-        .iter()
-        .any(|p| p.fingerprint == identity.fingerprint)
-    {
-        anyhow::bail!(
-            "{}: a pinned peer has this node's own fingerprint; pin the other office's (`puente id` on that node)",
-            cfg.file.display()
-        );
-    }
-    if !cfg.data_dir.is_dir() {
-        warnings.push(format!(
-            "data dir {} does not exist yet; create it before `puente run`",
-            cfg.data_dir.display()
-        ));
-    }
-    Ok(Checked {
-        fingerprint: identity.fingerprint,
-        config: cfg,
-        schema,
-        keyring: Arc::new(keyring),
-        warnings,
-    })
-}
-
 pub fn check(config: &Path) -> Result<()> {
-    let c = load_checked(config)?;
+    let c = preflight::load(config)?;
     println!(
         "config ok: {} (node {}, listen {}, {} pinned peer(s))",
         c.config.file.display(),
@@ -104,7 +55,7 @@ pub fn check(config: &Path) -> Result<()> {
         c.schema.tables.len(),
         c.schema.groups.len()
     );
-    println!("fingerprint: {}", c.fingerprint);
+    println!("fingerprint: {}", c.identity.fingerprint);
     let readable: Vec<&str> = c
         .schema
         .groups

@@ -36,59 +36,85 @@ impl Store {
         batch: Batch,
         cursor: Cursor,
     ) -> Result<Applied, StoreError> {
-        let max_hlc = self.validate(peer, &batch)?;
+        self.apply_group(peer, vec![(batch, cursor)])
+    }
+
+    /// Applies consecutive batches from one peer in a single transaction
+    /// (the receiver groups batches that arrived together), storing the last
+    /// cursor. Every batch is validated before anything is written; any
+    /// invalid batch rejects the whole group.
+    pub fn apply_group(
+        &mut self,
+        peer: &PeerRef,
+        group: Vec<(Batch, Cursor)>,
+    ) -> Result<Applied, StoreError> {
+        let mut max_hlc = Hlc::ZERO;
+        for (batch, _) in &group {
+            max_hlc = max_hlc.max(self.validate(peer, batch)?);
+        }
         self.transaction(|store| {
-            let sites: Vec<u32> = batch
-                .sites
-                .iter()
-                .map(|s| store.intern_site(*s))
-                .collect::<Result<_, _>>()?;
             store.state.hlc.observe(max_hlc);
             let mut applied = Applied {
                 max_hlc,
                 ..Applied::default()
             };
-            for change in batch.changes {
-                match change {
-                    Change::Row { table, id, cells } => {
-                        let incoming = cells
-                            .into_iter()
-                            .map(|c| IncomingCell {
-                                column: c.column as usize,
-                                hlc: c.hlc,
-                                site: sites[c.site as usize],
-                                value: c.value,
-                            })
-                            .collect();
-                        let written = store.merge_row(table as usize, &id, incoming)?;
-                        if written > 0 {
-                            applied.rows_written += 1;
-                            applied.cells_written += written;
-                        }
+            let mut last_cursor = None;
+            for (batch, cursor) in group {
+                store.merge_batch(batch, &mut applied)?;
+                last_cursor = Some(cursor);
+            }
+            if let Some(cursor) = last_cursor {
+                store.save_cursor(peer, cursor)?;
+                tracing::trace!(
+                    peer = %peer.name,
+                    rows = applied.rows_written,
+                    cells = applied.cells_written,
+                    tombstones = applied.tombstones_written,
+                    progress = cursor.progress,
+                    "applied a batch"
+                );
+            }
+            Ok(applied)
+        })
+    }
+
+    fn merge_batch(&mut self, batch: Batch, applied: &mut Applied) -> Result<(), StoreError> {
+        let sites: Vec<u32> = batch
+            .sites
+            .iter()
+            .map(|s| self.intern_site(*s))
+            .collect::<Result<_, _>>()?;
+        for change in batch.changes {
+            match change {
+                Change::Row { table, id, cells } => {
+                    let incoming = cells
+                        .into_iter()
+                        .map(|c| IncomingCell {
+                            column: c.column as usize,
+                            hlc: c.hlc,
+                            site: sites[c.site as usize],
+                            value: c.value,
+                        })
+                        .collect();
+                    let written = self.merge_row(table as usize, &id, incoming)?;
+                    if written > 0 {
+                        applied.rows_written += 1;
+                        applied.cells_written += written;
                     }
-                    Change::Tombstone {
-                        table,
-                        id,
-                        hlc,
-                        site,
-                    } => {
-                        if store.merge_tombstone(table as usize, &id, hlc, sites[site as usize])? {
-                            applied.tombstones_written += 1;
-                        }
+                }
+                Change::Tombstone {
+                    table,
+                    id,
+                    hlc,
+                    site,
+                } => {
+                    if self.merge_tombstone(table as usize, &id, hlc, sites[site as usize])? {
+                        applied.tombstones_written += 1;
                     }
                 }
             }
-            store.save_cursor(peer, cursor)?;
-            tracing::trace!(
-                peer = %peer.name,
-                rows = applied.rows_written,
-                cells = applied.cells_written,
-                tombstones = applied.tombstones_written,
-                progress = cursor.progress,
-                "applied a batch"
-            );
-            Ok(applied)
-        })
+        }
+        Ok(())
     }
 
     /// Records how far a peer's changes have been applied, never moving an

@@ -1,0 +1,195 @@
+//! `puente run`: wiring the node together and running it as a service.
+//!
+//! Owns: the start-up order (preflight, data-dir lock, replica, admin
+//! socket, sync), systemd notifications (READY, STATUS, WATCHDOG,
+//! STOPPING), signals, and an orderly shutdown: stop accepting, close peer
+//! connections with a code, let the open transaction finish, exit.
+//! Must not: contain protocol or storage logic.
+
+use std::fs::File;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::signal::unix::{SignalKind, signal};
+use tokio::sync::watch;
+
+use crate::admin::{self, AdminError};
+use crate::clock::{OffsetClock, WallClock};
+use crate::node::Node;
+use crate::preflight::{self, PreflightError};
+use crate::store::{Store, StoreError};
+use crate::sync::manager::{self, SyncError};
+use crate::sync::peer::Limits;
+
+#[derive(Debug, thiserror::Error)]
+pub enum DaemonError {
+    #[error(transparent)]
+    Preflight(#[from] PreflightError),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error(transparent)]
+    Admin(#[from] AdminError),
+    #[error(transparent)]
+    Sync(#[from] SyncError),
+    #[error("another puente daemon is running with data dir {}; stop it first (systemctl stop puente) — two daemons must never share a replica", dir.display())]
+    AlreadyRunning { dir: PathBuf },
+    #[error("cannot lock the data dir {}: {source}; make it writable by the user puente runs as", dir.display())]
+    Lock {
+        dir: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("cannot install signal handlers: {0}")]
+    Signals(std::io::Error),
+}
+
+/// Holds an exclusive lock on DATA_DIR/puente.lock for the daemon's life.
+struct DataDirLock {
+    _file: File,
+}
+
+fn lock_data_dir(dir: &Path) -> Result<DataDirLock, DaemonError> {
+    if !dir.is_dir() {
+        return Err(StoreError::DataDirMissing {
+            dir: dir.to_path_buf(),
+        }
+        .into());
+    }
+    let path = dir.join("puente.lock");
+    let mut file = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .create(true)
+        .truncate(false)
+        .open(&path)
+        .map_err(|source| DaemonError::Lock {
+            dir: dir.to_path_buf(),
+            source,
+        })?;
+    match file.try_lock() {
+        Ok(()) => {}
+        Err(std::fs::TryLockError::WouldBlock) => {
+            return Err(DaemonError::AlreadyRunning {
+                dir: dir.to_path_buf(),
+            });
+        }
+        Err(std::fs::TryLockError::Error(source)) => {
+            return Err(DaemonError::Lock {
+                dir: dir.to_path_buf(),
+                source,
+            });
+        }
+    }
+    let _ = file.set_len(0);
+    let _ = writeln!(file, "{}", std::process::id());
+    Ok(DataDirLock { _file: file })
+}
+
+fn notify(states: &[sd_notify::NotifyState<'_>]) {
+    // Outside systemd NOTIFY_SOCKET is unset and this does nothing.
+    let _ = sd_notify::notify(states);
+}
+
+/// Runs the daemon until SIGTERM or SIGINT.
+pub async fn run(config_path: &Path) -> Result<(), DaemonError> {
+    let checked = preflight::load(config_path)?;
+    for w in &checked.warnings {
+        tracing::warn!("{w}");
+    }
+    let config = checked.config;
+    let _lock = lock_data_dir(&config.data_dir)?;
+    let clock: Arc<dyn WallClock> = OffsetClock::new(config.clock_offset_ms);
+    if config.clock_offset_ms != 0 {
+        tracing::warn!(
+            offset_ms = config.clock_offset_ms,
+            "this node's clock is shifted by [debug] clock_offset_ms"
+        );
+    }
+    let db = config.database_path();
+    let store = {
+        let schema = checked.schema.clone();
+        let keyring = checked.keyring.clone();
+        let clock = clock.clone();
+        tokio::task::spawn_blocking(move || Store::open(&db, schema, keyring, clock))
+            .await
+            .map_err(|e| StoreError::Corrupt {
+                path: config.database_path(),
+                detail: format!("opening failed: {e}"),
+            })??
+    };
+    tracing::info!(
+        node = %config.name,
+        site = %store.site_id(),
+        head = store.head(),
+        digest = %store.digest(),
+        can_unseal = !checked.keyring.is_empty(),
+        "replica open"
+    );
+    let listener = admin::bind(&config.admin_socket)?;
+    let node = Node::new(
+        config,
+        checked.schema,
+        checked.identity.fingerprint,
+        clock,
+        store,
+    );
+    let sync = manager::start(node.clone(), checked.identity, Limits::default())?;
+
+    let (stop_tx, mut stop_rx) = watch::channel(false);
+    let admin_task = {
+        let node = node.clone();
+        let mut stop = stop_rx.clone();
+        tokio::spawn(async move {
+            let shutdown = async move {
+                let _ = stop.wait_for(|s| *s).await;
+            };
+            if let Err(e) = admin::serve(listener, node, shutdown).await {
+                tracing::error!("admin socket: {e}");
+            }
+        })
+    };
+
+    let mut term = signal(SignalKind::terminate()).map_err(DaemonError::Signals)?;
+    let mut int = signal(SignalKind::interrupt()).map_err(DaemonError::Signals)?;
+    notify(&[
+        sd_notify::NotifyState::Ready,
+        sd_notify::NotifyState::Status(&format!("serving {} peer(s)", node.config.peers.len())),
+    ]);
+    tracing::info!(node = %node.config.name, sync = %sync.local_addr, "puente is running");
+
+    let watchdog = watchdog_period();
+    let mut watchdog_tick = tokio::time::interval(watchdog.unwrap_or(Duration::from_secs(3600)));
+    loop {
+        tokio::select! {
+            _ = term.recv() => { tracing::info!("SIGTERM: shutting down"); break; }
+            _ = int.recv() => { tracing::info!("SIGINT: shutting down"); break; }
+            _ = watchdog_tick.tick(), if watchdog.is_some() => {
+                // Only report alive if the replica answers.
+                let alive = tokio::time::timeout(Duration::from_secs(5), node.with_store(|s| s.head())).await;
+                if matches!(alive, Ok(Ok(_))) {
+                    notify(&[sd_notify::NotifyState::Watchdog]);
+                } else {
+                    tracing::error!("the replica did not answer within 5 s; not feeding the watchdog");
+                }
+            }
+            _ = stop_rx.changed() => break,
+        }
+    }
+
+    notify(&[sd_notify::NotifyState::Stopping]);
+    let _ = stop_tx.send(true);
+    sync.stop().await;
+    let _ = tokio::time::timeout(Duration::from_secs(2), admin_task).await;
+    // Waits for the store lock: a transaction in progress finishes first.
+    let _ = node.with_store(|s| s.checkpoint()).await;
+    tracing::info!("stopped");
+    Ok(())
+}
+
+/// Half the systemd watchdog interval, if the unit sets WatchdogSec.
+fn watchdog_period() -> Option<Duration> {
+    sd_notify::watchdog_enabled()
+        .filter(|d| !d.is_zero())
+        .map(|d| d / 2)
+}

@@ -1,0 +1,75 @@
+//! Everything a node needs before it can run, loaded and checked once:
+//! node config, schema, TLS identity, age identities.
+//!
+//! Owns: `Checked` and the warnings an admin should see (`puente check`
+//! prints them, `puente run` logs them).
+//! Must not: open the replica or any socket.
+
+use std::path::Path;
+use std::sync::Arc;
+
+use crate::config::{ConfigError, NodeConfig, Schema};
+use crate::node_identity::{self, IdentityError, NodeIdentity};
+use crate::seal::{KeyError, Keyring};
+
+#[derive(Debug, thiserror::Error)]
+pub enum PreflightError {
+    #[error(transparent)]
+    Config(#[from] ConfigError),
+    #[error(transparent)]
+    Identity(#[from] IdentityError),
+    #[error(transparent)]
+    Key(#[from] KeyError),
+    #[error("{}: a pinned peer (`{peer}`) has this node's own fingerprint; pin the other office's (`puente id` on that node)", file.display())]
+    PinnedSelf {
+        file: std::path::PathBuf,
+        peer: String,
+    },
+}
+
+pub struct Checked {
+    pub config: NodeConfig,
+    pub schema: Arc<Schema>,
+    pub keyring: Arc<Keyring>,
+    pub identity: NodeIdentity,
+    pub warnings: Vec<String>,
+}
+
+pub fn load(config: &Path) -> Result<Checked, PreflightError> {
+    let config = NodeConfig::load(config)?;
+    let schema = Arc::new(Schema::load(&config.schema_file)?);
+    let identity = node_identity::load(&config.tls_cert, &config.tls_key)?;
+    let (keyring, mut warnings) = Keyring::load(&config.identities)?;
+    warnings.extend(keyring.unused_warnings(schema.groups.values()));
+    for group in schema.groups.values() {
+        if group.recipients.is_empty() {
+            warnings.push(format!(
+                "group `{}` has no recipients yet: sealed writes are refused until one is added to the schema",
+                group.name
+            ));
+        }
+    }
+    if let Some(p) = config
+        .peers
+        .iter()
+        .find(|p| p.fingerprint == identity.fingerprint)
+    {
+        return Err(PreflightError::PinnedSelf {
+            file: config.file.clone(),
+            peer: p.name.clone(),
+        });
+    }
+    if !config.data_dir.is_dir() {
+        warnings.push(format!(
+            "data dir {} does not exist yet; create it before `puente run`",
+            config.data_dir.display()
+        ));
+    }
+    Ok(Checked {
+        config,
+        schema,
+        keyring: Arc::new(keyring),
+        identity,
+        warnings,
+    })
+}

@@ -1,0 +1,12 @@
+//! Sync between offices over QUIC with pinned mutual TLS.
+//!
+//! `protocol` (messages, frames, codes) and `session` (the rules) are pure;
+//! `pinning` builds TLS; `udp_guard` watches the socket; `peer` drives one
+//! connection; `manager` dials, accepts, deduplicates and retries.
+
+pub mod manager;
+pub mod peer;
+pub mod pinning;
+pub mod protocol;
+pub mod session;
+pub mod udp_guard;

@@ -1,0 +1,227 @@
+//! TLS for sync: TLS 1.3 with the ring provider, and certificate pinning on
+//! both sides.
+//!
+//! Owns: the rustls server config (a client is accepted only if its
+//! certificate's fingerprint is pinned) and the per-peer client config (the
+//! server must present exactly the fingerprint pinned for the peer dialled),
+//! and the quinn crypto configs built from them. rustls still checks every
+//! handshake signature against the presented certificate.
+//! Must not: look at certificate names, chains or dates: the pin is the
+//! whole trust decision.
+
+use std::collections::BTreeSet;
+use std::sync::Arc;
+
+use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
+use rustls::crypto::{CryptoProvider, verify_tls12_signature, verify_tls13_signature};
+use rustls::pki_types::{CertificateDer, ServerName, UnixTime};
+use rustls::server::danger::{ClientCertVerified, ClientCertVerifier};
+use rustls::{DigitallySignedStruct, DistinguishedName, SignatureScheme};
+
+use super::protocol::ALPN;
+use crate::fingerprint::Fingerprint;
+use crate::node_identity::NodeIdentity;
+
+#[derive(Debug, thiserror::Error)]
+pub enum TlsSetupError {
+    #[error(
+        "the TLS key or certificate cannot be used: {0}; make a new pair with `puente init` or check [tls] in the node config"
+    )]
+    Rustls(#[from] rustls::Error),
+    #[error("QUIC cannot use this TLS configuration: {0}")]
+    Quic(String),
+}
+
+fn provider() -> Arc<CryptoProvider> {
+    Arc::new(rustls::crypto::ring::default_provider())
+}
+
+/// The error text a refused certificate produces; the transport layer
+/// finds the fingerprint in it for logs and status.
+pub fn not_pinned_message(fp: &Fingerprint) -> String {
+    format!("certificate {fp} is not pinned in this node's config")
+}
+
+pub fn wrong_fingerprint_message(got: &Fingerprint, want: &Fingerprint) -> String {
+    format!("the server presented certificate {got}, but {want} is pinned for it")
+}
+
+/// Accepts a client whose certificate fingerprint is in `pinned`.
+#[derive(Debug)]
+struct PinnedClients {
+    pinned: BTreeSet<Fingerprint>,
+    provider: Arc<CryptoProvider>,
+}
+
+impl ClientCertVerifier for PinnedClients {
+    fn offer_client_auth(&self) -> bool {
+        true
+    }
+
+    fn client_auth_mandatory(&self) -> bool {
+        true
+    }
+
+    fn root_hint_subjects(&self) -> &[DistinguishedName] {
+        &[]
+    }
+
+    fn verify_client_cert(
+        &self,
+        end_entity: &CertificateDer<'_>,
+        _intermediates: &[CertificateDer<'_>],
+        _now: UnixTime,
+    ) -> Result<ClientCertVerified, rustls::Error> {
+        let fp = Fingerprint::of_der(end_entity);
+        if self.pinned.contains(&fp) {
+            Ok(ClientCertVerified::assertion())
+        } else {
+            Err(rustls::Error::General(not_pinned_message(&fp)))
+        }
+    }
+
+    fn verify_tls12_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        verify_tls12_signature(
+            message,
+            cert,
+            dss,
+            &self.provider.signature_verification_algorithms,
+        )
+    }
+
+    fn verify_tls13_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        verify_tls13_signature(
+            message,
+            cert,
+            dss,
+            &self.provider.signature_verification_algorithms,
+        )
+    }
+
+    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
+        self.provider
+            .signature_verification_algorithms
+            .supported_schemes()
+    }
+}
+
+/// Accepts a server only if it presents the pinned fingerprint.
+#[derive(Debug)]
+struct PinnedServer {
+    expected: Fingerprint,
+    provider: Arc<CryptoProvider>,
+}
+
+impl ServerCertVerifier for PinnedServer {
+    fn verify_server_cert(
+        &self,
+        end_entity: &CertificateDer<'_>,
+        _intermediates: &[CertificateDer<'_>],
+        _server_name: &ServerName<'_>,
+        _ocsp_response: &[u8],
+        _now: UnixTime,
+    ) -> Result<ServerCertVerified, rustls::Error> {
+        let fp = Fingerprint::of_der(end_entity);
+        if fp == self.expected {
+            Ok(ServerCertVerified::assertion())
+        } else {
+            Err(rustls::Error::General(wrong_fingerprint_message(
+                &fp,
+                &self.expected,
+            )))
+        }
+    }
+
+    fn verify_tls12_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        verify_tls12_signature(
+            message,
+            cert,
+            dss,
+            &self.provider.signature_verification_algorithms,
+        )
+    }
+
+    fn verify_tls13_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        verify_tls13_signature(
+            message,
+            cert,
+            dss,
+            &self.provider.signature_verification_algorithms,
+        )
+    }
+
+    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
+        self.provider
+            .signature_verification_algorithms
+            .supported_schemes()
+    }
+}
+
+/// The TLS server side: this node's certificate, pinned clients only.
+pub fn server_crypto(
+    identity: &NodeIdentity,
+    pinned: impl IntoIterator<Item = Fingerprint>,
+) -> Result<quinn::crypto::rustls::QuicServerConfig, TlsSetupError> {
+    let provider = provider();
+    let verifier = Arc::new(PinnedClients {
+        pinned: pinned.into_iter().collect(),
+        provider: provider.clone(),
+    });
+    let mut config = rustls::ServerConfig::builder_with_provider(provider)
+        .with_protocol_versions(&[&rustls::version::TLS13])?
+        .with_client_cert_verifier(verifier)
+        .with_single_cert(vec![identity.cert.clone()], identity.key.clone_key())?;
+    config.alpn_protocols = vec![ALPN.to_vec()];
+    config.max_early_data_size = 0;
+    quinn::crypto::rustls::QuicServerConfig::try_from(config)
+        .map_err(|e| TlsSetupError::Quic(e.to_string()))
+}
+
+/// The TLS client side for dialling one peer: present our certificate,
+/// accept only `expected`.
+pub fn client_crypto(
+    identity: &NodeIdentity,
+    expected: Fingerprint,
+) -> Result<quinn::crypto::rustls::QuicClientConfig, TlsSetupError> {
+    let provider = provider();
+    let verifier = Arc::new(PinnedServer {
+        expected,
+        provider: provider.clone(),
+    });
+    let mut config = rustls::ClientConfig::builder_with_provider(provider)
+        .with_protocol_versions(&[&rustls::version::TLS13])?
+        .dangerous()
+        .with_custom_certificate_verifier(verifier)
+        .with_client_auth_cert(vec![identity.cert.clone()], identity.key.clone_key())?;
+    config.alpn_protocols = vec![ALPN.to_vec()];
+    config.enable_early_data = false;
+    quinn::crypto::rustls::QuicClientConfig::try_from(config)
+        .map_err(|e| TlsSetupError::Quic(e.to_string()))
+}
+
+/// The fingerprint of the certificate a connection's peer presented.
+pub fn peer_fingerprint(conn: &quinn::Connection) -> Option<Fingerprint> {
+    let identity = conn.peer_identity()?;
+    let certs = identity.downcast::<Vec<CertificateDer<'static>>>().ok()?;
+    certs.first().map(|c| Fingerprint::of_der(c))
+}
