@@ -91,14 +91,41 @@ fn notify(states: &[sd_notify::NotifyState<'_>]) {
     let _ = sd_notify::notify(states);
 }
 
-/// Runs the daemon until SIGTERM or SIGINT.
-pub async fn run(config_path: &Path) -> Result<(), DaemonError> {
+/// A started node: replica open, admin socket serving, sync running.
+pub struct Running {
+    pub node: Arc<Node>,
+    sync: manager::SyncHandle,
+    admin: tokio::task::JoinHandle<()>,
+    stop_admin: watch::Sender<bool>,
+    _lock: DataDirLock,
+}
+
+impl Running {
+    /// The address the sync endpoint listens on.
+    pub fn sync_addr(&self) -> std::net::SocketAddr {
+        self.sync.local_addr
+    }
+
+    /// Stops accepting, closes peer connections with `shutting_down`, lets
+    /// an open transaction finish and checkpoints the WAL.
+    pub async fn shutdown(self) {
+        let _ = self.stop_admin.send(true);
+        self.sync.stop().await;
+        let _ = tokio::time::timeout(Duration::from_secs(2), self.admin).await;
+        // Waits for the store lock: a transaction in progress finishes first.
+        let _ = self.node.with_store(|s| s.checkpoint()).await;
+    }
+}
+
+/// Starts a node from its config: preflight, data-dir lock, replica, admin
+/// socket, sync. `limits` tunes batch sizes.
+pub async fn start(config_path: &Path, limits: Limits) -> Result<Running, DaemonError> {
     let checked = preflight::load(config_path)?;
     for w in &checked.warnings {
         tracing::warn!("{w}");
     }
     let config = checked.config;
-    let _lock = lock_data_dir(&config.data_dir)?;
+    let lock = lock_data_dir(&config.data_dir)?;
     let clock: Arc<dyn WallClock> = OffsetClock::new(config.clock_offset_ms);
     if config.clock_offset_ms != 0 {
         tracing::warn!(
@@ -134,12 +161,11 @@ pub async fn run(config_path: &Path) -> Result<(), DaemonError> {
         clock,
         store,
     );
-    let sync = manager::start(node.clone(), checked.identity, Limits::default())?;
-
-    let (stop_tx, mut stop_rx) = watch::channel(false);
-    let admin_task = {
+    let sync = manager::start(node.clone(), checked.identity, limits)?;
+    let (stop_admin, stop_rx) = watch::channel(false);
+    let admin = {
         let node = node.clone();
-        let mut stop = stop_rx.clone();
+        let mut stop = stop_rx;
         tokio::spawn(async move {
             let shutdown = async move {
                 let _ = stop.wait_for(|s| *s).await;
@@ -149,14 +175,26 @@ pub async fn run(config_path: &Path) -> Result<(), DaemonError> {
             }
         })
     };
+    Ok(Running {
+        node,
+        sync,
+        admin,
+        stop_admin,
+        _lock: lock,
+    })
+}
 
+/// Runs the daemon until SIGTERM or SIGINT.
+pub async fn run(config_path: &Path) -> Result<(), DaemonError> {
+    let running = start(config_path, Limits::default()).await?;
+    let node = running.node.clone();
     let mut term = signal(SignalKind::terminate()).map_err(DaemonError::Signals)?;
     let mut int = signal(SignalKind::interrupt()).map_err(DaemonError::Signals)?;
     notify(&[
         sd_notify::NotifyState::Ready,
         sd_notify::NotifyState::Status(&format!("serving {} peer(s)", node.config.peers.len())),
     ]);
-    tracing::info!(node = %node.config.name, sync = %sync.local_addr, "puente is running");
+    tracing::info!(node = %node.config.name, sync = %running.sync_addr(), "puente is running");
 
     let watchdog = watchdog_period();
     let mut watchdog_tick = tokio::time::interval(watchdog.unwrap_or(Duration::from_secs(3600)));
@@ -173,16 +211,10 @@ pub async fn run(config_path: &Path) -> Result<(), DaemonError> {
                     tracing::error!("the replica did not answer within 5 s; not feeding the watchdog");
                 }
             }
-            _ = stop_rx.changed() => break,
         }
     }
-
     notify(&[sd_notify::NotifyState::Stopping]);
-    let _ = stop_tx.send(true);
-    sync.stop().await;
-    let _ = tokio::time::timeout(Duration::from_secs(2), admin_task).await;
-    // Waits for the store lock: a transaction in progress finishes first.
-    let _ = node.with_store(|s| s.checkpoint()).await;
+    running.shutdown().await;
     tracing::info!("stopped");
     Ok(())
 }

@@ -12,6 +12,7 @@ pub mod config;
 pub mod daemon;
 pub mod fingerprint;
 pub mod fsutil;
+pub mod lab;
 pub mod node;
 pub mod node_identity;
 pub mod node_init;

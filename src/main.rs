@@ -53,12 +53,15 @@ enum Command {
         /// Rows for catch-up and merge figures.
         #[arg(long, default_value_t = 100_000)]
         rows: usize,
-        /// Rows per sync batch.
-        #[arg(long, default_value_t = 1_000)]
-        batch_rows: usize,
         /// Sealed puts per seal measurement.
         #[arg(long, default_value_t = 4_000)]
         seal_count: usize,
+        /// Samples per live-latency measurement.
+        #[arg(long, default_value_t = 200)]
+        latency_samples: usize,
+        /// Seconds the daemons sit idle for the CPU figure.
+        #[arg(long, default_value_t = 30.0)]
+        idle_seconds: f64,
         /// Comma-separated subset: merge, catchup, latency, seal, idle.
         #[arg(long)]
         only: Option<String>,
@@ -192,19 +195,26 @@ fn main() -> ExitCode {
         Command::Check { config } => cli::check(&config),
         Command::Bench {
             rows,
-            batch_rows,
             seal_count,
+            latency_samples,
+            idle_seconds,
             only,
             json,
-        } => cli::bench(
-            &puente::bench::BenchOptions {
-                rows,
-                batch_rows,
-                only,
-                seal_count,
-            },
-            json.as_deref(),
-        ),
+        } => std::env::current_exe()
+            .map_err(anyhow::Error::from)
+            .and_then(|bin| {
+                cli::bench(
+                    &puente::bench::BenchOptions {
+                        rows,
+                        only,
+                        seal_count,
+                        latency_samples,
+                        idle_seconds,
+                        bin,
+                    },
+                    json.as_deref(),
+                )
+            }),
         Command::Peer {
             command:
                 PeerCommand::Add {

@@ -18,7 +18,8 @@ pub enum Value {
     Integer(i64),
     Real(f64),
     Text(String),
-    Blob(Vec<u8>),
+    /// Encoded as one byte string, not a sequence of numbers (fast to decode).
+    Blob(#[serde(with = "serde_bytes")] Vec<u8>),
 }
 
 impl Value {

@@ -499,6 +499,9 @@ fn the_incremental_digest_matches_a_full_recomputation() {
         }
     }
     assert_eq!(a.store.recompute_digest().unwrap(), a.store.digest());
+    let stats = a.store.stats().unwrap();
+    assert_eq!(a.store.recount().unwrap(), (vec![20, 13], 13));
+    assert_eq!(stats.sealed_cells, 13);
     let path = a.store.path().to_path_buf();
     let digest = a.store.digest();
     drop(a.store);

@@ -19,7 +19,7 @@ fn two_offices() -> Cluster {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn two_offices_writing_concurrently_converge_and_sealed_data_stays_sealed() {
     let mut c = two_offices();
-    for o in &mut c.offices {
+    for o in &mut c.lab.offices {
         // Everything puente logs, at the most verbose level, is scanned below.
         o.log_filter = "trace,quinn=debug,quinn_proto=debug,rustls=debug,hyper=debug,h2=off".into();
     }
@@ -106,9 +106,14 @@ async fn two_offices_writing_concurrently_converge_and_sealed_data_stays_sealed(
         "Itzel Tijuana-Marker",
     ];
     for i in [TJ, SD] {
-        assert_eq!(c[i].stop(), Some(0), "{} exits 0 on SIGTERM", c[i].name);
+        assert_eq!(
+            c[i].stop().unwrap(),
+            Some(0),
+            "{} exits 0 on SIGTERM",
+            c[i].name
+        );
     }
-    for o in &c.offices {
+    for o in c.offices() {
         let hits = support::plaintext_hits(&o.dir, &needles);
         assert!(hits.is_empty(), "{}: sealed plaintext in {hits:?}", o.name);
         // The scan covered trace-level logs that saw the writes.
@@ -171,7 +176,7 @@ async fn a_restarted_office_catches_up_from_its_cursor_only() {
             .await;
     }
     wait_converged("first sync", &[&c[TJ], &c[SD]]).await;
-    assert_eq!(c[SD].stop(), Some(0));
+    assert_eq!(c[SD].stop().unwrap(), Some(0));
     for i in 0..7 {
         c[TJ]
             .put(
@@ -181,7 +186,7 @@ async fn a_restarted_office_catches_up_from_its_cursor_only() {
             )
             .await;
     }
-    c[SD].start().await;
+    c[SD].start().await.unwrap();
     wait_converged("catch-up after restart", &[&c[TJ], &c[SD]]).await;
     let sd = c[SD].status().await;
     let peer = &sd.peers[0];
@@ -211,7 +216,7 @@ async fn unpinned_clients_wrong_servers_and_udp_garbage_are_refused_while_sync_g
         "--fingerprint",
         &pinned_backup,
         "--address",
-        &c[2].addr(),
+        &c[2].addr().to_string(),
     ]);
     c.start_all().await;
     let (tj, sd) = (&c[TJ], &c[SD]);

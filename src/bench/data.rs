@@ -27,23 +27,28 @@ pub const SHARED: [&str; 5] = [
 ];
 pub const SEALED: [&str; 3] = ["full_name", "phone", "case_notes"];
 
-/// The benchmark schema with `recipients` in group mx.
-pub fn schema(recipients: &[String]) -> Arc<Schema> {
-    let mut text = format!(
-        "[groups]\nmx = [{}]\n[tables.{TABLE}.columns]\n",
-        recipients
-            .iter()
-            .map(|r| format!("\"{r}\""))
-            .collect::<Vec<_>>()
-            .join(", ")
-    );
+/// The benchmark schema's text with `mx = []` (filled in by `schema` or
+/// by the lab).
+pub fn schema_template() -> String {
+    let mut text = format!("[groups]\nmx = []\n[tables.{TABLE}.columns]\n");
     for c in SHARED {
         text.push_str(&format!("{c} = \"shared\"\n"));
     }
     for c in SEALED {
         text.push_str(&format!("{c} = {{ sealed = \"mx\" }}\n"));
     }
-    // Invariant: the text above is a valid schema (covered by bench tests).
+    text
+}
+
+/// The benchmark schema with `recipients` in group mx.
+pub fn schema(recipients: &[String]) -> Arc<Schema> {
+    let list = recipients
+        .iter()
+        .map(|r| format!("\"{r}\""))
+        .collect::<Vec<_>>()
+        .join(", ");
+    let text = schema_template().replace("mx = []", &format!("mx = [{list}]"));
+    // Invariant: the template is a valid schema (the bench smoke test runs it).
     Arc::new(Schema::parse(Path::new("<bench schema>"), &text).expect("the bench schema is valid"))
 }
 

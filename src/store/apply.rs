@@ -14,6 +14,7 @@ use super::change::{Batch, Change, Cursor, PeerRef};
 use super::merge::IncomingCell;
 use super::{SqlContext, Store, StoreError, valid_id};
 use crate::clock::Hlc;
+use crate::config::Schema;
 use crate::seal;
 use crate::value::Value;
 
@@ -48,10 +49,26 @@ impl Store {
         peer: &PeerRef,
         group: Vec<(Batch, Cursor)>,
     ) -> Result<Applied, StoreError> {
-        let mut max_hlc = Hlc::ZERO;
-        for (batch, _) in &group {
-            max_hlc = max_hlc.max(self.validate(peer, batch)?);
-        }
+        let validated = group
+            .into_iter()
+            .map(|(batch, cursor)| Ok((validate(&self.schema, peer, batch)?, cursor)))
+            .collect::<Result<Vec<_>, StoreError>>()?;
+        self.apply_validated(peer, validated)
+    }
+
+    /// Applies batches already checked by `validate` (the sync layer checks
+    /// each batch as it arrives, on another thread, while the previous group
+    /// is being applied), in one transaction with the last cursor.
+    pub fn apply_validated(
+        &mut self,
+        peer: &PeerRef,
+        group: Vec<(Validated, Cursor)>,
+    ) -> Result<Applied, StoreError> {
+        let max_hlc = group
+            .iter()
+            .map(|(v, _)| v.max_hlc)
+            .max()
+            .unwrap_or(Hlc::ZERO);
         self.transaction(|store| {
             store.state.hlc.observe(max_hlc);
             let mut applied = Applied {
@@ -59,8 +76,8 @@ impl Store {
                 ..Applied::default()
             };
             let mut last_cursor = None;
-            for (batch, cursor) in group {
-                store.merge_batch(batch, &mut applied)?;
+            for (validated, cursor) in group {
+                store.merge_batch(peer, validated.batch, &mut applied)?;
                 last_cursor = Some(cursor);
             }
             if let Some(cursor) = last_cursor {
@@ -78,7 +95,13 @@ impl Store {
         })
     }
 
-    fn merge_batch(&mut self, batch: Batch, applied: &mut Applied) -> Result<(), StoreError> {
+    fn merge_batch(
+        &mut self,
+        peer: &PeerRef,
+        batch: Batch,
+        applied: &mut Applied,
+    ) -> Result<(), StoreError> {
+        let via = self.intern_site(peer.site)?;
         let sites: Vec<u32> = batch
             .sites
             .iter()
@@ -93,6 +116,7 @@ impl Store {
                             column: c.column as usize,
                             hlc: c.hlc,
                             site: sites[c.site as usize],
+                            via,
                             value: c.value,
                         })
                         .collect();
@@ -108,7 +132,7 @@ impl Store {
                     hlc,
                     site,
                 } => {
-                    if self.merge_tombstone(table as usize, &id, hlc, sites[site as usize])? {
+                    if self.merge_tombstone(table as usize, &id, hlc, sites[site as usize], via)? {
                         applied.tombstones_written += 1;
                     }
                 }
@@ -130,101 +154,120 @@ impl Store {
             .ctx("saving a peer cursor")?;
         Ok(())
     }
+}
 
-    /// Checks a whole batch against the schema; returns its greatest hlc.
-    fn validate(&self, peer: &PeerRef, batch: &Batch) -> Result<Hlc, StoreError> {
-        let reject =
-            |table: &str, id: &str, column: &str, reason: String| StoreError::InvalidBatch {
-                peer: peer.name.clone(),
-                table: table.to_string(),
-                id: id.to_string(),
-                column: column.to_string(),
-                reason,
-            };
-        let distinct: HashSet<_> = batch.sites.iter().collect();
-        if distinct.len() != batch.sites.len() {
-            return Err(reject(
-                "-",
-                "-",
-                "-",
-                "the site dictionary repeats a site".into(),
-            ));
-        }
-        let mut max_hlc = Hlc::ZERO;
-        let site_ok = |site: u32| (site as usize) < batch.sites.len();
-        for change in &batch.changes {
-            let (table, id) = match change {
-                Change::Row { table, id, .. } | Change::Tombstone { table, id, .. } => {
-                    (*table as usize, id)
-                }
-            };
-            let Some(def) = self.schema.tables.get(table) else {
-                return Err(reject(
-                    &format!("#{table}"),
-                    id,
-                    "-",
-                    format!(
-                        "unknown table number {table} (this schema has {})",
-                        self.schema.tables.len()
-                    ),
-                ));
-            };
-            if !valid_id(id) {
-                return Err(reject(&def.name, "-", "-", "invalid row id".into()));
+/// A batch that passed `validate`; only `validate` makes one.
+#[derive(Debug)]
+pub struct Validated {
+    batch: Batch,
+    max_hlc: Hlc,
+}
+
+impl Validated {
+    pub fn batch(&self) -> &Batch {
+        &self.batch
+    }
+}
+
+/// Checks a whole batch from `peer` against the schema (known tables and
+/// columns, valid ids, sites and timestamps, an age file in every sealed
+/// column). Pure: needs no replica, so it can run on any thread.
+pub fn validate(schema: &Schema, peer: &PeerRef, batch: Batch) -> Result<Validated, StoreError> {
+    let max_hlc = check(schema, peer, &batch)?;
+    Ok(Validated { batch, max_hlc })
+}
+
+fn check(schema: &Schema, peer: &PeerRef, batch: &Batch) -> Result<Hlc, StoreError> {
+    let reject = |table: &str, id: &str, column: &str, reason: String| StoreError::InvalidBatch {
+        peer: peer.name.clone(),
+        table: table.to_string(),
+        id: id.to_string(),
+        column: column.to_string(),
+        reason,
+    };
+    let distinct: HashSet<_> = batch.sites.iter().collect();
+    if distinct.len() != batch.sites.len() {
+        return Err(reject(
+            "-",
+            "-",
+            "-",
+            "the site dictionary repeats a site".into(),
+        ));
+    }
+    let mut max_hlc = Hlc::ZERO;
+    let site_ok = |site: u32| (site as usize) < batch.sites.len();
+    for change in &batch.changes {
+        let (table, id) = match change {
+            Change::Row { table, id, .. } | Change::Tombstone { table, id, .. } => {
+                (*table as usize, id)
             }
-            match change {
-                Change::Tombstone { hlc, site, .. } => {
-                    if !site_ok(*site) || *hlc == Hlc::ZERO {
+        };
+        let Some(def) = schema.tables.get(table) else {
+            return Err(reject(
+                &format!("#{table}"),
+                id,
+                "-",
+                format!(
+                    "unknown table number {table} (this schema has {})",
+                    schema.tables.len()
+                ),
+            ));
+        };
+        if !valid_id(id) {
+            return Err(reject(&def.name, "-", "-", "invalid row id".into()));
+        }
+        match change {
+            Change::Tombstone { hlc, site, .. } => {
+                if !site_ok(*site) || *hlc == Hlc::ZERO {
+                    return Err(reject(
+                        &def.name,
+                        id,
+                        "-",
+                        "tombstone with an invalid site or timestamp".into(),
+                    ));
+                }
+                max_hlc = max_hlc.max(*hlc);
+            }
+            Change::Row { cells, .. } => {
+                for cell in cells {
+                    let Some(column) = def.columns.get(cell.column as usize) else {
                         return Err(reject(
                             &def.name,
                             id,
-                            "-",
-                            "tombstone with an invalid site or timestamp".into(),
+                            &format!("#{}", cell.column),
+                            format!(
+                                "unknown column number {} (the table has {})",
+                                cell.column,
+                                def.columns.len()
+                            ),
+                        ));
+                    };
+                    if !site_ok(cell.site) || cell.hlc == Hlc::ZERO {
+                        return Err(reject(
+                            &def.name,
+                            id,
+                            &column.name,
+                            "cell with an invalid site or timestamp".into(),
                         ));
                     }
-                    max_hlc = max_hlc.max(*hlc);
-                }
-                Change::Row { cells, .. } => {
-                    for cell in cells {
-                        let Some(column) = def.columns.get(cell.column as usize) else {
-                            return Err(reject(
-                                &def.name,
-                                id,
-                                &format!("#{}", cell.column),
-                                format!(
-                                    "unknown column number {} (the table has {})",
-                                    cell.column,
-                                    def.columns.len()
-                                ),
-                            ));
-                        };
-                        if !site_ok(cell.site) || cell.hlc == Hlc::ZERO {
+                    if column.is_sealed() {
+                        let ok = matches!(&cell.value, Value::Blob(b) if seal::is_age_file(b));
+                        if !ok {
                             return Err(reject(
                                 &def.name,
                                 id,
                                 &column.name,
-                                "cell with an invalid site or timestamp".into(),
+                                format!(
+                                    "a sealed column carries a {} that is not an age file (fail closed: is the sending node misconfigured?)",
+                                    cell.value.kind()
+                                ),
                             ));
                         }
-                        if column.is_sealed() {
-                            let ok = matches!(&cell.value, Value::Blob(b) if seal::is_age_file(b));
-                            if !ok {
-                                return Err(reject(
-                                    &def.name,
-                                    id,
-                                    &column.name,
-                                    format!(
-                                        "a sealed column carries a {} that is not an age file (fail closed: is the sending node misconfigured?)",
-                                        cell.value.kind()
-                                    ),
-                                ));
-                            }
-                        }
-                        max_hlc = max_hlc.max(cell.hlc);
                     }
+                    max_hlc = max_hlc.max(cell.hlc);
                 }
             }
         }
-        Ok(max_hlc)
     }
+    Ok(max_hlc)
 }

@@ -38,13 +38,15 @@ enum Candidate {
         id: String,
         hlc: Hlc,
         site: u32,
+        via: u32,
     },
 }
 
 impl Store {
     /// Changes after `from`, oldest first: at most `max_rows` rows and
     /// tombstones, and no more than about `max_bytes` (always at least one).
-    /// Cells written by `skip_site` are left out: that peer has them (or
+    /// Cells written by `skip_site`, or that arrived from it, are left out:
+    /// that peer has them (or
     /// something newer) already.
     pub fn changes_since(
         &self,
@@ -102,7 +104,7 @@ impl Store {
         {
             let mut stmt = self
                 .conn
-                .prepare_cached("SELECT tbl, id, hlc, site, seq FROM _puente_tombstones WHERE seq > ?1 ORDER BY seq LIMIT ?2")
+                .prepare_cached("SELECT tbl, id, hlc, site, seq, via FROM _puente_tombstones WHERE seq > ?1 ORDER BY seq LIMIT ?2")
                 .ctx("reading tombstones")?;
             let rows = stmt
                 .query_map(rusqlite::params![from.progress as i64, fetch], |r| {
@@ -112,11 +114,12 @@ impl Store {
                         r.get::<_, i64>(2)?,
                         r.get::<_, i64>(3)?,
                         r.get::<_, i64>(4)?,
+                        r.get::<_, i64>(5)?,
                     ))
                 })
                 .ctx("reading tombstones")?;
             for row in rows {
-                let (tbl, id, hlc, site, seq) = row.ctx("reading tombstones")?;
+                let (tbl, id, hlc, site, seq, via) = row.ctx("reading tombstones")?;
                 // Tombstones of tables no longer in the schema cannot occur:
                 // the layout check refuses such a schema.
                 if let Some(t) = self.schema.table_index(&tbl) {
@@ -127,6 +130,7 @@ impl Store {
                             id,
                             hlc: Hlc(hlc as u64),
                             site: site as u32,
+                            via: via as u32,
                         },
                     ));
                 }
@@ -164,7 +168,11 @@ impl Store {
                         if !clock.is_written() || clock.seq <= from.base {
                             continue;
                         }
-                        if skip_site == Some(self.state.sites[clock.site as usize]) {
+                        let skip = skip_site.is_some_and(|s| {
+                            s == self.state.sites[clock.site as usize]
+                                || s == self.state.sites[clock.via as usize]
+                        });
+                        if skip {
                             continue;
                         }
                         bytes += 16 + value.encoded_len();
@@ -184,8 +192,17 @@ impl Store {
                         });
                     }
                 }
-                Candidate::Tombstone { t, id, hlc, site } => {
-                    if skip_site == Some(self.state.sites[site as usize]) {
+                Candidate::Tombstone {
+                    t,
+                    id,
+                    hlc,
+                    site,
+                    via,
+                } => {
+                    let skip = skip_site.is_some_and(|s| {
+                        s == self.state.sites[site as usize] || s == self.state.sites[via as usize]
+                    });
+                    if skip {
                         continue;
                     }
                     bytes += id.len() + 16;

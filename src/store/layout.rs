@@ -25,6 +25,7 @@ CREATE TABLE _puente_tombstones (
     id TEXT NOT NULL,
     hlc INTEGER NOT NULL,
     site INTEGER NOT NULL,
+    via INTEGER NOT NULL,
     seq INTEGER NOT NULL,
     PRIMARY KEY (tbl, id)
 ) STRICT, WITHOUT ROWID;

@@ -24,6 +24,8 @@ pub(super) struct IncomingCell {
     pub column: usize,
     pub hlc: Hlc,
     pub site: u32,
+    /// The local index of the site this version arrived from.
+    pub via: u32,
     pub value: Value,
 }
 
@@ -151,6 +153,7 @@ impl Store {
                 clocks.0[cell.column] = CellClock {
                     hlc: cell.hlc,
                     site: cell.site,
+                    via: cell.via,
                     seq: 0,
                 };
                 values[cell.column] = cell.value;
@@ -166,10 +169,14 @@ impl Store {
             clock.seq = seq;
         }
         if self.insert_row(t, id, &clocks, &values, seq)? {
+            self.state.counts.rows[t] += 1;
             for (c, (clock, value)) in clocks.0.iter().zip(&values).enumerate() {
                 if clock.is_written() {
                     let h = self.hash_cell(t, id, c, value, clock);
                     self.state.digest.add(&h);
+                    if self.schema.tables[t].columns[c].is_sealed() {
+                        self.state.counts.sealed_cells += 1;
+                    }
                 }
             }
             return Ok(clocks.0.iter().filter(|c| c.is_written()).count());
@@ -195,6 +202,7 @@ impl Store {
                 column: c,
                 hlc: clocks.0[c].hlc,
                 site: clocks.0[c].site,
+                via: clocks.0[c].via,
                 value: std::mem::replace(&mut values[c], Value::Null),
             };
             if !self.wins(&cell, &current.0[c], &current_values[c]) {
@@ -205,10 +213,13 @@ impl Store {
                     current.0[c],
                     std::mem::replace(&mut current_values[c], Value::Null),
                 ));
+            } else if self.schema.tables[t].columns[c].is_sealed() {
+                self.state.counts.sealed_cells += 1;
             }
             current.0[c] = CellClock {
                 hlc: cell.hlc,
                 site: cell.site,
+                via: cell.via,
                 seq: 0,
             };
             current_values[c] = cell.value;
@@ -282,6 +293,7 @@ impl Store {
         id: &str,
         hlc: Hlc,
         site: u32,
+        via: u32,
     ) -> Result<bool, StoreError> {
         let previous = self.tombstone_of(t, id)?;
         if let Some(prev) = previous {
@@ -297,10 +309,14 @@ impl Store {
             self.state.digest.sub(&h);
         }
         if let Some(existing) = self.read_for_merge(t, id)? {
+            self.state.counts.rows[t] -= 1;
             for (c, clock) in existing.clocks.0.iter().enumerate() {
                 if clock.is_written() {
                     let h = self.hash_cell(t, id, c, &existing.values[c], clock);
                     self.state.digest.sub(&h);
+                    if self.schema.tables[t].columns[c].is_sealed() {
+                        self.state.counts.sealed_cells -= 1;
+                    }
                 }
             }
             let sql = &self.tables[t];
@@ -312,10 +328,10 @@ impl Store {
         let seq = self.next_seq();
         self.conn
             .prepare_cached(
-                "INSERT OR REPLACE INTO _puente_tombstones (tbl, id, hlc, site, seq) VALUES (?1, ?2, ?3, ?4, ?5)",
+                "INSERT OR REPLACE INTO _puente_tombstones (tbl, id, hlc, site, via, seq) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
             )
             .and_then(|mut s| {
-                s.execute(params![self.tables[t].name, id, hlc.0 as i64, site as i64, seq as i64])
+                s.execute(params![self.tables[t].name, id, hlc.0 as i64, site as i64, via as i64, seq as i64])
             })
             .ctx("writing a tombstone")?;
         let h = tombstone_hash(

@@ -250,35 +250,19 @@ impl Store {
         Ok(RowView { id, cells, updated })
     }
 
-    /// Rows per table, sealed cells and tombstones.
+    /// Rows per table, sealed cells and tombstones (O(1): kept with every
+    /// write).
     pub fn stats(&self) -> Result<Stats, StoreError> {
-        let mut rows = Vec::new();
-        let mut sealed_cells = 0;
-        for table in &self.schema.tables {
-            let q = super::layout::quote(&table.name);
-            let n: i64 = self
-                .conn
-                .query_row(&format!("SELECT count(*) FROM {q}"), [], |r| r.get(0))
-                .ctx("counting rows")?;
-            rows.push((table.name.clone(), n as u64));
-            for column in table.columns.iter().filter(|c| c.is_sealed()) {
-                let n: i64 = self
-                    .conn
-                    .query_row(
-                        &format!(
-                            "SELECT count({}) FROM {q}",
-                            super::layout::quote(&column.name)
-                        ),
-                        [],
-                        |r| r.get(0),
-                    )
-                    .ctx("counting sealed cells")?;
-                sealed_cells += n as u64;
-            }
-        }
+        let rows = self
+            .schema
+            .tables
+            .iter()
+            .zip(&self.state.counts.rows)
+            .map(|(t, n)| (t.name.clone(), *n))
+            .collect();
         Ok(Stats {
             rows,
-            sealed_cells,
+            sealed_cells: self.state.counts.sealed_cells,
             tombstones: self.state.tombstones.iter().sum(),
         })
     }

@@ -110,6 +110,7 @@ impl Store {
                         column: c,
                         hlc,
                         site: local,
+                        via: local,
                         value,
                     });
                 }
@@ -212,7 +213,7 @@ impl Store {
             let now = store.clock.now_ms();
             let hlc = store.state.hlc.tick(now);
             let local = store.state.local_site;
-            store.merge_tombstone(t, id, hlc, local)?;
+            store.merge_tombstone(t, id, hlc, local, local)?;
             tracing::trace!(table, id, %hlc, "local delete");
             Ok(Written {
                 id: id.to_string(),

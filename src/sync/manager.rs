@@ -143,9 +143,9 @@ fn transport() -> Arc<quinn::TransportConfig> {
     let mut t = quinn::TransportConfig::default();
     t.max_idle_timeout(Some(VarInt::from_u32(20_000).into()));
     t.keep_alive_interval(Some(Duration::from_secs(4)));
-    t.stream_receive_window(VarInt::from_u32(32 << 20));
-    t.receive_window(VarInt::from_u32(64 << 20));
-    t.send_window(64 << 20);
+    t.stream_receive_window(VarInt::from_u32(8 << 20));
+    t.receive_window(VarInt::from_u32(12 << 20));
+    t.send_window(8 << 20);
     t.max_concurrent_bidi_streams(VarInt::from_u32(2));
     t.max_concurrent_uni_streams(VarInt::from_u32(0));
     Arc::new(t)

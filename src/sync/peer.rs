@@ -22,7 +22,7 @@ use crate::clock::lead_ms;
 use crate::config::PeerConfig;
 use crate::node::{Node, NodeError};
 use crate::stamp::SiteId;
-use crate::store::{Batch, Cursor, PeerRef, StoreError};
+use crate::store::{Batch, Cursor, PeerRef, StoreError, Validated, validate};
 
 /// Rows and bytes per batch the pump sends.
 #[derive(Debug, Clone, Copy)]
@@ -38,7 +38,7 @@ impl Default for Limits {
         Limits {
             batch_rows: 1_000,
             batch_bytes: 1 << 20,
-            group_changes: 20_000,
+            group_changes: 5_000,
         }
     }
 }
@@ -49,6 +49,8 @@ const HELLO_TIMEOUT: Duration = Duration::from_secs(5);
 const STATE_DEBOUNCE: Duration = Duration::from_millis(20);
 /// Live pushes are paced at one per this interval at most.
 const LIVE_PACE: Duration = Duration::from_millis(1);
+/// Bytes taken from the stream ahead of decoding, at most (about one group).
+const READ_AHEAD: usize = 2 << 20;
 /// A clock this far off is logged as a warning.
 const SKEW_WARNING_MS: i64 = 60_000;
 
@@ -330,11 +332,12 @@ async fn read_loop(
 ) -> Result<(), Violation> {
     let node = shared.node.clone();
     let mut decoder = FrameDecoder::with_limit(MAX_HELLO_FRAME);
-    let mut buf = vec![0u8; 256 * 1024];
     let hello_deadline = tokio::time::Instant::now() + HELLO_TIMEOUT;
+    // Replaced at Hello (batches before Hello are refused by the session).
+    let mut applier = Applier::new(SiteId([0; 16]), limits.group_changes);
     loop {
         let read = if session.peer().is_none() {
-            match tokio::time::timeout_at(hello_deadline, recv.read(&mut buf)).await {
+            match tokio::time::timeout_at(hello_deadline, recv.read_chunk(usize::MAX, true)).await {
                 Ok(r) => r,
                 Err(_) => {
                     return Err(Violation::new(
@@ -345,12 +348,19 @@ async fn read_loop(
             }
         } else {
             tokio::select! {
-                r = recv.read(&mut buf) => r,
+                r = recv.read_chunk(usize::MAX, true) => r,
                 r = wait_task(pump) => return r,
+                r = applier.progress(shared) => {
+                    r?;
+                    continue;
+                }
             }
         };
-        let n = match read {
-            Ok(Some(n)) => n,
+        let mut n = match read {
+            Ok(Some(chunk)) => {
+                decoder.push(&chunk.bytes);
+                chunk.bytes.len()
+            }
             Ok(None) => {
                 return Err(Violation::new(
                     ErrorCode::Normal,
@@ -359,10 +369,19 @@ async fn read_loop(
             }
             Err(_) => return Err(Violation::new(ErrorCode::Normal, "the connection closed")),
         };
-        decoder.push(&buf[..n]);
+        // Take whatever else has already arrived, without waiting, so that
+        // batches that queued up while the last group was being applied
+        // are applied together. (`timeout` polls the read once first.)
+        while decoder.pending() < READ_AHEAD {
+            match tokio::time::timeout(Duration::ZERO, recv.read_chunk(usize::MAX, true)).await {
+                Ok(Ok(Some(chunk))) => {
+                    decoder.push(&chunk.bytes);
+                    n += chunk.bytes.len();
+                }
+                _ => break,
+            }
+        }
         shared.update(|p| p.counters.bytes_in += n as u64);
-        let mut group: Vec<(Batch, Cursor, bool, u64)> = Vec::new();
-        let mut group_changes = 0;
         while let Some(message) = decoder.next_message()? {
             let event = session.receive(message, node.now_ms())?;
             if let Event::Batch {
@@ -372,22 +391,18 @@ async fn read_loop(
                 head,
             } = event
             {
-                group_changes += batch.changes.len();
-                group.push((batch, cursor, complete, head));
-                if group_changes >= limits.group_changes {
-                    apply_group(shared, session, std::mem::take(&mut group)).await?;
-                    group_changes = 0;
-                }
+                let validated = validate_off_thread(shared, session, batch).await?;
+                applier
+                    .push(shared, (validated, cursor, complete, head))
+                    .await?;
                 continue;
             }
             // Keep order: apply what came before this message first.
-            if !group.is_empty() {
-                apply_group(shared, session, std::mem::take(&mut group)).await?;
-                group_changes = 0;
-            }
+            applier.drain(shared).await?;
             match event {
                 Event::Hello(hello) => {
                     *handshaken = true;
+                    applier = Applier::new(hello.site, limits.group_changes);
                     decoder.set_limit(MAX_FRAME);
                     let skew = hello.wall_ms as i64 - node.now_ms() as i64;
                     note_skew(shared, skew);
@@ -430,9 +445,123 @@ async fn read_loop(
                 Event::Batch { .. } => {}
             }
         }
-        if !group.is_empty() {
-            apply_group(shared, session, group).await?;
+        applier.kick(shared);
+    }
+}
+
+/// One received, validated batch with its cursor, completeness and the
+/// sender's head.
+type Received = (Validated, Cursor, bool, u64);
+
+/// Checks a batch against the schema on a blocking thread, so that it
+/// overlaps the SQLite work of the group being applied.
+async fn validate_off_thread(
+    shared: &Arc<Shared>,
+    session: &Session,
+    batch: Batch,
+) -> Result<Validated, Violation> {
+    let Some(hello) = session.peer() else {
+        return Err(Violation::new(
+            ErrorCode::UnexpectedMessage,
+            "a batch before Hello",
+        ));
+    };
+    let schema = shared.node.schema.clone();
+    let peer = PeerRef {
+        site: hello.site,
+        name: shared.peer.name.clone(),
+    };
+    tokio::task::spawn_blocking(move || validate(&schema, &peer, batch))
+        .await
+        .map_err(|e| Violation::new(ErrorCode::Internal, format!("validating failed: {e}")))?
+        .map_err(store_violation)
+}
+
+/// Applies received batches in order, one group at a time, while the
+/// reader goes on reading and decoding: batches arriving during an apply
+/// queue up and go into the next group (up to `limit` changes), so a
+/// catch-up burst becomes few, large transactions and decoding overlaps
+/// SQLite work.
+struct Applier {
+    peer_site: SiteId,
+    limit: usize,
+    pending: Vec<Received>,
+    pending_changes: usize,
+    in_flight: Option<tokio::task::JoinHandle<Result<(), Violation>>>,
+}
+
+impl Applier {
+    fn new(peer_site: SiteId, limit: usize) -> Applier {
+        Applier {
+            peer_site,
+            limit,
+            pending: Vec::new(),
+            pending_changes: 0,
+            in_flight: None,
         }
+    }
+
+    fn launch(&mut self, shared: &Arc<Shared>) {
+        let group = std::mem::take(&mut self.pending);
+        self.pending_changes = 0;
+        self.in_flight = Some(tokio::spawn(apply_group(
+            shared.clone(),
+            self.peer_site,
+            group,
+        )));
+    }
+
+    /// Waits for the group in flight (cancel-safe: the handle stays until
+    /// it completes).
+    async fn finish(&mut self) -> Result<(), Violation> {
+        if let Some(handle) = &mut self.in_flight {
+            let result = handle.await;
+            self.in_flight = None;
+            return result.map_err(|e| {
+                Violation::new(ErrorCode::Internal, format!("applying failed: {e}"))
+            })?;
+        }
+        Ok(())
+    }
+
+    /// Queues a batch; when the queue is full, waits for the group in
+    /// flight and starts the queue.
+    async fn push(&mut self, shared: &Arc<Shared>, received: Received) -> Result<(), Violation> {
+        self.pending_changes += received.0.batch().changes.len();
+        self.pending.push(received);
+        if self.pending_changes >= self.limit {
+            self.finish().await?;
+            self.launch(shared);
+        }
+        Ok(())
+    }
+
+    /// Starts the queue if nothing is in flight.
+    fn kick(&mut self, shared: &Arc<Shared>) {
+        if self.in_flight.is_none() && !self.pending.is_empty() {
+            self.launch(shared);
+        }
+    }
+
+    /// Applies everything received so far.
+    async fn drain(&mut self, shared: &Arc<Shared>) -> Result<(), Violation> {
+        self.finish().await?;
+        if !self.pending.is_empty() {
+            self.launch(shared);
+            self.finish().await?;
+        }
+        Ok(())
+    }
+
+    /// Completes when the group in flight does, then starts the queue;
+    /// never completes while nothing is in flight.
+    async fn progress(&mut self, shared: &Arc<Shared>) -> Result<(), Violation> {
+        if self.in_flight.is_none() {
+            return std::future::pending().await;
+        }
+        self.finish().await?;
+        self.kick(shared);
+        Ok(())
     }
 }
 
@@ -489,36 +618,31 @@ fn note_skew(shared: &Shared, skew_ms: i64) {
 
 /// Applies batches that arrived together in one transaction.
 async fn apply_group(
-    shared: &Arc<Shared>,
-    session: &Session,
-    group: Vec<(Batch, Cursor, bool, u64)>,
+    shared: Arc<Shared>,
+    peer_site: SiteId,
+    group: Vec<Received>,
 ) -> Result<(), Violation> {
     let node = shared.node.clone();
-    let Some(hello) = session.peer() else {
-        return Err(Violation::new(
-            ErrorCode::UnexpectedMessage,
-            "a batch before Hello",
-        ));
-    };
     let peer = PeerRef {
-        site: hello.site,
+        site: peer_site,
         name: shared.peer.name.clone(),
     };
     let batches = group.len() as u64;
     let complete = group.iter().any(|g| g.2);
     let head = group.iter().map(|g| g.3).max().unwrap_or(0);
-    let rows: u64 = group.iter().map(|g| g.0.changes.len() as u64).sum();
-    let cells: u64 = group.iter().map(|g| g.0.cell_count() as u64).sum();
-    let items: Vec<(Batch, Cursor)> = group.into_iter().map(|(b, c, _, _)| (b, c)).collect();
+    let rows: u64 = group.iter().map(|g| g.0.batch().changes.len() as u64).sum();
+    let cells: u64 = group.iter().map(|g| g.0.batch().cell_count() as u64).sum();
+    let items: Vec<(Validated, Cursor)> = group.into_iter().map(|(b, c, _, _)| (b, c)).collect();
+    tracing::debug!(peer = %shared.peer.name, batches, rows, "applying a group of batches");
     let applied = node
-        .with_store(move |s| s.apply_group(&peer, items))
+        .with_store(move |s| s.apply_validated(&peer, items))
         .await
         .map_err(internal)?
         .map_err(store_violation)?;
     let now = node.now_ms();
     let lead = lead_ms(applied.max_hlc, now);
     if applied.max_hlc.0 != 0 && lead >= SKEW_WARNING_MS {
-        note_skew(shared, lead);
+        note_skew(&shared, lead);
     }
     shared.update(|p| {
         p.counters.batches_in += batches;
@@ -528,7 +652,7 @@ async fn apply_group(
         p.last_contact_ms = Some(now);
     });
     if complete {
-        send_state(shared, hello.site).await?;
+        send_state(&shared, peer_site).await?;
     }
     Ok(())
 }

@@ -6,11 +6,10 @@
 
 pub mod rogue;
 
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::path::Path;
+use std::process::Command;
 use std::time::{Duration, Instant};
 
-use puente::admin::Client;
 use puente::status::{PeerState, Status};
 use puente::value::Plaintext;
 
@@ -44,116 +43,20 @@ pub fn free_ports(n: usize) -> Vec<u16> {
         .collect()
 }
 
-pub struct Office {
-    pub name: String,
-    pub dir: PathBuf,
-    pub config: PathBuf,
-    pub socket: PathBuf,
-    pub port: u16,
-    pub fingerprint: String,
-    pub has_key: bool,
-    pub log: PathBuf,
-    pub log_filter: String,
-    child: Option<Child>,
+pub use puente::lab::{Lab, Office};
+
+/// Helpers tests use on an office.
+pub trait OfficeExt {
+    async fn status(&self) -> Status;
+    async fn put(&self, table: &str, id: &str, cells: &[(&str, &str)]);
 }
 
-impl Office {
-    pub fn addr(&self) -> String {
-        format!("127.0.0.1:{}", self.port)
-    }
-
-    pub fn data_dir(&self) -> PathBuf {
-        self.dir.join("data")
-    }
-
-    pub fn client(&self) -> Client {
-        Client::new(&self.socket).with_timeout(Duration::from_secs(10))
-    }
-
-    pub fn is_running(&mut self) -> bool {
-        match &mut self.child {
-            Some(c) => c.try_wait().ok().flatten().is_none(),
-            None => false,
-        }
-    }
-
-    pub fn pid(&self) -> Option<u32> {
-        self.child.as_ref().map(Child::id)
-    }
-
-    /// Starts the daemon and waits until its admin socket answers.
-    pub async fn start(&mut self) {
-        assert!(self.child.is_none(), "{} is already running", self.name);
-        let log = std::fs::OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(&self.log)
-            .unwrap();
-        let child = Command::new(BIN)
-            .args(["run", "--config"])
-            .arg(&self.config)
-            .env("RUST_LOG", &self.log_filter)
-            .stdin(Stdio::null())
-            .stdout(log.try_clone().unwrap())
-            .stderr(log)
-            .spawn()
-            .expect("start puente run");
-        self.child = Some(child);
-        let client = self.client();
-        let name = self.name.clone();
-        let started = Instant::now();
-        loop {
-            if client.health().await.is_ok() {
-                return;
-            }
-            if !self.is_running() {
-                panic!("{name} exited at start-up:\n{}", self.logs());
-            }
-            assert!(
-                started.elapsed() < DEADLINE,
-                "{name} did not answer on its socket:\n{}",
-                self.logs()
-            );
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
-    }
-
-    /// SIGTERM, then waits for the exit; returns the exit code.
-    pub fn stop(&mut self) -> Option<i32> {
-        let mut child = self.child.take()?;
-        let _ = Command::new("kill")
-            .args(["-TERM", &child.id().to_string()])
-            .status();
-        let started = Instant::now();
-        loop {
-            if let Ok(Some(status)) = child.try_wait() {
-                return status.code();
-            }
-            if started.elapsed() > DEADLINE {
-                let _ = child.kill();
-                panic!("{} did not stop within the deadline", self.name);
-            }
-            std::thread::sleep(Duration::from_millis(10));
-        }
-    }
-
-    /// SIGKILL: no chance to clean up.
-    pub fn kill9(&mut self) {
-        if let Some(mut child) = self.child.take() {
-            let _ = child.kill();
-            let _ = child.wait();
-        }
-    }
-
-    pub fn logs(&self) -> String {
-        std::fs::read_to_string(&self.log).unwrap_or_default()
-    }
-
-    pub async fn status(&self) -> Status {
+impl OfficeExt for Office {
+    async fn status(&self) -> Status {
         self.client().status().await.expect("status")
     }
 
-    pub async fn put(&self, table: &str, id: &str, cells: &[(&str, &str)]) {
+    async fn put(&self, table: &str, id: &str, cells: &[(&str, &str)]) {
         let cells = cells
             .iter()
             .map(|(c, v)| (c.to_string(), Plaintext::text(*v)))
@@ -162,120 +65,69 @@ impl Office {
     }
 }
 
+/// A lab in a temp dir whose daemons' logs are printed if the test fails.
 pub struct Cluster {
+    pub lab: Lab,
     pub tmp: tempfile::TempDir,
-    pub offices: Vec<Office>,
 }
 
 impl Cluster {
     /// Offices named `names`; those marked `true` hold the mx identity.
-    /// Every office gets the same schema with the key holders' recipients.
     pub fn new(specs: &[(&str, bool)]) -> Cluster {
         let tmp = tempfile::tempdir().unwrap();
-        let ports = free_ports(specs.len());
-        let mut offices = Vec::new();
-        let mut recipients = Vec::new();
-        for ((name, has_key), port) in specs.iter().zip(ports) {
-            let dir = tmp.path().join(name);
-            let out = puente(&[
-                "init",
-                "--dir",
-                dir.to_str().unwrap(),
-                "--name",
-                name,
-                "--listen",
-                &format!("127.0.0.1:{port}"),
-            ]);
-            let fingerprint = out.lines().last().unwrap().trim().to_string();
-            if *has_key {
-                std::fs::create_dir(dir.join("keys")).unwrap();
-                let key = dir.join("keys/mx.key");
-                recipients.push(
-                    puente(&["keygen", "--out", key.to_str().unwrap()])
-                        .trim()
-                        .to_string(),
-                );
-                let mut config = std::fs::read_to_string(dir.join("puente.toml")).unwrap();
-                config.push_str("\n[privacy]\nidentities = [\"keys/mx.key\"]\n");
-                std::fs::write(dir.join("puente.toml"), config).unwrap();
-            }
-            offices.push(Office {
-                name: name.to_string(),
-                config: dir.join("puente.toml"),
-                socket: dir.join("admin.sock"),
-                log: dir.join("daemon.log"),
-                dir,
-                port,
-                fingerprint,
-                has_key: *has_key,
-                log_filter: "info,puente=debug".into(),
-                child: None,
-            });
+        let mut lab = Lab::create(
+            &tmp.path().join("lab"),
+            Path::new(BIN),
+            specs,
+            puente::config::schema::DEFAULT_SCHEMA,
+        )
+        .unwrap();
+        for o in &mut lab.offices {
+            o.log_filter = "info,puente=debug".into();
         }
-        let list = recipients
-            .iter()
-            .map(|r| format!("\"{r}\""))
-            .collect::<Vec<_>>()
-            .join(", ");
-        let schema =
-            puente::config::schema::DEFAULT_SCHEMA.replace("mx = []", &format!("mx = [{list}]"));
-        for o in &offices {
-            std::fs::write(o.dir.join("schema.toml"), &schema).unwrap();
-        }
-        Cluster { tmp, offices }
+        Cluster { lab, tmp }
     }
 
-    /// `a` pins `b` (with b's address, so a dials b).
     pub fn pin(&self, a: usize, b: usize) {
-        let (from, to) = (&self.offices[a], &self.offices[b]);
-        puente(&[
-            "peer",
-            "add",
-            "--config",
-            from.config.to_str().unwrap(),
-            "--name",
-            &to.name,
-            "--fingerprint",
-            &to.fingerprint,
-            "--address",
-            &to.addr(),
-        ]);
+        self.lab.pin(a, b).unwrap();
     }
 
-    /// Both pin each other, both dial.
     pub fn link(&self, a: usize, b: usize) {
-        self.pin(a, b);
-        self.pin(b, a);
+        self.lab.link(a, b).unwrap();
     }
 
     pub async fn start_all(&mut self) {
-        for o in &mut self.offices {
-            o.start().await;
+        for o in &mut self.lab.offices {
+            o.start().await.unwrap();
         }
     }
 
     pub fn path(&self) -> &Path {
         self.tmp.path()
     }
+
+    pub fn offices(&self) -> &[Office] {
+        &self.lab.offices
+    }
 }
 
 impl std::ops::Index<usize> for Cluster {
     type Output = Office;
     fn index(&self, i: usize) -> &Office {
-        &self.offices[i]
+        &self.lab.offices[i]
     }
 }
 
 impl std::ops::IndexMut<usize> for Cluster {
     fn index_mut(&mut self, i: usize) -> &mut Office {
-        &mut self.offices[i]
+        &mut self.lab.offices[i]
     }
 }
 
 impl Drop for Cluster {
     fn drop(&mut self) {
         let failing = std::thread::panicking();
-        for o in &mut self.offices {
+        for o in &mut self.lab.offices {
             o.kill9();
             if failing {
                 let logs = o.logs();

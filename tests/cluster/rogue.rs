@@ -45,10 +45,9 @@ impl Rogue {
 
     /// Connects to `target`, which must have pinned this rogue.
     pub async fn connect(&self, target: &Office) -> Result<RogueSession, String> {
-        let fp = target.fingerprint.parse().unwrap();
-        let crypto = pinning::client_crypto(&self.identity, fp).unwrap();
+        let crypto = pinning::client_crypto(&self.identity, target.fingerprint).unwrap();
         let config = quinn::ClientConfig::new(Arc::new(crypto));
-        let addr: SocketAddr = target.addr().parse().unwrap();
+        let addr: SocketAddr = target.addr();
         let conn = self
             .endpoint
             .connect_with(config, addr, "puente")
