@@ -49,6 +49,22 @@ impl fmt::Display for Hlc {
     }
 }
 
+impl std::str::FromStr for Hlc {
+    type Err = String;
+
+    /// Parses the `Display` form, `MILLIS.LOGICAL`.
+    fn from_str(s: &str) -> Result<Hlc, String> {
+        let bad = || format!("`{s}` is not a timestamp (MILLIS.LOGICAL)");
+        let (millis, logical) = s.split_once('.').ok_or_else(bad)?;
+        let millis: u64 = millis.parse().map_err(|_| bad())?;
+        let logical: u16 = logical.parse().map_err(|_| bad())?;
+        if millis >= 1 << (64 - LOGICAL_BITS) {
+            return Err(bad());
+        }
+        Ok(Hlc::from_parts(millis, logical))
+    }
+}
+
 /// Where the core gets "now" from. Tests inject their own.
 pub trait WallClock: Send + Sync {
     /// Unix time in milliseconds.
@@ -215,6 +231,14 @@ mod tests {
         let mut state = HlcState::resume(Hlc::from_parts(7, u16::MAX));
         let next = state.tick(7);
         assert_eq!(next, Hlc::from_parts(8, 0));
+    }
+
+    #[test]
+    fn display_round_trips() {
+        let h = Hlc::from_parts(1_795_661_520_515, 3);
+        assert_eq!(h.to_string().parse::<Hlc>(), Ok(h));
+        assert!("12".parse::<Hlc>().is_err());
+        assert!("1.99999".parse::<Hlc>().is_err());
     }
 
     #[test]

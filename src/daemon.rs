@@ -145,6 +145,10 @@ pub async fn start(config_path: &Path, limits: Limits) -> Result<Running, Daemon
                 detail: format!("opening failed: {e}"),
             })??
     };
+    if let Some(pages) = config.max_db_pages {
+        tracing::warn!(pages, "the replica is capped by [debug] max_db_pages");
+        store.limit_pages(pages)?;
+    }
     tracing::info!(
         node = %config.name,
         site = %store.site_id(),

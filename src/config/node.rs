@@ -44,6 +44,9 @@ pub struct NodeConfig {
     pub log_level: String,
     /// Shifts this node's wall clock (tests of clock trouble; 0 in production).
     pub clock_offset_ms: i64,
+    /// Caps the replica's size in pages (tests of a full disk; none in
+    /// production).
+    pub max_db_pages: Option<u64>,
 }
 
 impl NodeConfig {
@@ -172,6 +175,7 @@ impl NodeConfig {
                 .log_level
                 .map_or_else(|| "info".to_string(), Spanned::into_inner),
             clock_offset_ms: raw.debug.clock_offset_ms,
+            max_db_pages: raw.debug.max_db_pages,
         })
     }
 
@@ -245,6 +249,8 @@ struct PrivacyFile {
 struct DebugFile {
     #[serde(default)]
     clock_offset_ms: i64,
+    #[serde(default)]
+    max_db_pages: Option<u64>,
 }
 
 // ---- editing in place --------------------------------------------------

@@ -9,6 +9,7 @@
 //! Must not: be used by the daemon itself, or bind anything but 127.0.0.1.
 
 pub mod relay;
+pub mod scan;
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -169,6 +170,12 @@ impl Office {
             }
             std::thread::sleep(Duration::from_millis(5));
         }
+    }
+
+    /// Lets the daemon run on after this handle is dropped (`demo --keep`);
+    /// returns its pid.
+    pub fn detach(&mut self) -> Option<u32> {
+        self.child.take().map(|c| c.id())
     }
 
     /// SIGKILL: no chance to clean up.

@@ -367,6 +367,14 @@ impl Store {
         Ok((c.rows, c.sealed_cells))
     }
 
+    /// Caps the database at `pages` pages: writes beyond fail as if the
+    /// disk were full (`[debug] max_db_pages`, for tests of that case).
+    pub fn limit_pages(&self, pages: u64) -> Result<(), StoreError> {
+        self.conn
+            .query_row(&format!("PRAGMA max_page_count = {pages}"), [], |_| Ok(()))
+            .ctx("limiting the database size")
+    }
+
     /// Runs SQLite's own consistency check.
     pub fn integrity_check(&self) -> Result<String, StoreError> {
         self.conn

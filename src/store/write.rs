@@ -196,10 +196,11 @@ impl Store {
             return Err(StoreError::InvalidId { id: id.to_string() });
         }
         self.transaction(|store| {
-            if store.tombstone_of(t, id)?.is_some() {
+            if let Some((hlc, _)) = store.tombstone_of(t, id)? {
+                // Already deleted: report the tombstone that stands.
                 return Ok(Written {
                     id: id.to_string(),
-                    hlc: store.state.hlc.last(),
+                    hlc,
                     seq: store.state.head,
                     cells: 0,
                 });

@@ -4,6 +4,7 @@
 //! condition with a deadline.
 #![allow(dead_code)]
 
+pub mod model;
 pub mod rogue;
 
 use std::path::Path;
@@ -108,6 +109,30 @@ impl Cluster {
 
     pub fn offices(&self) -> &[Office] {
         &self.lab.offices
+    }
+
+    /// `a` dials `b` through a relay; `b` only accepts `a`. Every packet of
+    /// their one connection crosses the relay.
+    pub async fn link_via_relay(&self, a: usize, b: usize) -> puente::lab::relay::Relay {
+        let relay = puente::lab::relay::Relay::start(self[b].addr())
+            .await
+            .unwrap();
+        self.lab.pin_via(a, b, relay.addr()).unwrap();
+        puente::config::node::add_peer(&self[b].config, &self[a].name, &self[a].fingerprint, None)
+            .unwrap();
+        relay
+    }
+
+    /// Adds `[debug]` settings to an office's config before it starts.
+    pub fn debug_setting(&self, office: usize, line: &str) {
+        let path = &self[office].config;
+        let mut text = std::fs::read_to_string(path).unwrap();
+        if !text.contains("[debug]") {
+            text.push_str("\n[debug]\n");
+        }
+        text.push_str(line);
+        text.push('\n');
+        std::fs::write(path, text).unwrap();
     }
 }
 

@@ -122,55 +122,12 @@ pub fn sync(from: &Replica, to: &mut Replica, max_rows: usize) -> usize {
     }
 }
 
-/// Every file under `dir`, recursively.
-pub fn files_under(dir: &Path) -> Vec<PathBuf> {
-    let mut out = Vec::new();
-    let mut stack = vec![dir.to_path_buf()];
-    while let Some(d) = stack.pop() {
-        if let Ok(entries) = std::fs::read_dir(&d) {
-            for e in entries.flatten() {
-                let p = e.path();
-                if p.is_dir() {
-                    stack.push(p);
-                } else {
-                    out.push(p);
-                }
-            }
-        }
-    }
-    out
-}
-
-/// The needle as UTF-8 and as UTF-16 (LE and BE).
-pub fn encodings(needle: &str) -> Vec<Vec<u8>> {
-    let le: Vec<u8> = needle
-        .encode_utf16()
-        .flat_map(|u| u.to_le_bytes())
-        .collect();
-    let be: Vec<u8> = needle
-        .encode_utf16()
-        .flat_map(|u| u.to_be_bytes())
-        .collect();
-    vec![needle.as_bytes().to_vec(), le, be]
-}
+#[allow(unused_imports)]
+pub use puente::lab::scan::{encodings, files_under};
 
 /// Files under `dir` containing any encoding of any needle: (file, needle).
 pub fn plaintext_hits(dir: &Path, needles: &[&str]) -> Vec<(PathBuf, String)> {
-    let mut hits = Vec::new();
-    for file in files_under(dir) {
-        let Ok(bytes) = std::fs::read(&file) else {
-            continue;
-        };
-        for needle in needles {
-            if encodings(needle)
-                .iter()
-                .any(|enc| bytes.windows(enc.len()).any(|w| w == enc.as_slice()))
-            {
-                hits.push((file.clone(), needle.to_string()));
-            }
-        }
-    }
-    hits
+    puente::lab::scan::plaintext_hits(dir, needles).0
 }
 
 // ---- admin socket (tests/admin_*.rs) ----------------------------------------
