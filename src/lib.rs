@@ -23,3 +23,4 @@ pub mod status;
 pub mod store;
 pub mod sync;
 pub mod value;
+pub mod schedule;

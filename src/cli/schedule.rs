@@ -1,0 +1,109 @@
+//! `puente schedule`: the upcoming outreach events of the running daemon's
+//! replica, as an agenda by day in this machine's time zone.
+//!
+//! Owns: the IO around the pure agenda (`crate::schedule`): reading every
+//! row of `outreach_events` through the admin socket (following pages),
+//! the clock, the system time zone (TZ or /etc/localtime), the language
+//! from the locale, and printing.
+//! Must not: decide what is in the agenda or how it reads (that is
+//! `crate::schedule`, tested without IO).
+
+use std::io::Write as _;
+use std::path::Path;
+
+use anyhow::{Context, Result, bail};
+use jiff::Timestamp;
+use jiff::tz::TimeZone;
+
+use crate::admin::Client;
+use crate::schedule::{self, EventRow, Lang};
+
+/// Rows asked for per page.
+pub const PAGE_SIZE: usize = 500;
+
+/// Prints the agenda of the `days` days from now. `lang` is `es` or `en`;
+/// without it the locale decides (LC_ALL, LC_MESSAGES, LANG).
+pub fn schedule(socket: &Path, days: u32, lang: Option<&str>, json: bool) -> Result<()> {
+    let lang = match lang {
+        Some(given) => Lang::parse(given)?,
+        None => locale_lang(),
+    };
+    schedule::check_days(days)?;
+    let tz = match TimeZone::try_system() {
+        Ok(tz) => tz,
+        Err(e) => {
+            eprintln!(
+                "note: cannot tell this machine's time zone ({e}); showing UTC. Set TZ (e.g. TZ=America/Tijuana) or /etc/localtime."
+            );
+            TimeZone::UTC
+        }
+    };
+    let text = agenda_text(socket, Timestamp::now(), &tz, days, lang, json)?;
+    let mut out = std::io::stdout().lock();
+    out.write_all(text.as_bytes())
+        .and_then(|()| out.flush())
+        .context("cannot write the agenda to standard output")?;
+    Ok(())
+}
+
+/// The language the locale asks for.
+pub fn locale_lang() -> Lang {
+    let var = |name| std::env::var(name).ok();
+    Lang::from_locale(
+        var("LC_ALL").as_deref(),
+        var("LC_MESSAGES").as_deref(),
+        var("LANG").as_deref(),
+    )
+}
+
+/// The agenda as `puente schedule` prints it (text, or JSON with `json`),
+/// for an explicit instant and zone.
+pub fn agenda_text(
+    socket: &Path,
+    now: Timestamp,
+    tz: &TimeZone,
+    days: u32,
+    lang: Lang,
+    json: bool,
+) -> Result<String> {
+    schedule::check_days(days)?;
+    let rows = read_events(socket, PAGE_SIZE)?;
+    let agenda = schedule::build(&rows, now, tz, days, lang)?;
+    if json {
+        let mut text =
+            serde_json::to_string_pretty(&agenda).context("cannot encode the agenda as JSON")?;
+        text.push('\n');
+        Ok(text)
+    } else {
+        Ok(schedule::render(&agenda))
+    }
+}
+
+/// Every live row of `outreach_events`, `page_size` rows per request.
+pub fn read_events(socket: &Path, page_size: usize) -> Result<Vec<EventRow>> {
+    let read = async {
+        let client = Client::new(socket);
+        let mut rows = Vec::new();
+        let mut after: Option<String> = None;
+        loop {
+            let page = client
+                .list_rows(schedule::TABLE, after.as_deref(), Some(page_size), false)
+                .await
+                .with_context(|| format!("cannot read the table {}", schedule::TABLE))?;
+            rows.extend(page.rows.iter().map(EventRow::from_row));
+            match page.next {
+                None => return Ok(rows),
+                Some(next) if after.as_deref() == Some(next.as_str()) => bail!(
+                    "the daemon at {} returned the same page twice; check that the daemon and this command are the same puente version",
+                    socket.display()
+                ),
+                Some(next) => after = Some(next),
+            }
+        }
+    };
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .context("cannot start the async runtime")?
+        .block_on(read)
+}
