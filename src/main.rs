@@ -32,6 +32,13 @@ enum Command {
         /// QUIC address to listen on.
         #[arg(long, default_value = puente::node_init::DEFAULT_LISTEN)]
         listen: SocketAddr,
+        /// Replica folder (default DIR/data); e.g. /var/lib/puente for the
+        /// systemd unit, which creates it.
+        #[arg(long)]
+        data_dir: Option<PathBuf>,
+        /// Admin socket (default DIR/admin.sock); e.g. /run/puente/admin.sock.
+        #[arg(long)]
+        admin_socket: Option<PathBuf>,
     },
     /// Print this node's certificate fingerprint (one line, to pin elsewhere).
     Id {
@@ -90,6 +97,25 @@ enum Command {
     Rows {
         #[command(subcommand)]
         command: RowsCommand,
+    },
+    /// Two offices on 127.0.0.1 in a temp dir, seeded and shown side by side.
+    Demo {
+        /// Leave both offices running and print how to talk to them.
+        #[arg(long)]
+        keep: bool,
+    },
+    /// Upcoming outreach events as an agenda by day, in local time.
+    Schedule {
+        /// How many days ahead.
+        #[arg(long, default_value_t = 7)]
+        days: u32,
+        /// es or en (default: from the locale).
+        #[arg(long)]
+        lang: Option<String>,
+        #[command(flatten)]
+        target: Target,
+        #[arg(long)]
+        json: bool,
     },
     /// Ask the daemon to contact its peers and catch up now.
     Sync {
@@ -189,7 +215,19 @@ enum PeerCommand {
 fn main() -> ExitCode {
     let args = Cli::parse();
     let result = match args.command {
-        Command::Init { dir, name, listen } => cli::init(&dir, &name, listen),
+        Command::Init {
+            dir,
+            name,
+            listen,
+            data_dir,
+            admin_socket,
+        } => cli::init(&puente::node_init::InitOptions {
+            dir,
+            name,
+            listen,
+            data_dir,
+            admin_socket,
+        }),
         Command::Id { config } => cli::id(&config),
         Command::Keygen { out } => cli::keygen(&out),
         Command::Check { config } => cli::check(&config),
@@ -232,6 +270,15 @@ fn main() -> ExitCode {
             .socket()
             .and_then(|s| cli::remote::sync_now(&s, json)),
         Command::Rows { command } => rows(command),
+        Command::Demo { keep } => cli::demo::demo(keep),
+        Command::Schedule {
+            days,
+            lang,
+            target,
+            json,
+        } => target
+            .socket()
+            .and_then(|s| cli::schedule::schedule(&s, days, lang.as_deref(), json)),
     };
     report(result)
 }

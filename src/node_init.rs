@@ -33,20 +33,47 @@ pub enum InitError {
     Identity(#[from] node_identity::IdentityError),
 }
 
+/// What `puente init` makes.
+#[derive(Debug, Clone)]
+pub struct InitOptions {
+    pub dir: PathBuf,
+    pub name: String,
+    pub listen: SocketAddr,
+    /// Where the replica lives; default DIR/data (made by init). A packaged
+    /// install passes /var/lib/puente, which systemd's StateDirectory makes.
+    pub data_dir: Option<PathBuf>,
+    /// Default DIR/admin.sock; a packaged install passes
+    /// /run/puente/admin.sock (systemd's RuntimeDirectory).
+    pub admin_socket: Option<PathBuf>,
+}
+
+impl InitOptions {
+    pub fn new(dir: &Path, name: &str, listen: SocketAddr) -> InitOptions {
+        InitOptions {
+            dir: dir.to_path_buf(),
+            name: name.to_string(),
+            listen,
+            data_dir: None,
+            admin_socket: None,
+        }
+    }
+}
+
 #[derive(Debug)]
 pub struct Initialized {
     pub config_file: PathBuf,
     pub fingerprint: Fingerprint,
 }
 
-pub fn init_node(dir: &Path, name: &str, listen: SocketAddr) -> Result<Initialized, InitError> {
+pub fn init_node(options: &InitOptions) -> Result<Initialized, InitError> {
+    let (dir, name) = (options.dir.as_path(), options.name.as_str());
     if !crate::config::is_identifier(name, true) {
         return Err(InitError::BadName(name.to_string()));
     }
     let config_file = dir.join("puente.toml");
     let schema_file = dir.join("schema.toml");
     let certs = dir.join("certs");
-    let data = dir.join("data");
+    let data = options.data_dir.clone().unwrap_or_else(|| dir.join("data"));
     let cert = certs.join("node.crt");
     let key = certs.join("node.key");
     for path in [
@@ -75,7 +102,9 @@ pub fn init_node(dir: &Path, name: &str, listen: SocketAddr) -> Result<Initializ
     };
     mkdir(dir, 0o755)?;
     mkdir(&certs, 0o700)?;
-    mkdir(&data, 0o700)?;
+    if options.data_dir.is_none() {
+        mkdir(&data, 0o700)?;
+    }
     let fingerprint = node_identity::generate(name, &cert, &key)?;
     let write = |path: &Path, text: &str| {
         fsutil::create_new_with_mode(path, text.as_bytes(), 0o644).map_err(|source| {
@@ -86,14 +115,27 @@ pub fn init_node(dir: &Path, name: &str, listen: SocketAddr) -> Result<Initializ
         })
     };
     write(&schema_file, DEFAULT_SCHEMA)?;
-    write(&config_file, &config_text(name, listen))?;
+    write(&config_file, &config_text(options))?;
     Ok(Initialized {
         config_file,
         fingerprint,
     })
 }
 
-fn config_text(name: &str, listen: SocketAddr) -> String {
+fn quoted(path: &Path) -> String {
+    toml::Value::String(path.to_string_lossy().into_owned()).to_string()
+}
+
+fn config_text(options: &InitOptions) -> String {
+    let (name, listen) = (&options.name, options.listen);
+    let data_dir = options
+        .data_dir
+        .as_deref()
+        .map_or_else(|| "\"data\"".to_string(), quoted);
+    let admin_socket = options
+        .admin_socket
+        .as_deref()
+        .map_or_else(|| "\"admin.sock\"".to_string(), quoted);
     format!(
         r#"# puente node config for `{name}`, made by `puente init`.
 # Relative paths are relative to this file's folder.
@@ -102,9 +144,9 @@ name = "{name}"
 # QUIC (UDP) address other offices dial.
 listen = "{listen}"
 # The SQLite replica lives here.
-data_dir = "data"
+data_dir = {data_dir}
 # Local admin socket (HTTP over a Unix socket; mode 0660).
-admin_socket = "admin.sock"
+admin_socket = {admin_socket}
 # The shared schema: identical at every office (`puente check` prints its hash).
 schema = "schema.toml"
 # Log level when RUST_LOG is not set: error, warn, info, debug, trace.
@@ -126,6 +168,20 @@ key = "certs/node.key"
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn packaged_paths_are_written_as_given_and_not_created() {
+        let tmp = tempfile::tempdir().unwrap();
+        let dir = tmp.path().join("etc");
+        let mut options = InitOptions::new(&dir, "san-diego", "127.0.0.1:7442".parse().unwrap());
+        options.data_dir = Some(tmp.path().join("var lib/puente"));
+        options.admin_socket = Some(tmp.path().join("run/admin \"x\".sock"));
+        let made = init_node(&options).unwrap();
+        let cfg = NodeConfig::load(&made.config_file).unwrap();
+        assert_eq!(cfg.data_dir, tmp.path().join("var lib/puente"));
+        assert_eq!(cfg.admin_socket, tmp.path().join("run/admin \"x\".sock"));
+        assert!(!cfg.data_dir.exists());
+    }
+
     use super::*;
     use crate::config::NodeConfig;
 
@@ -133,7 +189,12 @@ mod tests {
     fn init_makes_a_valid_self_contained_node_and_refuses_to_repeat() {
         let tmp = tempfile::tempdir().unwrap();
         let dir = tmp.path().join("tj");
-        let made = init_node(&dir, "tijuana", "127.0.0.1:7441".parse().unwrap()).unwrap();
+        let made = init_node(&InitOptions::new(
+            &dir,
+            "tijuana",
+            "127.0.0.1:7441".parse().unwrap(),
+        ))
+        .unwrap();
         let cfg = NodeConfig::load(&made.config_file).unwrap();
         for p in [
             &cfg.data_dir,
@@ -149,7 +210,12 @@ mod tests {
             made.fingerprint
         );
         let before = std::fs::read(&made.config_file).unwrap();
-        let e = init_node(&dir, "tijuana", "127.0.0.1:7441".parse().unwrap()).unwrap_err();
+        let e = init_node(&InitOptions::new(
+            &dir,
+            "tijuana",
+            "127.0.0.1:7441".parse().unwrap(),
+        ))
+        .unwrap_err();
         assert!(matches!(e, InitError::Exists { .. }), "{e}");
         assert_eq!(std::fs::read(&made.config_file).unwrap(), before);
     }

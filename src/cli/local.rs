@@ -1,7 +1,6 @@
 //! Commands that work on local files only: init, id, keygen, check,
 //! peer add. They need no running daemon.
 
-use std::net::SocketAddr;
 use std::path::Path;
 
 use anyhow::{Context, Result};
@@ -13,8 +12,9 @@ use crate::node_init;
 use crate::preflight;
 use crate::seal::generate_identity_file;
 
-pub fn init(dir: &Path, name: &str, listen: SocketAddr) -> Result<()> {
-    let made = node_init::init_node(dir, name, listen)?;
+pub fn init(options: &node_init::InitOptions) -> Result<()> {
+    let (dir, name) = (&options.dir, &options.name);
+    let made = node_init::init_node(options)?;
     println!("created node `{name}` in {}", dir.display());
     println!("config: {}", made.config_file.display());
     println!("fingerprint (give it to the other offices for `puente peer add`):");

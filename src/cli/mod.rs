@@ -4,6 +4,7 @@
 //! results for people (or JSON for scripts). `anyhow` lives here only.
 //! Must not: hold logic the daemon or tests need (that lives in the library).
 
+pub mod demo;
 pub mod local;
 pub mod remote;
 pub mod schedule;

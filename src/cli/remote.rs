@@ -181,6 +181,13 @@ pub fn parse_assignment(text: &str) -> Result<(String, Plaintext)> {
 // ---- rendering ------------------------------------------------------------
 
 /// A row as a block of `column  value` lines under a `table/id` heading.
+/// A row as `rows get` prints it, in a buffer wiped when dropped.
+pub fn row_text(table: &str, row: &Row) -> Zeroizing<String> {
+    let mut text = Zeroizing::new(String::new());
+    render_row(&mut text, table, row);
+    text
+}
+
 fn render_row(out: &mut String, table: &str, row: &Row) {
     let _ = writeln!(out, "{table}/{}  (updated {})", row.id, row.updated);
     let width = row

@@ -19,7 +19,7 @@ use std::time::{Duration, Instant};
 use crate::admin::Client;
 use crate::config::node::add_peer;
 use crate::fingerprint::Fingerprint;
-use crate::node_init::init_node;
+use crate::node_init::{InitOptions, init_node};
 use crate::seal::generate_identity_file;
 
 /// How long a daemon may take to answer on its socket after start.
@@ -245,8 +245,12 @@ impl Lab {
         let mut recipients = Vec::new();
         for ((name, has_key), port) in specs.iter().zip(ports) {
             let dir = root.join(name);
-            let made = init_node(&dir, name, SocketAddr::from(([127, 0, 0, 1], port)))
-                .map_err(LabError::from("laying out an office"))?;
+            let made = init_node(&InitOptions::new(
+                &dir,
+                name,
+                SocketAddr::from(([127, 0, 0, 1], port)),
+            ))
+            .map_err(LabError::from("laying out an office"))?;
             if *has_key {
                 let keys = dir.join("keys");
                 std::fs::create_dir(&keys).map_err(LabError::from("creating the keys folder"))?;
