@@ -1,0 +1,198 @@
+//! The Debian packaging metadata (`[package.metadata.deb]` in Cargo.toml,
+//! for `cargo deb`): every file it lists exists, files land where the unit
+//! and the docs expect them, and the maintainer scripts parse.
+//!
+//! Owns: fast checks of what `cargo deb` would package.
+//! Must not: run `cargo deb` (CI skips it: building a release package takes
+//! minutes; build it by hand with `cargo install cargo-deb && cargo deb`).
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+fn root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+fn deb_metadata() -> toml::Table {
+    let text = std::fs::read_to_string(root().join("Cargo.toml")).unwrap();
+    let manifest: toml::Table = text.parse().unwrap();
+    manifest["package"]["metadata"]["deb"]
+        .as_table()
+        .expect("Cargo.toml has a [package.metadata.deb] table")
+        .clone()
+}
+
+/// (source, dest, mode) of every asset.
+fn assets() -> Vec<(String, String, String)> {
+    deb_metadata()["assets"]
+        .as_array()
+        .expect("assets is a list")
+        .iter()
+        .map(|a| {
+            let a = a.as_array().expect("each asset is [source, dest, mode]");
+            let s = |i: usize| a[i].as_str().unwrap().to_string();
+            assert_eq!(a.len(), 3, "asset {a:?} is not [source, dest, mode]");
+            (s(0), s(1), s(2))
+        })
+        .collect()
+}
+
+/// Where an asset ends up: `dest` itself, or `dest` + the file name when
+/// `dest` is a folder (ends with `/`).
+fn installed_path(source: &str, dest: &str) -> String {
+    let dest = format!("/{dest}");
+    match dest.strip_suffix('/') {
+        Some(dir) => format!(
+            "{dir}/{}",
+            Path::new(source).file_name().unwrap().to_str().unwrap()
+        ),
+        None => dest,
+    }
+}
+
+#[test]
+fn every_asset_exists() {
+    let assets = assets();
+    assert!(!assets.is_empty());
+    for (source, dest, mode) in &assets {
+        assert!(
+            u32::from_str_radix(mode, 8).is_ok_and(|m| m <= 0o777),
+            "{source}: mode {mode} is not octal permissions"
+        );
+        assert!(
+            !dest.starts_with('/'),
+            "{source}: cargo-deb wants a relative dest, not {dest}"
+        );
+        if let Some(binary) = source.strip_prefix("target/release/") {
+            // Built by `cargo deb`; it must be one of this crate's binaries.
+            assert_eq!(
+                binary,
+                env!("CARGO_PKG_NAME"),
+                "{source} is not a binary this crate builds"
+            );
+            continue;
+        }
+        let path = root().join(source);
+        assert!(
+            path.is_file(),
+            "asset {source} does not exist ({})",
+            path.display()
+        );
+    }
+}
+
+#[test]
+fn files_land_where_the_unit_and_docs_expect_them() {
+    let installed: Vec<String> = assets()
+        .iter()
+        .map(|(source, dest, _)| installed_path(source, dest))
+        .collect();
+    for want in [
+        "/usr/bin/puente",
+        "/usr/share/doc/puente/README.md",
+        "/usr/share/doc/puente/examples/tijuana.toml",
+        "/usr/share/doc/puente/examples/san-diego.toml",
+        "/usr/share/doc/puente/examples/schema.toml",
+    ] {
+        assert!(
+            installed.iter().any(|p| p == want),
+            "{want} is not packaged: {installed:?}"
+        );
+    }
+    let unit = std::fs::read_to_string(root().join("config/puente.service")).unwrap();
+    for line in unit.lines() {
+        if let Some(doc) = line.strip_prefix("Documentation=file:") {
+            assert!(
+                installed.iter().any(|p| p == doc),
+                "the unit's {doc} is not packaged"
+            );
+        }
+        if let Some(exec) = line.strip_prefix("ExecStart=") {
+            let bin = exec.split_whitespace().next().unwrap();
+            assert!(
+                installed.iter().any(|p| p == bin),
+                "the unit runs {bin}, which is not packaged"
+            );
+        }
+    }
+}
+
+#[test]
+fn the_systemd_unit_is_found_by_cargo_deb() {
+    let meta = deb_metadata();
+    let units = meta["systemd-units"]
+        .as_table()
+        .expect("systemd-units is a table");
+    let dir = units["unit-scripts"].as_str().unwrap();
+    let name = units["unit-name"].as_str().unwrap();
+    // cargo-deb looks for UNIT-SCRIPTS/<package>.service.
+    assert_eq!(name, env!("CARGO_PKG_NAME"));
+    assert!(root().join(dir).join(format!("{name}.service")).is_file());
+    // Not enabled or started before the admin has written a node config.
+    assert_eq!(units["enable"].as_bool(), Some(false));
+    assert_eq!(units["start"].as_bool(), Some(false));
+}
+
+#[test]
+fn maintainer_scripts_parse_and_leave_room_for_the_systemd_steps() {
+    let dir = root().join(deb_metadata()["maintainer-scripts"].as_str().unwrap());
+    let mut found = Vec::new();
+    for name in ["preinst", "postinst", "prerm", "postrm"] {
+        let path = dir.join(name);
+        if !path.exists() {
+            continue;
+        }
+        found.push(name);
+        let text = std::fs::read_to_string(&path).unwrap();
+        assert!(
+            text.starts_with("#!/bin/sh\n"),
+            "{name} must start with #!/bin/sh"
+        );
+        assert!(text.contains("\nset -e\n"), "{name} must `set -e`");
+        // With systemd-units, cargo-deb inserts its steps at this token.
+        assert!(
+            text.contains("\n#DEBHELPER#\n"),
+            "{name} lacks the #DEBHELPER# line"
+        );
+        let out = Command::new("sh")
+            .arg("-n")
+            .arg(&path)
+            .output()
+            .expect("run sh -n");
+        assert!(
+            out.status.success(),
+            "sh -n {name}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    assert_eq!(found, ["postinst", "postrm"]);
+}
+
+#[test]
+fn postinst_makes_the_account_and_config_folder_the_unit_needs() {
+    let dir = root().join("debian");
+    let postinst = std::fs::read_to_string(dir.join("postinst")).unwrap();
+    for want in [
+        "--system",
+        "--home /var/lib/puente",
+        "--no-create-home",
+        "--shell /usr/sbin/nologin",
+        "install -d -o root -g puente -m 0750 /etc/puente",
+    ] {
+        assert!(postinst.contains(want), "postinst lacks `{want}`");
+    }
+    let unit = std::fs::read_to_string(root().join("config/puente.service")).unwrap();
+    for want in [
+        "User=puente",
+        "Group=puente",
+        "ConfigurationDirectoryMode=0750",
+    ] {
+        assert!(unit.lines().any(|l| l == want), "the unit lacks {want}");
+    }
+    let postrm = std::fs::read_to_string(dir.join("postrm")).unwrap();
+    assert!(postrm.contains("\"$1\" = \"purge\""));
+    assert!(
+        !postrm.contains("rm -r"),
+        "postrm must leave data and keys in place"
+    );
+}
