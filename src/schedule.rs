@@ -232,7 +232,8 @@ fn local_rfc3339(z: &ZonedDateTime) -> String {
     z.timestamp().display_with_offset(z.offset()).to_string()
 }
 
-/// Builds the agenda of `rows` for the `days` days from `now`, in `tz`.
+/// Builds the agenda of `rows` for the `days` days from `now` (taken to the
+/// whole second), in `tz`.
 ///
 /// An event is upcoming when it starts before now + `days` (calendar days in
 /// `tz`, so a window across a DST change still ends at the same wall-clock
@@ -249,6 +250,9 @@ pub fn build(
     lang: Lang,
 ) -> Result<Agenda, ScheduleError> {
     check_days(days)?;
+    // Whole seconds: the agenda shows no finer time, and two runs in the
+    // same second print the same window.
+    let now = Timestamp::from_second(now.as_second()).unwrap_or(now);
     let local_now = now.to_zoned_datetime(tz.clone());
     let until = local_now
         .checked_add(Span::new().days(i64::from(days)))

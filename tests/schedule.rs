@@ -2,9 +2,11 @@
 //! at both (with different UTC offsets) converge, and each office prints
 //! the same agenda, byte for byte, in Spanish, English and JSON.
 //!
-//! Owns: the end-to-end check of the agenda over the admin socket.
-//! Must not: depend on today's date (the instant is fixed) or on the
-//! machine's time zone (America/Tijuana is passed in).
+//! Owns: the end-to-end check of the agenda over the admin socket, through
+//! the library (a fixed instant) and through the `puente schedule` binary
+//! (events placed relative to today, TZ=America/Tijuana).
+//! Must not: depend on the machine's time zone or locale (both are set), or
+//! on the time of day (only whole days ahead are used).
 
 mod cluster;
 
@@ -206,4 +208,171 @@ async fn both_offices_print_the_same_agenda() {
     assert_eq!(v["days"][0]["events"][1]["capacity"], "25");
     assert_eq!(v["days"][1]["events"][0]["cancelled"], true);
     assert_eq!(v["unreadable"][0]["problem"], "bad_start");
+}
+
+/// Runs `puente schedule ARGS` in Tijuana's zone with a Spanish locale.
+fn run_schedule(args: &[&str]) -> std::process::Output {
+    std::process::Command::new(BIN)
+        .arg("schedule")
+        .args(args)
+        .env("TZ", "America/Tijuana")
+        .env_remove("LC_ALL")
+        .env_remove("LC_MESSAGES")
+        .env("LANG", "es_MX.UTF-8")
+        .output()
+        .expect("run puente schedule")
+}
+
+/// Today's date in Tijuana.
+fn tijuana_today() -> jiff::civil::Date {
+    Timestamp::now()
+        .to_zoned_datetime(TimeZone::get("America/Tijuana").unwrap())
+        .date()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_binary_prints_the_same_agenda_at_both_offices() {
+    let mut c = Cluster::new(&[("tijuana", true), ("san-diego", false)]);
+    c.link(TJ, SD);
+    c.start_all().await;
+    let (tj, sd) = (&c[TJ], &c[SD]);
+
+    // Events one and three days from today, written with different offsets.
+    let tz = TimeZone::get("America/Tijuana").unwrap();
+    let at = |days: i64, hour: i8| {
+        let date = tijuana_today()
+            .checked_add(jiff::Span::new().days(days))
+            .unwrap();
+        date.at(hour, 0, 0, 0)
+            .to_zoned_datetime(tz.clone())
+            .unwrap()
+            .timestamp()
+    };
+    let in_offset =
+        |t: Timestamp, hours: i8| t.display_with_offset(jiff::tz::offset(hours)).to_string();
+    put_event(
+        tj,
+        "tj-1",
+        &[
+            ("title", "Taller"),
+            ("starts_at", &in_offset(at(1, 10), -8)),
+            ("office", "tijuana"),
+        ],
+        None,
+    )
+    .await;
+    put_event(
+        sd,
+        "sd-1",
+        &[
+            ("title", "Clinic"),
+            ("starts_at", &at(1, 9).to_string()), // UTC, "Z"
+            ("office", "san-diego"),
+        ],
+        None,
+    )
+    .await;
+    put_event(
+        sd,
+        "sd-3",
+        &[
+            ("title", "Fair"),
+            ("starts_at", &in_offset(at(3, 12), 1)),
+            ("office", "san-diego"),
+        ],
+        None,
+    )
+    .await;
+    wait_converged("both offices hold every event", &[tj, sd]).await;
+
+    let (tj_socket, sd_socket) = (
+        tj.socket.to_str().unwrap().to_string(),
+        sd.socket.to_str().unwrap().to_string(),
+    );
+    for extra in [&[][..], &["--json"][..], &["--lang", "en"][..]] {
+        // Both runs must see the same day; if midnight passed between
+        // them (in Tijuana), run them again.
+        let (a, b) = loop {
+            let day = tijuana_today();
+            let run = |socket: &str| {
+                let mut args = vec!["--socket", socket];
+                args.extend_from_slice(extra);
+                let out = run_schedule(&args);
+                assert!(
+                    out.status.success(),
+                    "puente schedule {args:?}: {}",
+                    String::from_utf8_lossy(&out.stderr)
+                );
+                String::from_utf8(out.stdout).unwrap()
+            };
+            let (a, b) = (run(&tj_socket), run(&sd_socket));
+            if tijuana_today() == day {
+                break (a, b);
+            }
+        };
+        if extra == ["--json"] {
+            // Only the window (the instant each run started) may differ.
+            let strip = |text: &str| {
+                let mut v: serde_json::Value = serde_json::from_str(text).unwrap();
+                for key in ["from", "until"] {
+                    let t = v[key].as_str().unwrap();
+                    assert!(t.parse::<Timestamp>().is_ok(), "{key}: {t}");
+                    v[key] = serde_json::Value::Null;
+                }
+                v
+            };
+            assert_eq!(strip(&a), strip(&b), "the offices' JSON agendas differ");
+        } else {
+            assert_eq!(a, b, "the offices' agendas differ ({extra:?})");
+        }
+        if extra.is_empty() {
+            assert!(a.starts_with("Agenda: 7 días a partir del "), "{a}");
+            assert!(a.contains("hora de America/Tijuana"), "{a}");
+            let order: Vec<usize> = [
+                "  09:00        Clinic",
+                "  10:00        Taller",
+                "  12:00        Fair",
+            ]
+            .iter()
+            .map(|w| a.find(w).unwrap_or_else(|| panic!("{w} missing:\n{a}")))
+            .collect();
+            assert!(order.windows(2).all(|w| w[0] < w[1]), "{a}");
+        }
+        if extra == ["--json"] {
+            let v: serde_json::Value = serde_json::from_str(&a).unwrap();
+            let today = tijuana_today();
+            let date = |n: i64| {
+                today
+                    .checked_add(jiff::Span::new().days(n))
+                    .unwrap()
+                    .to_string()
+            };
+            assert_eq!(v["lang"], "es");
+            assert_eq!(v["days"][0]["date"], date(1));
+            assert_eq!(v["days"][0]["events"][0]["id"], "sd-1");
+            assert_eq!(v["days"][0]["events"][1]["id"], "tj-1");
+            assert_eq!(v["days"][1]["date"], date(3));
+            assert_eq!(v["days"][1]["events"][0]["id"], "sd-3");
+        }
+        if extra == ["--lang", "en"] {
+            assert!(a.contains("America/Tijuana time"), "{a}");
+            assert!(a.contains("  9:00 AM            Clinic"), "{a}");
+        }
+    }
+
+    // Mistakes get a sentence that says what to do.
+    for (args, want) in [
+        (
+            &["--lang", "fr"][..],
+            "use --lang es (español) or --lang en (English)",
+        ),
+        (&["--days", "0"][..], "give a number of days from 1 to 3660"),
+    ] {
+        let mut all = vec!["--socket", tj_socket.as_str()];
+        all.extend_from_slice(args);
+        let out = run_schedule(&all);
+        assert!(!out.status.success());
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(err.contains(want), "{err}");
+    }
 }

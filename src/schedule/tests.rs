@@ -277,6 +277,25 @@ fn the_window_includes_now_and_running_events_and_excludes_its_end() {
 }
 
 #[test]
+fn the_window_starts_at_the_whole_second() {
+    let rows = vec![ev("a", "a", "2026-12-01T10:00:00.25-08:00", None)];
+    let a = build(
+        &rows,
+        at("2026-12-01T10:00:00.5-08:00"),
+        &pacific(),
+        1,
+        Lang::Es,
+    )
+    .unwrap();
+    assert_eq!(a.from, "2026-12-01T10:00:00-08:00");
+    assert_eq!(a.until, "2026-12-02T10:00:00-08:00");
+    assert_eq!(
+        a.days[0].events[0].starts_at,
+        "2026-12-01T10:00:00.25-08:00"
+    );
+}
+
+#[test]
 fn days_are_limited() {
     let now = at(NOW);
     for bad in [0, MAX_DAYS + 1] {
