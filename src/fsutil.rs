@@ -11,7 +11,11 @@ use std::path::Path;
 /// Writes `bytes` to `path` by writing a temporary file in the same folder,
 /// syncing it and renaming it over `path`. `mode` sets the new file's
 /// permissions; `None` keeps those of the file being replaced (or 0644).
+/// The replaced file's owner and group are kept (a config readable by the
+/// service's group stays so after `puente peer add` run as root).
 pub fn write_atomically(path: &Path, bytes: &[u8], mode: Option<u32>) -> io::Result<()> {
+    use std::os::unix::fs::MetadataExt;
+    let owner = fs::metadata(path).ok().map(|m| (m.uid(), m.gid()));
     let dir = path
         .parent()
         .filter(|p| !p.as_os_str().is_empty())
@@ -32,6 +36,20 @@ pub fn write_atomically(path: &Path, bytes: &[u8], mode: Option<u32>) -> io::Res
             .create_new(true)
             .mode(mode)
             .open(&tmp)?;
+        if let Some((uid, gid)) = owner {
+            let made = f.metadata()?;
+            if (made.uid(), made.gid()) != (uid, gid) {
+                std::os::unix::fs::fchown(&f, Some(uid), Some(gid)).map_err(|e| {
+                    io::Error::new(
+                        e.kind(),
+                        format!(
+                            "cannot keep the owner and group of {} ({e}); run this as root or as the file's owner",
+                            path.display()
+                        ),
+                    )
+                })?;
+            }
+        }
         f.write_all(bytes)?;
         f.sync_all()?;
         fs::rename(&tmp, path)?;
@@ -73,6 +91,24 @@ mod tests {
         assert_eq!(fs::read_to_string(&p).unwrap(), "new");
         assert_eq!(mode_of(&p).unwrap(), 0o640);
         assert_eq!(fs::read_dir(dir.path()).unwrap().count(), 1);
+    }
+
+    #[test]
+    fn atomic_write_keeps_owner_and_group() {
+        use std::os::unix::fs::MetadataExt;
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("puente.toml");
+        fs::write(&p, "old").unwrap();
+        // A group other than ours, if we may set one (as root in CI).
+        let target_gid = 65534;
+        let chowned = std::os::unix::fs::chown(&p, None, Some(target_gid)).is_ok();
+        let before = fs::metadata(&p).unwrap();
+        write_atomically(&p, b"new", None).unwrap();
+        let after = fs::metadata(&p).unwrap();
+        assert_eq!((after.uid(), after.gid()), (before.uid(), before.gid()));
+        if chowned {
+            assert_eq!(after.gid(), target_gid);
+        }
     }
 
     #[test]

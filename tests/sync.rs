@@ -309,3 +309,46 @@ async fn a_schema_mismatch_is_refused_with_the_reason_on_both_sides() {
     assert_eq!(sd.head, 0, "nothing crossed a schema mismatch");
     assert_ne!(c[TJ].status().await.peers[0].state, PeerState::Connected);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_restarted_office_is_back_in_sync_at_once_whichever_side_dialled() {
+    let mut c = two_offices();
+    c.start_all().await;
+    wait_for("connected", || connected(&c[TJ], "san-diego")).await;
+    // Each side stopped and killed in turn: the survivor must not keep a
+    // dead connection that beats the new one (20 s idle timeout).
+    for (round, (who, kill)) in [(TJ, false), (TJ, true), (SD, false), (SD, true)]
+        .into_iter()
+        .enumerate()
+    {
+        if kill {
+            c[who].kill9();
+        } else {
+            assert_eq!(c[who].stop().unwrap(), Some(0));
+        }
+        let restarted = std::time::Instant::now();
+        c[who].start().await.unwrap();
+        let id = format!("after-restart-{round}");
+        c[who]
+            .put(
+                "outreach_events",
+                &id,
+                &[("title", "written right after a restart")],
+            )
+            .await;
+        let other = &c[1 - who];
+        loop {
+            if cell(other, "outreach_events", &id, "title", false)
+                .await
+                .is_some()
+            {
+                break;
+            }
+            assert!(
+                restarted.elapsed() < std::time::Duration::from_secs(5),
+                "round {round}: the write made after the restart did not sync within 5 s"
+            );
+            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        }
+    }
+}

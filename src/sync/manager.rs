@@ -11,7 +11,7 @@
 use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use quinn::{Connection, Endpoint, VarInt};
 use tokio::sync::{Notify, watch};
@@ -33,6 +33,10 @@ const BACKOFF_START: Duration = Duration::from_millis(250);
 const BACKOFF_MAX: Duration = Duration::from_secs(30);
 /// A session that lasted this long resets the backoff.
 const HEALTHY_SESSION: Duration = Duration::from_secs(10);
+/// A connection from the other side arriving this long after ours was
+/// admitted means the peer lost ours (it restarted, or its address
+/// changed): the new one replaces ours instead of losing to it.
+const STALE_AFTER: Duration = Duration::from_secs(3);
 
 #[derive(Debug, thiserror::Error)]
 pub enum SyncError {
@@ -50,7 +54,7 @@ pub enum SyncError {
 /// The single live connection per peer.
 #[derive(Default)]
 struct Registry {
-    active: Mutex<HashMap<String, (Connection, Direction)>>,
+    active: Mutex<HashMap<String, (Connection, Direction, Instant)>>,
     changed: Notify,
 }
 
@@ -65,11 +69,14 @@ impl Registry {
         we_dial_the_winner: bool,
     ) -> bool {
         let mut active = self.active.lock().unwrap_or_else(|e| e.into_inner());
-        if let Some((existing, existing_direction)) = active.get(peer)
+        if let Some((existing, existing_direction, admitted)) = active.get(peer)
             && existing.close_reason().is_none()
         {
             let keep_new = if *existing_direction == direction {
                 true // the same side dialled again: the old one is stale
+            } else if admitted.elapsed() >= STALE_AFTER {
+                // Not a simultaneous dial: the peer no longer has ours.
+                true
             } else {
                 (direction == Direction::Outbound) == we_dial_the_winner
             };
@@ -81,7 +88,7 @@ impl Registry {
                 b"replaced by the connection both sides keep",
             );
         }
-        active.insert(peer.to_string(), (conn.clone(), direction));
+        active.insert(peer.to_string(), (conn.clone(), direction, Instant::now()));
         true
     }
 
@@ -89,7 +96,7 @@ impl Registry {
         let mut active = self.active.lock().unwrap_or_else(|e| e.into_inner());
         if active
             .get(peer)
-            .is_some_and(|(c, _)| c.stable_id() == conn.stable_id())
+            .is_some_and(|(c, _, _)| c.stable_id() == conn.stable_id())
         {
             active.remove(peer);
         }
@@ -101,12 +108,12 @@ impl Registry {
         let active = self.active.lock().unwrap_or_else(|e| e.into_inner());
         active
             .get(peer)
-            .is_some_and(|(c, _)| c.close_reason().is_none())
+            .is_some_and(|(c, _, _)| c.close_reason().is_none())
     }
 
     fn close_all(&self, code: ErrorCode, reason: &[u8]) {
         let active = self.active.lock().unwrap_or_else(|e| e.into_inner());
-        for (conn, _) in active.values() {
+        for (conn, _, _) in active.values() {
             conn.close(code.code().into(), reason);
         }
     }
@@ -137,6 +144,17 @@ impl SyncHandle {
             t.abort();
         }
     }
+}
+
+/// The key for QUIC stateless resets, derived from the node's TLS key so
+/// it survives a restart: packets that arrive for a connection the previous
+/// run had are answered with a reset the peer accepts, and the peer drops
+/// the dead connection at once instead of waiting for the idle timeout.
+fn stateless_reset_key(identity: &NodeIdentity) -> ring::hmac::Key {
+    let mut ctx = ring::digest::Context::new(&ring::digest::SHA256);
+    ctx.update(b"puente stateless reset key v1");
+    ctx.update(identity.key.secret_der());
+    ring::hmac::Key::new(ring::hmac::HMAC_SHA256, ctx.finish().as_ref())
 }
 
 fn transport() -> Arc<quinn::TransportConfig> {
@@ -171,7 +189,7 @@ pub fn start(
     })?;
     let report = garbage_reporter(node.clone());
     let socket = GuardedSocket::new(inner, report);
-    let mut endpoint_config = quinn::EndpointConfig::default();
+    let mut endpoint_config = quinn::EndpointConfig::new(Arc::new(stateless_reset_key(&identity)));
     endpoint_config.grease_quic_bit(false);
     let pinned = node.config.peers.iter().map(|p| p.fingerprint);
     let mut server =

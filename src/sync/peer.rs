@@ -1,11 +1,10 @@
 //! Drives one sync session over an established QUIC connection.
 //!
 //! Owns: the stream (one bidirectional stream; each direction an ordered
-//! sequence of frames), the reader (decode, check with `Session`, apply
-//! batches — those that arrived together in one transaction), the pump
-//! (catch-up from the peer's cursor in bounded batches, then live push the
-//! moment a commit lands), State announcements, and what status shows
-//! about the session.
+//! sequence of frames), the writer, the reader (decode, check with
+//! `Session`, hand batches to `receive::Applier`, answer Hello and Pull,
+//! record State), the session's end and what status shows about it. The
+//! sending side lives in push.rs, the applying side in receive.rs.
 //! Must not: decide protocol rules (session.rs) or merges (store/).
 
 use std::sync::Arc;
@@ -17,12 +16,13 @@ use tokio::sync::{mpsc, watch};
 use super::protocol::{
     ErrorCode, FrameDecoder, MAX_FRAME, MAX_HELLO_FRAME, Message, Violation, encode,
 };
+use super::push::{announce, run_pump};
+use super::receive::{Applier, validate_off_thread};
 use super::session::{Event, LocalInfo, Session};
-use crate::clock::lead_ms;
 use crate::config::PeerConfig;
 use crate::node::{Node, NodeError};
 use crate::stamp::SiteId;
-use crate::store::{Batch, Cursor, PeerRef, StoreError, Validated, validate};
+use crate::store::StoreError;
 
 /// Rows and bytes per batch the pump sends.
 #[derive(Debug, Clone, Copy)]
@@ -46,13 +46,13 @@ impl Default for Limits {
 /// Hello must arrive within this.
 const HELLO_TIMEOUT: Duration = Duration::from_secs(5);
 /// State announcements wait this long after a commit, to coalesce bursts.
-const STATE_DEBOUNCE: Duration = Duration::from_millis(20);
+pub(super) const STATE_DEBOUNCE: Duration = Duration::from_millis(20);
 /// Live pushes are paced at one per this interval at most.
-const LIVE_PACE: Duration = Duration::from_millis(1);
+pub(super) const LIVE_PACE: Duration = Duration::from_millis(1);
 /// Bytes taken from the stream ahead of decoding, at most (about one group).
 const READ_AHEAD: usize = 2 << 20;
 /// A clock this far off is logged as a warning.
-const SKEW_WARNING_MS: i64 = 60_000;
+pub(super) const SKEW_WARNING_MS: i64 = 60_000;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Direction {
@@ -84,18 +84,18 @@ pub struct Ended {
     pub lasted: Duration,
 }
 
-struct Shared {
-    node: Arc<Node>,
-    peer: PeerConfig,
-    frames: mpsc::Sender<Vec<u8>>,
+pub(super) struct Shared {
+    pub(super) node: Arc<Node>,
+    pub(super) peer: PeerConfig,
+    pub(super) frames: mpsc::Sender<Vec<u8>>,
 }
 
 impl Shared {
-    fn update(&self, f: impl FnOnce(&mut crate::node::PeerLive)) {
+    pub(super) fn update(&self, f: impl FnOnce(&mut crate::node::PeerLive)) {
         self.node.update_peer(&self.peer.name, f);
     }
 
-    async fn send(&self, message: &Message) -> Result<(), Violation> {
+    pub(super) async fn send(&self, message: &Message) -> Result<(), Violation> {
         let frame = encode(message)?;
         self.frames
             .send(frame)
@@ -449,122 +449,6 @@ async fn read_loop(
     }
 }
 
-/// One received, validated batch with its cursor, completeness and the
-/// sender's head.
-type Received = (Validated, Cursor, bool, u64);
-
-/// Checks a batch against the schema on a blocking thread, so that it
-/// overlaps the SQLite work of the group being applied.
-async fn validate_off_thread(
-    shared: &Arc<Shared>,
-    session: &Session,
-    batch: Batch,
-) -> Result<Validated, Violation> {
-    let Some(hello) = session.peer() else {
-        return Err(Violation::new(
-            ErrorCode::UnexpectedMessage,
-            "a batch before Hello",
-        ));
-    };
-    let schema = shared.node.schema.clone();
-    let peer = PeerRef {
-        site: hello.site,
-        name: shared.peer.name.clone(),
-    };
-    tokio::task::spawn_blocking(move || validate(&schema, &peer, batch))
-        .await
-        .map_err(|e| Violation::new(ErrorCode::Internal, format!("validating failed: {e}")))?
-        .map_err(store_violation)
-}
-
-/// Applies received batches in order, one group at a time, while the
-/// reader goes on reading and decoding: batches arriving during an apply
-/// queue up and go into the next group (up to `limit` changes), so a
-/// catch-up burst becomes few, large transactions and decoding overlaps
-/// SQLite work.
-struct Applier {
-    peer_site: SiteId,
-    limit: usize,
-    pending: Vec<Received>,
-    pending_changes: usize,
-    in_flight: Option<tokio::task::JoinHandle<Result<(), Violation>>>,
-}
-
-impl Applier {
-    fn new(peer_site: SiteId, limit: usize) -> Applier {
-        Applier {
-            peer_site,
-            limit,
-            pending: Vec::new(),
-            pending_changes: 0,
-            in_flight: None,
-        }
-    }
-
-    fn launch(&mut self, shared: &Arc<Shared>) {
-        let group = std::mem::take(&mut self.pending);
-        self.pending_changes = 0;
-        self.in_flight = Some(tokio::spawn(apply_group(
-            shared.clone(),
-            self.peer_site,
-            group,
-        )));
-    }
-
-    /// Waits for the group in flight (cancel-safe: the handle stays until
-    /// it completes).
-    async fn finish(&mut self) -> Result<(), Violation> {
-        if let Some(handle) = &mut self.in_flight {
-            let result = handle.await;
-            self.in_flight = None;
-            return result.map_err(|e| {
-                Violation::new(ErrorCode::Internal, format!("applying failed: {e}"))
-            })?;
-        }
-        Ok(())
-    }
-
-    /// Queues a batch; when the queue is full, waits for the group in
-    /// flight and starts the queue.
-    async fn push(&mut self, shared: &Arc<Shared>, received: Received) -> Result<(), Violation> {
-        self.pending_changes += received.0.batch().changes.len();
-        self.pending.push(received);
-        if self.pending_changes >= self.limit {
-            self.finish().await?;
-            self.launch(shared);
-        }
-        Ok(())
-    }
-
-    /// Starts the queue if nothing is in flight.
-    fn kick(&mut self, shared: &Arc<Shared>) {
-        if self.in_flight.is_none() && !self.pending.is_empty() {
-            self.launch(shared);
-        }
-    }
-
-    /// Applies everything received so far.
-    async fn drain(&mut self, shared: &Arc<Shared>) -> Result<(), Violation> {
-        self.finish().await?;
-        if !self.pending.is_empty() {
-            self.launch(shared);
-            self.finish().await?;
-        }
-        Ok(())
-    }
-
-    /// Completes when the group in flight does, then starts the queue;
-    /// never completes while nothing is in flight.
-    async fn progress(&mut self, shared: &Arc<Shared>) -> Result<(), Violation> {
-        if self.in_flight.is_none() {
-            return std::future::pending().await;
-        }
-        self.finish().await?;
-        self.kick(shared);
-        Ok(())
-    }
-}
-
 /// Waits for the pump task to end (forever if there is none).
 async fn wait_task(
     task: &mut Option<tokio::task::JoinHandle<Result<(), Violation>>>,
@@ -587,11 +471,11 @@ async fn wait_task(
     }
 }
 
-fn internal(e: NodeError) -> Violation {
+pub(super) fn internal(e: NodeError) -> Violation {
     Violation::new(ErrorCode::Internal, e.to_string())
 }
 
-fn store_violation(e: StoreError) -> Violation {
+pub(super) fn store_violation(e: StoreError) -> Violation {
     match e {
         StoreError::InvalidBatch { .. } => Violation::new(ErrorCode::InvalidBatch, e.to_string()),
         other => Violation::new(
@@ -601,7 +485,7 @@ fn store_violation(e: StoreError) -> Violation {
     }
 }
 
-fn note_skew(shared: &Shared, skew_ms: i64) {
+pub(super) fn note_skew(shared: &Shared, skew_ms: i64) {
     if skew_ms.abs() >= SKEW_WARNING_MS {
         let previous = shared.node.peer(&shared.peer.name).and_then(|p| p.skew_ms);
         if previous.is_none_or(|p| (p - skew_ms).abs() >= SKEW_WARNING_MS) {
@@ -614,147 +498,4 @@ fn note_skew(shared: &Shared, skew_ms: i64) {
         }
     }
     shared.update(|p| p.skew_ms = Some(skew_ms));
-}
-
-/// Applies batches that arrived together in one transaction.
-async fn apply_group(
-    shared: Arc<Shared>,
-    peer_site: SiteId,
-    group: Vec<Received>,
-) -> Result<(), Violation> {
-    let node = shared.node.clone();
-    let peer = PeerRef {
-        site: peer_site,
-        name: shared.peer.name.clone(),
-    };
-    let batches = group.len() as u64;
-    let complete = group.iter().any(|g| g.2);
-    let head = group.iter().map(|g| g.3).max().unwrap_or(0);
-    let rows: u64 = group.iter().map(|g| g.0.batch().changes.len() as u64).sum();
-    let cells: u64 = group.iter().map(|g| g.0.batch().cell_count() as u64).sum();
-    let items: Vec<(Validated, Cursor)> = group.into_iter().map(|(b, c, _, _)| (b, c)).collect();
-    tracing::debug!(peer = %shared.peer.name, batches, rows, "applying a group of batches");
-    let applied = node
-        .with_store(move |s| s.apply_validated(&peer, items))
-        .await
-        .map_err(internal)?
-        .map_err(store_violation)?;
-    let now = node.now_ms();
-    let lead = lead_ms(applied.max_hlc, now);
-    if applied.max_hlc.0 != 0 && lead >= SKEW_WARNING_MS {
-        note_skew(&shared, lead);
-    }
-    shared.update(|p| {
-        p.counters.batches_in += batches;
-        p.counters.rows_in += rows;
-        p.counters.cells_in += cells;
-        p.peer_head = Some(head.max(p.peer_head.unwrap_or(0)));
-        p.last_contact_ms = Some(now);
-    });
-    if complete {
-        send_state(&shared, peer_site).await?;
-    }
-    Ok(())
-}
-
-async fn send_state(shared: &Arc<Shared>, peer_site: SiteId) -> Result<(), Violation> {
-    let (head, digest, applied) = shared
-        .node
-        .with_store(move |s| s.cursor_for(&peer_site).map(|c| (s.head(), s.digest(), c)))
-        .await
-        .map_err(internal)?
-        .map_err(store_violation)?;
-    shared
-        .send(&Message::State {
-            head,
-            digest,
-            applied,
-            wall_ms: shared.node.now_ms(),
-        })
-        .await
-}
-
-/// Tells the peer our head and digest after our replica changes
-/// (debounced), and keeps the session's RTT and wire bytes in status.
-async fn announce(shared: Arc<Shared>, conn: Connection, peer_site: SiteId) {
-    let mut head = shared.node.subscribe_head();
-    let mut tick = tokio::time::interval(Duration::from_secs(1));
-    loop {
-        tokio::select! {
-            changed = head.changed() => {
-                if changed.is_err() {
-                    return;
-                }
-                tokio::time::sleep(STATE_DEBOUNCE).await;
-                head.borrow_and_update();
-                if send_state(&shared, peer_site).await.is_err() {
-                    return;
-                }
-            }
-            _ = tick.tick() => {
-                let stats = conn.stats();
-                let rtt = conn.rtt().as_secs_f64() * 1000.0;
-                shared.update(|p| {
-                    p.rtt_ms = Some(rtt);
-                    p.counters.udp_bytes_in = stats.udp_rx.bytes;
-                    p.counters.udp_bytes_out = stats.udp_tx.bytes;
-                });
-            }
-        }
-    }
-}
-
-/// Sends changes after `cursor`: catch-up in bounded batches, then one
-/// batch per commit as commits land.
-async fn run_pump(
-    shared: Arc<Shared>,
-    peer_site: SiteId,
-    mut cursor: Cursor,
-    limits: Limits,
-) -> Result<(), Violation> {
-    let node = shared.node.clone();
-    let mut head = node.subscribe_head();
-    let mut last_live: Option<Instant> = None;
-    loop {
-        head.borrow_and_update();
-        let from = cursor;
-        let (frame, next, complete, rows) = node
-            .with_store(move |s| -> Result<_, Violation> {
-                let out = s
-                    .changes_since(from, limits.batch_rows, limits.batch_bytes, Some(peer_site))
-                    .map_err(|e| {
-                        Violation::new(ErrorCode::Internal, format!("could not read changes: {e}"))
-                    })?;
-                let rows = out.batch.changes.len() as u64;
-                let frame = encode(&Message::Batch {
-                    batch: out.batch,
-                    cursor: out.cursor,
-                    complete: out.complete,
-                    head: out.head,
-                })?;
-                Ok((frame, out.cursor, out.complete, rows))
-            })
-            .await
-            .map_err(internal)??;
-        if shared.frames.send(frame).await.is_err() {
-            return Ok(());
-        }
-        shared.update(|p| {
-            p.counters.batches_out += 1;
-            p.counters.rows_out += rows;
-        });
-        cursor = next;
-        if complete {
-            if head.changed().await.is_err() {
-                return Ok(());
-            }
-            if let Some(at) = last_live {
-                let since = at.elapsed();
-                if since < LIVE_PACE {
-                    tokio::time::sleep(LIVE_PACE - since).await;
-                }
-            }
-            last_live = Some(Instant::now());
-        }
-    }
 }
