@@ -69,6 +69,9 @@ enum Command {
         /// Seconds the daemons sit idle for the CPU figure.
         #[arg(long, default_value_t = 30.0)]
         idle_seconds: f64,
+        /// Repetitions of the merge and catch-up measurements (medians).
+        #[arg(long, default_value_t = 3)]
+        repeat: usize,
         /// Comma-separated subset: merge, catchup, latency, seal, idle.
         #[arg(long)]
         only: Option<String>,
@@ -236,6 +239,7 @@ fn main() -> ExitCode {
             seal_count,
             latency_samples,
             idle_seconds,
+            repeat,
             only,
             json,
         } => std::env::current_exe()
@@ -248,6 +252,7 @@ fn main() -> ExitCode {
                         seal_count,
                         latency_samples,
                         idle_seconds,
+                        repeat,
                         bin,
                     },
                     json.as_deref(),

@@ -33,6 +33,7 @@ pub struct CatchupFigures {
     pub idle_seconds: f64,
     pub idle_cpu_source_s: f64,
     pub idle_cpu_empty_s: f64,
+    pub rss_empty_after_idle_kib: u64,
 }
 
 /// Fills a replica at `db` with `rows` as if a third office had sent them.
@@ -121,12 +122,19 @@ pub async fn run(bin: &Path, rows: usize, idle_seconds: f64) -> Result<CatchupFi
         lab[1].cpu_seconds().unwrap_or(0.0),
     );
     let idle_started = Instant::now();
-    tokio::time::sleep(Duration::from_secs_f64(idle_seconds)).await;
-    let idle = idle_started.elapsed().as_secs_f64();
+    if idle_seconds > 0.0 {
+        tokio::time::sleep(Duration::from_secs_f64(idle_seconds)).await;
+    }
+    let idle = if idle_seconds > 0.0 {
+        idle_started.elapsed().as_secs_f64()
+    } else {
+        0.0
+    };
     let cpu1 = (
         lab[0].cpu_seconds().unwrap_or(0.0),
         lab[1].cpu_seconds().unwrap_or(0.0),
     );
+    let rss_empty_after_idle_kib = lab[1].rss_kib().unwrap_or(0);
     let figures = CatchupFigures {
         rows,
         seconds,
@@ -140,6 +148,7 @@ pub async fn run(bin: &Path, rows: usize, idle_seconds: f64) -> Result<CatchupFi
         idle_seconds: idle,
         idle_cpu_source_s: cpu1.0 - cpu0.0,
         idle_cpu_empty_s: cpu1.1 - cpu0.1,
+        rss_empty_after_idle_kib,
     };
     for o in &mut lab.offices {
         o.stop()?;

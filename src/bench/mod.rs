@@ -1,7 +1,10 @@
 //! `puente bench`: every performance figure next to the baseline measured
 //! in the same run.
 //!
-//! Owns: orchestrating the measurements and collecting figures.
+//! Owns: orchestrating the measurements and collecting figures; figures
+//! that pair a subject with a baseline are measured `repeat` times, each
+//! time both, and reported as medians (the ratio is the median of the
+//! pairwise ratios, which holds when the machine's speed drifts).
 //! Must not: be used by the daemon; it only drives the library and, for
 //! sync figures, real daemons on 127.0.0.1.
 
@@ -29,6 +32,8 @@ pub struct BenchOptions {
     pub latency_samples: usize,
     /// Seconds the daemons sit idle for the CPU figure.
     pub idle_seconds: f64,
+    /// Repetitions of the merge and catch-up pairs.
+    pub repeat: usize,
     /// The `puente` binary to run daemons with.
     pub bin: PathBuf,
 }
@@ -39,72 +44,67 @@ fn wanted(opts: &BenchOptions, name: &str) -> bool {
         .is_none_or(|o| o.split(',').any(|p| p.trim() == name))
 }
 
+/// The median (the mean of the middle two for an even count).
+pub fn median(values: &[f64]) -> f64 {
+    let mut v = values.to_vec();
+    v.sort_by(|a, b| a.total_cmp(b));
+    match v.len() {
+        0 => 0.0,
+        n if n % 2 == 1 => v[n / 2],
+        n => (v[n / 2 - 1] + v[n / 2]) / 2.0,
+    }
+}
+
+/// A subject/baseline pair measured several times.
+fn paired(
+    key: &str,
+    label: &str,
+    unit: &str,
+    subject: &[f64],
+    baseline: &[f64],
+    bound: f64,
+) -> Figure {
+    let ratios: Vec<f64> = subject.iter().zip(baseline).map(|(s, b)| s / b).collect();
+    let ratio = median(&ratios);
+    Figure::new(key, label, median(subject), unit)
+        .baseline(median(baseline))
+        .ratio(ratio)
+        .target(&format!("ratio <= {bound}"), ratio <= bound)
+        .samples(subject.to_vec())
+}
+
 pub fn run(opts: &BenchOptions) -> Result<Report> {
+    let repeat = opts.repeat.max(1);
     let mut figures = Vec::new();
     if wanted(opts, "merge") {
         // One transaction for the whole change set, as the baseline insert.
-        let m = merge::run(opts.rows, opts.rows)?;
-        let ratio = m.apply_s / m.plain_insert_s;
-        figures.push(
-            Figure::new(
-                "merge.apply_s",
-                &format!("merge: apply {} rows x 8 cols", m.rows),
-                m.apply_s,
-                "s",
-            )
-            .baseline(m.plain_insert_s)
-            .ratio(ratio)
-            .target("ratio <= 2", ratio <= 2.0),
+        let runs = (0..repeat)
+            .map(|_| merge::run(opts.rows, opts.rows))
+            .collect::<Result<Vec<_>>>()?;
+        let subject: Vec<f64> = runs.iter().map(|m| m.apply_s).collect();
+        let baseline: Vec<f64> = runs.iter().map(|m| m.plain_insert_s).collect();
+        let label = format!(
+            "merge: apply {} rows x 8 cols (3 sealed) from memory",
+            opts.rows
         );
+        figures.push(paired(
+            "merge.apply_s",
+            &label,
+            "s",
+            &subject,
+            &baseline,
+            2.0,
+        ));
         figures.push(Figure::new(
             "merge.rows_per_s",
             "merge: rows/s",
-            m.rows as f64 / m.apply_s,
+            opts.rows as f64 / median(&subject),
             "rows/s",
         ));
     }
     if wanted(opts, "seal") {
         for recipients in [1, 2] {
-            let f = seal::run(recipients, opts.seal_count)?;
-            let r = format!("{recipients}r");
-            let one = f.puts_one_thread / f.raw_one_thread;
-            figures.push(
-                Figure::new(
-                    &format!("seal.{r}.puts_per_s_1_thread"),
-                    &format!("sealed puts/s, {recipients} recipient(s), 1 thread"),
-                    f.puts_one_thread,
-                    "puts/s",
-                )
-                .baseline(f.raw_one_thread)
-                .ratio(one)
-                .target(">= 0.8 of raw", one >= 0.8),
-            );
-            let all = f.puts_all_cores / f.raw_all_cores;
-            figures.push(
-                Figure::new(
-                    &format!("seal.{r}.puts_per_s_all_cores"),
-                    &format!(
-                        "sealed puts/s, {recipients} recipient(s), {} cores",
-                        f.cores
-                    ),
-                    f.puts_all_cores,
-                    "puts/s",
-                )
-                .baseline(f.raw_all_cores)
-                .ratio(all)
-                .target(">= 0.8 of raw", all >= 0.8),
-            );
-            let speedup = f.puts_all_cores / f.puts_one_thread;
-            let floor = 0.8 * f.cores as f64;
-            figures.push(
-                Figure::new(
-                    &format!("seal.{r}.core_speedup"),
-                    &format!("sealed puts, {recipients} recipient(s): all cores / 1 thread"),
-                    speedup,
-                    "x",
-                )
-                .target(&format!(">= {floor:.1} (0.8 x cores)"), speedup >= floor),
-            );
+            seal_figures(&mut figures, &seal::run(recipients, opts.seal_count)?);
         }
     }
     let runtime = tokio::runtime::Builder::new_multi_thread()
@@ -145,78 +145,17 @@ pub fn run(opts: &BenchOptions) -> Result<Report> {
         }
     }
     if wanted(opts, "catchup") || wanted(opts, "idle") {
-        let f = runtime.block_on(catchup::run(&opts.bin, opts.rows, opts.idle_seconds))?;
-        let ratio = f.seconds / f.plain_insert_s;
-        figures.push(
-            Figure::new(
-                "catchup.seconds",
-                &format!("catch-up of {} rows x 8 cols (3 sealed) over QUIC", f.rows),
-                f.seconds,
-                "s",
-            )
-            .baseline(f.plain_insert_s)
-            .ratio(ratio)
-            .target("ratio <= 3", ratio <= 3.0),
-        );
-        figures.push(Figure::new(
-            "catchup.rows_per_s",
-            "catch-up: rows/s",
-            f.rows as f64 / f.seconds,
-            "rows/s",
-        ));
-        figures.push(Figure::new(
-            "catchup.wire_mib",
-            "catch-up: UDP bytes both ways at the receiver",
-            (f.udp_bytes_in + f.udp_bytes_out) as f64 / 1_048_576.0,
-            "MiB",
-        ));
-        figures.push(Figure::new(
-            "catchup.payload_mib",
-            "catch-up: frame bytes received",
-            f.payload_bytes as f64 / 1_048_576.0,
-            "MiB",
-        ));
-        let mib = |kib: u64| kib as f64 / 1024.0;
-        figures.push(
-            Figure::new(
-                "daemon.rss_start_mib",
-                "daemon RSS after start (empty replica)",
-                mib(f.rss_empty_start_kib),
-                "MiB",
-            )
-            .target("<= 40 MiB", mib(f.rss_empty_start_kib) <= 40.0),
-        );
-        figures.push(
-            Figure::new(
-                "daemon.rss_start_full_mib",
-                &format!("daemon RSS after start ({} rows)", f.rows),
-                mib(f.rss_source_start_kib),
-                "MiB",
-            )
-            .target("<= 40 MiB", mib(f.rss_source_start_kib) <= 40.0),
-        );
-        figures.push(
-            Figure::new(
-                "daemon.rss_after_catchup_mib",
-                "daemon RSS after the catch-up",
-                mib(f.rss_empty_after_kib),
-                "MiB",
-            )
-            .target("<= 40 MiB", mib(f.rss_empty_after_kib) <= 40.0),
-        );
-        let per_30s = |cpu: f64| cpu * 30.0 / f.idle_seconds.max(0.001);
-        figures.push(
-            Figure::new(
-                "daemon.idle_cpu_s_per_30s",
-                &format!("idle CPU per 30 s (measured over {:.0} s)", f.idle_seconds),
-                per_30s(f.idle_cpu_empty_s.max(f.idle_cpu_source_s)),
-                "s",
-            )
-            .target(
-                "<= 0.3 s (1 %)",
-                per_30s(f.idle_cpu_empty_s.max(f.idle_cpu_source_s)) <= 0.3,
-            ),
-        );
+        let mut runs = Vec::new();
+        for i in 0..repeat {
+            // The idle window follows the last catch-up only.
+            let idle = if i + 1 == repeat {
+                opts.idle_seconds
+            } else {
+                0.0
+            };
+            runs.push(runtime.block_on(catchup::run(&opts.bin, opts.rows, idle))?);
+        }
+        catchup_figures(&mut figures, &runs, opts.rows);
     }
     Ok(Report {
         puente_version: env!("CARGO_PKG_VERSION").to_string(),
@@ -226,7 +165,147 @@ pub fn run(opts: &BenchOptions) -> Result<Report> {
             "seal_count": opts.seal_count,
             "latency_samples": opts.latency_samples,
             "idle_seconds": opts.idle_seconds,
+            "repeat": repeat,
         }),
         figures,
     })
+}
+
+fn seal_figures(figures: &mut Vec<Figure>, f: &seal::SealFigures) {
+    let r = format!("{}r", f.recipients);
+    let recipients = f.recipients;
+    let one = f.puts_one_thread / f.raw_one_thread;
+    figures.push(
+        Figure::new(
+            &format!("seal.{r}.puts_per_s_1_thread"),
+            &format!("sealed puts/s, {recipients} recipient(s), 1 thread"),
+            f.puts_one_thread,
+            "puts/s",
+        )
+        .baseline(f.raw_one_thread)
+        .ratio(one)
+        .target(">= 0.8 of raw", one >= 0.8),
+    );
+    let all = f.puts_all_cores / f.raw_all_cores;
+    figures.push(
+        Figure::new(
+            &format!("seal.{r}.puts_per_s_all_cores"),
+            &format!(
+                "sealed puts/s, {recipients} recipient(s), {} cores",
+                f.cores
+            ),
+            f.puts_all_cores,
+            "puts/s",
+        )
+        .baseline(f.raw_all_cores)
+        .ratio(all)
+        .target(">= 0.8 of raw", all >= 0.8),
+    );
+    let speedup = f.puts_all_cores / f.puts_one_thread;
+    let floor = 0.8 * f.cores as f64;
+    figures.push(
+        Figure::new(
+            &format!("seal.{r}.core_speedup"),
+            &format!("sealed puts, {recipients} recipient(s): all cores / 1 thread"),
+            speedup,
+            "x",
+        )
+        .target(&format!(">= {floor:.1} (0.8 x cores)"), speedup >= floor),
+    );
+}
+
+fn catchup_figures(figures: &mut Vec<Figure>, runs: &[catchup::CatchupFigures], rows: usize) {
+    let seconds: Vec<f64> = runs.iter().map(|r| r.seconds).collect();
+    let baseline: Vec<f64> = runs.iter().map(|r| r.plain_insert_s).collect();
+    let label = format!("catch-up of {rows} rows x 8 cols (3 sealed) over QUIC");
+    figures.push(paired(
+        "catchup.seconds",
+        &label,
+        "s",
+        &seconds,
+        &baseline,
+        3.0,
+    ));
+    figures.push(Figure::new(
+        "catchup.rows_per_s",
+        "catch-up: rows/s",
+        rows as f64 / median(&seconds),
+        "rows/s",
+    ));
+    let mib = |b: u64| b as f64 / 1_048_576.0;
+    let wire: Vec<f64> = runs
+        .iter()
+        .map(|r| mib(r.udp_bytes_in + r.udp_bytes_out))
+        .collect();
+    figures.push(Figure::new(
+        "catchup.wire_mib",
+        "catch-up: UDP payload both ways at the receiver",
+        median(&wire),
+        "MiB",
+    ));
+    let frames: Vec<f64> = runs.iter().map(|r| mib(r.payload_bytes)).collect();
+    figures.push(Figure::new(
+        "catchup.frames_mib",
+        "catch-up: frame bytes received",
+        median(&frames),
+        "MiB",
+    ));
+    let kib_to_mib = |kib: u64| kib as f64 / 1024.0;
+    let Some(last) = runs.last() else { return };
+    let rss = [
+        (
+            "daemon.rss_start_mib",
+            "daemon RSS after start (empty replica)".to_string(),
+            last.rss_empty_start_kib,
+        ),
+        (
+            "daemon.rss_start_full_mib",
+            format!("daemon RSS after start ({rows} rows)"),
+            last.rss_source_start_kib,
+        ),
+        (
+            "daemon.rss_after_catchup_mib",
+            "daemon RSS right after the catch-up".to_string(),
+            last.rss_empty_after_kib,
+        ),
+    ];
+    for (key, label, kib) in rss {
+        let v = kib_to_mib(kib);
+        figures.push(Figure::new(key, &label, v, "MiB").target("<= 40 MiB", v <= 40.0));
+    }
+    if last.idle_seconds > 0.0 {
+        let cpu = last.idle_cpu_empty_s.max(last.idle_cpu_source_s) * 30.0 / last.idle_seconds;
+        figures.push(
+            Figure::new(
+                "daemon.idle_cpu_s_per_30s",
+                &format!(
+                    "idle CPU per 30 s, busier daemon (measured over {:.0} s)",
+                    last.idle_seconds
+                ),
+                cpu,
+                "s",
+            )
+            .target("<= 0.3 s (1 %)", cpu <= 0.3),
+        );
+        let v = kib_to_mib(last.rss_empty_after_idle_kib);
+        figures.push(
+            Figure::new(
+                "daemon.rss_idle_after_catchup_mib",
+                "daemon RSS after the idle window",
+                v,
+                "MiB",
+            )
+            .target("<= 40 MiB", v <= 40.0),
+        );
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn median_of_odd_and_even_counts() {
+        assert_eq!(super::median(&[3.0, 1.0, 2.0]), 2.0);
+        assert_eq!(super::median(&[4.0, 1.0, 2.0, 3.0]), 2.5);
+        assert_eq!(super::median(&[]), 0.0);
+    }
 }

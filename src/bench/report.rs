@@ -26,6 +26,9 @@ pub struct Figure {
     pub target: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub met: Option<bool>,
+    /// Every measurement behind a median figure.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub samples: Vec<f64>,
 }
 
 impl Figure {
@@ -39,7 +42,13 @@ impl Figure {
             ratio: None,
             target: None,
             met: None,
+            samples: Vec::new(),
         }
+    }
+
+    pub fn samples(mut self, samples: Vec<f64>) -> Figure {
+        self.samples = samples;
+        self
     }
 
     pub fn baseline(mut self, baseline: f64) -> Figure {

@@ -12,6 +12,14 @@ pub mod schedule;
 use std::path::Path;
 
 pub fn bench(opts: &crate::bench::BenchOptions, json: Option<&Path>) -> anyhow::Result<()> {
+    // In-process daemons log like `puente run` when RUST_LOG asks for it.
+    if std::env::var_os("RUST_LOG").is_some() {
+        tracing_subscriber::fmt()
+            .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
+            .with_writer(std::io::stderr)
+            .with_ansi(false)
+            .init();
+    }
     let report = crate::bench::run(opts)?;
     print!("{}", crate::bench::report::render(&report));
     if let Some(path) = json {

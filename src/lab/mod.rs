@@ -106,6 +106,7 @@ impl Office {
             .arg("--config")
             .arg(&self.config)
             .env("RUST_LOG", &self.log_filter)
+            // As the systemd unit sets it (config/puente.service).
             .env("MALLOC_ARENA_MAX", "2")
             .stdin(Stdio::null())
             .stdout(log)

@@ -33,10 +33,6 @@ const BACKOFF_START: Duration = Duration::from_millis(250);
 const BACKOFF_MAX: Duration = Duration::from_secs(30);
 /// A session that lasted this long resets the backoff.
 const HEALTHY_SESSION: Duration = Duration::from_secs(10);
-/// A connection from the other side arriving this long after ours was
-/// admitted means the peer lost ours (it restarted, or its address
-/// changed): the new one replaces ours instead of losing to it.
-const STALE_AFTER: Duration = Duration::from_secs(3);
 
 #[derive(Debug, thiserror::Error)]
 pub enum SyncError {
@@ -69,13 +65,15 @@ impl Registry {
         we_dial_the_winner: bool,
     ) -> bool {
         let mut active = self.active.lock().unwrap_or_else(|e| e.into_inner());
-        if let Some((existing, existing_direction, admitted)) = active.get(peer)
+        if let Some((existing, existing_direction, _)) = active.get(peer)
             && existing.close_reason().is_none()
         {
+            // The same side dialled again: the old one is stale. Otherwise
+            // both dialled; both sides keep the same one. (A connection the
+            // peer lost in a restart does not linger: the restarted node
+            // answers its packets with a stateless reset it accepts, see
+            // `stateless_reset_key`.)
             let keep_new = if *existing_direction == direction {
-                true // the same side dialled again: the old one is stale
-            } else if admitted.elapsed() >= STALE_AFTER {
-                // Not a simultaneous dial: the peer no longer has ours.
                 true
             } else {
                 (direction == Direction::Outbound) == we_dial_the_winner
@@ -159,8 +157,8 @@ fn stateless_reset_key(identity: &NodeIdentity) -> ring::hmac::Key {
 
 fn transport() -> Arc<quinn::TransportConfig> {
     let mut t = quinn::TransportConfig::default();
-    t.max_idle_timeout(Some(VarInt::from_u32(20_000).into()));
-    t.keep_alive_interval(Some(Duration::from_secs(4)));
+    t.max_idle_timeout(Some(VarInt::from_u32(15_000).into()));
+    t.keep_alive_interval(Some(Duration::from_secs(2)));
     t.stream_receive_window(VarInt::from_u32(8 << 20));
     t.receive_window(VarInt::from_u32(12 << 20));
     t.send_window(8 << 20);

@@ -382,6 +382,7 @@ async fn read_loop(
             }
         }
         shared.update(|p| p.counters.bytes_in += n as u64);
+        tracing::trace!(peer = %shared.peer.name, bytes = n, "read from the stream");
         while let Some(message) = decoder.next_message()? {
             let event = session.receive(message, node.now_ms())?;
             if let Event::Batch {

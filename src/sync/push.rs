@@ -97,6 +97,7 @@ pub(super) async fn run_pump(
         if shared.frames.send(frame).await.is_err() {
             return Ok(());
         }
+        tracing::trace!(peer = %shared.peer.name, rows, complete, "queued a batch");
         shared.update(|p| {
             p.counters.batches_out += 1;
             p.counters.rows_out += rows;

@@ -37,11 +37,19 @@ pub(super) async fn validate_off_thread(
         site: hello.site,
         name: shared.peer.name.clone(),
     };
+    // A live push carries a few rows: checking them here costs less than a
+    // hop to another thread. A catch-up batch goes to a blocking thread.
+    if batch.changes.len() <= INLINE_VALIDATION {
+        return validate(&schema, &peer, batch).map_err(store_violation);
+    }
     tokio::task::spawn_blocking(move || validate(&schema, &peer, batch))
         .await
         .map_err(|e| Violation::new(ErrorCode::Internal, format!("validating failed: {e}")))?
         .map_err(store_violation)
 }
+
+/// Batches of at most this many changes are validated on the reader's thread.
+const INLINE_VALIDATION: usize = 32;
 
 /// Applies received batches in order, one group at a time, while the
 /// reader goes on reading and decoding: batches arriving during an apply
