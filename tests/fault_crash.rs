@@ -138,28 +138,5 @@ async fn kill_9_during_a_catch_up_ten_times_loses_nothing() {
 
     // The replica that was killed ten times is sound.
     assert_eq!(c[1].stop().unwrap(), Some(0));
-    let db = c[1].data_dir().join("puente.db");
-    let conn = rusqlite::Connection::open(&db).unwrap();
-    let check: String = conn
-        .query_row("PRAGMA integrity_check", [], |r| r.get(0))
-        .unwrap();
-    assert_eq!(check, "ok");
-    drop(conn);
-    let schema = Arc::new(Schema::parse(Path::new("schema.toml"), &c.lab.schema_text).unwrap());
-    let store = Store::open(
-        &db,
-        schema,
-        Arc::new(Keyring::empty()),
-        Arc::new(SystemClock) as Arc<dyn WallClock>,
-    )
-    .unwrap();
-    assert_eq!(
-        store.recompute_digest().unwrap(),
-        store.digest(),
-        "the incremental digest drifted"
-    );
-    let (rows, sealed) = store.recount().unwrap();
-    let stats = store.stats().unwrap();
-    assert_eq!(stats.rows.iter().map(|(_, n)| *n).collect::<Vec<_>>(), rows);
-    assert_eq!(stats.sealed_cells, sealed);
+    assert_replica_sound(&c[1], &c.lab.schema_text);
 }

@@ -75,6 +75,19 @@ async fn two_offices_writing_concurrently_converge_and_sealed_data_stays_sealed(
         .unwrap();
 
     wait_converged("both offices in sync", &[tj, sd]).await;
+    // Both dialled, yet both kept the same one connection: one side sees
+    // it as outbound, the other as inbound.
+    let directions = (
+        tj.status().await.peers[0].direction.clone(),
+        sd.status().await.peers[0].direction.clone(),
+    );
+    assert!(
+        matches!(
+            (directions.0.as_deref(), directions.1.as_deref()),
+            (Some("outbound"), Some("inbound")) | (Some("inbound"), Some("outbound"))
+        ),
+        "{directions:?}"
+    );
     let (a, b) = (tj.status().await, sd.status().await);
     assert_eq!(a.digest, b.digest);
     assert_eq!(a.rows["outreach_events"], 84);
@@ -106,11 +119,18 @@ async fn two_offices_writing_concurrently_converge_and_sealed_data_stays_sealed(
         "Itzel Tijuana-Marker",
     ];
     for i in [TJ, SD] {
+        let stopping = std::time::Instant::now();
         assert_eq!(
             c[i].stop().unwrap(),
             Some(0),
             "{} exits 0 on SIGTERM",
             c[i].name
+        );
+        assert!(
+            stopping.elapsed() < std::time::Duration::from_secs(5),
+            "{} took {:?} to stop",
+            c[i].name,
+            stopping.elapsed()
         );
     }
     for o in c.offices() {
