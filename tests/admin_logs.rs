@@ -8,13 +8,7 @@ use support::*;
 
 #[tokio::test(flavor = "multi_thread")]
 async fn admin_requests_never_log_values() {
-    let capture = LogCapture::default();
-    let writer = capture.clone();
-    tracing_subscriber::fmt()
-        .with_max_level(tracing::Level::TRACE)
-        .with_writer(move || writer.clone())
-        .with_ansi(false)
-        .init();
+    let capture = LogCapture::install_global();
 
     let secrets = ["Log-Secret-Name", "+52 664 LOG 0001", "Log-Shared-Title"];
     let n = admin_node(Some(TEST_IDENTITY));

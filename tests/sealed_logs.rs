@@ -9,13 +9,7 @@ use support::*;
 
 #[test]
 fn trace_logs_never_contain_sealed_plaintext() {
-    let capture = LogCapture::default();
-    let writer = capture.clone();
-    tracing_subscriber::fmt()
-        .with_max_level(tracing::Level::TRACE)
-        .with_writer(move || writer.clone())
-        .with_ansi(false)
-        .init();
+    let capture = LogCapture::install_global();
 
     let secrets = [
         "Trace-Secret-Name-1",

@@ -306,3 +306,18 @@ impl std::io::Write for LogCapture {
         Ok(())
     }
 }
+
+impl LogCapture {
+    /// Installs a global TRACE subscriber writing here (once per test
+    /// binary, so threads spawned by the code under test are captured too).
+    pub fn install_global() -> LogCapture {
+        let capture = LogCapture::default();
+        let writer = capture.clone();
+        tracing_subscriber::fmt()
+            .with_max_level(tracing::Level::TRACE)
+            .with_writer(move || writer.clone())
+            .with_ansi(false)
+            .init();
+        capture
+    }
+}
