@@ -18,7 +18,7 @@ use tokio::sync::watch;
 use crate::admin::{self, AdminError};
 use crate::clock::{OffsetClock, WallClock};
 use crate::node::Node;
-use crate::preflight::{self, PreflightError};
+use crate::node::preflight::{self, PreflightError};
 use crate::store::{Store, StoreError};
 use crate::sync::manager::{self, SyncError};
 use crate::sync::peer::Limits;
@@ -42,6 +42,10 @@ pub enum DaemonError {
     },
     #[error("cannot install signal handlers: {0}")]
     Signals(std::io::Error),
+    #[error(
+        "a start-up task of the daemon failed ({task}): {detail}; this is a bug in puente, not damage to the replica — report it with the daemon's log"
+    )]
+    TaskFailed { task: &'static str, detail: String },
 }
 
 /// Holds an exclusive lock on DATA_DIR/puente.lock for the daemon's life.
@@ -140,9 +144,9 @@ pub async fn start(config_path: &Path, limits: Limits) -> Result<Running, Daemon
         let clock = clock.clone();
         tokio::task::spawn_blocking(move || Store::open(&db, schema, keyring, clock))
             .await
-            .map_err(|e| StoreError::Corrupt {
-                path: config.database_path(),
-                detail: format!("opening failed: {e}"),
+            .map_err(|e| DaemonError::TaskFailed {
+                task: "opening the replica",
+                detail: e.to_string(),
             })??
     };
     if let Some(pages) = config.max_db_pages {

@@ -30,7 +30,7 @@ enum Command {
         #[arg(long)]
         name: String,
         /// QUIC address to listen on.
-        #[arg(long, default_value = puente::node_init::DEFAULT_LISTEN)]
+        #[arg(long, default_value = puente::node::init::DEFAULT_LISTEN)]
         listen: SocketAddr,
         /// Replica folder (default DIR/data); e.g. /var/lib/puente for the
         /// systemd unit, which creates it.
@@ -224,7 +224,7 @@ fn main() -> ExitCode {
             listen,
             data_dir,
             admin_socket,
-        } => cli::init(&puente::node_init::InitOptions {
+        } => cli::init(&puente::node::init::InitOptions {
             dir,
             name,
             listen,

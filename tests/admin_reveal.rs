@@ -137,7 +137,10 @@ async fn reveals_answer_plaintext_and_are_audited_without_it() {
         "no plaintext in the data dir, audit log included"
     );
     assert!(!String::from_utf8_lossy(&audit).contains("664"));
-    assert_eq!(puente::fsutil::mode_of(&n.audit_log()).unwrap(), 0o600);
+    assert_eq!(
+        puente::node::fsutil::mode_of(&n.audit_log()).unwrap(),
+        0o600
+    );
 
     // A table without sealed columns reveals nothing and logs nothing.
     n.client()

@@ -364,7 +364,7 @@ async fn sync_now_wakes_the_dialers() {
 #[tokio::test(flavor = "multi_thread")]
 async fn the_socket_is_0660_refuses_a_second_daemon_and_is_removed_at_shutdown() {
     let n = admin_node(None);
-    assert_eq!(puente::fsutil::mode_of(&n.socket).unwrap(), 0o660);
+    assert_eq!(puente::node::fsutil::mode_of(&n.socket).unwrap(), 0o660);
     let e = puente::admin::bind(&n.socket).unwrap_err();
     assert!(matches!(e, AdminError::AlreadyServing { .. }), "{e}");
     assert!(
@@ -390,7 +390,7 @@ async fn a_stale_socket_is_replaced_and_other_files_are_left_alone() {
     drop(std::os::unix::net::UnixListener::bind(&path).unwrap());
     assert!(path.exists());
     let listener = puente::admin::bind(&path).unwrap();
-    assert_eq!(puente::fsutil::mode_of(&path).unwrap(), 0o660);
+    assert_eq!(puente::node::fsutil::mode_of(&path).unwrap(), 0o660);
     drop(listener);
 
     let file = dir.path().join("not-a-socket");

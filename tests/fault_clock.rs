@@ -65,7 +65,7 @@ async fn a_clock_a_day_ahead_is_reported_and_hlc_order_still_decides() {
     }
 
     // Both sides report the skew (to within a minute).
-    let skew = |s: &puente::status::Status| s.peers[0].clock_skew_ms.expect("skew reported");
+    let skew = |s: &puente::node::status::Status| s.peers[0].clock_skew_ms.expect("skew reported");
     let (a, b) = (tj.status().await, sd.status().await);
     assert!(
         (skew(&a) - DAY_MS).abs() < 60_000,

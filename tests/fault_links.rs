@@ -30,7 +30,7 @@ async fn wait_all_connected(c: &Cluster) {
             o.client().status().await.is_ok_and(|s| {
                 s.peers
                     .iter()
-                    .all(|p| p.state == puente::status::PeerState::Connected)
+                    .all(|p| p.state == puente::node::status::PeerState::Connected)
             })
         })
         .await;

@@ -5,7 +5,7 @@ mod cluster;
 mod support;
 
 use cluster::*;
-use puente::status::PeerState;
+use puente::node::status::PeerState;
 
 const TJ: usize = 0;
 const SD: usize = 1;

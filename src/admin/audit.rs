@@ -169,7 +169,7 @@ mod tests {
             at.parse::<jiff::Timestamp>().is_ok() && at.ends_with('Z'),
             "{at}"
         );
-        assert_eq!(crate::fsutil::mode_of(log.path()).unwrap(), 0o600);
+        assert_eq!(crate::node::fsutil::mode_of(log.path()).unwrap(), 0o600);
     }
 
     #[test]

@@ -20,7 +20,7 @@ use tokio::net::UnixStream;
 
 use super::api::{Accepted, ErrorBody, Health, Row, RowWrite, RowsPage, WriteResult};
 use super::buf::{self, SecretBuf};
-use crate::status::Status;
+use crate::node::status::Status;
 use crate::value::Plaintext;
 
 /// The largest answer the client reads.

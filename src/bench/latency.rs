@@ -14,7 +14,7 @@ use super::merge::TempDir;
 use crate::daemon;
 use crate::lab::Lab;
 use crate::lab::relay::{Conditions, Relay};
-use crate::status::PeerState;
+use crate::node::status::PeerState;
 use crate::sync::peer::Limits;
 use crate::value::Plaintext;
 

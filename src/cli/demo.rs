@@ -414,7 +414,7 @@ async fn connected(client: &Client) -> bool {
     client.status().await.is_ok_and(|s| {
         s.peers
             .iter()
-            .all(|p| p.state == crate::status::PeerState::Connected)
+            .all(|p| p.state == crate::node::status::PeerState::Connected)
     })
 }
 

@@ -6,15 +6,15 @@ use std::path::Path;
 use anyhow::{Context, Result};
 
 use crate::config::{NodeConfig, node};
-use crate::fingerprint::Fingerprint;
-use crate::node_identity;
-use crate::node_init;
-use crate::preflight;
+use crate::node::fingerprint::Fingerprint;
+use crate::node::identity;
+use crate::node::init;
+use crate::node::preflight;
 use crate::seal::generate_identity_file;
 
-pub fn init(options: &node_init::InitOptions) -> Result<()> {
+pub fn init(options: &init::InitOptions) -> Result<()> {
     let (dir, name) = (&options.dir, &options.name);
-    let made = node_init::init_node(options)?;
+    let made = init::init_node(options)?;
     println!("created node `{name}` in {}", dir.display());
     println!("config: {}", made.config_file.display());
     println!("fingerprint (give it to the other offices for `puente peer add`):");
@@ -24,7 +24,7 @@ pub fn init(options: &node_init::InitOptions) -> Result<()> {
 
 pub fn id(config: &Path) -> Result<()> {
     let cfg = NodeConfig::load(config)?;
-    let fp = node_identity::certificate_fingerprint(&cfg.tls_cert)?;
+    let fp = identity::certificate_fingerprint(&cfg.tls_cert)?;
     println!("{fp}");
     Ok(())
 }

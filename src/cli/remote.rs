@@ -16,7 +16,7 @@ use zeroize::Zeroizing;
 
 use crate::admin::api::{self, Cell, Row};
 use crate::admin::{Client, buf};
-use crate::status::{PeerState, PeerStatus, Status};
+use crate::node::status::{PeerState, PeerStatus, Status};
 use crate::value::{Plaintext, Value};
 
 /// How a sealed cell that was not revealed is shown.
@@ -360,7 +360,7 @@ fn duration(secs: u64) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::status::PeerCounters;
+    use crate::node::status::PeerCounters;
 
     #[test]
     fn status_reads_as_a_summary() {

@@ -13,7 +13,7 @@ use serde::Deserialize;
 use toml::Spanned;
 
 use super::{ConfigError, is_identifier, read_text};
-use crate::fingerprint::Fingerprint;
+use crate::node::fingerprint::Fingerprint;
 
 /// Where a packaged install keeps its config.
 pub const DEFAULT_CONFIG_PATH: &str = "/etc/puente/puente.toml";
@@ -300,12 +300,12 @@ pub fn add_peer(
     let new_text = doc.to_string();
     let absolute = std::path::absolute(config_file).unwrap_or_else(|_| config_file.to_path_buf());
     NodeConfig::parse(&absolute, &new_text)?;
-    crate::fsutil::write_atomically(config_file, new_text.as_bytes(), None).map_err(|source| {
-        ConfigError::Read {
+    crate::node::fsutil::write_atomically(config_file, new_text.as_bytes(), None).map_err(
+        |source| ConfigError::Read {
             path: config_file.to_path_buf(),
             source,
-        }
-    })
+        },
+    )
 }
 
 #[cfg(test)]

@@ -18,8 +18,8 @@ use std::time::{Duration, Instant};
 
 use crate::admin::Client;
 use crate::config::node::add_peer;
-use crate::fingerprint::Fingerprint;
-use crate::node_init::{InitOptions, init_node};
+use crate::node::fingerprint::Fingerprint;
+use crate::node::init::{InitOptions, init_node};
 use crate::seal::generate_identity_file;
 
 /// How long a daemon may take to answer on its socket after start.

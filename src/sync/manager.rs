@@ -23,8 +23,8 @@ use super::protocol::ErrorCode;
 use super::udp_guard::{GarbageReport, GuardedSocket};
 use crate::config::PeerConfig;
 use crate::node::Node;
-use crate::node_identity::NodeIdentity;
-use crate::status::PeerState;
+use crate::node::identity::NodeIdentity;
+use crate::node::status::PeerState;
 
 /// A handshake must finish within this.
 const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);

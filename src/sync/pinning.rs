@@ -19,8 +19,8 @@ use rustls::server::danger::{ClientCertVerified, ClientCertVerifier};
 use rustls::{DigitallySignedStruct, DistinguishedName, SignatureScheme};
 
 use super::protocol::ALPN;
-use crate::fingerprint::Fingerprint;
-use crate::node_identity::NodeIdentity;
+use crate::node::fingerprint::Fingerprint;
+use crate::node::identity::NodeIdentity;
 
 #[derive(Debug, thiserror::Error)]
 pub enum TlsSetupError {

@@ -11,7 +11,7 @@ use std::path::Path;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use puente::status::{PeerState, Status};
+use puente::node::status::{PeerState, Status};
 use puente::value::Plaintext;
 
 pub const BIN: &str = env!("CARGO_BIN_EXE_puente");

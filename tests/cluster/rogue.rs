@@ -5,7 +5,7 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use puente::node_identity::{self, NodeIdentity};
+use puente::node::identity::{self, NodeIdentity};
 use puente::stamp::SiteId;
 use puente::sync::pinning;
 use puente::sync::protocol::{ErrorCode, FrameDecoder, Hello, Message, PROTOCOL_VERSION, encode};
@@ -33,7 +33,7 @@ impl Rogue {
         ]);
         let fingerprint = out.lines().last().unwrap().trim().to_string();
         let identity =
-            node_identity::load(&dir.join("certs/node.crt"), &dir.join("certs/node.key")).unwrap();
+            identity::load(&dir.join("certs/node.crt"), &dir.join("certs/node.key")).unwrap();
         let endpoint = quinn::Endpoint::client("127.0.0.1:0".parse().unwrap()).unwrap();
         Rogue {
             name: name.into(),

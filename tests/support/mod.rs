@@ -38,7 +38,8 @@ pub fn schema(recipients: &[&str]) -> Arc<Schema> {
 /// Writes an identity file and returns a keyring holding it.
 pub fn keyring_with(dir: &Path, secret: &str) -> Arc<Keyring> {
     let file = dir.join("mx.key");
-    puente::fsutil::create_new_with_mode(&file, format!("{secret}\n").as_bytes(), 0o600).unwrap();
+    puente::node::fsutil::create_new_with_mode(&file, format!("{secret}\n").as_bytes(), 0o600)
+        .unwrap();
     Arc::new(Keyring::load(&[file]).unwrap().0)
 }
 
@@ -171,7 +172,7 @@ pub fn admin_test_node(
     let node = puente::node::Node::new(
         config,
         s,
-        puente::fingerprint::Fingerprint([0; 32]),
+        puente::node::fingerprint::Fingerprint([0; 32]),
         clock as Arc<dyn WallClock>,
         store,
     );

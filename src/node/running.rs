@@ -16,10 +16,10 @@ use tokio::sync::{Notify, watch};
 
 use crate::clock::WallClock;
 use crate::config::{NodeConfig, Schema};
-use crate::fingerprint::Fingerprint;
+use crate::node::fingerprint::Fingerprint;
+use crate::node::status::{PeerCounters, PeerState, PeerStatus, Refusal, Status};
 use crate::stamp::SiteId;
-use crate::status::{PeerCounters, PeerState, PeerStatus, Refusal, Status};
-use crate::store::{Cursor, Digest, Reveal, RowView, RowWrite, Store, StoreError, Written};
+use crate::store::{Cursor, Digest, Store, StoreError, Written};
 use crate::value::Plaintext;
 
 /// How many refused connections status remembers.
@@ -154,20 +154,9 @@ impl Node {
         f: impl FnOnce(&mut Store) -> T + Send + 'static,
     ) -> Result<T, NodeError> {
         let node = self.clone();
-        tokio::task::spawn_blocking(move || {
-            let mut store = Self::lock(&node.store);
-            let out = f(&mut store);
-            let head = store.head();
-            drop(store);
-            node.head.send_if_modified(|h| {
-                let changed = *h != head;
-                *h = head;
-                changed
-            });
-            out
-        })
-        .await
-        .map_err(|e| NodeError::Internal(format!("a database task failed: {e}")))
+        tokio::task::spawn_blocking(move || node.with_store_blocking(f))
+            .await
+            .map_err(|e| NodeError::Internal(format!("a database task failed: {e}")))
     }
 
     /// Runs `f` on the replica on the current thread (for callers already
@@ -201,39 +190,8 @@ impl Node {
             .await??)
     }
 
-    pub async fn put_many(
-        self: &Arc<Self>,
-        table: String,
-        rows: Vec<RowWrite>,
-    ) -> Result<Vec<Written>, NodeError> {
-        Ok(self.with_store(move |s| s.put_many(&table, rows)).await??)
-    }
-
     pub async fn delete(self: &Arc<Self>, table: String, id: String) -> Result<Written, NodeError> {
         Ok(self.with_store(move |s| s.delete(&table, &id)).await??)
-    }
-
-    pub async fn get(
-        self: &Arc<Self>,
-        table: String,
-        id: String,
-        reveal: Reveal,
-    ) -> Result<Option<RowView>, NodeError> {
-        Ok(self
-            .with_store(move |s| s.get(&table, &id, reveal))
-            .await??)
-    }
-
-    pub async fn list(
-        self: &Arc<Self>,
-        table: String,
-        after: Option<String>,
-        limit: usize,
-        reveal: Reveal,
-    ) -> Result<Vec<RowView>, NodeError> {
-        Ok(self
-            .with_store(move |s| s.list(&table, after.as_deref(), limit, reveal))
-            .await??)
     }
 
     /// Updates what status shows for a peer.

@@ -10,9 +10,9 @@ use std::os::unix::fs::DirBuilderExt;
 use std::path::{Path, PathBuf};
 
 use crate::config::schema::DEFAULT_SCHEMA;
-use crate::fingerprint::Fingerprint;
-use crate::fsutil;
-use crate::node_identity;
+use crate::node::fingerprint::Fingerprint;
+use crate::node::fsutil;
+use crate::node::identity;
 
 pub const DEFAULT_LISTEN: &str = "0.0.0.0:7441";
 
@@ -30,7 +30,7 @@ pub enum InitError {
         source: std::io::Error,
     },
     #[error(transparent)]
-    Identity(#[from] node_identity::IdentityError),
+    Identity(#[from] identity::IdentityError),
 }
 
 /// What `puente init` makes.
@@ -105,7 +105,7 @@ pub fn init_node(options: &InitOptions) -> Result<Initialized, InitError> {
     if options.data_dir.is_none() {
         mkdir(&data, 0o700)?;
     }
-    let fingerprint = node_identity::generate(name, &cert, &key)?;
+    let fingerprint = identity::generate(name, &cert, &key)?;
     let write = |path: &Path, text: &str| {
         fsutil::create_new_with_mode(path, text.as_bytes(), 0o644).map_err(|source| {
             InitError::Create {
@@ -206,7 +206,7 @@ mod tests {
             assert!(p.starts_with(&dir), "{}", p.display());
         }
         assert_eq!(
-            crate::node_identity::certificate_fingerprint(&cfg.tls_cert).unwrap(),
+            crate::node::identity::certificate_fingerprint(&cfg.tls_cert).unwrap(),
             made.fingerprint
         );
         let before = std::fs::read(&made.config_file).unwrap();

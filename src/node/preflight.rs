@@ -9,7 +9,7 @@ use std::path::Path;
 use std::sync::Arc;
 
 use crate::config::{ConfigError, NodeConfig, Schema};
-use crate::node_identity::{self, IdentityError, NodeIdentity};
+use crate::node::identity::{self, IdentityError, NodeIdentity};
 use crate::seal::{KeyError, Keyring};
 
 #[derive(Debug, thiserror::Error)]
@@ -38,7 +38,7 @@ pub struct Checked {
 pub fn load(config: &Path) -> Result<Checked, PreflightError> {
     let config = NodeConfig::load(config)?;
     let schema = Arc::new(Schema::load(&config.schema_file)?);
-    let identity = node_identity::load(&config.tls_cert, &config.tls_key)?;
+    let identity = identity::load(&config.tls_cert, &config.tls_key)?;
     let (keyring, mut warnings) = Keyring::load(&config.identities)?;
     warnings.extend(keyring.unused_warnings(schema.groups.values()));
     for group in schema.groups.values() {

@@ -1,0 +1,20 @@
+//! The node: one office's daemon state and what makes it.
+//!
+//! Owns, one room each: the running node (`running`: the replica behind a
+//! lock, commit notifications, live peer state, the status document), its
+//! serialisable status (`status`), making a node (`init`), its TLS identity
+//! files (`identity`) and certificate fingerprints (`fingerprint`), loading
+//! everything once before start (`preflight`), and atomic file writes that
+//! keep mode and owner (`fsutil`).
+//! Must not: speak QUIC or HTTP (sync/ and admin/ do) or decide merges
+//! (store/ does).
+
+pub mod fingerprint;
+pub mod fsutil;
+pub mod identity;
+pub mod init;
+pub mod preflight;
+mod running;
+pub mod status;
+
+pub use running::{Node, NodeError, PeerLive};
