@@ -21,7 +21,7 @@ use crate::node::Node;
 use crate::node::preflight::{self, PreflightError};
 use crate::store::{Store, StoreError};
 use crate::sync::manager::{self, SyncError};
-use crate::sync::peer::Limits;
+use crate::sync::session::Limits;
 
 #[derive(Debug, thiserror::Error)]
 pub enum DaemonError {

@@ -248,6 +248,20 @@ async fn unpinned_clients_wrong_servers_and_udp_garbage_are_refused_while_sync_g
             .any(|r| r.reason.contains("not pinned"))
     })
     .await;
+    // The impostor, whose certificate tijuana refuses, says so in its own
+    // status: refused (with why), not "connecting".
+    let impostor = &c[2];
+    wait_for("the impostor shows tijuana's refusal", || async {
+        let s = impostor.status().await;
+        let tijuana = s.peers.iter().find(|p| p.name == "tijuana").unwrap();
+        tijuana.state == PeerState::Refused
+            && tijuana
+                .detail
+                .as_deref()
+                .unwrap_or("")
+                .contains("refused this node's certificate")
+    })
+    .await;
     wait_for("tijuana refuses the impostor's server", || async {
         let s = tj.status().await;
         let backup = s.peers.iter().find(|p| p.name == "backup").unwrap();

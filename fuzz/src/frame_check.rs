@@ -3,8 +3,8 @@
 //! (`tests/fuzz_corpus.rs`, which includes this file with `#[path]`).
 //!
 //! Owns: the layout of a fuzz input (header byte, chunk sizes, stream), and
-//! one run of a stream through `FrameDecoder` → `Session::receive` →
-//! `store::validate` the way the sync read loop does it, asserting the
+//! one run of a stream through `FrameDecoder` → the session machine →
+//! `store::validate` the way the sync executor does it, asserting the
 //! decoder's invariants against an independent reading of the same bytes.
 //! Must not: depend on anything but puente and std (the main crate's
 //! `cargo test` compiles it without libFuzzer). A failed assertion here is
@@ -21,7 +21,8 @@ use puente::sync::protocol::{
     self, ErrorCode, FrameDecoder, Hello, LENGTH_BYTES, MAX_FRAME, MAX_HELLO_FRAME, MESSAGE_FORMAT,
     Message, PROTOCOL_VERSION,
 };
-use puente::sync::session::{Event, LocalInfo, Session};
+use puente::sync::rules::LocalInfo;
+use puente::sync::session::{self as machine, Action, Limits, Received, Session, Timing};
 use puente::value::Value;
 
 /// Header flag: start before the handshake like the real read loop (frame
@@ -183,14 +184,18 @@ struct Run<'a> {
 
 impl<'a> Run<'a> {
     fn new(stream: &'a [u8], before_hello: bool) -> Run<'a> {
-        let mut session = Session::new(local_info());
+        let mut session = Session::new(local_info(), Limits::default(), Timing::default(), 0, 0);
         let limit = if before_hello {
             MAX_HELLO_FRAME
         } else {
-            match session.receive(Message::Hello(peer_hello()), 0) {
-                Ok(Event::Hello(_)) => {}
-                other => panic!("the harness's own Hello was refused: {other:?}"),
-            }
+            session.handle(machine::Input::Frame(Message::Hello(peer_hello())), 0);
+            let actions: Vec<Action> = std::iter::from_fn(|| session.poll_action()).collect();
+            assert!(
+                actions
+                    .iter()
+                    .any(|a| matches!(a, Action::SetFrameLimit(MAX_FRAME))),
+                "the harness's own Hello was refused: {actions:?}"
+            );
             MAX_FRAME
         };
         Run {
@@ -296,59 +301,89 @@ impl<'a> Run<'a> {
         self.messages.push(kind);
         let handshaken = self.session.peer().is_some();
         let now_ms = self.messages.len() as u64;
-        match self.session.receive(message, now_ms) {
-            Ok(event) => {
-                assert!(handshaken != (kind == "hello"), "accepted a {kind} message");
-                match event {
-                    Event::Hello(hello) => {
-                        assert_eq!(hello.protocol, PROTOCOL_VERSION);
-                        assert_eq!(hello.schema_hash, schema().hash());
-                        assert_ne!(hello.site, LOCAL_SITE);
-                        // As the read loop does once the peer is known.
-                        self.limit = MAX_FRAME;
-                        self.decoder.set_limit(MAX_FRAME);
+        self.session.handle(machine::Input::Frame(message), now_ms);
+        // Carry out what the session asks, as the executor does.
+        while let Some(action) = self.session.poll_action() {
+            match action {
+                Action::SetFrameLimit(limit) => {
+                    assert!(!handshaken && kind == "hello", "limit raised by a {kind}");
+                    let hello = self
+                        .session
+                        .peer()
+                        .expect("a limit follows an accepted Hello");
+                    assert_eq!(hello.protocol, PROTOCOL_VERSION);
+                    assert_eq!(hello.schema_hash, schema().hash());
+                    assert_ne!(hello.site, LOCAL_SITE);
+                    self.limit = limit;
+                    self.decoder.set_limit(limit);
+                }
+                Action::Validate {
+                    batch,
+                    cursor,
+                    complete,
+                    head,
+                } => {
+                    assert!(
+                        handshaken && kind == "batch",
+                        "validation asked for a {kind}"
+                    );
+                    match self.validate(batch) {
+                        Ok(batch) => self.session.handle(
+                            machine::Input::Validated(Ok(Received {
+                                batch,
+                                cursor,
+                                complete,
+                                head,
+                            })),
+                            now_ms,
+                        ),
+                        Err(end) => return Some(end),
                     }
-                    Event::Batch { batch, .. } => return self.validate(batch),
-                    Event::Pull(_) | Event::State { .. } => {}
                 }
-                None
-            }
-            Err(violation) => {
-                let allowed: &[ErrorCode] = if handshaken {
-                    &[ErrorCode::UnexpectedMessage, ErrorCode::Flood]
-                } else if kind == "hello" {
-                    &[
-                        ErrorCode::ProtocolMismatch,
-                        ErrorCode::SchemaMismatch,
-                        ErrorCode::SameSite,
-                    ]
-                } else {
-                    &[ErrorCode::UnexpectedMessage]
-                };
-                assert!(
-                    allowed.contains(&violation.code),
-                    "a {kind} message refused with {violation}"
-                );
-                if handshaken && kind == "hello" {
-                    assert_eq!(violation.code, ErrorCode::UnexpectedMessage);
+                Action::Apply(_) => self.session.handle(machine::Input::Applied(Ok(())), now_ms),
+                Action::Close(violation) => {
+                    let allowed: &[ErrorCode] = if handshaken {
+                        &[ErrorCode::UnexpectedMessage, ErrorCode::Flood]
+                    } else if kind == "hello" {
+                        &[
+                            ErrorCode::ProtocolMismatch,
+                            ErrorCode::SchemaMismatch,
+                            ErrorCode::SameSite,
+                        ]
+                    } else {
+                        &[ErrorCode::UnexpectedMessage]
+                    };
+                    assert!(
+                        allowed.contains(&violation.code),
+                        "a {kind} message refused with {violation}"
+                    );
+                    if handshaken && kind == "hello" {
+                        assert_eq!(violation.code, ErrorCode::UnexpectedMessage);
+                    }
+                    assert!(!violation.reason.is_empty());
+                    return Some(End::Session(violation.code));
                 }
-                assert!(!violation.reason.is_empty());
-                Some(End::Session(violation.code))
+                Action::Send(_)
+                | Action::SendPull
+                | Action::SendState
+                | Action::Pump { .. }
+                | Action::Report(_) => {}
             }
         }
+        None
     }
 
-    fn validate(&mut self, batch: Batch) -> Option<End> {
+    fn validate(&mut self, batch: Batch) -> Result<store::Validated, End> {
         match store::validate(schema(), &peer_ref(), batch.clone()) {
             Ok(validated) => {
                 assert_eq!(batch_bytes(validated.batch()), batch_bytes(&batch));
                 assert_well_formed(&batch);
                 self.valid_batches += 1;
-                None
+                Ok(validated)
             }
             Err(StoreError::InvalidBatch { reason, .. }) => {
                 assert!(!reason.is_empty());
-                Some(End::InvalidBatch)
+                Err(End::InvalidBatch)
             }
             Err(other) => panic!("validate failed with something else than InvalidBatch: {other}"),
         }

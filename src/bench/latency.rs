@@ -15,7 +15,7 @@ use crate::daemon;
 use crate::lab::Lab;
 use crate::lab::relay::{Conditions, Relay};
 use crate::node::status::PeerState;
-use crate::sync::peer::Limits;
+use crate::sync::session::Limits;
 use crate::value::Plaintext;
 
 pub struct LatencyFigures {

@@ -14,12 +14,16 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use quinn::{Connection, Endpoint, VarInt};
+use rand::SeedableRng;
+use rand::rngs::StdRng;
 use tokio::sync::{Notify, watch};
 use tokio::task::JoinHandle;
 
-use super::peer::{self, Direction, Limits};
-use super::pinning::{self, peer_fingerprint};
+use super::peer;
+use super::pinning::{self, LastRefused, PinFailure, classify, peer_fingerprint};
+use super::policy::{Backoff, Direction, keeps_new_connection};
 use super::protocol::ErrorCode;
+use super::session::Limits;
 use super::udp_guard::{GarbageReport, GuardedSocket};
 use crate::config::PeerConfig;
 use crate::node::Node;
@@ -28,9 +32,6 @@ use crate::node::status::PeerState;
 
 /// A handshake must finish within this.
 const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
-/// Backoff between dial attempts.
-const BACKOFF_START: Duration = Duration::from_millis(250);
-const BACKOFF_MAX: Duration = Duration::from_secs(30);
 /// A session that lasted this long resets the backoff.
 const HEALTHY_SESSION: Duration = Duration::from_secs(10);
 
@@ -68,17 +69,10 @@ impl Registry {
         if let Some((existing, existing_direction, _)) = active.get(peer)
             && existing.close_reason().is_none()
         {
-            // The same side dialled again: the old one is stale. Otherwise
-            // both dialled; both sides keep the same one. (A connection the
-            // peer lost in a restart does not linger: the restarted node
-            // answers its packets with a stateless reset it accepts, see
-            // `stateless_reset_key`.)
-            let keep_new = if *existing_direction == direction {
-                true
-            } else {
-                (direction == Direction::Outbound) == we_dial_the_winner
-            };
-            if !keep_new {
+            // (A connection the peer lost in a restart does not linger: the
+            // restarted node answers its packets with a stateless reset it
+            // accepts, see `stateless_reset_key`.)
+            if !keeps_new_connection(*existing_direction, direction, we_dial_the_winner) {
                 return false;
             }
             existing.close(
@@ -190,8 +184,9 @@ pub fn start(
     let mut endpoint_config = quinn::EndpointConfig::new(Arc::new(stateless_reset_key(&identity)));
     endpoint_config.grease_quic_bit(false);
     let pinned = node.config.peers.iter().map(|p| p.fingerprint);
-    let mut server =
-        quinn::ServerConfig::with_crypto(Arc::new(pinning::server_crypto(&identity, pinned)?));
+    let refused_clients = Arc::new(LastRefused::default());
+    let server_crypto = pinning::server_crypto(&identity, pinned, refused_clients.clone())?;
+    let mut server = quinn::ServerConfig::with_crypto(Arc::new(server_crypto));
     server.transport_config(transport());
     let endpoint =
         Endpoint::new_with_abstract_socket(endpoint_config, Some(server), socket, runtime)
@@ -204,27 +199,27 @@ pub fn start(
 
     let registry = Arc::new(Registry::default());
     let (stop, stop_rx) = watch::channel(false);
-    let mut tasks = Vec::new();
-    tasks.push(tokio::spawn(accept_loop(
-        endpoint.clone(),
-        node.clone(),
-        registry.clone(),
+    let links = Links {
+        endpoint: endpoint.clone(),
+        node: node.clone(),
+        registry: registry.clone(),
         limits,
-        stop_rx.clone(),
-    )));
+        stop: stop_rx,
+    };
+    let mut tasks = Vec::new();
+    tasks.push(tokio::spawn(accept_loop(links.clone(), refused_clients)));
     for peer in node.config.peers.iter().filter(|p| p.address.is_some()) {
-        let client = pinning::client_crypto(&identity, peer.fingerprint)?;
+        let refused = Arc::new(LastRefused::default());
+        let client = pinning::client_crypto(&identity, peer.fingerprint, refused.clone())?;
         let mut client = quinn::ClientConfig::new(Arc::new(client));
         client.transport_config(transport());
-        tasks.push(tokio::spawn(dial_loop(
-            endpoint.clone(),
+        let dialer = Dialer {
+            links: links.clone(),
             client,
-            node.clone(),
-            peer.clone(),
-            registry.clone(),
-            limits,
-            stop_rx.clone(),
-        )));
+            peer: peer.clone(),
+            refused,
+        };
+        tasks.push(tokio::spawn(dialer.run()));
     }
     Ok(SyncHandle {
         endpoint,
@@ -249,27 +244,93 @@ fn garbage_reporter(node: Arc<Node>) -> GarbageReport {
     })
 }
 
-fn we_dial_the_winner(node: &Node, peer: &PeerConfig) -> bool {
-    node.fingerprint < peer.fingerprint
-}
-
-async fn accept_loop(
+/// What the accept loop and every dialler share.
+#[derive(Clone)]
+struct Links {
     endpoint: Endpoint,
     node: Arc<Node>,
     registry: Arc<Registry>,
     limits: Limits,
     stop: watch::Receiver<bool>,
-) {
-    while let Some(incoming) = endpoint.accept().await {
-        let node = node.clone();
-        let registry = registry.clone();
-        let stop = stop.clone();
+}
+
+impl Links {
+    fn we_dial_the_winner(&self, peer: &PeerConfig) -> bool {
+        self.node.fingerprint < peer.fingerprint
+    }
+
+    /// Runs a session on `conn` unless a better connection to the peer is
+    /// up; None if this one was dropped as the duplicate.
+    async fn serve(
+        &self,
+        conn: Connection,
+        peer: &PeerConfig,
+        direction: Direction,
+        remote: SocketAddr,
+    ) -> Option<peer::Ended> {
+        let node = &self.node;
+        if !self
+            .registry
+            .admit(&peer.name, &conn, direction, self.we_dial_the_winner(peer))
+        {
+            tracing::debug!(peer = %peer.name, "dropping a second connection; the other one is kept");
+            conn.close(
+                ErrorCode::DuplicateConnection.code().into(),
+                b"a connection to this peer is already up",
+            );
+            return None;
+        }
+        node.update_peer(&peer.name, |p| {
+            p.state = PeerState::Connected;
+            p.detail = None;
+            p.direction = Some(direction.name());
+            p.remote_address = Some(remote.to_string());
+            p.counters.sessions += 1;
+        });
+        tracing::debug!(peer = %peer.name, %remote, direction = direction.name(), "connected");
+        let ended = peer::run(
+            node.clone(),
+            peer.clone(),
+            conn.clone(),
+            direction,
+            self.limits,
+            self.stop.clone(),
+        )
+        .await;
+        self.registry.release(&peer.name, &conn);
+        if !self.registry.is_connected(&peer.name) {
+            node.update_peer(&peer.name, |p| {
+                p.state = if peer.address.is_some() {
+                    PeerState::Connecting
+                } else {
+                    PeerState::Waiting
+                };
+                p.rtt_ms = None;
+            });
+        }
+        Some(ended)
+    }
+}
+
+async fn accept_loop(links: Links, refused: Arc<LastRefused>) {
+    while let Some(incoming) = links.endpoint.accept().await {
+        let links = links.clone();
+        let refused = refused.clone();
         tokio::spawn(async move {
+            let node = &links.node;
             let remote = incoming.remote_address();
             let conn = match tokio::time::timeout(HANDSHAKE_TIMEOUT, incoming).await {
                 Ok(Ok(conn)) => conn,
                 Ok(Err(e)) => {
-                    let reason = format!("handshake failed: {e}");
+                    let reason = match (classify(&e), refused.get()) {
+                        (PinFailure::WeRefused, Some(fp)) => format!(
+                            "certificate {fp} is not pinned in this node's config; if it is a new office, pin it with `puente peer add`"
+                        ),
+                        (PinFailure::WeRefused, None) => {
+                            "its certificate is not pinned in this node's config".to_string()
+                        }
+                        _ => format!("handshake failed: {e}"),
+                    };
                     tracing::warn!(%remote, "refused a connection: {reason}");
                     node.record_refusal(remote.to_string(), reason, node.now_ms());
                     return;
@@ -291,259 +352,183 @@ async fn accept_loop(
                 conn.close(ErrorCode::Internal.code().into(), b"no pinned certificate");
                 return;
             };
-            serve(
-                conn,
-                node,
-                peer,
-                Direction::Inbound,
-                registry,
-                limits,
-                stop,
-                remote,
-            )
-            .await;
+            links.serve(conn, &peer, Direction::Inbound, remote).await;
         });
     }
 }
 
-#[allow(clippy::too_many_arguments)]
-async fn serve(
-    conn: Connection,
-    node: Arc<Node>,
-    peer: PeerConfig,
-    direction: Direction,
-    registry: Arc<Registry>,
-    limits: Limits,
-    stop: watch::Receiver<bool>,
-    remote: SocketAddr,
-) -> Option<peer::Ended> {
-    if !registry.admit(
-        &peer.name,
-        &conn,
-        direction,
-        we_dial_the_winner(&node, &peer),
-    ) {
-        tracing::debug!(peer = %peer.name, "dropping a second connection; the other one is kept");
-        conn.close(
-            ErrorCode::DuplicateConnection.code().into(),
-            b"a connection to this peer is already up",
-        );
-        return None;
-    }
-    node.update_peer(&peer.name, |p| {
-        p.state = PeerState::Connected;
-        p.detail = None;
-        p.direction = Some(direction.name());
-        p.remote_address = Some(remote.to_string());
-        p.counters.sessions += 1;
-    });
-    tracing::debug!(peer = %peer.name, %remote, direction = direction.name(), "connected");
-    let ended = peer::run(
-        node.clone(),
-        peer.clone(),
-        conn.clone(),
-        direction,
-        limits,
-        stop,
-    )
-    .await;
-    registry.release(&peer.name, &conn);
-    if !registry.is_connected(&peer.name) {
-        node.update_peer(&peer.name, |p| {
-            p.state = if peer.address.is_some() {
-                PeerState::Connecting
-            } else {
-                PeerState::Waiting
-            };
-            p.rtt_ms = None;
-        });
-    }
-    Some(ended)
-}
-
-struct Backoff {
-    next: Duration,
-}
-
-impl Backoff {
-    fn new() -> Backoff {
-        Backoff {
-            next: BACKOFF_START,
-        }
-    }
-
-    fn reset(&mut self) {
-        self.next = BACKOFF_START;
-    }
-
-    /// The next wait: the current delay with jitter (50–100 %), then doubled.
-    fn wait(&mut self) -> Duration {
-        let jitter = 0.5 + rand::random::<f64>() * 0.5;
-        let wait = self.next.mul_f64(jitter);
-        self.next = (self.next * 2).min(BACKOFF_MAX);
-        wait
-    }
-}
-
-async fn dial_loop(
-    endpoint: Endpoint,
+/// Dials one peer, again and again while no connection to it is up.
+struct Dialer {
+    links: Links,
     client: quinn::ClientConfig,
-    node: Arc<Node>,
     peer: PeerConfig,
-    registry: Arc<Registry>,
-    limits: Limits,
-    mut stop: watch::Receiver<bool>,
-) {
-    let Some(address) = peer.address.clone() else {
-        return;
-    };
-    let mut backoff = Backoff::new();
-    loop {
-        // Wait while a connection (either direction) is up.
+    /// The certificate our verifier last refused for this peer.
+    refused: Arc<LastRefused>,
+}
+
+/// What one dial attempt came to.
+enum Attempt {
+    /// A session ran; whether it was healthy (resets the backoff).
+    Served { healthy: bool },
+    /// No session: the reason, and whether it was a pinning refusal.
+    Failed { reason: String, refused: bool },
+}
+
+impl Dialer {
+    async fn run(self) {
+        let Some(address) = self.peer.address.clone() else {
+            return;
+        };
+        let mut stop = self.links.stop.clone();
+        let registry = self.links.registry.clone();
+        let mut backoff = Backoff::default();
+        let mut rng = StdRng::from_os_rng();
         loop {
-            let changed = registry.changed.notified();
-            tokio::pin!(changed);
-            changed.as_mut().enable();
-            if !registry.is_connected(&peer.name) {
-                break;
+            // Wait while a connection (either direction) is up.
+            loop {
+                let changed = registry.changed.notified();
+                tokio::pin!(changed);
+                changed.as_mut().enable();
+                if !registry.is_connected(&self.peer.name) {
+                    break;
+                }
+                tokio::select! {
+                    _ = changed => {}
+                    _ = stop.wait_for(|s| *s) => return,
+                }
             }
+            if *stop.borrow() {
+                return;
+            }
+            match self.attempt(&address).await {
+                Attempt::Served { healthy } => {
+                    if healthy {
+                        backoff.reset();
+                    }
+                }
+                Attempt::Failed { reason, refused } => self.show_failure(reason, refused),
+            }
+            let wait = backoff.wait(&mut rng);
             tokio::select! {
-                _ = changed => {}
+                _ = tokio::time::sleep(wait) => {}
+                _ = self.links.node.sync_now.notified() => { backoff.reset(); }
                 _ = stop.wait_for(|s| *s) => return,
             }
         }
-        if *stop.borrow() {
-            return;
-        }
-        let healthy = dial_once(
-            &endpoint, &client, &node, &peer, &address, &registry, limits, &stop,
-        )
-        .await;
-        if healthy {
-            backoff.reset();
-        }
-        let wait = backoff.wait();
-        tokio::select! {
-            _ = tokio::time::sleep(wait) => {}
-            _ = node.sync_now.notified() => { backoff.reset(); }
-            _ = stop.wait_for(|s| *s) => return,
-        }
     }
-}
 
-/// One attempt; true if it led to a healthy session.
-#[allow(clippy::too_many_arguments)]
-async fn dial_once(
-    endpoint: &Endpoint,
-    client: &quinn::ClientConfig,
-    node: &Arc<Node>,
-    peer: &PeerConfig,
-    address: &str,
-    registry: &Arc<Registry>,
-    limits: Limits,
-    stop: &watch::Receiver<bool>,
-) -> bool {
-    let set = |state: PeerState, detail: Option<String>, error: Option<String>| {
-        node.update_peer(&peer.name, |p| {
+    /// Shows a failed attempt in status. A pinning refusal stays `refused`
+    /// (with why) through the retries that follow, until a session is up or
+    /// another kind of failure happens.
+    fn show_failure(&self, reason: String, refused: bool) {
+        let state = if refused {
+            PeerState::Refused
+        } else {
+            PeerState::Connecting
+        };
+        self.links.node.update_peer(&self.peer.name, |p| {
             p.state = state;
-            p.detail = detail;
-            if error.is_some() {
-                p.last_error = error;
-            }
-        })
-    };
-    let addr = match tokio::net::lookup_host(address).await.map(|mut a| a.next()) {
-        Ok(Some(addr)) => addr,
-        Ok(None) | Err(_) => {
-            let e =
-                format!("cannot resolve {address}; check the peer's address in the node config");
-            tracing::warn!(peer = %peer.name, "{e}");
-            set(PeerState::Connecting, Some(e.clone()), Some(e));
-            return false;
-        }
-    };
-    set(
-        PeerState::Connecting,
-        Some(format!("dialling {addr}")),
-        None,
-    );
-    let connecting = match endpoint.connect_with(client.clone(), addr, "puente") {
-        Ok(c) => c,
-        Err(e) => {
-            let e = format!("cannot dial {addr}: {e}");
-            set(PeerState::Connecting, Some(e.clone()), Some(e));
-            return false;
-        }
-    };
-    let conn = match tokio::time::timeout(HANDSHAKE_TIMEOUT, connecting).await {
-        Ok(Ok(conn)) => conn,
-        Ok(Err(e)) => {
-            let text = e.to_string();
-            let refused = text.contains("is pinned for it") || text.contains("not pinned");
-            let reason = if text.contains("is pinned for it") {
-                format!("refused {addr}: {text}")
-            } else if refused {
-                format!(
-                    "{addr} refused this node's certificate: pin this node's fingerprint there with `puente peer add`"
-                )
-            } else {
-                format!("cannot connect to {addr}: {text}")
-            };
-            tracing::warn!(peer = %peer.name, "{reason}");
-            let state = if refused {
-                PeerState::Refused
-            } else {
-                PeerState::Connecting
-            };
-            set(state, Some(reason.clone()), Some(reason));
-            return false;
-        }
-        Err(_) => {
-            let e = format!(
-                "no answer from {addr} within {} s",
-                HANDSHAKE_TIMEOUT.as_secs()
-            );
-            tracing::debug!(peer = %peer.name, "{e}");
-            set(PeerState::Connecting, Some(e.clone()), Some(e));
-            return false;
-        }
-    };
-    match serve(
-        conn,
-        node.clone(),
-        peer.clone(),
-        Direction::Outbound,
-        registry.clone(),
-        limits,
-        stop.clone(),
-        addr,
-    )
-    .await
-    {
-        Some(ended) => ended.handshaken && (ended.lasted >= HEALTHY_SESSION || !ended.error),
-        None => true,
+            p.detail = Some(reason.clone());
+            p.last_error = Some(reason);
+        });
     }
-}
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn backoff_doubles_with_jitter_up_to_the_cap_and_resets() {
-        let mut b = Backoff::new();
-        let mut ceiling = BACKOFF_START;
-        for _ in 0..12 {
-            let w = b.wait();
-            assert!(
-                w >= ceiling / 2 && w <= ceiling,
-                "{w:?} outside [{:?}, {ceiling:?}]",
-                ceiling / 2
-            );
-            ceiling = (ceiling * 2).min(BACKOFF_MAX);
+    fn refusal_reason(&self, failure: PinFailure, addr: SocketAddr) -> Option<String> {
+        match failure {
+            PinFailure::WeRefused => Some(match self.refused.get() {
+                Some(fp) => format!(
+                    "refused {addr}: it presented certificate {fp}, but {} is pinned for it; check the fingerprint with `puente id` at that office",
+                    self.peer.fingerprint
+                ),
+                None => format!(
+                    "refused {addr}: its certificate is not the one pinned for it ({})",
+                    self.peer.fingerprint
+                ),
+            }),
+            PinFailure::TheyRefused => Some(format!(
+                "{addr} refused this node's certificate: pin this node's fingerprint there with `puente peer add`"
+            )),
+            PinFailure::Other => None,
         }
-        assert!(b.wait() <= BACKOFF_MAX);
-        b.reset();
-        assert!(b.wait() <= BACKOFF_START);
+    }
+
+    async fn attempt(&self, address: &str) -> Attempt {
+        let node = &self.links.node;
+        let name = &self.peer.name;
+        let addr = match tokio::net::lookup_host(address).await.map(|mut a| a.next()) {
+            Ok(Some(addr)) => addr,
+            Ok(None) | Err(_) => {
+                let reason = format!(
+                    "cannot resolve {address}; check the peer's address in the node config"
+                );
+                tracing::warn!(peer = %name, "{reason}");
+                return Attempt::Failed {
+                    reason,
+                    refused: false,
+                };
+            }
+        };
+        node.update_peer(name, |p| {
+            if p.state != PeerState::Refused {
+                p.state = PeerState::Connecting;
+                p.detail = Some(format!("dialling {addr}"));
+            }
+        });
+        let connecting = match self
+            .links
+            .endpoint
+            .connect_with(self.client.clone(), addr, "puente")
+        {
+            Ok(c) => c,
+            Err(e) => {
+                return Attempt::Failed {
+                    reason: format!("cannot dial {addr}: {e}"),
+                    refused: false,
+                };
+            }
+        };
+        let conn = match tokio::time::timeout(HANDSHAKE_TIMEOUT, connecting).await {
+            Ok(Ok(conn)) => conn,
+            Ok(Err(e)) => {
+                let (reason, refused) = match self.refusal_reason(classify(&e), addr) {
+                    Some(reason) => (reason, true),
+                    None => (format!("cannot connect to {addr}: {e}"), false),
+                };
+                tracing::warn!(peer = %name, "{reason}");
+                return Attempt::Failed { reason, refused };
+            }
+            Err(_) => {
+                let reason = format!(
+                    "no answer from {addr} within {} s",
+                    HANDSHAKE_TIMEOUT.as_secs()
+                );
+                tracing::debug!(peer = %name, "{reason}");
+                return Attempt::Failed {
+                    reason,
+                    refused: false,
+                };
+            }
+        };
+        let ended = self
+            .links
+            .serve(conn.clone(), &self.peer, Direction::Outbound, addr)
+            .await;
+        // With TLS 1.3 the client's side of the handshake ends before the
+        // server has checked the client's certificate: a refusal of ours
+        // arrives as the connection's close.
+        if let Some(ended) = &ended
+            && !ended.handshaken
+            && let Some(failure) = conn.close_reason().map(|e| classify(&e))
+            && let Some(reason) = self.refusal_reason(failure, addr)
+        {
+            tracing::warn!(peer = %name, "{reason}");
+            return Attempt::Failed {
+                reason,
+                refused: true,
+            };
+        }
+        let healthy =
+            ended.is_none_or(|e| e.handshaken && (e.lasted >= HEALTHY_SESSION || !e.error));
+        Attempt::Served { healthy }
     }
 }

@@ -1,15 +1,25 @@
 //! Sync between offices over QUIC with pinned mutual TLS.
 //!
-//! `protocol` (messages, frames, codes) and `session` (the rules) are pure;
-//! `pinning` builds TLS; `udp_guard` watches the socket; `peer` drives one
-//! connection (with `push` for sending and `receive` for applying);
+//! Pure, without IO: `protocol` (messages, frames, codes), `rules`
+//! (handshake checks, flood budget), `session` (the session as a state
+//! machine: inputs in, actions out, time injected) and `policy` (backoff
+//! with injected randomness, which duplicate connection to keep). The
+//! shell: `pinning` builds TLS; `udp_guard` watches the socket; `peer`
+//! executes one session's actions over a QUIC stream, with `push` and
+//! `receive` doing the replica work and `context` what they share;
 //! `manager` dials, accepts, deduplicates and retries.
+//!
+//! Imports run one way: manager → peer → push, receive → context →
+//! protocol; nothing imports peer or manager back.
 
+mod context;
 pub mod manager;
 pub mod peer;
 pub mod pinning;
+pub mod policy;
 pub mod protocol;
 mod push;
 mod receive;
+pub mod rules;
 pub mod session;
 pub mod udp_guard;

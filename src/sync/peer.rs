@@ -1,73 +1,39 @@
-//! Drives one sync session over an established QUIC connection.
+//! Runs one sync session over an established QUIC connection: the thin
+//! executor of the session machine.
 //!
 //! Owns: the stream (one bidirectional stream; each direction an ordered
-//! sequence of frames), the writer, the reader (decode, check with
-//! `Session`, hand batches to `receive::Applier`, answer Hello and Pull,
-//! record State), the session's end and what status shows about it. The
-//! sending side lives in push.rs, the applying side in receive.rs.
-//! Must not: decide protocol rules (session.rs) or merges (store/).
+//! sequence of frames), the writer task, reading and decoding frames,
+//! feeding the machine its inputs (frames, finished tasks, head changes,
+//! ticks with the node's time) and carrying out its actions (push.rs and
+//! receive.rs do the replica work), the session's end, and what status
+//! shows about it.
+//! Must not: decide protocol rules, grouping, pacing or order (session.rs
+//! does) or merges (store/).
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use quinn::{Connection, ConnectionError, RecvStream, SendStream};
 use tokio::sync::{mpsc, watch};
+use tokio::task::JoinHandle;
 
-use super::protocol::{
-    ErrorCode, FrameDecoder, MAX_FRAME, MAX_HELLO_FRAME, Message, Violation, encode,
-};
-use super::push::{announce, run_pump};
-use super::receive::{Applier, validate_off_thread};
-use super::session::{Event, LocalInfo, Session};
+use super::context::Shared;
+pub use super::policy::Direction;
+use super::protocol::{ErrorCode, FrameDecoder, MAX_HELLO_FRAME, Violation};
+use super::push::{pump_once, send_pull, send_state};
+use super::receive::{apply_group, validate_batch};
+use super::rules::LocalInfo;
+use super::session::{Action, Input, Limits, Pumped, Report, Session, Timing};
 use crate::config::PeerConfig;
-use crate::node::{Node, NodeError};
+use crate::node::Node;
 use crate::stamp::SiteId;
-use crate::store::StoreError;
 
-/// Rows and bytes per batch the pump sends.
-#[derive(Debug, Clone, Copy)]
-pub struct Limits {
-    pub batch_rows: usize,
-    pub batch_bytes: usize,
-    /// Changes the receiver applies in one transaction at most.
-    pub group_changes: usize,
-}
-
-impl Default for Limits {
-    fn default() -> Self {
-        Limits {
-            batch_rows: 1_000,
-            batch_bytes: 1 << 20,
-            group_changes: 5_000,
-        }
-    }
-}
-
-/// Hello must arrive within this.
-const HELLO_TIMEOUT: Duration = Duration::from_secs(5);
-/// State announcements wait this long after a commit, to coalesce bursts.
-pub(super) const STATE_DEBOUNCE: Duration = Duration::from_millis(20);
-/// Live pushes are paced at one per this interval at most.
-pub(super) const LIVE_PACE: Duration = Duration::from_millis(1);
+/// The peer must open its stream within this.
+const STREAM_TIMEOUT: Duration = Duration::from_secs(5);
 /// Bytes taken from the stream ahead of decoding, at most (about one group).
 const READ_AHEAD: usize = 2 << 20;
-/// A clock this far off is logged as a warning.
-pub(super) const SKEW_WARNING_MS: i64 = 60_000;
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Direction {
-    Outbound,
-    Inbound,
-}
-
-impl Direction {
-    pub fn name(self) -> &'static str {
-        match self {
-            Direction::Outbound => "outbound",
-            Direction::Inbound => "inbound",
-        }
-    }
-}
+/// Batch frames queued for the writer, at most.
+const QUEUED_BATCHES: usize = 16;
 
 /// How a session ended.
 #[derive(Debug)]
@@ -84,26 +50,6 @@ pub struct Ended {
     pub lasted: Duration,
 }
 
-pub(super) struct Shared {
-    pub(super) node: Arc<Node>,
-    pub(super) peer: PeerConfig,
-    pub(super) frames: mpsc::Sender<Vec<u8>>,
-}
-
-impl Shared {
-    pub(super) fn update(&self, f: impl FnOnce(&mut crate::node::PeerLive)) {
-        self.node.update_peer(&self.peer.name, f);
-    }
-
-    pub(super) async fn send(&self, message: &Message) -> Result<(), Violation> {
-        let frame = encode(message)?;
-        self.frames
-            .send(frame)
-            .await
-            .map_err(|_| Violation::new(ErrorCode::Normal, "the connection closed"))
-    }
-}
-
 /// Runs a session until it ends; closes the connection with a code.
 pub async fn run(
     node: Arc<Node>,
@@ -114,15 +60,17 @@ pub async fn run(
     mut shutdown: watch::Receiver<bool>,
 ) -> Ended {
     let started = Instant::now();
-    let (frames_tx, frames_rx) = mpsc::channel::<Vec<u8>>(16);
+    let (control, control_rx) = mpsc::unbounded_channel();
+    let (batches, batches_rx) = mpsc::channel(QUEUED_BATCHES);
     let shared = Arc::new(Shared {
         node: node.clone(),
         peer: peer.clone(),
-        frames: frames_tx,
+        control,
+        batches,
     });
     let mut handshaken = false;
     let outcome = tokio::select! {
-        r = drive(shared.clone(), &conn, direction, limits, frames_rx, &mut handshaken) => r,
+        r = drive(shared.clone(), &conn, direction, limits, (control_rx, batches_rx), &mut handshaken) => r,
         _ = shutdown.wait_for(|stop| *stop) => Err(Violation::new(ErrorCode::ShuttingDown, "this node is shutting down")),
     };
     let ended = match outcome {
@@ -182,23 +130,23 @@ fn close_with(
         };
     }
     conn.close(violation.code.code().into(), violation.reason.as_bytes());
+    let quiet = matches!(
+        violation.code,
+        ErrorCode::ShuttingDown | ErrorCode::DuplicateConnection
+    );
     match violation.code {
-        ErrorCode::ShuttingDown | ErrorCode::DuplicateConnection => {
-            tracing::info!(
-                peer,
-                code = violation.code.name(),
-                "closed the session: {}",
-                violation.reason
-            )
-        }
-        ErrorCode::ApplyFailed | ErrorCode::Internal => {
-            tracing::error!(
-                peer,
-                code = violation.code.name(),
-                "closed the session: {}",
-                violation.reason
-            )
-        }
+        _ if quiet => tracing::info!(
+            peer,
+            code = violation.code.name(),
+            "closed the session: {}",
+            violation.reason
+        ),
+        ErrorCode::ApplyFailed | ErrorCode::Internal => tracing::error!(
+            peer,
+            code = violation.code.name(),
+            "closed the session: {}",
+            violation.reason
+        ),
         _ => tracing::warn!(
             peer,
             code = violation.code.name(),
@@ -209,10 +157,7 @@ fn close_with(
     Ended {
         reason: violation.to_string(),
         code: Some(violation.code),
-        error: !matches!(
-            violation.code,
-            ErrorCode::ShuttingDown | ErrorCode::DuplicateConnection
-        ),
+        error: !quiet,
         handshaken,
         lasted,
     }
@@ -249,18 +194,19 @@ pub fn describe_close(reason: Option<ConnectionError>) -> (String, Option<ErrorC
     }
 }
 
+type Queues = (mpsc::UnboundedReceiver<Vec<u8>>, mpsc::Receiver<Vec<u8>>);
+
 async fn drive(
     shared: Arc<Shared>,
     conn: &Connection,
     direction: Direction,
     limits: Limits,
-    frames_rx: mpsc::Receiver<Vec<u8>>,
+    queues: Queues,
     handshaken: &mut bool,
 ) -> Result<(), Violation> {
-    let node = shared.node.clone();
     let (send, recv) = match direction {
         Direction::Outbound => conn.open_bi().await,
-        Direction::Inbound => match tokio::time::timeout(HELLO_TIMEOUT, conn.accept_bi()).await {
+        Direction::Inbound => match tokio::time::timeout(STREAM_TIMEOUT, conn.accept_bi()).await {
             Ok(r) => r,
             Err(_) => {
                 return Err(Violation::new(
@@ -271,46 +217,24 @@ async fn drive(
         },
     }
     .map_err(|_| Violation::new(ErrorCode::Normal, "the connection closed"))?;
-
-    let local = LocalInfo {
-        site: node.site(),
-        node: node.config.name.clone(),
-        schema_hash: node.schema.hash().to_string(),
-    };
-    let mut session = Session::new(local);
-    let head = *node.subscribe_head().borrow();
-    let writer = tokio::spawn(write_frames(send, frames_rx, shared.clone()));
-    shared.send(&session.hello(head, node.now_ms())).await?;
-
-    let mut pump: Option<tokio::task::JoinHandle<Result<(), Violation>>> = None;
-    let mut announcer: Option<tokio::task::JoinHandle<()>> = None;
-    let result = read_loop(
-        &shared,
-        conn,
-        recv,
-        &mut session,
-        limits,
-        &mut pump,
-        &mut announcer,
-        handshaken,
-    )
-    .await;
-    if let Some(p) = pump {
-        p.abort();
-    }
-    if let Some(a) = announcer {
-        a.abort();
-    }
+    let writer = tokio::spawn(write_frames(send, queues, shared.clone()));
+    let mut executor = Executor::new(shared, conn.clone(), limits);
+    let result = executor.run(recv, handshaken).await;
+    executor.stop();
     writer.abort();
     result
 }
 
-async fn write_frames(
-    mut send: SendStream,
-    mut frames: mpsc::Receiver<Vec<u8>>,
-    shared: Arc<Shared>,
-) {
-    while let Some(frame) = frames.recv().await {
+/// Writes control frames first, then batches, as they come.
+async fn write_frames(mut send: SendStream, queues: Queues, shared: Arc<Shared>) {
+    let (mut control, mut batches) = queues;
+    loop {
+        let frame = tokio::select! {
+            biased;
+            f = control.recv() => f,
+            f = batches.recv() => f,
+        };
+        let Some(frame) = frame else { return };
         if send.write_all(&frame).await.is_err() {
             return;
         }
@@ -319,46 +243,102 @@ async fn write_frames(
     }
 }
 
-#[allow(clippy::too_many_arguments)]
-async fn read_loop(
-    shared: &Arc<Shared>,
-    conn: &Connection,
-    mut recv: RecvStream,
-    session: &mut Session,
+/// The session machine and the tasks carrying out its actions.
+struct Executor {
+    shared: Arc<Shared>,
+    conn: Connection,
     limits: Limits,
-    pump: &mut Option<tokio::task::JoinHandle<Result<(), Violation>>>,
-    announcer: &mut Option<tokio::task::JoinHandle<()>>,
-    handshaken: &mut bool,
-) -> Result<(), Violation> {
-    let node = shared.node.clone();
-    let mut decoder = FrameDecoder::with_limit(MAX_HELLO_FRAME);
-    let hello_deadline = tokio::time::Instant::now() + HELLO_TIMEOUT;
-    // Replaced at Hello (batches before Hello are refused by the session).
-    let mut applier = Applier::new(SiteId([0; 16]), limits.group_changes);
-    loop {
-        let read = if session.peer().is_none() {
-            match tokio::time::timeout_at(hello_deadline, recv.read_chunk(usize::MAX, true)).await {
-                Ok(r) => r,
-                Err(_) => {
-                    return Err(Violation::new(
-                        ErrorCode::Timeout,
-                        "no Hello from the peer in time",
-                    ));
-                }
-            }
-        } else {
-            tokio::select! {
-                r = recv.read_chunk(usize::MAX, true) => r,
-                r = wait_task(pump) => return r,
-                r = applier.progress(shared) => {
-                    r?;
-                    continue;
-                }
-            }
+    session: Session,
+    decoder: FrameDecoder,
+    applying: Option<JoinHandle<Result<(), Violation>>>,
+    pumping: Option<JoinHandle<Result<Pumped, Violation>>>,
+}
+
+impl Executor {
+    fn new(shared: Arc<Shared>, conn: Connection, limits: Limits) -> Executor {
+        let node = &shared.node;
+        let local = LocalInfo {
+            site: node.site(),
+            node: node.config.name.clone(),
+            schema_hash: node.schema.hash().to_string(),
         };
+        let head = *node.subscribe_head().borrow();
+        let session = Session::new(local, limits, Timing::default(), head, node.now_ms());
+        Executor {
+            shared,
+            conn,
+            limits,
+            session,
+            decoder: FrameDecoder::with_limit(MAX_HELLO_FRAME),
+            applying: None,
+            pumping: None,
+        }
+    }
+
+    /// Ends the tasks still out (the connection is closing).
+    fn stop(&mut self) {
+        if let Some(task) = self.applying.take() {
+            task.abort();
+        }
+        if let Some(task) = self.pumping.take() {
+            task.abort();
+        }
+    }
+
+    fn now(&self) -> u64 {
+        self.shared.node.now_ms()
+    }
+
+    fn feed(&mut self, input: Input) {
+        let now = self.now();
+        self.session.handle(input, now);
+    }
+
+    fn peer_site(&self) -> SiteId {
+        // Actions that need the peer's site only follow its Hello.
+        self.session.peer().map_or(SiteId([0; 16]), |h| h.site)
+    }
+
+    async fn run(&mut self, mut recv: RecvStream, handshaken: &mut bool) -> Result<(), Violation> {
+        let mut head = self.shared.node.subscribe_head();
+        head.borrow_and_update();
+        let mut stats = tokio::time::interval(Duration::from_secs(1));
+        loop {
+            self.perform(handshaken).await?;
+            let sleep = match self.session.poll_timeout() {
+                Some(at) => Duration::from_millis(at.saturating_sub(self.now())),
+                None => Duration::from_secs(3600),
+            };
+            tokio::select! {
+                read = recv.read_chunk(usize::MAX, true), if self.session.wants_frames() => {
+                    self.take_frames(read, &mut recv, handshaken).await?;
+                }
+                r = wait(&mut self.applying, "applying a group") => self.feed(Input::Applied(r)),
+                r = wait(&mut self.pumping, "reading changes") => self.feed(Input::Pumped(r)),
+                changed = head.changed() => {
+                    if changed.is_err() {
+                        return Err(Violation::new(ErrorCode::ShuttingDown, "the node is stopping"));
+                    }
+                    let h = *head.borrow_and_update();
+                    self.feed(Input::HeadMoved(h));
+                }
+                _ = tokio::time::sleep(sleep) => self.feed(Input::Tick),
+                _ = stats.tick() => self.record_link_stats(),
+            }
+        }
+    }
+
+    /// Decodes what arrived (and whatever else is already there, up to
+    /// `READ_AHEAD`) and hands every message to the session in order.
+    async fn take_frames(
+        &mut self,
+        read: Result<Option<quinn::Chunk>, quinn::ReadError>,
+        recv: &mut RecvStream,
+        handshaken: &mut bool,
+    ) -> Result<(), Violation> {
         let mut n = match read {
             Ok(Some(chunk)) => {
-                decoder.push(&chunk.bytes);
+                self.decoder.push(&chunk.bytes);
                 chunk.bytes.len()
             }
             Ok(None) => {
@@ -369,134 +349,119 @@ async fn read_loop(
             }
             Err(_) => return Err(Violation::new(ErrorCode::Normal, "the connection closed")),
         };
-        // Take whatever else has already arrived, without waiting, so that
-        // batches that queued up while the last group was being applied
-        // are applied together. (`timeout` polls the read once first.)
-        while decoder.pending() < READ_AHEAD {
+        // Batches that queued up while the last group was applied are
+        // decoded together, so the session groups them (`timeout` polls
+        // the read once first).
+        while self.decoder.pending() < READ_AHEAD {
             match tokio::time::timeout(Duration::ZERO, recv.read_chunk(usize::MAX, true)).await {
                 Ok(Ok(Some(chunk))) => {
-                    decoder.push(&chunk.bytes);
+                    self.decoder.push(&chunk.bytes);
                     n += chunk.bytes.len();
                 }
                 _ => break,
             }
         }
-        shared.update(|p| p.counters.bytes_in += n as u64);
-        tracing::trace!(peer = %shared.peer.name, bytes = n, "read from the stream");
-        while let Some(message) = decoder.next_message()? {
-            let event = session.receive(message, node.now_ms())?;
-            if let Event::Batch {
-                batch,
-                cursor,
-                complete,
-                head,
-            } = event
-            {
-                let validated = validate_off_thread(shared, session, batch).await?;
-                applier
-                    .push(shared, (validated, cursor, complete, head))
-                    .await?;
-                continue;
-            }
-            // Keep order: apply what came before this message first.
-            applier.drain(shared).await?;
-            match event {
-                Event::Hello(hello) => {
-                    *handshaken = true;
-                    applier = Applier::new(hello.site, limits.group_changes);
-                    decoder.set_limit(MAX_FRAME);
-                    let skew = hello.wall_ms as i64 - node.now_ms() as i64;
-                    note_skew(shared, skew);
-                    let site = hello.site;
-                    shared.update(|p| {
-                        p.site = Some(site);
-                        p.peer_head = Some(hello.head);
-                        p.last_contact_ms = Some(node.now_ms());
-                    });
-                    tracing::info!(peer = %shared.peer.name, site = %site, head = hello.head, "session established");
-                    let cursor = node
-                        .with_store(move |s| s.cursor_for(&site))
-                        .await
-                        .map_err(internal)?
-                        .map_err(store_violation)?;
-                    shared.send(&Message::Pull { cursor }).await?;
-                    *announcer = Some(tokio::spawn(announce(shared.clone(), conn.clone(), site)));
-                }
-                Event::Pull(cursor) => {
-                    if let Some(p) = pump.take() {
-                        p.abort();
-                    }
-                    let site = session.peer().map(|h| h.site).unwrap_or(SiteId([0; 16]));
-                    *pump = Some(tokio::spawn(run_pump(shared.clone(), site, cursor, limits)));
-                }
-                Event::State {
+        self.shared.update(|p| p.counters.bytes_in += n as u64);
+        tracing::trace!(peer = %self.shared.peer.name, bytes = n, "read from the stream");
+        while let Some(message) = self.decoder.next_message()? {
+            self.feed(Input::Frame(message));
+            self.perform(handshaken).await?;
+        }
+        self.feed(Input::FramesDrained);
+        Ok(())
+    }
+
+    /// Carries out every action the session has asked for.
+    async fn perform(&mut self, handshaken: &mut bool) -> Result<(), Violation> {
+        while let Some(action) = self.session.poll_action() {
+            match action {
+                Action::Send(message) => self.shared.send_control(&message)?,
+                Action::SendPull => send_pull(&self.shared, self.peer_site()).await?,
+                Action::SendState => send_state(&self.shared, self.peer_site()).await?,
+                Action::SetFrameLimit(limit) => self.decoder.set_limit(limit),
+                Action::Validate {
+                    batch,
+                    cursor,
+                    complete,
                     head,
-                    digest,
-                    applied,
-                    wall_ms,
                 } => {
-                    note_skew(shared, wall_ms as i64 - node.now_ms() as i64);
-                    shared.update(|p| {
-                        p.peer_head = Some(head);
-                        p.peer_digest = Some(digest);
-                        p.peer_applied = Some(applied);
-                        p.last_contact_ms = Some(node.now_ms());
-                    });
+                    let site = self.peer_site();
+                    let received =
+                        validate_batch(&self.shared, site, batch, cursor, complete, head).await;
+                    self.feed(Input::Validated(received));
                 }
-                Event::Batch { .. } => {}
+                Action::Apply(group) => {
+                    let task = apply_group(self.shared.clone(), self.peer_site(), group);
+                    self.applying = Some(tokio::spawn(task));
+                }
+                Action::Pump { from, generation } => {
+                    let task = pump_once(
+                        self.shared.clone(),
+                        self.peer_site(),
+                        from,
+                        generation,
+                        self.limits,
+                    );
+                    self.pumping = Some(tokio::spawn(task));
+                }
+                Action::Report(report) => self.report(report, handshaken),
+                Action::Close(violation) => return Err(violation),
             }
         }
-        applier.kick(shared);
+        Ok(())
     }
-}
 
-/// Waits for the pump task to end (forever if there is none).
-async fn wait_task(
-    task: &mut Option<tokio::task::JoinHandle<Result<(), Violation>>>,
-) -> Result<(), Violation> {
-    match task {
-        Some(handle) => match handle.await {
-            Ok(r) => {
-                *task = None;
-                r
+    fn report(&self, report: Report, handshaken: &mut bool) {
+        let now = self.now();
+        match report {
+            Report::Established { hello, skew_ms } => {
+                *handshaken = true;
+                self.shared.note_skew(skew_ms);
+                let site = hello.site;
+                self.shared.update(|p| {
+                    p.site = Some(site);
+                    p.peer_head = Some(hello.head);
+                    p.last_contact_ms = Some(now);
+                });
+                tracing::info!(peer = %self.shared.peer.name, site = %site, head = hello.head, "session established");
             }
-            Err(e) => {
-                *task = None;
-                Err(Violation::new(
-                    ErrorCode::Internal,
-                    format!("the sending task failed: {e}"),
-                ))
+            Report::PeerState {
+                head,
+                digest,
+                applied,
+                skew_ms,
+            } => {
+                self.shared.note_skew(skew_ms);
+                self.shared.update(|p| {
+                    p.peer_head = Some(head);
+                    p.peer_digest = Some(digest);
+                    p.peer_applied = Some(applied);
+                    p.last_contact_ms = Some(now);
+                });
             }
-        },
-        None => std::future::pending().await,
-    }
-}
-
-pub(super) fn internal(e: NodeError) -> Violation {
-    Violation::new(ErrorCode::Internal, e.to_string())
-}
-
-pub(super) fn store_violation(e: StoreError) -> Violation {
-    match e {
-        StoreError::InvalidBatch { .. } => Violation::new(ErrorCode::InvalidBatch, e.to_string()),
-        other => Violation::new(
-            ErrorCode::ApplyFailed,
-            format!("could not store the peer's changes: {other}"),
-        ),
-    }
-}
-
-pub(super) fn note_skew(shared: &Shared, skew_ms: i64) {
-    if skew_ms.abs() >= SKEW_WARNING_MS {
-        let previous = shared.node.peer(&shared.peer.name).and_then(|p| p.skew_ms);
-        if previous.is_none_or(|p| (p - skew_ms).abs() >= SKEW_WARNING_MS) {
-            tracing::warn!(
-                peer = %shared.peer.name,
-                skew_s = skew_ms / 1000,
-                "the peer's clock differs from ours by {} s; hybrid logical clocks keep the order, but check NTP at both offices",
-                skew_ms / 1000
-            );
         }
     }
-    shared.update(|p| p.skew_ms = Some(skew_ms));
+
+    fn record_link_stats(&self) {
+        let stats = self.conn.stats();
+        let rtt = self.conn.rtt().as_secs_f64() * 1000.0;
+        self.shared.update(|p| {
+            p.rtt_ms = Some(rtt);
+            p.counters.udp_bytes_in = stats.udp_rx.bytes;
+            p.counters.udp_bytes_out = stats.udp_tx.bytes;
+        });
+    }
+}
+
+/// Waits for a task to finish (forever if there is none) and takes it.
+async fn wait<T>(
+    task: &mut Option<JoinHandle<Result<T, Violation>>>,
+    what: &str,
+) -> Result<T, Violation> {
+    let Some(handle) = task else {
+        return std::future::pending().await;
+    };
+    let result = handle.await;
+    *task = None;
+    result.map_err(|e| super::context::task_failed(what, e))?
 }

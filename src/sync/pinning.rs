@@ -10,13 +10,17 @@
 //! whole trust decision.
 
 use std::collections::BTreeSet;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
+
+use quinn::{ConnectionError, TransportErrorCode};
 
 use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
 use rustls::crypto::{CryptoProvider, verify_tls12_signature, verify_tls13_signature};
 use rustls::pki_types::{CertificateDer, ServerName, UnixTime};
 use rustls::server::danger::{ClientCertVerified, ClientCertVerifier};
-use rustls::{DigitallySignedStruct, DistinguishedName, SignatureScheme};
+use rustls::{
+    AlertDescription, CertificateError, DigitallySignedStruct, DistinguishedName, SignatureScheme,
+};
 
 use super::protocol::ALPN;
 use crate::node::fingerprint::Fingerprint;
@@ -36,21 +40,95 @@ fn provider() -> Arc<CryptoProvider> {
     Arc::new(rustls::crypto::ring::default_provider())
 }
 
-/// The error text a refused certificate produces; the transport layer
-/// finds the fingerprint in it for logs and status.
-pub fn not_pinned_message(fp: &Fingerprint) -> String {
-    format!("certificate {fp} is not pinned in this node's config")
+/// The certificate a verifier last refused, for logs and status (the TLS
+/// error itself only says "access denied").
+#[derive(Debug, Default)]
+pub struct LastRefused(Mutex<Option<Fingerprint>>);
+
+impl LastRefused {
+    fn record(&self, fp: Fingerprint) {
+        *self.0.lock().unwrap_or_else(|e| e.into_inner()) = Some(fp);
+    }
+
+    /// The fingerprint refused last, if any.
+    pub fn get(&self) -> Option<Fingerprint> {
+        *self.0.lock().unwrap_or_else(|e| e.into_inner())
+    }
 }
 
-pub fn wrong_fingerprint_message(got: &Fingerprint, want: &Fingerprint) -> String {
-    format!("the server presented certificate {got}, but {want} is pinned for it")
+/// The refusal every pin check answers with: rustls turns it into the TLS
+/// alert `access_denied`, which is how both sides recognise a pinning
+/// refusal by its type.
+fn refusal() -> rustls::Error {
+    rustls::Error::InvalidCertificate(CertificateError::ApplicationVerificationFailure)
+}
+
+/// Why a connection failed, as far as pinning goes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PinFailure {
+    /// This node refused the peer's certificate.
+    WeRefused,
+    /// The peer refused this node's certificate.
+    TheyRefused,
+    /// Anything else (unreachable, timeout, protocol error).
+    Other,
+}
+
+/// Classifies a connection error by its QUIC/TLS code.
+pub fn classify(error: &ConnectionError) -> PinFailure {
+    let denied = TransportErrorCode::crypto(u8::from(AlertDescription::AccessDenied));
+    match error {
+        ConnectionError::TransportError(e) if e.code == denied => PinFailure::WeRefused,
+        ConnectionError::ConnectionClosed(c) if c.error_code == denied => PinFailure::TheyRefused,
+        _ => PinFailure::Other,
+    }
+}
+
+/// The handshake signature checks both verifiers share: rustls verifies
+/// every handshake signature against the presented certificate.
+#[derive(Debug)]
+struct Signatures(Arc<CryptoProvider>);
+
+impl Signatures {
+    fn tls12(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        verify_tls12_signature(
+            message,
+            cert,
+            dss,
+            &self.0.signature_verification_algorithms,
+        )
+    }
+
+    fn tls13(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        verify_tls13_signature(
+            message,
+            cert,
+            dss,
+            &self.0.signature_verification_algorithms,
+        )
+    }
+
+    fn schemes(&self) -> Vec<SignatureScheme> {
+        self.0.signature_verification_algorithms.supported_schemes()
+    }
 }
 
 /// Accepts a client whose certificate fingerprint is in `pinned`.
 #[derive(Debug)]
 struct PinnedClients {
     pinned: BTreeSet<Fingerprint>,
-    provider: Arc<CryptoProvider>,
+    signatures: Signatures,
+    refused: Arc<LastRefused>,
 }
 
 impl ClientCertVerifier for PinnedClients {
@@ -76,7 +154,8 @@ impl ClientCertVerifier for PinnedClients {
         if self.pinned.contains(&fp) {
             Ok(ClientCertVerified::assertion())
         } else {
-            Err(rustls::Error::General(not_pinned_message(&fp)))
+            self.refused.record(fp);
+            Err(refusal())
         }
     }
 
@@ -86,12 +165,7 @@ impl ClientCertVerifier for PinnedClients {
         cert: &CertificateDer<'_>,
         dss: &DigitallySignedStruct,
     ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        verify_tls12_signature(
-            message,
-            cert,
-            dss,
-            &self.provider.signature_verification_algorithms,
-        )
+        self.signatures.tls12(message, cert, dss)
     }
 
     fn verify_tls13_signature(
@@ -100,18 +174,11 @@ impl ClientCertVerifier for PinnedClients {
         cert: &CertificateDer<'_>,
         dss: &DigitallySignedStruct,
     ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        verify_tls13_signature(
-            message,
-            cert,
-            dss,
-            &self.provider.signature_verification_algorithms,
-        )
+        self.signatures.tls13(message, cert, dss)
     }
 
     fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
-        self.provider
-            .signature_verification_algorithms
-            .supported_schemes()
+        self.signatures.schemes()
     }
 }
 
@@ -119,7 +186,8 @@ impl ClientCertVerifier for PinnedClients {
 #[derive(Debug)]
 struct PinnedServer {
     expected: Fingerprint,
-    provider: Arc<CryptoProvider>,
+    signatures: Signatures,
+    refused: Arc<LastRefused>,
 }
 
 impl ServerCertVerifier for PinnedServer {
@@ -135,10 +203,8 @@ impl ServerCertVerifier for PinnedServer {
         if fp == self.expected {
             Ok(ServerCertVerified::assertion())
         } else {
-            Err(rustls::Error::General(wrong_fingerprint_message(
-                &fp,
-                &self.expected,
-            )))
+            self.refused.record(fp);
+            Err(refusal())
         }
     }
 
@@ -148,12 +214,7 @@ impl ServerCertVerifier for PinnedServer {
         cert: &CertificateDer<'_>,
         dss: &DigitallySignedStruct,
     ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        verify_tls12_signature(
-            message,
-            cert,
-            dss,
-            &self.provider.signature_verification_algorithms,
-        )
+        self.signatures.tls12(message, cert, dss)
     }
 
     fn verify_tls13_signature(
@@ -162,18 +223,11 @@ impl ServerCertVerifier for PinnedServer {
         cert: &CertificateDer<'_>,
         dss: &DigitallySignedStruct,
     ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        verify_tls13_signature(
-            message,
-            cert,
-            dss,
-            &self.provider.signature_verification_algorithms,
-        )
+        self.signatures.tls13(message, cert, dss)
     }
 
     fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
-        self.provider
-            .signature_verification_algorithms
-            .supported_schemes()
+        self.signatures.schemes()
     }
 }
 
@@ -181,11 +235,13 @@ impl ServerCertVerifier for PinnedServer {
 pub fn server_crypto(
     identity: &NodeIdentity,
     pinned: impl IntoIterator<Item = Fingerprint>,
+    refused: Arc<LastRefused>,
 ) -> Result<quinn::crypto::rustls::QuicServerConfig, TlsSetupError> {
     let provider = provider();
     let verifier = Arc::new(PinnedClients {
         pinned: pinned.into_iter().collect(),
-        provider: provider.clone(),
+        signatures: Signatures(provider.clone()),
+        refused,
     });
     let mut config = rustls::ServerConfig::builder_with_provider(provider)
         .with_protocol_versions(&[&rustls::version::TLS13])?
@@ -202,11 +258,13 @@ pub fn server_crypto(
 pub fn client_crypto(
     identity: &NodeIdentity,
     expected: Fingerprint,
+    refused: Arc<LastRefused>,
 ) -> Result<quinn::crypto::rustls::QuicClientConfig, TlsSetupError> {
     let provider = provider();
     let verifier = Arc::new(PinnedServer {
         expected,
-        provider: provider.clone(),
+        signatures: Signatures(provider.clone()),
+        refused,
     });
     let mut config = rustls::ClientConfig::builder_with_provider(provider)
         .with_protocol_versions(&[&rustls::version::TLS13])?

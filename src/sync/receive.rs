@@ -1,165 +1,76 @@
-//! The receiving side of a session: each batch validated on a blocking
-//! thread as it arrives, then applied in order, one group of queued
-//! batches per transaction, while the reader goes on reading.
+//! Carries out the session's receiving actions against the replica:
+//! validating one batch against the schema (on a blocking thread when it
+//! is large, so it overlaps the group being applied) and applying a group
+//! of batches in one transaction with the last cursor.
 //!
-//! Must not: read the stream or decide protocol rules (peer.rs and
-//! session.rs do).
+//! Must not: decide grouping or order (session.rs does) or read the stream.
 
 use std::sync::Arc;
 
-use super::peer::{SKEW_WARNING_MS, Shared, internal, note_skew, store_violation};
-use super::protocol::{ErrorCode, Violation};
-use super::push::send_state;
-use super::session::Session;
+use super::context::{SKEW_WARNING_MS, Shared, internal, store_violation, task_failed};
+use super::protocol::Violation;
+use super::session::Received;
 use crate::clock::lead_ms;
 use crate::stamp::SiteId;
 use crate::store::{Batch, Cursor, PeerRef, Validated, validate};
 
-/// One received, validated batch with its cursor, completeness and the
-/// sender's head.
-pub(super) type Received = (Validated, Cursor, bool, u64);
-
-/// Checks a batch against the schema on a blocking thread, so that it
-/// overlaps the SQLite work of the group being applied.
-pub(super) async fn validate_off_thread(
-    shared: &Arc<Shared>,
-    session: &Session,
-    batch: Batch,
-) -> Result<Validated, Violation> {
-    let Some(hello) = session.peer() else {
-        return Err(Violation::new(
-            ErrorCode::UnexpectedMessage,
-            "a batch before Hello",
-        ));
-    };
-    let schema = shared.node.schema.clone();
-    let peer = PeerRef {
-        site: hello.site,
-        name: shared.peer.name.clone(),
-    };
-    // A live push carries a few rows: checking them here costs less than a
-    // hop to another thread. A catch-up batch goes to a blocking thread.
-    if batch.changes.len() <= INLINE_VALIDATION {
-        return validate(&schema, &peer, batch).map_err(store_violation);
-    }
-    tokio::task::spawn_blocking(move || validate(&schema, &peer, batch))
-        .await
-        .map_err(|e| Violation::new(ErrorCode::Internal, format!("validating failed: {e}")))?
-        .map_err(store_violation)
-}
-
-/// Batches of at most this many changes are validated on the reader's thread.
+/// Batches of at most this many changes are validated on the caller's
+/// thread: cheaper than a hop to another thread.
 const INLINE_VALIDATION: usize = 32;
 
-/// Applies received batches in order, one group at a time, while the
-/// reader goes on reading and decoding: batches arriving during an apply
-/// queue up and go into the next group (up to `limit` changes), so a
-/// catch-up burst becomes few, large transactions and decoding overlaps
-/// SQLite work.
-pub(super) struct Applier {
-    peer_site: SiteId,
-    limit: usize,
-    pending: Vec<Received>,
-    pending_changes: usize,
-    in_flight: Option<tokio::task::JoinHandle<Result<(), Violation>>>,
+fn peer_ref(shared: &Shared, site: SiteId) -> PeerRef {
+    PeerRef {
+        site,
+        name: shared.peer.name.clone(),
+    }
 }
 
-impl Applier {
-    pub(super) fn new(peer_site: SiteId, limit: usize) -> Applier {
-        Applier {
-            peer_site,
-            limit,
-            pending: Vec::new(),
-            pending_changes: 0,
-            in_flight: None,
-        }
-    }
-
-    fn launch(&mut self, shared: &Arc<Shared>) {
-        let group = std::mem::take(&mut self.pending);
-        self.pending_changes = 0;
-        self.in_flight = Some(tokio::spawn(apply_group(
-            shared.clone(),
-            self.peer_site,
-            group,
-        )));
-    }
-
-    /// Waits for the group in flight (cancel-safe: the handle stays until
-    /// it completes).
-    async fn finish(&mut self) -> Result<(), Violation> {
-        if let Some(handle) = &mut self.in_flight {
-            let result = handle.await;
-            self.in_flight = None;
-            return result.map_err(|e| {
-                Violation::new(ErrorCode::Internal, format!("applying failed: {e}"))
-            })?;
-        }
-        Ok(())
-    }
-
-    /// Queues a batch; when the queue is full, waits for the group in
-    /// flight and starts the queue.
-    pub(super) async fn push(
-        &mut self,
-        shared: &Arc<Shared>,
-        received: Received,
-    ) -> Result<(), Violation> {
-        self.pending_changes += received.0.batch().changes.len();
-        self.pending.push(received);
-        if self.pending_changes >= self.limit {
-            self.finish().await?;
-            self.launch(shared);
-        }
-        Ok(())
-    }
-
-    /// Starts the queue if nothing is in flight.
-    pub(super) fn kick(&mut self, shared: &Arc<Shared>) {
-        if self.in_flight.is_none() && !self.pending.is_empty() {
-            self.launch(shared);
-        }
-    }
-
-    /// Applies everything received so far.
-    pub(super) async fn drain(&mut self, shared: &Arc<Shared>) -> Result<(), Violation> {
-        self.finish().await?;
-        if !self.pending.is_empty() {
-            self.launch(shared);
-            self.finish().await?;
-        }
-        Ok(())
-    }
-
-    /// Completes when the group in flight does, then starts the queue;
-    /// never completes while nothing is in flight.
-    pub(super) async fn progress(&mut self, shared: &Arc<Shared>) -> Result<(), Violation> {
-        if self.in_flight.is_none() {
-            return std::future::pending().await;
-        }
-        self.finish().await?;
-        self.kick(shared);
-        Ok(())
-    }
+/// Checks a batch against the schema.
+pub(super) async fn validate_batch(
+    shared: &Arc<Shared>,
+    peer_site: SiteId,
+    batch: Batch,
+    cursor: Cursor,
+    complete: bool,
+    head: u64,
+) -> Result<Received, Violation> {
+    let schema = shared.node.schema.clone();
+    let peer = peer_ref(shared, peer_site);
+    let validated: Validated = if batch.changes.len() <= INLINE_VALIDATION {
+        validate(&schema, &peer, batch).map_err(store_violation)?
+    } else {
+        tokio::task::spawn_blocking(move || validate(&schema, &peer, batch))
+            .await
+            .map_err(|e| task_failed("validating a batch", e))?
+            .map_err(store_violation)?
+    };
+    Ok(Received {
+        batch: validated,
+        cursor,
+        complete,
+        head,
+    })
 }
 
 /// Applies batches that arrived together in one transaction.
-async fn apply_group(
+pub(super) async fn apply_group(
     shared: Arc<Shared>,
     peer_site: SiteId,
     group: Vec<Received>,
 ) -> Result<(), Violation> {
     let node = shared.node.clone();
-    let peer = PeerRef {
-        site: peer_site,
-        name: shared.peer.name.clone(),
-    };
+    let peer = peer_ref(&shared, peer_site);
     let batches = group.len() as u64;
-    let complete = group.iter().any(|g| g.2);
-    let head = group.iter().map(|g| g.3).max().unwrap_or(0);
-    let rows: u64 = group.iter().map(|g| g.0.batch().changes.len() as u64).sum();
-    let cells: u64 = group.iter().map(|g| g.0.batch().cell_count() as u64).sum();
-    let items: Vec<(Validated, Cursor)> = group.into_iter().map(|(b, c, _, _)| (b, c)).collect();
+    let head = group.iter().map(|g| g.head).max().unwrap_or(0);
+    let rows: u64 = group
+        .iter()
+        .map(|g| g.batch.batch().changes.len() as u64)
+        .sum();
+    let cells: u64 = group
+        .iter()
+        .map(|g| g.batch.batch().cell_count() as u64)
+        .sum();
+    let items: Vec<(Validated, Cursor)> = group.into_iter().map(|g| (g.batch, g.cursor)).collect();
     tracing::debug!(peer = %shared.peer.name, batches, rows, "applying a group of batches");
     let applied = node
         .with_store(move |s| s.apply_validated(&peer, items))
@@ -169,7 +80,7 @@ async fn apply_group(
     let now = node.now_ms();
     let lead = lead_ms(applied.max_hlc, now);
     if applied.max_hlc.0 != 0 && lead >= SKEW_WARNING_MS {
-        note_skew(&shared, lead);
+        shared.note_skew(lead);
     }
     shared.update(|p| {
         p.counters.batches_in += batches;
@@ -178,8 +89,5 @@ async fn apply_group(
         p.peer_head = Some(head.max(p.peer_head.unwrap_or(0)));
         p.last_contact_ms = Some(now);
     });
-    if complete {
-        send_state(&shared, peer_site).await?;
-    }
     Ok(())
 }

@@ -1,132 +1,346 @@
-//! One sync session's rules, without IO: what may arrive when, and what it
-//! means.
+//! One sync session as a state machine without IO.
 //!
-//! Owns: the handshake checks (protocol version, schema hash, a site id
-//! different from ours), message order (Hello first and once), and flood
-//! control (a token bucket on tiny batches, time injected by the caller).
-//! Must not: read sockets or clocks, or touch the replica; the driver in
-//! peer.rs does what the returned events ask.
+//! Owns every decision of a session: what arrives in which order (Hello
+//! first and once, checked by `rules`), when to ask for the peer's changes
+//! (Hello leads to Pull), when to raise the frame limit (after Hello), when
+//! to read and send our changes (Pull starts or restarts the pump; catch-up
+//! runs batch after batch; live pushes follow the head, paced), how received
+//! batches are grouped into transactions (those queued while a group is
+//! being applied go together, up to a bound), when to stop taking frames
+//! (the queue is full), when to announce our State (debounced after our
+//! head moves, at once after a caught-up group) and when to close, with
+//! which code.
+//!
+//! Inputs are fed by an executor with the time (`now_ms`) as an argument;
+//! outputs are `Action`s it polls and carries out, reporting back with
+//! `Input::Validated`, `Input::Applied` and `Input::Pumped`. The real
+//! executor is sync/peer.rs (tokio, quinn); the seeded simulator in
+//! tests/sim drives the same machine over a simulated network.
+//! Must not: read sockets, clocks or randomness, or touch the replica.
 
-use super::protocol::{ErrorCode, Hello, Message, PROTOCOL_VERSION, Violation};
-use crate::stamp::SiteId;
-use crate::store::{Batch, Cursor, Digest};
+use std::collections::VecDeque;
 
-/// Batches with fewer changes than this count against the flood budget.
-pub const TINY_BATCH: usize = 16;
-/// Tiny batches a peer may send in a burst.
-pub const FLOOD_BURST: f64 = 3_000.0;
-/// Tiny batches per second a peer may send in the long run. The sender
-/// paces live pushes at one per millisecond, well inside this.
-pub const FLOOD_RATE_PER_S: f64 = 2_000.0;
+use super::protocol::{ErrorCode, Hello, MAX_FRAME, Message, PROTOCOL_VERSION, Violation};
+use super::rules::{FloodBudget, LocalInfo, check_hello};
+use crate::store::{Batch, Cursor, Digest, Validated};
 
-/// What this node says about itself in its Hello.
-#[derive(Debug, Clone)]
-pub struct LocalInfo {
-    pub site: SiteId,
-    pub node: String,
-    pub schema_hash: String,
+/// Sizes of what a session sends and applies.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Limits {
+    /// Rows (and tombstones) per batch the pump sends, at most.
+    pub batch_rows: usize,
+    /// Bytes per batch the pump sends, about.
+    pub batch_bytes: usize,
+    /// Changes the receiver applies in one transaction, about: a group is
+    /// closed once it reaches this.
+    pub group_changes: usize,
 }
 
-/// A message that passed the session's checks.
+impl Default for Limits {
+    fn default() -> Self {
+        Limits {
+            batch_rows: 1_000,
+            batch_bytes: 1 << 20,
+            group_changes: 5_000,
+        }
+    }
+}
+
+/// The session's clocks, in milliseconds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Timing {
+    /// The peer's Hello must arrive within this.
+    pub hello_timeout_ms: u64,
+    /// State announcements wait this long after our head moves, so that a
+    /// burst of commits makes one announcement.
+    pub state_debounce_ms: u64,
+    /// Live pushes (after catch-up) start at most once per this interval.
+    pub live_pace_ms: u64,
+}
+
+impl Default for Timing {
+    fn default() -> Self {
+        Timing {
+            hello_timeout_ms: 5_000,
+            state_debounce_ms: 20,
+            live_pace_ms: 1,
+        }
+    }
+}
+
+/// A batch the executor validated, with what came with it.
+#[derive(Debug)]
+pub struct Received {
+    pub batch: Validated,
+    /// The cursor the receiver stores with it.
+    pub cursor: Cursor,
+    /// Whether it reached the sender's head.
+    pub complete: bool,
+    /// The sender's head when it read the batch.
+    pub head: u64,
+}
+
+impl Received {
+    fn changes(&self) -> usize {
+        self.batch.batch().changes.len()
+    }
+}
+
+/// What one `Action::Pump` did: the batch it sent and where it ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Pumped {
+    /// The pump this answers (see `Action::Pump`).
+    pub generation: u64,
+    /// The cursor the peer stores once it applied the batch sent.
+    pub cursor: Cursor,
+    /// Whether the batch reached our head.
+    pub complete: bool,
+    /// Our head when the batch was read.
+    pub head: u64,
+}
+
+#[derive(Debug)]
+pub enum Input {
+    /// A decoded message from the peer.
+    Frame(Message),
+    /// The executor handed over every frame that had arrived: batches
+    /// waiting in the queue may start as a group.
+    FramesDrained,
+    /// The answer to `Action::Validate`.
+    Validated(Result<Received, Violation>),
+    /// The answer to `Action::Apply`.
+    Applied(Result<(), Violation>),
+    /// The answer to `Action::Pump`.
+    Pumped(Result<Pumped, Violation>),
+    /// Our replica's head sequence moved (a commit, local or from a peer).
+    HeadMoved(u64),
+    /// Time passed (see `Session::poll_timeout`).
+    Tick,
+}
+
+/// Something for status, not for the wire.
 #[derive(Debug, Clone, PartialEq)]
-pub enum Event {
-    /// The peer introduced itself; answer with a Pull from its cursor.
-    Hello(Hello),
-    /// Start (or restart) pushing changes after `cursor`.
-    Pull(Cursor),
-    Batch {
+pub enum Report {
+    /// The peer's Hello passed the checks; `skew_ms` is its clock minus ours.
+    Established { hello: Hello, skew_ms: i64 },
+    /// The peer's State.
+    PeerState {
+        head: u64,
+        digest: Digest,
+        applied: Cursor,
+        skew_ms: i64,
+    },
+}
+
+#[derive(Debug)]
+pub enum Action {
+    /// Send this message.
+    Send(Message),
+    /// Send a Pull with the cursor stored for the peer's site.
+    SendPull,
+    /// Send our State: head, digest, and the cursor stored for the peer.
+    SendState,
+    /// Accept frames up to this size from now on.
+    SetFrameLimit(usize),
+    /// Check this batch against the schema; answer with `Input::Validated`.
+    Validate {
         batch: Batch,
         cursor: Cursor,
         complete: bool,
         head: u64,
     },
-    State {
-        head: u64,
-        digest: Digest,
-        applied: Cursor,
-        wall_ms: u64,
-    },
+    /// Apply these batches in one transaction with the last cursor; answer
+    /// with `Input::Applied`.
+    Apply(Vec<Received>),
+    /// Read our changes after `from` (leaving out what the peer wrote or
+    /// sent us), send them as one Batch, answer with `Input::Pumped`.
+    Pump { from: Cursor, generation: u64 },
+    /// Show this in status.
+    Report(Report),
+    /// Close the connection with this code and reason; nothing follows.
+    Close(Violation),
+}
+
+/// Where the pump stands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum PumpState {
+    /// No Pull yet.
+    Stopped,
+    /// A `Pump` action is out.
+    Reading,
+    /// Caught up with our head as of `head`; waiting for it to move.
+    CaughtUp { head: u64 },
 }
 
 #[derive(Debug)]
 pub struct Session {
     local: LocalInfo,
+    limits: Limits,
+    timing: Timing,
+    hello_deadline_ms: u64,
     peer: Option<Hello>,
-    tokens: f64,
-    last_refill_ms: Option<u64>,
+    flood: FloodBudget,
+    closed: bool,
+    actions: VecDeque<Action>,
+
+    /// Validated batches waiting for the next group, and their changes.
+    queued: Vec<Received>,
+    queued_changes: usize,
+    /// Whether an `Apply` is out.
+    applying: bool,
+    /// Whether that group reaches the sender's head.
+    applying_complete: bool,
+
+    pump: PumpState,
+    /// Where the next pump reads from.
+    pump_cursor: Cursor,
+    /// Bumped by every Pull: answers to older pumps only end them.
+    pump_generation: u64,
+    /// Our latest head.
+    local_head: u64,
+    last_live_ms: Option<u64>,
+    /// When a paced live push is due.
+    live_due_ms: Option<u64>,
+    /// When the debounced State is due.
+    state_due_ms: Option<u64>,
 }
 
 impl Session {
-    pub fn new(local: LocalInfo) -> Session {
+    /// A new session; its first action sends our Hello.
+    pub fn new(
+        local: LocalInfo,
+        limits: Limits,
+        timing: Timing,
+        head: u64,
+        now_ms: u64,
+    ) -> Session {
+        let hello = Message::Hello(Hello {
+            protocol: PROTOCOL_VERSION,
+            site: local.site,
+            node: local.node.clone(),
+            schema_hash: local.schema_hash.clone(),
+            head,
+            wall_ms: now_ms,
+        });
         Session {
             local,
+            limits,
+            timing,
+            hello_deadline_ms: now_ms.saturating_add(timing.hello_timeout_ms),
             peer: None,
-            tokens: FLOOD_BURST,
-            last_refill_ms: None,
+            flood: FloodBudget::default(),
+            closed: false,
+            actions: VecDeque::from([Action::Send(hello)]),
+            queued: Vec::new(),
+            queued_changes: 0,
+            applying: false,
+            applying_complete: false,
+            pump: PumpState::Stopped,
+            pump_cursor: Cursor::ZERO,
+            pump_generation: 0,
+            local_head: head,
+            last_live_ms: None,
+            live_due_ms: None,
+            state_due_ms: None,
         }
     }
 
-    /// Our Hello.
-    pub fn hello(&self, head: u64, wall_ms: u64) -> Message {
-        Message::Hello(Hello {
-            protocol: PROTOCOL_VERSION,
-            site: self.local.site,
-            node: self.local.node.clone(),
-            schema_hash: self.local.schema_hash.clone(),
-            head,
-            wall_ms,
-        })
-    }
-
+    /// The peer's Hello, once it passed the checks.
     pub fn peer(&self) -> Option<&Hello> {
         self.peer.as_ref()
     }
 
-    /// Checks one incoming message; `now_ms` is the driver's clock.
-    pub fn receive(&mut self, message: Message, now_ms: u64) -> Result<Event, Violation> {
-        match (message, &self.peer) {
-            (Message::Hello(hello), None) => {
-                if hello.protocol != PROTOCOL_VERSION {
-                    return Err(Violation::new(
-                        ErrorCode::ProtocolMismatch,
-                        format!(
-                            "peer `{}` speaks protocol {}, this node speaks {PROTOCOL_VERSION}; run the same puente version at both offices",
-                            hello.node, hello.protocol
-                        ),
-                    ));
-                }
-                if hello.schema_hash != self.local.schema_hash {
-                    return Err(Violation::new(
-                        ErrorCode::SchemaMismatch,
-                        format!(
-                            "peer `{}` has schema {}, this node has {}; copy the same schema file to every office (`puente check` prints the hash)",
-                            hello.node,
-                            short(&hello.schema_hash),
-                            short(&self.local.schema_hash)
-                        ),
-                    ));
-                }
-                if hello.site == self.local.site {
-                    return Err(Violation::new(
-                        ErrorCode::SameSite,
-                        format!(
-                            "peer `{}` has this replica's own site id {}; its data dir was copied from this node — give it an empty data dir",
-                            hello.node, hello.site
-                        ),
-                    ));
-                }
-                self.peer = Some(hello.clone());
-                Ok(Event::Hello(hello))
+    pub fn is_closed(&self) -> bool {
+        self.closed
+    }
+
+    /// The next thing to do, in order.
+    pub fn poll_action(&mut self) -> Option<Action> {
+        self.actions.pop_front()
+    }
+
+    /// When the session next needs an `Input::Tick`, if ever.
+    pub fn poll_timeout(&self) -> Option<u64> {
+        if self.closed {
+            return None;
+        }
+        if self.peer.is_none() {
+            return Some(self.hello_deadline_ms);
+        }
+        [self.live_due_ms, self.state_due_ms]
+            .into_iter()
+            .flatten()
+            .min()
+    }
+
+    /// Whether the executor should read more frames now: false while a
+    /// group is being applied and the next one is already full, so that a
+    /// peer sending faster than this node applies waits (QUIC flow control
+    /// carries the wait back to it).
+    pub fn wants_frames(&self) -> bool {
+        !(self.closed || (self.applying && self.queued_changes >= self.limits.group_changes))
+    }
+
+    /// Takes one input at `now_ms` (the node's wall clock).
+    pub fn handle(&mut self, input: Input, now_ms: u64) {
+        if self.closed {
+            return;
+        }
+        let result = match input {
+            Input::Frame(message) => self.on_message(message, now_ms),
+            Input::FramesDrained => {
+                self.start_group();
+                Ok(())
             }
-            (Message::Hello(_), Some(_)) => Err(Violation::new(
+            Input::Validated(received) => received.map(|r| self.on_validated(r)),
+            Input::Applied(result) => result.map(|()| self.on_applied()),
+            Input::Pumped(result) => result.map(|p| self.on_pumped(p, now_ms)),
+            Input::HeadMoved(head) => {
+                self.on_head(head, now_ms);
+                Ok(())
+            }
+            Input::Tick => self.on_tick(now_ms),
+        };
+        if let Err(violation) = result {
+            self.close(violation);
+        }
+    }
+
+    fn close(&mut self, violation: Violation) {
+        self.closed = true;
+        self.actions.push_back(Action::Close(violation));
+    }
+
+    fn on_message(&mut self, message: Message, now_ms: u64) -> Result<(), Violation> {
+        match (message, self.peer.is_some()) {
+            (Message::Hello(hello), false) => {
+                check_hello(&self.local, &hello)?;
+                let skew_ms = hello.wall_ms as i64 - now_ms as i64;
+                self.peer = Some(hello.clone());
+                self.actions.push_back(Action::SetFrameLimit(MAX_FRAME));
+                self.actions
+                    .push_back(Action::Report(Report::Established { hello, skew_ms }));
+                self.actions.push_back(Action::SendPull);
+                Ok(())
+            }
+            (Message::Hello(_), true) => Err(Violation::new(
                 ErrorCode::UnexpectedMessage,
                 "a second Hello",
             )),
-            (other, None) => Err(Violation::new(
+            (other, false) => Err(Violation::new(
                 ErrorCode::UnexpectedMessage,
                 format!("a {} message before Hello", other.kind()),
             )),
-            (Message::Pull { cursor }, Some(_)) => Ok(Event::Pull(cursor)),
+            (Message::Pull { cursor }, true) => {
+                self.pump_cursor = cursor;
+                self.pump_generation += 1;
+                self.live_due_ms = None;
+                // A pump still out ends when it answers; the new one starts then.
+                if self.pump != PumpState::Reading {
+                    self.start_pump();
+                }
+                Ok(())
+            }
             (
                 Message::Batch {
                     batch,
@@ -134,17 +348,16 @@ impl Session {
                     complete,
                     head,
                 },
-                Some(_),
+                true,
             ) => {
-                if batch.changes.len() < TINY_BATCH {
-                    self.spend_token(now_ms)?;
-                }
-                Ok(Event::Batch {
+                self.flood.spend(batch.changes.len(), now_ms)?;
+                self.actions.push_back(Action::Validate {
                     batch,
                     cursor,
                     complete,
                     head,
-                })
+                });
+                Ok(())
             }
             (
                 Message::State {
@@ -153,131 +366,123 @@ impl Session {
                     applied,
                     wall_ms,
                 },
-                Some(_),
-            ) => Ok(Event::State {
-                head,
-                digest,
-                applied,
-                wall_ms,
-            }),
+                true,
+            ) => {
+                self.actions.push_back(Action::Report(Report::PeerState {
+                    head,
+                    digest,
+                    applied,
+                    skew_ms: wall_ms as i64 - now_ms as i64,
+                }));
+                Ok(())
+            }
         }
     }
 
-    fn spend_token(&mut self, now_ms: u64) -> Result<(), Violation> {
-        if let Some(last) = self.last_refill_ms {
-            let elapsed_s = now_ms.saturating_sub(last) as f64 / 1000.0;
-            self.tokens = (self.tokens + elapsed_s * FLOOD_RATE_PER_S).min(FLOOD_BURST);
+    fn on_validated(&mut self, received: Received) {
+        self.queued_changes += received.changes();
+        self.queued.push(received);
+        // A full queue goes as soon as the group out returns; otherwise it
+        // waits for `FramesDrained`, so that batches read together apply
+        // together.
+        if self.queued_changes >= self.limits.group_changes {
+            self.start_group();
         }
-        self.last_refill_ms = Some(now_ms);
-        if self.tokens < 1.0 {
-            return Err(Violation::new(
-                ErrorCode::Flood,
-                format!(
-                    "more than {FLOOD_BURST} tiny batches in a burst (limit {FLOOD_RATE_PER_S}/s)"
-                ),
-            ));
+    }
+
+    /// Starts the queued batches as one group unless one is out.
+    fn start_group(&mut self) {
+        if self.applying || self.queued.is_empty() {
+            return;
         }
-        self.tokens -= 1.0;
+        let group = std::mem::take(&mut self.queued);
+        self.queued_changes = 0;
+        self.applying = true;
+        self.applying_complete = group.iter().any(|r| r.complete);
+        self.actions.push_back(Action::Apply(group));
+    }
+
+    fn on_applied(&mut self) {
+        self.applying = false;
+        if self.applying_complete {
+            // Caught up with the peer: tell it where we stand.
+            self.actions.push_back(Action::SendState);
+        }
+        self.start_group();
+    }
+
+    fn start_pump(&mut self) {
+        self.pump = PumpState::Reading;
+        self.actions.push_back(Action::Pump {
+            from: self.pump_cursor,
+            generation: self.pump_generation,
+        });
+    }
+
+    fn on_pumped(&mut self, pumped: Pumped, now_ms: u64) {
+        if pumped.generation != self.pump_generation {
+            // A Pull arrived while this pump was out: start over from it.
+            self.start_pump();
+            return;
+        }
+        self.pump_cursor = pumped.cursor;
+        if !pumped.complete {
+            self.start_pump();
+            return;
+        }
+        self.pump = PumpState::CaughtUp { head: pumped.head };
+        self.maybe_push_live(now_ms);
+    }
+
+    fn on_head(&mut self, head: u64, now_ms: u64) {
+        self.local_head = self.local_head.max(head);
+        if self.peer.is_some() && self.state_due_ms.is_none() {
+            self.state_due_ms = Some(now_ms.saturating_add(self.timing.state_debounce_ms));
+        }
+        self.maybe_push_live(now_ms);
+    }
+
+    /// Sends what committed since the pump caught up, at most once per
+    /// `live_pace_ms`.
+    fn maybe_push_live(&mut self, now_ms: u64) {
+        let PumpState::CaughtUp { head } = self.pump else {
+            return;
+        };
+        if self.local_head <= head {
+            return;
+        }
+        let due = self
+            .last_live_ms
+            .map_or(now_ms, |at| at.saturating_add(self.timing.live_pace_ms));
+        if now_ms >= due {
+            self.live_due_ms = None;
+            self.last_live_ms = Some(now_ms);
+            self.start_pump();
+        } else {
+            self.live_due_ms = Some(due);
+        }
+    }
+
+    fn on_tick(&mut self, now_ms: u64) -> Result<(), Violation> {
+        if self.peer.is_none() {
+            if now_ms >= self.hello_deadline_ms {
+                return Err(Violation::new(
+                    ErrorCode::Timeout,
+                    "no Hello from the peer in time",
+                ));
+            }
+            return Ok(());
+        }
+        if self.state_due_ms.is_some_and(|due| now_ms >= due) {
+            self.state_due_ms = None;
+            self.actions.push_back(Action::SendState);
+        }
+        if self.live_due_ms.is_some_and(|due| now_ms >= due) {
+            self.maybe_push_live(now_ms);
+        }
         Ok(())
     }
 }
 
-fn short(hash: &str) -> &str {
-    hash.get(..16).unwrap_or(hash)
-}
-
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn local() -> LocalInfo {
-        LocalInfo {
-            site: SiteId([1; 16]),
-            node: "tijuana".into(),
-            schema_hash: "hash-a".into(),
-        }
-    }
-
-    fn hello_from(site: u8, schema: &str, protocol: u16) -> Message {
-        Message::Hello(Hello {
-            protocol,
-            site: SiteId([site; 16]),
-            node: "san-diego".into(),
-            schema_hash: schema.into(),
-            head: 0,
-            wall_ms: 0,
-        })
-    }
-
-    fn tiny() -> Message {
-        Message::Batch {
-            batch: Batch::default(),
-            cursor: Cursor::ZERO,
-            complete: false,
-            head: 0,
-        }
-    }
-
-    #[test]
-    fn handshake_checks() {
-        let code = |m: Message| Session::new(local()).receive(m, 0).unwrap_err().code;
-        assert_eq!(
-            code(hello_from(2, "hash-a", 2)),
-            ErrorCode::ProtocolMismatch
-        );
-        assert_eq!(code(hello_from(2, "hash-b", 1)), ErrorCode::SchemaMismatch);
-        assert_eq!(code(hello_from(1, "hash-a", 1)), ErrorCode::SameSite);
-        assert_eq!(
-            code(Message::Pull {
-                cursor: Cursor::ZERO
-            }),
-            ErrorCode::UnexpectedMessage
-        );
-        let mut s = Session::new(local());
-        assert!(matches!(
-            s.receive(hello_from(2, "hash-a", 1), 0),
-            Ok(Event::Hello(_))
-        ));
-        assert_eq!(
-            s.receive(hello_from(2, "hash-a", 1), 0).unwrap_err().code,
-            ErrorCode::UnexpectedMessage
-        );
-        assert_eq!(
-            s.receive(
-                Message::Pull {
-                    cursor: Cursor::at(3)
-                },
-                0
-            ),
-            Ok(Event::Pull(Cursor::at(3)))
-        );
-        let e = Session::new(local())
-            .receive(hello_from(2, "hash-b", 1), 0)
-            .unwrap_err();
-        assert!(e.reason.contains("same schema file"), "{e}");
-    }
-
-    #[test]
-    fn a_burst_of_tiny_batches_is_a_flood_but_a_steady_stream_is_not() {
-        let mut s = Session::new(local());
-        s.receive(hello_from(2, "hash-a", 1), 0).unwrap();
-        // Ten thousand tiny batches within 200 ms.
-        let mut flooded = None;
-        for i in 0..10_000u64 {
-            if let Err(v) = s.receive(tiny(), i / 50) {
-                flooded = Some((i, v.code));
-                break;
-            }
-        }
-        let (at, code) = flooded.expect("a flood is detected");
-        assert_eq!(code, ErrorCode::Flood);
-        assert!(at >= FLOOD_BURST as u64, "{at}");
-
-        // One tiny batch per millisecond for ten seconds is fine.
-        let mut s = Session::new(local());
-        s.receive(hello_from(2, "hash-a", 1), 0).unwrap();
-        for ms in 0..10_000u64 {
-            s.receive(tiny(), ms).unwrap();
-        }
-    }
-}
+mod tests;

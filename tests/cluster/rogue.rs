@@ -45,7 +45,8 @@ impl Rogue {
 
     /// Connects to `target`, which must have pinned this rogue.
     pub async fn connect(&self, target: &Office) -> Result<RogueSession, String> {
-        let crypto = pinning::client_crypto(&self.identity, target.fingerprint).unwrap();
+        let crypto =
+            pinning::client_crypto(&self.identity, target.fingerprint, Default::default()).unwrap();
         let config = quinn::ClientConfig::new(Arc::new(crypto));
         let addr: SocketAddr = target.addr();
         let conn = self
