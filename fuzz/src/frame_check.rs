@@ -184,7 +184,7 @@ struct Run<'a> {
 
 impl<'a> Run<'a> {
     fn new(stream: &'a [u8], before_hello: bool) -> Run<'a> {
-        let mut session = Session::new(local_info(), Limits::default(), Timing::default(), 0, 0);
+        let mut session = Session::new(local_info(), Limits::default(), Timing::default(), 0, 0, 0);
         let limit = if before_hello {
             MAX_HELLO_FRAME
         } else {

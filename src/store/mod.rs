@@ -12,6 +12,7 @@ mod change;
 mod changes;
 mod clocks;
 pub mod digest;
+mod inspect;
 mod layout;
 mod merge;
 mod open;
@@ -28,6 +29,7 @@ pub use apply::{Applied, Validated, validate};
 pub use change::{Batch, CellChange, Change, Cursor, PeerRef};
 pub use changes::Outgoing;
 pub use digest::Digest;
+pub use inspect::{CellRecord, RowKey, Snapshot, TombstoneRecord};
 pub use read::{CellView, Reveal, RowView, Stats};
 pub use write::{RowWrite, Written};
 
@@ -373,6 +375,16 @@ impl Store {
         self.conn
             .query_row(&format!("PRAGMA max_page_count = {pages}"), [], |_| Ok(()))
             .ctx("limiting the database size")
+    }
+
+    /// Gives up durability against power loss, keeping it against a crash
+    /// of the process (`synchronous = OFF`: commits reach the OS, not the
+    /// disk). Only for the simulator, whose crashes are process crashes;
+    /// the daemon never calls it.
+    pub fn relax_durability_for_simulation(&self) -> Result<(), StoreError> {
+        self.conn
+            .execute_batch("PRAGMA synchronous = OFF")
+            .ctx("relaxing durability")
     }
 
     /// Runs SQLite's own consistency check.

@@ -29,6 +29,19 @@ impl Store {
         keyring: Arc<Keyring>,
         clock: Arc<dyn WallClock>,
     ) -> Result<Store, StoreError> {
+        Store::open_with_site(path, schema, keyring, clock, SiteId::random())
+    }
+
+    /// As `open`, but a replica created here takes the site id `new_site`
+    /// (the simulator replays runs from a seed; the daemon always uses a
+    /// random one). An existing replica keeps its own.
+    pub fn open_with_site(
+        path: &Path,
+        schema: Arc<Schema>,
+        keyring: Arc<Keyring>,
+        clock: Arc<dyn WallClock>,
+        new_site: SiteId,
+    ) -> Result<Store, StoreError> {
         let dir = path
             .parent()
             .filter(|p| !p.as_os_str().is_empty())
@@ -62,7 +75,7 @@ impl Store {
                 source,
             }
         })?;
-        let result = Store::prepare(conn, path, schema, keyring, clock);
+        let result = Store::prepare(conn, path, schema, keyring, clock, new_site);
         if result.is_err() && !existed {
             for suffix in ["", "-wal", "-shm", "-journal"] {
                 let mut p = path.as_os_str().to_owned();
@@ -79,6 +92,7 @@ impl Store {
         schema: Arc<Schema>,
         keyring: Arc<Keyring>,
         clock: Arc<dyn WallClock>,
+        new_site: SiteId,
     ) -> Result<Store, StoreError> {
         let not_sqlite = |source: rusqlite::Error| match source.sqlite_error_code() {
             Some(rusqlite::ErrorCode::NotADatabase) => StoreError::NotSqlite {
@@ -124,7 +138,7 @@ impl Store {
 
         let tables: Vec<TableSql> = schema.tables.iter().map(TableSql::new).collect();
         if version == 0 {
-            let site = SiteId::random();
+            let site = new_site;
             let tx = conn.unchecked_transaction().ctx("creating the replica")?;
             tx.execute_batch(INTERNAL_DDL)
                 .ctx("creating internal tables")?;

@@ -245,6 +245,8 @@ async fn write_frames(mut send: SendStream, queues: Queues, shared: Arc<Shared>)
 
 /// The session machine and the tasks carrying out its actions.
 struct Executor {
+    /// The session's monotonic time is milliseconds since this.
+    epoch: Instant,
     shared: Arc<Shared>,
     conn: Connection,
     limits: Limits,
@@ -263,8 +265,10 @@ impl Executor {
             schema_hash: node.schema.hash().to_string(),
         };
         let head = *node.subscribe_head().borrow();
-        let session = Session::new(local, limits, Timing::default(), head, node.now_ms());
+        let epoch = Instant::now();
+        let session = Session::new(local, limits, Timing::default(), head, 0, node.now_ms());
         Executor {
+            epoch,
             shared,
             conn,
             limits,
@@ -285,8 +289,9 @@ impl Executor {
         }
     }
 
+    /// The session's monotonic time.
     fn now(&self) -> u64 {
-        self.shared.node.now_ms()
+        self.epoch.elapsed().as_millis() as u64
     }
 
     fn feed(&mut self, input: Input) {
@@ -412,11 +417,11 @@ impl Executor {
     }
 
     fn report(&self, report: Report, handshaken: &mut bool) {
-        let now = self.now();
+        let now = self.shared.node.now_ms();
         match report {
-            Report::Established { hello, skew_ms } => {
+            Report::Established { hello } => {
                 *handshaken = true;
-                self.shared.note_skew(skew_ms);
+                self.shared.note_skew(hello.wall_ms as i64 - now as i64);
                 let site = hello.site;
                 self.shared.update(|p| {
                     p.site = Some(site);
@@ -429,9 +434,9 @@ impl Executor {
                 head,
                 digest,
                 applied,
-                skew_ms,
+                wall_ms,
             } => {
-                self.shared.note_skew(skew_ms);
+                self.shared.note_skew(wall_ms as i64 - now as i64);
                 self.shared.update(|p| {
                     p.peer_head = Some(head);
                     p.peer_digest = Some(digest);

@@ -11,7 +11,9 @@
 //! head moves, at once after a caught-up group) and when to close, with
 //! which code.
 //!
-//! Inputs are fed by an executor with the time (`now_ms`) as an argument;
+//! Inputs are fed by an executor with the time (`now_ms`, from a monotonic
+//! clock: a wall clock stepped back must not stall a session) as an
+//! argument;
 //! outputs are `Action`s it polls and carries out, reporting back with
 //! `Input::Validated`, `Input::Applied` and `Input::Pumped`. The real
 //! executor is sync/peer.rs (tokio, quinn); the seeded simulator in
@@ -121,14 +123,14 @@ pub enum Input {
 /// Something for status, not for the wire.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Report {
-    /// The peer's Hello passed the checks; `skew_ms` is its clock minus ours.
-    Established { hello: Hello, skew_ms: i64 },
-    /// The peer's State.
+    /// The peer's Hello passed the checks (its `wall_ms` gives the skew).
+    Established { hello: Hello },
+    /// The peer's State; `wall_ms` is its wall clock when it sent it.
     PeerState {
         head: u64,
         digest: Digest,
         applied: Cursor,
-        skew_ms: i64,
+        wall_ms: u64,
     },
 }
 
@@ -206,13 +208,15 @@ pub struct Session {
 }
 
 impl Session {
-    /// A new session; its first action sends our Hello.
+    /// A new session at monotonic time `now_ms`; its first action sends
+    /// our Hello, with our head and our wall clock (`wall_ms`).
     pub fn new(
         local: LocalInfo,
         limits: Limits,
         timing: Timing,
         head: u64,
         now_ms: u64,
+        wall_ms: u64,
     ) -> Session {
         let hello = Message::Hello(Hello {
             protocol: PROTOCOL_VERSION,
@@ -220,7 +224,7 @@ impl Session {
             node: local.node.clone(),
             schema_hash: local.schema_hash.clone(),
             head,
-            wall_ms: now_ms,
+            wall_ms,
         });
         Session {
             local,
@@ -281,7 +285,7 @@ impl Session {
         !(self.closed || (self.applying && self.queued_changes >= self.limits.group_changes))
     }
 
-    /// Takes one input at `now_ms` (the node's wall clock).
+    /// Takes one input at monotonic time `now_ms`.
     pub fn handle(&mut self, input: Input, now_ms: u64) {
         if self.closed {
             return;
@@ -315,11 +319,10 @@ impl Session {
         match (message, self.peer.is_some()) {
             (Message::Hello(hello), false) => {
                 check_hello(&self.local, &hello)?;
-                let skew_ms = hello.wall_ms as i64 - now_ms as i64;
                 self.peer = Some(hello.clone());
                 self.actions.push_back(Action::SetFrameLimit(MAX_FRAME));
                 self.actions
-                    .push_back(Action::Report(Report::Established { hello, skew_ms }));
+                    .push_back(Action::Report(Report::Established { hello }));
                 self.actions.push_back(Action::SendPull);
                 Ok(())
             }
@@ -372,7 +375,7 @@ impl Session {
                     head,
                     digest,
                     applied,
-                    skew_ms: wall_ms as i64 - now_ms as i64,
+                    wall_ms,
                 }));
                 Ok(())
             }

@@ -40,7 +40,14 @@ fn drain(s: &mut Session) -> Vec<Action> {
 
 /// A session that has exchanged Hellos, with its actions so far taken.
 fn established(group_changes: usize) -> Session {
-    let mut s = Session::new(local(), limits(group_changes), Timing::default(), 3, 1_000);
+    let mut s = Session::new(
+        local(),
+        limits(group_changes),
+        Timing::default(),
+        3,
+        1_000,
+        1_000,
+    );
     s.handle(Input::Frame(hello()), 1_000);
     drain(&mut s);
     s
@@ -83,7 +90,7 @@ fn closed_with(actions: &[Action]) -> Option<ErrorCode> {
 
 #[test]
 fn hello_goes_first_then_leads_to_a_pull_and_a_larger_frame_limit() {
-    let mut s = Session::new(local(), limits(100), Timing::default(), 3, 1_000);
+    let mut s = Session::new(local(), limits(100), Timing::default(), 3, 1_000, 1_000);
     let first = drain(&mut s);
     assert!(
         matches!(&first[..], [Action::Send(Message::Hello(h))] if h.head == 3 && h.wall_ms == 1_000 && h.site == SiteId([1; 16]))
@@ -93,7 +100,7 @@ fn hello_goes_first_then_leads_to_a_pull_and_a_larger_frame_limit() {
     let after = drain(&mut s);
     assert!(matches!(after[0], Action::SetFrameLimit(MAX_FRAME)));
     assert!(
-        matches!(&after[1], Action::Report(Report::Established { hello, skew_ms: 300 }) if hello.node == "san-diego")
+        matches!(&after[1], Action::Report(Report::Established { hello }) if hello.node == "san-diego" && hello.wall_ms == 1_500)
     );
     assert!(matches!(after[2], Action::SendPull));
     assert_eq!(after.len(), 3);
@@ -103,7 +110,7 @@ fn hello_goes_first_then_leads_to_a_pull_and_a_larger_frame_limit() {
 
 #[test]
 fn no_hello_in_time_closes_with_timeout() {
-    let mut s = Session::new(local(), limits(100), Timing::default(), 0, 1_000);
+    let mut s = Session::new(local(), limits(100), Timing::default(), 0, 1_000, 1_000);
     drain(&mut s);
     s.handle(Input::Tick, 5_999);
     assert!(drain(&mut s).is_empty());
@@ -117,7 +124,7 @@ fn no_hello_in_time_closes_with_timeout() {
 
 #[test]
 fn out_of_order_messages_close_the_session() {
-    let mut s = Session::new(local(), limits(100), Timing::default(), 0, 0);
+    let mut s = Session::new(local(), limits(100), Timing::default(), 0, 0, 0);
     drain(&mut s);
     s.handle(
         Input::Frame(Message::Pull {
@@ -137,7 +144,7 @@ fn out_of_order_messages_close_the_session() {
         Some(ErrorCode::UnexpectedMessage)
     );
 
-    let mut s = Session::new(local(), limits(100), Timing::default(), 0, 0);
+    let mut s = Session::new(local(), limits(100), Timing::default(), 0, 0, 0);
     drain(&mut s);
     let Message::Hello(mut h) = hello() else {
         unreachable!()
@@ -191,7 +198,7 @@ fn live_pushes_follow_the_head_paced() {
         live_pace_ms: 10,
         ..Timing::default()
     };
-    let mut s = Session::new(local(), limits(100), timing, 0, 0);
+    let mut s = Session::new(local(), limits(100), timing, 0, 0, 0);
     s.handle(Input::Frame(hello()), 0);
     s.handle(
         Input::Frame(Message::Pull {

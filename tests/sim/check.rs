@@ -1,0 +1,74 @@
+//! Invariants checked while the simulation runs and at its end, besides
+//! the model (model.rs): no stored cursor is ahead of the changes applied,
+//! and the incremental digest and counts equal a full recomputation.
+
+use puente::stamp::Stamp;
+use puente::store::{Snapshot, Store};
+
+/// Whether `at` holds the version `stamp` of a cell of `key`, or
+/// something that beats it.
+fn covers_cell(at: &Snapshot, key: &(String, String), column: &str, stamp: Stamp) -> bool {
+    if at.tombstones.contains_key(key) {
+        return true;
+    }
+    at.rows
+        .get(key)
+        .and_then(|(_, cells)| cells.get(column))
+        .is_some_and(|c| c.stamp >= stamp)
+}
+
+/// The cursor `receiver` stores for `sender` promises (see `store::Cursor`):
+/// every change the sender numbered up to `base` is applied, and so is
+/// every row whose latest change is up to `progress`. Checks that promise
+/// against both replicas as they are now.
+pub fn cursor_is_not_ahead(receiver: &Snapshot, sender: &Snapshot) -> Result<(), String> {
+    let Some(cursor) = receiver.cursors.get(&sender.site).copied() else {
+        return Ok(());
+    };
+    for (key, (row_seq, cells)) in &sender.rows {
+        for (column, cell) in cells {
+            let promised = *row_seq <= cursor.progress || cell.seq <= cursor.base;
+            if promised && !covers_cell(receiver, key, column, cell.stamp) {
+                return Err(format!(
+                    "the cursor {cursor:?} for the sender is ahead of what was applied: {}/{}/{column} (sender's sequence {}, row {row_seq}) is missing",
+                    key.0, key.1, cell.seq
+                ));
+            }
+        }
+    }
+    for (key, t) in &sender.tombstones {
+        let promised = t.seq <= cursor.progress;
+        let covered = receiver
+            .tombstones
+            .get(key)
+            .is_some_and(|r| r.stamp >= t.stamp);
+        if promised && !covered {
+            return Err(format!(
+                "the cursor {cursor:?} for the sender is ahead of what was applied: the tombstone of {}/{} (sequence {}) is missing",
+                key.0, key.1, t.seq
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// The digest and counts kept incrementally equal a full recomputation.
+pub fn bookkeeping_is_exact(store: &Store) -> Result<(), String> {
+    let full = store.recompute_digest().map_err(|e| e.to_string())?;
+    if full != store.digest() {
+        return Err(format!(
+            "the incremental digest {} differs from a full recomputation {full}",
+            store.digest()
+        ));
+    }
+    let stats = store.stats().map_err(|e| e.to_string())?;
+    let (rows, sealed) = store.recount().map_err(|e| e.to_string())?;
+    let kept: Vec<u64> = stats.rows.iter().map(|(_, n)| *n).collect();
+    if kept != rows || stats.sealed_cells != sealed {
+        return Err(format!(
+            "counts kept {kept:?}/{} differ from a recount {rows:?}/{sealed}",
+            stats.sealed_cells
+        ));
+    }
+    Ok(())
+}

@@ -1,0 +1,357 @@
+//! The simulated world: offices (each a real `Store` in a temp dir), the
+//! links between them, the connections with a real session machine at
+//! each end, simulated time and one queue of events ordered by (time,
+//! sequence). Everything random comes from the seed, so a run replays.
+//!
+//! The network model is the one the sessions see over QUIC: each
+//! direction of a connection is an ordered stream of frames with per-link
+//! delay and jitter; a lost packet delays its frame and every frame behind
+//! it (QUIC resends it; the stream stays ordered); a cut link freezes the
+//! stream and, if it lasts longer than the idle timeout, ends the
+//! connection at both ends. Duplicated and reordered changes come from
+//! where QUIC cannot hide them: several paths between offices (relays),
+//! two connections at once when both sides dial, sessions that restart
+//! from an older cursor after a crash.
+
+use std::cmp::Reverse;
+use std::collections::{BTreeMap, BinaryHeap, VecDeque};
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use puente::clock::ManualClock;
+use puente::config::Schema;
+use puente::seal::Keyring;
+use puente::stamp::SiteId;
+use puente::store::{Cursor, Store};
+use puente::sync::policy::{Backoff, Direction};
+use puente::sync::protocol::FrameDecoder;
+use puente::sync::session::{Received, Session};
+use rand::Rng;
+use rand::rngs::StdRng;
+
+use super::model::Model;
+use super::scenario::{LinkSpec, Scenario};
+
+/// Simulated wall clocks start here (unix ms, in 2027).
+pub const WALL_BASE_MS: i64 = 1_800_000_000_000;
+/// A connection whose link stays cut this long times out at both ends.
+pub const IDLE_TIMEOUT_MS: u64 = 15_000;
+/// A dial with no answer gives up after this.
+pub const HANDSHAKE_TIMEOUT_MS: u64 = 10_000;
+/// Extra wait of a frame whose packet was lost (a retransmission).
+pub const RETRANSMIT_MS: u64 = 200;
+
+pub struct Office {
+    pub name: String,
+    pub site: SiteId,
+    pub path: PathBuf,
+    pub store: Option<Store>,
+    pub clock: Arc<ManualClock>,
+    /// Wall clock minus simulated time.
+    pub offset_ms: i64,
+    /// Bumped by every crash: work started before it is void.
+    pub epoch: u64,
+    /// Stands in for the certificate fingerprint in the duplicate
+    /// tie-break.
+    pub rank: u64,
+    /// Live connection per peer, and its direction here.
+    pub registry: BTreeMap<usize, (u64, Direction)>,
+    pub backoff: BTreeMap<usize, Backoff>,
+    /// A dial to that peer is under way.
+    pub dialling: BTreeMap<usize, bool>,
+    pub disk_full: bool,
+    pub restart_at: Option<u64>,
+}
+
+impl Office {
+    pub fn store(&self) -> &Store {
+        self.store.as_ref().expect("the office is up")
+    }
+
+    pub fn store_mut(&mut self) -> &mut Store {
+        self.store.as_mut().expect("the office is up")
+    }
+
+    pub fn is_up(&self) -> bool {
+        self.store.is_some()
+    }
+}
+
+/// One end of a connection.
+pub struct Side {
+    pub office: usize,
+    pub epoch: u64,
+    pub session: Session,
+    pub decoder: FrameDecoder,
+    /// When a tick is scheduled for it.
+    pub tick_at: Option<u64>,
+}
+
+pub struct Conn {
+    /// Offices at each end: 0 dialled, 1 accepted.
+    pub ends: [usize; 2],
+    pub sides: [Option<Side>; 2],
+    /// Frames on their way to each end, in order, with their arrival time.
+    pub inflight: [VecDeque<(u64, Vec<u8>)>; 2],
+}
+
+impl Conn {
+    pub fn side_of(&self, office: usize) -> usize {
+        if self.ends[0] == office { 0 } else { 1 }
+    }
+}
+
+pub struct Link {
+    pub spec: LinkSpec,
+    pub cut: bool,
+    /// Bumped by every cut: a timeout scheduled for an earlier cut is void.
+    pub cut_epoch: u64,
+}
+
+#[derive(Debug)]
+pub enum Ev {
+    Deliver {
+        conn: u64,
+        to: usize,
+    },
+    Tick {
+        conn: u64,
+        side: usize,
+    },
+    ApplyDone {
+        conn: u64,
+        side: usize,
+        epoch: u64,
+        group: Vec<Received>,
+    },
+    PumpDone {
+        conn: u64,
+        side: usize,
+        epoch: u64,
+        from: Cursor,
+        generation: u64,
+    },
+    Dial {
+        from: usize,
+        to: usize,
+        epoch: u64,
+    },
+    Establish {
+        dialer: usize,
+        acceptor: usize,
+        epoch: u64,
+    },
+    /// The end `side` of `conn` learns that the connection is gone.
+    Lost {
+        conn: u64,
+        side: usize,
+    },
+    Write {
+        office: usize,
+    },
+    Crash {
+        office: usize,
+        down_ms: u64,
+    },
+    Restart {
+        office: usize,
+    },
+    Cut {
+        link: usize,
+        for_ms: u64,
+    },
+    Heal {
+        link: usize,
+    },
+    IdleTimeout {
+        conn: u64,
+        link: usize,
+        cut_epoch: u64,
+    },
+    ClockJump {
+        office: usize,
+        delta_ms: i64,
+    },
+    Disk {
+        office: usize,
+        full: bool,
+    },
+    Check,
+}
+
+struct Scheduled {
+    at: u64,
+    seq: u64,
+    ev: Ev,
+}
+
+impl PartialEq for Scheduled {
+    fn eq(&self, other: &Self) -> bool {
+        (self.at, self.seq) == (other.at, other.seq)
+    }
+}
+impl Eq for Scheduled {}
+impl PartialOrd for Scheduled {
+    fn partial_cmp(&self, other: &Self) -> Option<std::cmp::Ordering> {
+        Some(self.cmp(other))
+    }
+}
+impl Ord for Scheduled {
+    fn cmp(&self, other: &Self) -> std::cmp::Ordering {
+        (self.at, self.seq).cmp(&(other.at, other.seq))
+    }
+}
+
+pub struct World {
+    pub rng: StdRng,
+    pub now: u64,
+    seq: u64,
+    queue: BinaryHeap<Reverse<Scheduled>>,
+    pub scenario: Scenario,
+    pub schema: Arc<Schema>,
+    /// The identity that opens sealed values (for checking them).
+    pub keyring: Arc<Keyring>,
+    pub offices: Vec<Office>,
+    pub links: Vec<Link>,
+    pub conns: BTreeMap<u64, Conn>,
+    next_conn: u64,
+    pub model: Model,
+    /// The first broken invariant, if any.
+    pub failure: Option<String>,
+    /// The last events, for the failure report.
+    pub trace: VecDeque<String>,
+    pub tracing: bool,
+    pub stats: Stats,
+}
+
+#[derive(Debug, Default, Clone, Copy)]
+pub struct Stats {
+    pub events: u64,
+    pub frames: u64,
+    pub sessions: u64,
+    pub crashes: u64,
+}
+
+impl World {
+    pub fn new(
+        rng: StdRng,
+        scenario: Scenario,
+        schema: Arc<Schema>,
+        keyring: Arc<Keyring>,
+        offices: Vec<Office>,
+    ) -> World {
+        let links = scenario
+            .links
+            .iter()
+            .map(|spec| Link {
+                spec: spec.clone(),
+                cut: false,
+                cut_epoch: 0,
+            })
+            .collect();
+        World {
+            rng,
+            now: 0,
+            seq: 0,
+            queue: BinaryHeap::new(),
+            scenario,
+            schema,
+            keyring,
+            offices,
+            links,
+            conns: BTreeMap::new(),
+            next_conn: 1,
+            model: Model::default(),
+            failure: None,
+            trace: VecDeque::new(),
+            tracing: false,
+            stats: Stats::default(),
+        }
+    }
+
+    pub fn at(&mut self, at: u64, ev: Ev) {
+        self.seq += 1;
+        self.queue.push(Reverse(Scheduled {
+            at: at.max(self.now),
+            seq: self.seq,
+            ev,
+        }));
+    }
+
+    pub fn after(&mut self, delay: u64, ev: Ev) {
+        self.at(self.now + delay, ev);
+    }
+
+    pub fn pop(&mut self) -> Option<Ev> {
+        let Reverse(next) = self.queue.pop()?;
+        self.now = next.at;
+        self.stats.events += 1;
+        Some(next.ev)
+    }
+
+    /// Records a broken invariant (the first one wins).
+    pub fn fail(&mut self, what: String) {
+        if self.failure.is_none() {
+            self.note(format!("FAILED: {what}"));
+            self.failure = Some(what);
+        }
+    }
+
+    pub fn note(&mut self, line: String) {
+        let line = format!("{:>8} ms  {line}", self.now);
+        if self.tracing {
+            eprintln!("{line}");
+        }
+        if self.trace.len() == 60 {
+            self.trace.pop_front();
+        }
+        self.trace.push_back(line);
+    }
+
+    pub fn new_conn_id(&mut self) -> u64 {
+        self.next_conn += 1;
+        self.next_conn
+    }
+
+    /// The office's wall clock now.
+    pub fn wall(&self, office: usize) -> u64 {
+        (self.now as i64 + WALL_BASE_MS + self.offices[office].offset_ms) as u64
+    }
+
+    /// Sets the office's clock to its wall time (before it does anything).
+    pub fn sync_clock(&self, office: usize) {
+        self.offices[office].clock.set(self.wall(office));
+    }
+
+    pub fn link_between(&self, a: usize, b: usize) -> Option<usize> {
+        self.links
+            .iter()
+            .position(|l| (l.spec.a == a && l.spec.b == b) || (l.spec.a == b && l.spec.b == a))
+    }
+
+    pub fn peers_of(&self, office: usize) -> Vec<usize> {
+        self.links
+            .iter()
+            .filter_map(|l| {
+                if l.spec.a == office {
+                    Some(l.spec.b)
+                } else if l.spec.b == office {
+                    Some(l.spec.a)
+                } else {
+                    None
+                }
+            })
+            .collect()
+    }
+
+    /// How long a frame takes over the link now (delay, jitter, and a
+    /// retransmission now and then).
+    pub fn transit(&mut self, link: usize) -> u64 {
+        let spec = self.links[link].spec.clone();
+        let mut t = spec.delay_ms + self.rng.random_range(0..=spec.jitter_ms);
+        while spec.loss > 0.0 && self.rng.random_bool(spec.loss) {
+            t += RETRANSMIT_MS;
+        }
+        t
+    }
+}
