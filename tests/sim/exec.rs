@@ -273,6 +273,7 @@ impl World {
     /// Decodes what the end's decoder holds while its session takes frames.
     pub fn take_frames(&mut self, conn: u64, side: usize) {
         let now = self.now;
+        let mut decoded = 0;
         loop {
             let Some(s) = self.side(conn, side) else {
                 return;
@@ -282,6 +283,7 @@ impl World {
             }
             match s.decoder.next_message() {
                 Ok(Some(message)) => {
+                    decoded += 1;
                     s.session.handle(Input::Frame(message), now);
                     self.drive(conn, side);
                 }
@@ -294,7 +296,11 @@ impl World {
                 }
             }
         }
-        self.feed(conn, side, Input::FramesDrained);
+        // As the daemon's executor: only a read that took frames ends with
+        // "drained".
+        if decoded > 0 {
+            self.feed(conn, side, Input::FramesDrained);
+        }
     }
 
     pub fn apply_done(

@@ -112,7 +112,7 @@ impl Scenario {
                 Fault::ClockJump { office, delta_ms },
             ));
         }
-        if rng.random_bool(0.2) {
+        for _ in 0..rng.random_range(0..=2) {
             let office = rng.random_range(0..offices);
             let for_ms = rng.random_range(100..=10_000);
             faults.push((
