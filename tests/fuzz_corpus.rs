@@ -588,8 +588,14 @@ fn seeds() -> Vec<Seed> {
         ),
         after(
             "pull-then-format-byte-0",
+            // Format 0 is the `Versions` message of a connection without a
+            // common version: out of place on one that has one.
             concat(&[pull_frame.clone(), raw_frame(&[0, 1, 0, 0])]),
-            outcome(&["pull"], 0, End::Decoder(ErrorCode::UnknownMessageVersion)),
+            outcome(
+                &["pull", "versions"],
+                0,
+                End::Session(ErrorCode::UnexpectedMessage),
+            ),
         ),
         // Noise.
         after("random-bytes", noise(256, 0x9e37_79b9_7f4a_7c15), None),
@@ -640,9 +646,15 @@ fn message_strategy() -> impl Strategy<Value = Message> {
         (any::<u16>(), any::<[u8; 16]>(), ".{0,12}", any::<u64>()).prop_map(
             |(protocol, site, node, head)| Message::Hello(Hello {
                 protocol,
+                versions: if protocol >= 2 {
+                    (1..=protocol.min(40)).collect()
+                } else {
+                    vec![protocol]
+                },
                 site: SiteId(site),
                 node,
                 schema_hash: schema().hash().to_string(),
+                schema: (protocol >= 2).then(|| schema().canonical()),
                 head,
                 wall_ms: head,
             })

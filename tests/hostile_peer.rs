@@ -155,6 +155,25 @@ async fn every_kind_of_bad_input_closes_the_session_with_its_code() {
     s.hello(&hash, 99).await;
     assert_eq!(s.closed_with().await, Some(ErrorCode::ProtocolMismatch));
     expected_errors.push(ErrorCode::ProtocolMismatch);
+    // A Hello advertising garbage versions (none, zero, out of order, far
+    // too many).
+    for versions in [vec![], vec![0, 2], vec![2, 1], (1..=500).collect()] {
+        let mut s = rogue.connect(tj).await.unwrap();
+        s.hello_advertising(&hash, 2, versions.clone()).await;
+        assert_eq!(
+            s.closed_with().await,
+            Some(ErrorCode::ProtocolMismatch),
+            "{versions:?}"
+        );
+        expected_errors.push(ErrorCode::ProtocolMismatch);
+    }
+    let status = tj.status().await;
+    let rogue_status = status.peers.iter().find(|p| p.name == "rogue").unwrap();
+    let why = rogue_status.last_error.as_deref().unwrap_or("");
+    assert!(
+        why.contains("does not agree with version 2 negotiated"),
+        "{why}"
+    );
 
     // Batches the schema does not allow.
     let bad_batches = vec![

@@ -60,14 +60,21 @@ fn has_nan(message: &Message) -> bool {
 
 fn message(u: &mut Unstructured<'_>) -> Result<Message> {
     Ok(match u.int_in_range(0u8..=3)? {
-        0 => Message::Hello(Hello {
-            protocol: u.arbitrary()?,
-            site: SiteId(u.arbitrary()?),
-            node: u.arbitrary()?,
-            schema_hash: u.arbitrary()?,
-            head: u.arbitrary()?,
-            wall_ms: u.arbitrary()?,
-        }),
+        0 => {
+            let protocol: u16 = u.arbitrary()?;
+            Message::Hello(Hello {
+                protocol,
+                // What the decoder reads back: a version 1 Hello carries
+                // neither versions nor schema.
+                versions: if protocol >= 2 { u.arbitrary()? } else { vec![protocol] },
+                site: SiteId(u.arbitrary()?),
+                node: u.arbitrary()?,
+                schema_hash: u.arbitrary()?,
+                schema: if protocol >= 2 { Some(u.arbitrary()?) } else { None },
+                head: u.arbitrary()?,
+                wall_ms: u.arbitrary()?,
+            })
+        }
         1 => Message::Pull { cursor: cursor(u)? },
         2 => Message::Batch {
             batch: batch(u)?,

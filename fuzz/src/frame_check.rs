@@ -18,7 +18,7 @@ use puente::seal;
 use puente::stamp::SiteId;
 use puente::store::{self, Batch, Change, PeerRef, StoreError};
 use puente::sync::protocol::{
-    self, ErrorCode, FrameDecoder, Hello, LENGTH_BYTES, MAX_FRAME, MAX_HELLO_FRAME, MESSAGE_FORMAT,
+    self, ErrorCode, FrameDecoder, Hello, KNOWN_FORMATS, LENGTH_BYTES, MAX_FRAME, MAX_HELLO_FRAME,
     Message, PROTOCOL_VERSION,
 };
 use puente::sync::rules::LocalInfo;
@@ -29,6 +29,8 @@ use puente::value::Value;
 /// limit `MAX_HELLO_FRAME`, the first message must be the peer's Hello).
 /// Without it the session has already accepted `peer_hello()`.
 pub const FLAG_BEFORE_HELLO: u8 = 0x80;
+/// Header flag: the connection negotiated protocol version 2 (else 1).
+pub const FLAG_VERSION_2: u8 = 0x40;
 /// Header bits: how many chunk-size bytes follow the header byte.
 pub const CHUNK_COUNT_MASK: u8 = 0x0f;
 
@@ -48,16 +50,25 @@ pub fn local_info() -> LocalInfo {
         site: LOCAL_SITE,
         node: "fuzz-local".into(),
         schema_hash: schema().hash().to_string(),
+        schema: schema().canonical(),
+        versions: vec![1, PROTOCOL_VERSION],
     }
 }
 
-/// A Hello the harness's session accepts.
+/// A version 1 Hello the harness's session accepts (the corpus speaks 1).
 pub fn peer_hello() -> Hello {
+    peer_hello_in(1)
+}
+
+/// A Hello in `version` the harness's session accepts.
+pub fn peer_hello_in(version: u16) -> Hello {
     Hello {
-        protocol: PROTOCOL_VERSION,
+        protocol: version,
+        versions: (1..=version).collect(),
         site: PEER_SITE,
         node: "fuzz-peer".into(),
         schema_hash: schema().hash().to_string(),
+        schema: (version >= 2).then(|| schema().canonical()),
         head: 7,
         wall_ms: 1_700_000_000_000,
     }
@@ -77,6 +88,8 @@ fn peer_ref() -> PeerRef {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Input<'a> {
     pub before_hello: bool,
+    /// The version the connection negotiated.
+    pub version: u16,
     pub chunks: Vec<usize>,
     pub stream: &'a [u8],
 }
@@ -86,6 +99,7 @@ impl<'a> Input<'a> {
         let Some((&header, rest)) = data.split_first() else {
             return Input {
                 before_hello: false,
+                version: 1,
                 chunks: Vec::new(),
                 stream: &[],
             };
@@ -94,6 +108,7 @@ impl<'a> Input<'a> {
         let (sizes, stream) = rest.split_at(count);
         Input {
             before_hello: header & FLAG_BEFORE_HELLO != 0,
+            version: if header & FLAG_VERSION_2 != 0 { 2 } else { 1 },
             chunks: sizes.iter().map(|&s| usize::from(s)).collect(),
             stream,
         }
@@ -141,7 +156,12 @@ pub struct Outcome {
 /// Runs one fuzz input (see `Input`).
 pub fn run(data: &[u8]) -> Outcome {
     let input = Input::parse(data);
-    check_stream(input.stream, &input.chunks, input.before_hello)
+    check_stream_in(
+        input.version,
+        input.stream,
+        &input.chunks,
+        input.before_hello,
+    )
 }
 
 /// Feeds `stream` to a decoder in chunks of the given sizes (cycling), and
@@ -149,7 +169,17 @@ pub fn run(data: &[u8]) -> Outcome {
 /// `store::validate`, stopping at the first refusal as the peer would.
 /// Panics if an invariant does not hold.
 pub fn check_stream(stream: &[u8], chunks: &[usize], before_hello: bool) -> Outcome {
-    let mut run = Run::new(stream, before_hello);
+    check_stream_in(1, stream, chunks, before_hello)
+}
+
+/// `check_stream` on a connection that negotiated `version`.
+pub fn check_stream_in(
+    version: u16,
+    stream: &[u8],
+    chunks: &[usize],
+    before_hello: bool,
+) -> Outcome {
+    let mut run = Run::new(stream, before_hello, version);
     let whole = [stream.len()];
     let sizes = if chunks.iter().any(|&c| c > 0) {
         chunks
@@ -183,12 +213,27 @@ struct Run<'a> {
 }
 
 impl<'a> Run<'a> {
-    fn new(stream: &'a [u8], before_hello: bool) -> Run<'a> {
-        let mut session = Session::new(local_info(), Limits::default(), Timing::default(), 0, 0, 0);
+    fn new(stream: &'a [u8], before_hello: bool, version: u16) -> Run<'a> {
+        let mut session = Session::new(
+            local_info(),
+            Limits::default(),
+            Timing::default(),
+            version,
+            (0, 0),
+            0,
+        );
+        // Our own Hello goes out first.
+        assert!(matches!(
+            session.poll_action(),
+            Some(Action::Send(Message::Hello(_)))
+        ));
         let limit = if before_hello {
             MAX_HELLO_FRAME
         } else {
-            session.handle(machine::Input::Frame(Message::Hello(peer_hello())), 0);
+            session.handle(
+                machine::Input::Frame(Message::Hello(peer_hello_in(version))),
+                0,
+            );
             let actions: Vec<Action> = std::iter::from_fn(|| session.poll_action()).collect();
             assert!(
                 actions
@@ -267,7 +312,7 @@ impl<'a> Run<'a> {
                             rest.len() >= LENGTH_BYTES + len,
                             "an error on an incomplete frame: {violation}"
                         );
-                        if rest[LENGTH_BYTES] != MESSAGE_FORMAT {
+                        if !KNOWN_FORMATS.contains(&rest[LENGTH_BYTES]) {
                             ErrorCode::UnknownMessageVersion
                         } else {
                             ErrorCode::MalformedFrame
@@ -281,7 +326,7 @@ impl<'a> Run<'a> {
                     let len = announced.expect("a message before a whole length prefix arrived");
                     assert!((1..=self.limit).contains(&len));
                     assert!(rest.len() >= LENGTH_BYTES + len);
-                    assert_eq!(rest[LENGTH_BYTES], MESSAGE_FORMAT);
+                    assert!(KNOWN_FORMATS.contains(&rest[LENGTH_BYTES]));
                     assert_eq!(after, consumed + LENGTH_BYTES + len, "consumed one frame");
                     // The frame alone decodes to the same message.
                     let alone = protocol::decode_body(&rest[LENGTH_BYTES..LENGTH_BYTES + len])
@@ -311,7 +356,7 @@ impl<'a> Run<'a> {
                         .session
                         .peer()
                         .expect("a limit follows an accepted Hello");
-                    assert_eq!(hello.protocol, PROTOCOL_VERSION);
+                    assert_eq!(hello.protocol, self.session.version());
                     assert_eq!(hello.schema_hash, schema().hash());
                     assert_ne!(hello.site, LOCAL_SITE);
                     self.limit = limit;
@@ -342,7 +387,7 @@ impl<'a> Run<'a> {
                 }
                 Action::Apply(_) => self.session.handle(machine::Input::Applied(Ok(())), now_ms),
                 Action::Close(violation) => {
-                    let allowed: &[ErrorCode] = if handshaken {
+                    let allowed: &[ErrorCode] = if handshaken || kind == "versions" {
                         &[ErrorCode::UnexpectedMessage, ErrorCode::Flood]
                     } else if kind == "hello" {
                         &[

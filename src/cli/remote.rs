@@ -382,6 +382,7 @@ mod tests {
             in_sync: None,
             clock_skew_ms: None,
             last_error: None,
+            protocol: None,
             counters: PeerCounters::default(),
         };
         let mut sd = peer("san-diego", PeerState::Connected);

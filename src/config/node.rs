@@ -47,6 +47,10 @@ pub struct NodeConfig {
     /// Caps the replica's size in pages (tests of a full disk; none in
     /// production).
     pub max_db_pages: Option<u64>,
+    /// The sync protocol versions this node speaks, oldest first (all this
+    /// build speaks, unless `[debug] protocols` narrows or widens the list
+    /// to test version negotiation).
+    pub protocols: Vec<u16>,
 }
 
 impl NodeConfig {
@@ -153,6 +157,24 @@ impl NodeConfig {
             });
         }
 
+        let protocols = match &raw.debug.protocols {
+            None => crate::sync::protocol::SPOKEN.to_vec(),
+            Some(list) => {
+                let mut versions = list.get_ref().clone();
+                versions.sort_unstable();
+                versions.dedup();
+                if versions.is_empty() || versions[0] == 0 {
+                    return Err(ConfigError::at(
+                        file,
+                        text,
+                        Some(list.span()),
+                        "debug.protocols: list protocol versions from 1 up, e.g. [1, 2] (or leave it out)".into(),
+                    ));
+                }
+                versions
+            }
+        };
+
         let identities = raw
             .privacy
             .identities
@@ -176,6 +198,7 @@ impl NodeConfig {
                 .map_or_else(|| "info".to_string(), Spanned::into_inner),
             clock_offset_ms: raw.debug.clock_offset_ms,
             max_db_pages: raw.debug.max_db_pages,
+            protocols,
         })
     }
 
@@ -251,6 +274,8 @@ struct DebugFile {
     clock_offset_ms: i64,
     #[serde(default)]
     max_db_pages: Option<u64>,
+    #[serde(default)]
+    protocols: Option<Spanned<Vec<u16>>>,
 }
 
 // ---- editing in place --------------------------------------------------

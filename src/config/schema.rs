@@ -274,6 +274,13 @@ impl Schema {
         &self.layout_hash
     }
 
+    /// The canonical text the hash is taken of (tables, columns, privacy
+    /// classes and recipients; no comments, sorted), exchanged in Hello so
+    /// that two offices can say what differs.
+    pub fn canonical(&self) -> String {
+        self.canonical_text(true)
+    }
+
     fn canonical_text(&self, with_recipients: bool) -> String {
         let mut out = String::from("puente-schema-v1\n");
         if with_recipients {

@@ -41,6 +41,8 @@ pub struct PeerLive {
     pub peer_applied: Option<Cursor>,
     pub skew_ms: Option<i64>,
     pub last_error: Option<String>,
+    /// The protocol version the last session negotiated.
+    pub protocol: Option<u16>,
     pub counters: PeerCounters,
 }
 
@@ -63,6 +65,7 @@ impl PeerLive {
             peer_applied: None,
             skew_ms: None,
             last_error: None,
+            protocol: None,
             counters: PeerCounters::default(),
         }
     }
@@ -287,6 +290,7 @@ impl Node {
                         peer_digest: l.peer_digest.map(|d| d.to_string()),
                         in_sync,
                         clock_skew_ms: l.skew_ms,
+                        protocol: l.protocol,
                         last_error: l.last_error.clone(),
                         counters: l.counters.clone(),
                     }

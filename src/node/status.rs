@@ -73,6 +73,9 @@ pub struct PeerStatus {
     /// its last message and the newest timestamp it sent.
     pub clock_skew_ms: Option<i64>,
     pub last_error: Option<String>,
+    /// The sync protocol version of the last session.
+    #[serde(default)]
+    pub protocol: Option<u16>,
     pub counters: PeerCounters,
 }
 

@@ -22,7 +22,7 @@ use tokio::task::JoinHandle;
 use super::peer;
 use super::pinning::{self, LastRefused, PinFailure, classify, peer_fingerprint};
 use super::policy::{Backoff, Direction, keeps_new_connection};
-use super::protocol::ErrorCode;
+use super::protocol::{ErrorCode, list_versions};
 use super::session::Limits;
 use super::udp_guard::{GarbageReport, GuardedSocket};
 use crate::config::PeerConfig;
@@ -185,7 +185,9 @@ pub fn start(
     endpoint_config.grease_quic_bit(false);
     let pinned = node.config.peers.iter().map(|p| p.fingerprint);
     let refused_clients = Arc::new(LastRefused::default());
-    let server_crypto = pinning::server_crypto(&identity, pinned, refused_clients.clone())?;
+    let versions = node.config.protocols.clone();
+    let server_crypto =
+        pinning::server_crypto(&identity, pinned, refused_clients.clone(), &versions)?;
     let mut server = quinn::ServerConfig::with_crypto(Arc::new(server_crypto));
     server.transport_config(transport());
     let endpoint =
@@ -210,7 +212,8 @@ pub fn start(
     tasks.push(tokio::spawn(accept_loop(links.clone(), refused_clients)));
     for peer in node.config.peers.iter().filter(|p| p.address.is_some()) {
         let refused = Arc::new(LastRefused::default());
-        let client = pinning::client_crypto(&identity, peer.fingerprint, refused.clone())?;
+        let client =
+            pinning::client_crypto(&identity, peer.fingerprint, refused.clone(), &versions)?;
         let mut client = quinn::ClientConfig::new(Arc::new(client));
         client.transport_config(transport());
         let dialer = Dialer {
@@ -329,6 +332,10 @@ async fn accept_loop(links: Links, refused: Arc<LastRefused>) {
                         (PinFailure::WeRefused, None) => {
                             "its certificate is not pinned in this node's config".to_string()
                         }
+                        (PinFailure::NoCommonVersion, _) => format!(
+                            "it offered no sync protocol version this node speaks ({}); upgrade the office running the older puente",
+                            list_versions(&node.config.protocols)
+                        ),
                         _ => format!("handshake failed: {e}"),
                     };
                     tracing::warn!(%remote, "refused a connection: {reason}");
@@ -448,6 +455,10 @@ impl Dialer {
             PinFailure::TheyRefused => Some(format!(
                 "{addr} refused this node's certificate: pin this node's fingerprint there with `puente peer add`"
             )),
+            PinFailure::NoCommonVersion => Some(format!(
+                "no sync protocol version in common with {addr}: this node speaks {} and the peer none of them (puente 0.1.0 speaks only 1); upgrade the office running the older puente",
+                list_versions(&self.links.node.config.protocols)
+            )),
             PinFailure::Other => None,
         }
     }
@@ -524,6 +535,20 @@ impl Dialer {
             tracing::warn!(peer = %name, "{reason}");
             return Attempt::Failed {
                 reason,
+                refused: true,
+            };
+        }
+        // The peer's session refused ours for its version or schema: show
+        // it as refused, with why, until that changes.
+        if let Some(ended) = &ended
+            && !ended.handshaken
+            && matches!(
+                ended.code,
+                Some(ErrorCode::ProtocolMismatch | ErrorCode::SchemaMismatch)
+            )
+        {
+            return Attempt::Failed {
+                reason: ended.reason.clone(),
                 refused: true,
             };
         }

@@ -1,6 +1,7 @@
 //! Sync between offices over QUIC with pinned mutual TLS.
 //!
-//! Pure, without IO: `protocol` (messages, frames, codes), `rules`
+//! Pure, without IO: `protocol` (messages, versions, codes), `frame`
+//! (their bytes), `rules`
 //! (handshake checks, flood budget), `session` (the session as a state
 //! machine: inputs in, actions out, time injected) and `policy` (backoff
 //! with injected randomness, which duplicate connection to keep). The
@@ -13,6 +14,7 @@
 //! protocol; nothing imports peer or manager back.
 
 mod context;
+mod frame;
 pub mod manager;
 pub mod peer;
 pub mod pinning;

@@ -18,6 +18,7 @@ use tokio::sync::{mpsc, watch};
 use tokio::task::JoinHandle;
 
 use super::context::Shared;
+use super::pinning::negotiated_version;
 pub use super::policy::Direction;
 use super::protocol::{ErrorCode, FrameDecoder, MAX_HELLO_FRAME, Violation};
 use super::push::{pump_once, send_pull, send_state};
@@ -217,8 +218,17 @@ async fn drive(
         },
     }
     .map_err(|_| Violation::new(ErrorCode::Normal, "the connection closed"))?;
+    // The handshake negotiated the version (ALPN); a connection without one
+    // does not get this far.
+    let version = negotiated_version(conn).ok_or_else(|| {
+        Violation::new(
+            ErrorCode::ProtocolMismatch,
+            "the connection negotiated no puente protocol version",
+        )
+    })?;
+    shared.update(|p| p.protocol = (version > 0).then_some(version));
     let writer = tokio::spawn(write_frames(send, queues, shared.clone()));
-    let mut executor = Executor::new(shared, conn.clone(), limits);
+    let mut executor = Executor::new(shared, conn.clone(), limits, version);
     let result = executor.run(recv, handshaken).await;
     executor.stop();
     writer.abort();
@@ -257,16 +267,25 @@ struct Executor {
 }
 
 impl Executor {
-    fn new(shared: Arc<Shared>, conn: Connection, limits: Limits) -> Executor {
+    fn new(shared: Arc<Shared>, conn: Connection, limits: Limits, version: u16) -> Executor {
         let node = &shared.node;
         let local = LocalInfo {
             site: node.site(),
             node: node.config.name.clone(),
             schema_hash: node.schema.hash().to_string(),
+            schema: node.schema.canonical(),
+            versions: node.config.protocols.clone(),
         };
         let head = *node.subscribe_head().borrow();
         let epoch = Instant::now();
-        let session = Session::new(local, limits, Timing::default(), head, 0, node.now_ms());
+        let session = Session::new(
+            local,
+            limits,
+            Timing::default(),
+            version,
+            (0, node.now_ms()),
+            head,
+        );
         Executor {
             epoch,
             shared,

@@ -22,7 +22,7 @@ use rustls::{
     AlertDescription, CertificateError, DigitallySignedStruct, DistinguishedName, SignatureScheme,
 };
 
-use super::protocol::ALPN;
+use super::protocol::alpn_list;
 use crate::node::fingerprint::Fingerprint;
 use crate::node::identity::NodeIdentity;
 
@@ -63,13 +63,16 @@ fn refusal() -> rustls::Error {
     rustls::Error::InvalidCertificate(CertificateError::ApplicationVerificationFailure)
 }
 
-/// Why a connection failed, as far as pinning goes.
+/// Why a handshake failed, as far as trust and versions go.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum PinFailure {
     /// This node refused the peer's certificate.
     WeRefused,
     /// The peer refused this node's certificate.
     TheyRefused,
+    /// No protocol version in common (an ALPN mismatch: only with a peer
+    /// that does not offer the bare `puente` fallback, i.e. puente 0.1.0).
+    NoCommonVersion,
     /// Anything else (unreachable, timeout, protocol error).
     Other,
 }
@@ -77,11 +80,26 @@ pub enum PinFailure {
 /// Classifies a connection error by its QUIC/TLS code.
 pub fn classify(error: &ConnectionError) -> PinFailure {
     let denied = TransportErrorCode::crypto(u8::from(AlertDescription::AccessDenied));
+    let no_alpn = TransportErrorCode::crypto(u8::from(AlertDescription::NoApplicationProtocol));
     match error {
         ConnectionError::TransportError(e) if e.code == denied => PinFailure::WeRefused,
         ConnectionError::ConnectionClosed(c) if c.error_code == denied => PinFailure::TheyRefused,
+        ConnectionError::TransportError(e) if e.code == no_alpn => PinFailure::NoCommonVersion,
+        ConnectionError::ConnectionClosed(c) if c.error_code == no_alpn => {
+            PinFailure::NoCommonVersion
+        }
         _ => PinFailure::Other,
     }
+}
+
+/// The protocol version a connection negotiated: `Some(0)` for the bare
+/// `puente` fallback (no version in common), None if it negotiated none.
+pub fn negotiated_version(conn: &quinn::Connection) -> Option<u16> {
+    let data = conn.handshake_data()?;
+    let data = data
+        .downcast::<quinn::crypto::rustls::HandshakeData>()
+        .ok()?;
+    super::protocol::version_of_alpn(data.protocol.as_deref()?)
 }
 
 /// The handshake signature checks both verifiers share: rustls verifies
@@ -231,11 +249,14 @@ impl ServerCertVerifier for PinnedServer {
     }
 }
 
-/// The TLS server side: this node's certificate, pinned clients only.
+/// The TLS server side: this node's certificate, pinned clients only; of
+/// the ALPN names the client offers, the newest version this node speaks
+/// is chosen (rustls picks by the server's order).
 pub fn server_crypto(
     identity: &NodeIdentity,
     pinned: impl IntoIterator<Item = Fingerprint>,
     refused: Arc<LastRefused>,
+    versions: &[u16],
 ) -> Result<quinn::crypto::rustls::QuicServerConfig, TlsSetupError> {
     let provider = provider();
     let verifier = Arc::new(PinnedClients {
@@ -247,7 +268,7 @@ pub fn server_crypto(
         .with_protocol_versions(&[&rustls::version::TLS13])?
         .with_client_cert_verifier(verifier)
         .with_single_cert(vec![identity.cert.clone()], identity.key.clone_key())?;
-    config.alpn_protocols = vec![ALPN.to_vec()];
+    config.alpn_protocols = alpn_list(versions);
     config.max_early_data_size = 0;
     quinn::crypto::rustls::QuicServerConfig::try_from(config)
         .map_err(|e| TlsSetupError::Quic(e.to_string()))
@@ -259,6 +280,7 @@ pub fn client_crypto(
     identity: &NodeIdentity,
     expected: Fingerprint,
     refused: Arc<LastRefused>,
+    versions: &[u16],
 ) -> Result<quinn::crypto::rustls::QuicClientConfig, TlsSetupError> {
     let provider = provider();
     let verifier = Arc::new(PinnedServer {
@@ -271,7 +293,7 @@ pub fn client_crypto(
         .dangerous()
         .with_custom_certificate_verifier(verifier)
         .with_client_auth_cert(vec![identity.cert.clone()], identity.key.clone_key())?;
-    config.alpn_protocols = vec![ALPN.to_vec()];
+    config.alpn_protocols = alpn_list(versions);
     config.enable_early_data = false;
     quinn::crypto::rustls::QuicClientConfig::try_from(config)
         .map_err(|e| TlsSetupError::Quic(e.to_string()))
@@ -282,4 +304,41 @@ pub fn peer_fingerprint(conn: &quinn::Connection) -> Option<Fingerprint> {
     let identity = conn.peer_identity()?;
     let certs = identity.downcast::<Vec<CertificateDer<'static>>>().ok()?;
     certs.first().map(|c| Fingerprint::of_der(c))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use quinn::ConnectionClose;
+
+    fn closed_by_peer(alert: AlertDescription) -> ConnectionError {
+        ConnectionError::ConnectionClosed(ConnectionClose {
+            error_code: TransportErrorCode::crypto(u8::from(alert)),
+            frame_type: None,
+            reason: Default::default(),
+        })
+    }
+
+    #[test]
+    fn refusals_are_told_apart_by_their_tls_alert() {
+        assert_eq!(
+            classify(&closed_by_peer(AlertDescription::AccessDenied)),
+            PinFailure::TheyRefused
+        );
+        assert_eq!(
+            classify(&closed_by_peer(AlertDescription::NoApplicationProtocol)),
+            PinFailure::NoCommonVersion
+        );
+        assert_eq!(
+            classify(&closed_by_peer(AlertDescription::HandshakeFailure)),
+            PinFailure::Other
+        );
+        assert_eq!(classify(&ConnectionError::TimedOut), PinFailure::Other);
+        // Our verifiers refuse with the error that becomes access_denied.
+        let alert = match refusal() {
+            rustls::Error::InvalidCertificate(e) => AlertDescription::from(e),
+            other => panic!("{other:?}"),
+        };
+        assert_eq!(alert, AlertDescription::AccessDenied);
+    }
 }

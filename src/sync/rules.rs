@@ -5,7 +5,7 @@
 //! Must not: read clocks (time is an argument), sockets or the replica;
 //! the session machine (session.rs) calls these and decides what follows.
 
-use super::protocol::{ErrorCode, Hello, PROTOCOL_VERSION, Violation};
+use super::protocol::{ErrorCode, Hello, MAX_VERSIONS, Violation, list_versions};
 use crate::stamp::SiteId;
 
 /// Batches with fewer changes than this count against the flood budget.
@@ -22,19 +22,66 @@ pub struct LocalInfo {
     pub site: SiteId,
     pub node: String,
     pub schema_hash: String,
+    /// The schema in canonical text (sent from protocol version 2).
+    pub schema: String,
+    /// The protocol versions this node speaks, oldest first.
+    pub versions: Vec<u16>,
 }
 
-/// Checks a peer's Hello against this node.
-pub fn check_hello(local: &LocalInfo, hello: &Hello) -> Result<(), Violation> {
-    if hello.protocol != PROTOCOL_VERSION {
+/// The newest version both lists hold.
+pub fn highest_common(ours: &[u16], theirs: &[u16]) -> Option<u16> {
+    ours.iter().filter(|v| theirs.contains(v)).max().copied()
+}
+
+/// The refusal of a connection on which the two sides speak no version in
+/// common, naming both.
+pub fn no_common_version(local: &LocalInfo, peer: &str, theirs: &[u16]) -> Violation {
+    Violation::new(
+        ErrorCode::ProtocolMismatch,
+        format!(
+            "no protocol version in common: peer `{peer}` speaks {}, this node speaks {}; upgrade the office running the older puente",
+            list_versions(theirs),
+            list_versions(&local.versions)
+        ),
+    )
+}
+
+/// Checks the versions a peer advertises against the version the
+/// connection negotiated (TLS ALPN): a sane list that contains it, and
+/// nothing newer that both sides speak.
+fn check_versions(local: &LocalInfo, hello: &Hello, negotiated: u16) -> Result<(), Violation> {
+    let sane = !hello.versions.is_empty()
+        && hello.versions.len() <= MAX_VERSIONS
+        && hello.versions.windows(2).all(|w| w[0] < w[1])
+        && hello.versions[0] > 0;
+    if hello.protocol != negotiated
+        || !sane
+        || highest_common(&local.versions, &hello.versions) != Some(negotiated)
+    {
+        let shown: Vec<u16> = hello.versions.iter().take(MAX_VERSIONS).copied().collect();
         return Err(Violation::new(
             ErrorCode::ProtocolMismatch,
             format!(
-                "peer `{}` speaks protocol {}, this node speaks {PROTOCOL_VERSION}; run the same puente version at both offices",
-                hello.node, hello.protocol
+                "peer `{}` sent a protocol {} Hello advertising versions [{}]{}, which does not agree with version {negotiated} negotiated for this connection (this node speaks {}); is the peer's puente damaged?",
+                hello.node,
+                hello.protocol,
+                list_versions(&shown),
+                if hello.versions.len() > MAX_VERSIONS {
+                    " …"
+                } else {
+                    ""
+                },
+                list_versions(&local.versions)
             ),
         ));
     }
+    Ok(())
+}
+
+/// Checks a peer's Hello against this node, on a connection that
+/// negotiated protocol `negotiated`.
+pub fn check_hello(local: &LocalInfo, hello: &Hello, negotiated: u16) -> Result<(), Violation> {
+    check_versions(local, hello, negotiated)?;
     if hello.schema_hash != local.schema_hash {
         return Err(Violation::new(
             ErrorCode::SchemaMismatch,
@@ -112,15 +159,19 @@ mod tests {
             site: SiteId([1; 16]),
             node: "tijuana".into(),
             schema_hash: "hash-a".into(),
+            schema: String::new(),
+            versions: vec![1, 2],
         }
     }
 
     fn hello(site: u8, schema: &str, protocol: u16) -> Hello {
         Hello {
             protocol,
+            versions: (1..=protocol).collect(),
             site: SiteId([site; 16]),
             node: "san-diego".into(),
             schema_hash: schema.into(),
+            schema: None,
             head: 0,
             wall_ms: 0,
         }
@@ -128,13 +179,50 @@ mod tests {
 
     #[test]
     fn handshake_checks() {
-        let code = |h: Hello| check_hello(&local(), &h).unwrap_err().code;
-        assert_eq!(code(hello(2, "hash-a", 2)), ErrorCode::ProtocolMismatch);
-        assert_eq!(code(hello(2, "hash-b", 1)), ErrorCode::SchemaMismatch);
-        assert_eq!(code(hello(1, "hash-a", 1)), ErrorCode::SameSite);
-        assert!(check_hello(&local(), &hello(2, "hash-a", 1)).is_ok());
-        let e = check_hello(&local(), &hello(2, "hash-b", 1)).unwrap_err();
+        let code = |h: Hello, negotiated| check_hello(&local(), &h, negotiated).unwrap_err().code;
+        assert_eq!(code(hello(2, "hash-a", 1), 2), ErrorCode::ProtocolMismatch);
+        assert_eq!(code(hello(2, "hash-b", 2), 2), ErrorCode::SchemaMismatch);
+        assert_eq!(code(hello(1, "hash-a", 2), 2), ErrorCode::SameSite);
+        assert!(check_hello(&local(), &hello(2, "hash-a", 2), 2).is_ok());
+        assert!(check_hello(&local(), &hello(2, "hash-a", 1), 1).is_ok());
+        let e = check_hello(&local(), &hello(2, "hash-b", 2), 2).unwrap_err();
         assert!(e.reason.contains("same schema file"), "{e}");
+    }
+
+    #[test]
+    fn advertised_versions_must_agree_with_the_negotiated_one() {
+        let check = |versions: Vec<u16>, protocol: u16, negotiated: u16| {
+            let mut h = hello(2, "hash-a", protocol);
+            h.versions = versions;
+            check_hello(&local(), &h, negotiated)
+        };
+        // A newer peer: 1..3, negotiated 2 (the newest this node speaks).
+        assert!(check(vec![1, 2, 3], 2, 2).is_ok());
+        // Garbage: empty, unsorted, zero, too many, missing the negotiated
+        // one, or hiding a newer common version (a downgrade).
+        for (versions, negotiated) in [
+            (vec![], 2),
+            (vec![2, 1], 2),
+            (vec![0, 2], 2),
+            ((1..=40).collect(), 2),
+            (vec![1, 3], 2),
+            (vec![1, 2], 1),
+        ] {
+            let e = check(versions.clone(), negotiated, negotiated).unwrap_err();
+            assert_eq!(e.code, ErrorCode::ProtocolMismatch, "{versions:?}");
+            assert!(e.reason.contains("does not agree"), "{e}");
+        }
+        assert!(
+            check(vec![1, 2], 1, 2).is_err(),
+            "a Hello of another version"
+        );
+        let e = no_common_version(&local(), "future", &[3, 4]);
+        assert!(
+            e.reason.contains("speaks 3, 4, this node speaks 1, 2"),
+            "{e}"
+        );
+        assert_eq!(highest_common(&[1, 2], &[2, 3]), Some(2));
+        assert_eq!(highest_common(&[1], &[2, 3]), None);
     }
 
     #[test]

@@ -22,8 +22,8 @@
 
 use std::collections::VecDeque;
 
-use super::protocol::{ErrorCode, Hello, MAX_FRAME, Message, PROTOCOL_VERSION, Violation};
-use super::rules::{FloodBudget, LocalInfo, check_hello};
+use super::protocol::{ErrorCode, Hello, MAX_FRAME, Message, Violation};
+use super::rules::{FloodBudget, LocalInfo, check_hello, no_common_version};
 use crate::store::{Batch, Cursor, Digest, Validated};
 
 /// Sizes of what a session sends and applies.
@@ -177,6 +177,8 @@ enum PumpState {
 #[derive(Debug)]
 pub struct Session {
     local: LocalInfo,
+    /// The protocol version the connection negotiated (0: none in common).
+    version: u16,
     limits: Limits,
     timing: Timing,
     hello_deadline_ms: u64,
@@ -208,33 +210,51 @@ pub struct Session {
 }
 
 impl Session {
-    /// A new session at monotonic time `now_ms`; its first action sends
-    /// our Hello, with our head and our wall clock (`wall_ms`).
+    /// A new session at monotonic time `now_ms` on a connection that
+    /// negotiated protocol `version` (0: no version in common). Its first
+    /// action sends our Hello in that version, with our head and our wall
+    /// clock (`wall_ms`) — or, without a common version, the versions we
+    /// speak.
     pub fn new(
         local: LocalInfo,
         limits: Limits,
         timing: Timing,
+        version: u16,
+        now: (u64, u64),
         head: u64,
-        now_ms: u64,
-        wall_ms: u64,
     ) -> Session {
-        let hello = Message::Hello(Hello {
-            protocol: PROTOCOL_VERSION,
-            site: local.site,
-            node: local.node.clone(),
-            schema_hash: local.schema_hash.clone(),
-            head,
-            wall_ms,
-        });
+        let (now_ms, wall_ms) = now;
+        let first = if version == 0 {
+            Message::Versions {
+                versions: local.versions.clone(),
+                node: local.node.clone(),
+            }
+        } else {
+            Message::Hello(Hello {
+                protocol: version,
+                versions: if version >= 2 {
+                    local.versions.clone()
+                } else {
+                    vec![1]
+                },
+                site: local.site,
+                node: local.node.clone(),
+                schema_hash: local.schema_hash.clone(),
+                schema: (version >= 2).then(|| local.schema.clone()),
+                head,
+                wall_ms,
+            })
+        };
         Session {
             local,
+            version,
             limits,
             timing,
             hello_deadline_ms: now_ms.saturating_add(timing.hello_timeout_ms),
             peer: None,
             flood: FloodBudget::default(),
             closed: false,
-            actions: VecDeque::from([Action::Send(hello)]),
+            actions: VecDeque::from([Action::Send(first)]),
             queued: Vec::new(),
             queued_changes: 0,
             applying: false,
@@ -247,6 +267,11 @@ impl Session {
             live_due_ms: None,
             state_due_ms: None,
         }
+    }
+
+    /// The protocol version of the connection (0: none in common).
+    pub fn version(&self) -> u16 {
+        self.version
     }
 
     /// The peer's Hello, once it passed the checks.
@@ -317,8 +342,15 @@ impl Session {
 
     fn on_message(&mut self, message: Message, now_ms: u64) -> Result<(), Violation> {
         match (message, self.peer.is_some()) {
+            (Message::Versions { versions, node }, false) if self.version == 0 => {
+                Err(no_common_version(&self.local, &node, &versions))
+            }
+            (Message::Versions { .. }, _) => Err(Violation::new(
+                ErrorCode::UnexpectedMessage,
+                "a Versions message on a connection with a version in common",
+            )),
             (Message::Hello(hello), false) => {
-                check_hello(&self.local, &hello)?;
+                check_hello(&self.local, &hello, self.version)?;
                 self.peer = Some(hello.clone());
                 self.actions.push_back(Action::SetFrameLimit(MAX_FRAME));
                 self.actions

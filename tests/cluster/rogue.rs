@@ -45,8 +45,13 @@ impl Rogue {
 
     /// Connects to `target`, which must have pinned this rogue.
     pub async fn connect(&self, target: &Office) -> Result<RogueSession, String> {
-        let crypto =
-            pinning::client_crypto(&self.identity, target.fingerprint, Default::default()).unwrap();
+        let crypto = pinning::client_crypto(
+            &self.identity,
+            target.fingerprint,
+            Default::default(),
+            puente::sync::protocol::SPOKEN,
+        )
+        .unwrap();
         let config = quinn::ClientConfig::new(Arc::new(crypto));
         let addr: SocketAddr = target.addr();
         let conn = self
@@ -82,13 +87,27 @@ impl RogueSession {
         self.send_raw(&frame).await;
     }
 
-    /// A valid Hello for a replica with schema `schema_hash`.
+    /// A Hello for a replica with schema `schema_hash`, in `protocol`,
+    /// advertising every version up to it.
     pub async fn hello(&mut self, schema_hash: &str, protocol: u16) {
+        self.hello_advertising(schema_hash, protocol, (1..=protocol).collect())
+            .await;
+    }
+
+    /// A Hello advertising `versions`, whatever they are.
+    pub async fn hello_advertising(
+        &mut self,
+        schema_hash: &str,
+        protocol: u16,
+        versions: Vec<u16>,
+    ) {
         self.send(&Message::Hello(Hello {
             protocol,
+            versions,
             site: SiteId::random(),
             node: "rogue".into(),
             schema_hash: schema_hash.into(),
+            schema: Some(String::new()),
             head: 0,
             wall_ms: 0,
         }))

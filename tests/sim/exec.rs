@@ -7,7 +7,7 @@
 use puente::store::PeerRef;
 use puente::sync::policy::{Backoff, Direction, keeps_new_connection};
 use puente::sync::protocol::{ErrorCode, FrameDecoder, MAX_HELLO_FRAME, Message, encode};
-use puente::sync::rules::LocalInfo;
+use puente::sync::rules::{LocalInfo, highest_common};
 use puente::sync::session::{Action, Input, Limits, Pumped, Report, Session, Timing};
 
 use super::check;
@@ -40,6 +40,8 @@ impl World {
             site: self.offices[office].site,
             node: self.offices[office].name.clone(),
             schema_hash: self.schema.hash().to_string(),
+            schema: self.schema.canonical(),
+            versions: self.offices[office].versions.clone(),
         }
     }
 
@@ -574,13 +576,19 @@ impl World {
                 continue;
             }
             let head = self.offices[me].store().head();
+            // What TLS would negotiate: the newest version both speak.
+            let version = highest_common(
+                &self.offices[dialer].versions,
+                &self.offices[acceptor].versions,
+            )
+            .unwrap_or(0);
             let session = Session::new(
                 self.local_info(me),
                 limits,
                 Timing::default(),
+                version,
+                (self.now, self.wall(me)),
                 head,
-                self.now,
-                self.wall(me),
             );
             conn.sides[i] = Some(Side {
                 office: me,

@@ -127,6 +127,11 @@ pub fn run(seed: u64, trace: bool) -> Result<Summary, Failure> {
                 dialling: Default::default(),
                 disk_full: false,
                 restart_at: None,
+                versions: if rng.random_bool(0.2) {
+                    vec![1]
+                } else {
+                    puente::sync::protocol::SPOKEN.to_vec()
+                },
             }
         })
         .collect();

@@ -61,6 +61,9 @@ pub struct Office {
     pub dialling: BTreeMap<usize, bool>,
     pub disk_full: bool,
     pub restart_at: Option<u64>,
+    /// The sync protocol versions it speaks (some offices run an older
+    /// puente that speaks only version 1).
+    pub versions: Vec<u16>,
 }
 
 impl Office {

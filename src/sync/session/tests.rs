@@ -12,18 +12,27 @@ fn local() -> LocalInfo {
         site: SiteId([1; 16]),
         node: "tijuana".into(),
         schema_hash: "hash-a".into(),
+        schema: "puente-schema-v1\n".into(),
+        versions: vec![1, 2],
     }
 }
 
 fn hello() -> Message {
     Message::Hello(Hello {
-        protocol: PROTOCOL_VERSION,
+        protocol: 2,
+        versions: vec![1, 2, 3],
         site: SiteId([2; 16]),
         node: "san-diego".into(),
         schema_hash: "hash-a".into(),
+        schema: Some("puente-schema-v1\n".into()),
         head: 7,
         wall_ms: 1_500,
     })
+}
+
+/// A session on a connection that negotiated version 2.
+fn session(limits: Limits, timing: Timing, head: u64, now_ms: u64) -> Session {
+    Session::new(local(), limits, timing, 2, (now_ms, now_ms), head)
 }
 
 fn limits(group_changes: usize) -> Limits {
@@ -40,14 +49,7 @@ fn drain(s: &mut Session) -> Vec<Action> {
 
 /// A session that has exchanged Hellos, with its actions so far taken.
 fn established(group_changes: usize) -> Session {
-    let mut s = Session::new(
-        local(),
-        limits(group_changes),
-        Timing::default(),
-        3,
-        1_000,
-        1_000,
-    );
+    let mut s = session(limits(group_changes), Timing::default(), 3, 1_000);
     s.handle(Input::Frame(hello()), 1_000);
     drain(&mut s);
     s
@@ -90,10 +92,10 @@ fn closed_with(actions: &[Action]) -> Option<ErrorCode> {
 
 #[test]
 fn hello_goes_first_then_leads_to_a_pull_and_a_larger_frame_limit() {
-    let mut s = Session::new(local(), limits(100), Timing::default(), 3, 1_000, 1_000);
+    let mut s = session(limits(100), Timing::default(), 3, 1_000);
     let first = drain(&mut s);
     assert!(
-        matches!(&first[..], [Action::Send(Message::Hello(h))] if h.head == 3 && h.wall_ms == 1_000 && h.site == SiteId([1; 16]))
+        matches!(&first[..], [Action::Send(Message::Hello(h))] if h.head == 3 && h.wall_ms == 1_000 && h.site == SiteId([1; 16]) && h.protocol == 2 && h.versions == [1, 2] && h.schema.is_some())
     );
     assert_eq!(s.poll_timeout(), Some(6_000));
     s.handle(Input::Frame(hello()), 1_200);
@@ -109,8 +111,62 @@ fn hello_goes_first_then_leads_to_a_pull_and_a_larger_frame_limit() {
 }
 
 #[test]
+fn a_version_1_connection_sends_a_version_1_hello() {
+    let mut s = Session::new(local(), limits(100), Timing::default(), 1, (0, 5), 3);
+    let first = drain(&mut s);
+    assert!(
+        matches!(&first[..], [Action::Send(Message::Hello(h))] if h.protocol == 1 && h.versions == [1] && h.schema.is_none())
+    );
+    // A version 2 Hello on it is refused.
+    s.handle(Input::Frame(hello()), 0);
+    assert_eq!(
+        closed_with(&drain(&mut s)),
+        Some(ErrorCode::ProtocolMismatch)
+    );
+}
+
+#[test]
+fn without_a_common_version_both_sides_say_what_they_speak_and_close() {
+    let mut s = Session::new(local(), limits(100), Timing::default(), 0, (0, 0), 3);
+    assert!(matches!(
+        &drain(&mut s)[..],
+        [Action::Send(Message::Versions { versions, .. })] if versions == &[1, 2]
+    ));
+    s.handle(
+        Input::Frame(Message::Versions {
+            versions: vec![3],
+            node: "future".into(),
+        }),
+        0,
+    );
+    let a = drain(&mut s);
+    let Some(Action::Close(v)) = a.last() else {
+        panic!("{a:?}")
+    };
+    assert_eq!(v.code, ErrorCode::ProtocolMismatch);
+    assert!(
+        v.reason
+            .contains("`future` speaks 3, this node speaks 1, 2"),
+        "{v}"
+    );
+    // On a connection with a version, Versions is out of place.
+    let mut s = established(100);
+    s.handle(
+        Input::Frame(Message::Versions {
+            versions: vec![3],
+            node: "x".into(),
+        }),
+        0,
+    );
+    assert_eq!(
+        closed_with(&drain(&mut s)),
+        Some(ErrorCode::UnexpectedMessage)
+    );
+}
+
+#[test]
 fn no_hello_in_time_closes_with_timeout() {
-    let mut s = Session::new(local(), limits(100), Timing::default(), 0, 1_000, 1_000);
+    let mut s = session(limits(100), Timing::default(), 0, 1_000);
     drain(&mut s);
     s.handle(Input::Tick, 5_999);
     assert!(drain(&mut s).is_empty());
@@ -124,7 +180,7 @@ fn no_hello_in_time_closes_with_timeout() {
 
 #[test]
 fn out_of_order_messages_close_the_session() {
-    let mut s = Session::new(local(), limits(100), Timing::default(), 0, 0, 0);
+    let mut s = session(limits(100), Timing::default(), 0, 0);
     drain(&mut s);
     s.handle(
         Input::Frame(Message::Pull {
@@ -144,7 +200,7 @@ fn out_of_order_messages_close_the_session() {
         Some(ErrorCode::UnexpectedMessage)
     );
 
-    let mut s = Session::new(local(), limits(100), Timing::default(), 0, 0, 0);
+    let mut s = session(limits(100), Timing::default(), 0, 0);
     drain(&mut s);
     let Message::Hello(mut h) = hello() else {
         unreachable!()
@@ -198,7 +254,7 @@ fn live_pushes_follow_the_head_paced() {
         live_pace_ms: 10,
         ..Timing::default()
     };
-    let mut s = Session::new(local(), limits(100), timing, 0, 0, 0);
+    let mut s = session(limits(100), timing, 0, 0);
     s.handle(Input::Frame(hello()), 0);
     s.handle(
         Input::Frame(Message::Pull {
