@@ -383,6 +383,8 @@ mod tests {
             clock_skew_ms: None,
             last_error: None,
             protocol: None,
+            schema_differences: vec![],
+            schema_advice: None,
             counters: PeerCounters::default(),
         };
         let mut sd = peer("san-diego", PeerState::Connected);

@@ -5,7 +5,9 @@
 //! Must not: open databases, sockets or key files (it only names them).
 
 pub mod node;
+pub mod diff;
 pub mod schema;
+pub mod types;
 
 use std::ops::Range;
 use std::path::{Path, PathBuf};

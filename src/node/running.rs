@@ -43,6 +43,8 @@ pub struct PeerLive {
     pub last_error: Option<String>,
     /// The protocol version the last session negotiated.
     pub protocol: Option<u16>,
+    /// How the peer's schema differs from ours, in words (while it does).
+    pub schema_differences: Vec<String>,
     pub counters: PeerCounters,
 }
 
@@ -66,6 +68,7 @@ impl PeerLive {
             skew_ms: None,
             last_error: None,
             protocol: None,
+            schema_differences: Vec::new(),
             counters: PeerCounters::default(),
         }
     }
@@ -291,6 +294,9 @@ impl Node {
                         in_sync,
                         clock_skew_ms: l.skew_ms,
                         protocol: l.protocol,
+                        schema_differences: l.schema_differences.clone(),
+                        schema_advice: (!l.schema_differences.is_empty())
+                            .then(|| crate::config::diff::advice(&p.name)),
                         last_error: l.last_error.clone(),
                         counters: l.counters.clone(),
                     }

@@ -76,6 +76,12 @@ pub struct PeerStatus {
     /// The sync protocol version of the last session.
     #[serde(default)]
     pub protocol: Option<u16>,
+    /// While the peer's schema differs from ours: what differs, in words,
+    /// and what to do.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub schema_differences: Vec<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub schema_advice: Option<String>,
     pub counters: PeerCounters,
 }
 

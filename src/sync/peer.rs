@@ -443,11 +443,15 @@ impl Executor {
                 self.shared.note_skew(hello.wall_ms as i64 - now as i64);
                 let site = hello.site;
                 self.shared.update(|p| {
+                    p.schema_differences.clear();
                     p.site = Some(site);
                     p.peer_head = Some(hello.head);
                     p.last_contact_ms = Some(now);
                 });
                 tracing::info!(peer = %self.shared.peer.name, site = %site, head = hello.head, "session established");
+            }
+            Report::SchemaDiffers { differences } => {
+                self.shared.update(|p| p.schema_differences = differences);
             }
             Report::PeerState {
                 head,

@@ -83,10 +83,14 @@ fn check_versions(local: &LocalInfo, hello: &Hello, negotiated: u16) -> Result<(
 pub fn check_hello(local: &LocalInfo, hello: &Hello, negotiated: u16) -> Result<(), Violation> {
     check_versions(local, hello, negotiated)?;
     if hello.schema_hash != local.schema_hash {
+        let what = match schema_differences(local, hello) {
+            Some(d) if !d.is_empty() => format!(": {}", d.join("; ")),
+            _ => String::new(),
+        };
         return Err(Violation::new(
             ErrorCode::SchemaMismatch,
             format!(
-                "peer `{}` has schema {}, this node has {}; copy the same schema file to every office (`puente check` prints the hash)",
+                "peer `{}` has schema {}, this node has {}{what}; copy the same schema file to every office (`puente check` prints the hash)",
                 hello.node,
                 short(&hello.schema_hash),
                 short(&local.schema_hash)
@@ -103,6 +107,17 @@ pub fn check_hello(local: &LocalInfo, hello: &Hello, negotiated: u16) -> Result<
         ));
     }
     Ok(())
+}
+
+/// What differs between our schema and the one in a peer's Hello, in
+/// words (None when the Hello carries no schema: protocol version 1).
+pub fn schema_differences(local: &LocalInfo, hello: &Hello) -> Option<Vec<String>> {
+    let theirs = hello.schema.as_deref()?;
+    Some(crate::config::diff::differences(
+        &local.schema,
+        theirs,
+        &hello.node,
+    ))
 }
 
 fn short(hash: &str) -> &str {

@@ -23,7 +23,7 @@
 use std::collections::VecDeque;
 
 use super::protocol::{ErrorCode, Hello, MAX_FRAME, Message, Violation};
-use super::rules::{FloodBudget, LocalInfo, check_hello, no_common_version};
+use super::rules::{FloodBudget, LocalInfo, check_hello, no_common_version, schema_differences};
 use crate::store::{Batch, Cursor, Digest, Validated};
 
 /// Sizes of what a session sends and applies.
@@ -125,6 +125,9 @@ pub enum Input {
 pub enum Report {
     /// The peer's Hello passed the checks (its `wall_ms` gives the skew).
     Established { hello: Hello },
+    /// The peer's schema differs from ours: what differs, in words (empty
+    /// when its Hello says only that the hash differs: version 1).
+    SchemaDiffers { differences: Vec<String> },
     /// The peer's State; `wall_ms` is its wall clock when it sent it.
     PeerState {
         head: u64,
@@ -350,6 +353,11 @@ impl Session {
                 "a Versions message on a connection with a version in common",
             )),
             (Message::Hello(hello), false) => {
+                if hello.schema_hash != self.local.schema_hash {
+                    let differences = schema_differences(&self.local, &hello).unwrap_or_default();
+                    self.actions
+                        .push_back(Action::Report(Report::SchemaDiffers { differences }));
+                }
                 check_hello(&self.local, &hello, self.version)?;
                 self.peer = Some(hello.clone());
                 self.actions.push_back(Action::SetFrameLimit(MAX_FRAME));

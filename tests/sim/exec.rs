@@ -186,6 +186,9 @@ impl World {
                     ));
                 }
                 Action::Report(Report::PeerState { .. }) => {}
+                Action::Report(Report::SchemaDiffers { differences }) => {
+                    self.fail(format!("offices of one schema see it differ: {differences:?}"));
+                }
                 Action::Close(violation) => {
                     let disk_full = self.offices[office].disk_full;
                     let name = self.offices[office].name.clone();
