@@ -362,10 +362,47 @@ async fn a_schema_mismatch_is_refused_with_the_reason_on_both_sides() {
             o.name
         );
     }
+    // A write at Tijuana is acknowledged and stays local: after it, the
+    // offices meet again (a new session, refused for the mismatch) and
+    // nothing crosses.
+    let mismatches = |s: &puente::node::status::Status| {
+        s.peers[0]
+            .counters
+            .errors
+            .get("schema_mismatch")
+            .copied()
+            .unwrap_or(0)
+    };
+    let before = mismatches(&c[TJ].status().await);
     c[TJ].put("outreach_events", "x", &[("title", "t")]).await;
+    c[TJ].client().sync_now().await.unwrap();
+    wait_for("a session after the write, refused again", || async {
+        mismatches(&c[TJ].status().await) > before
+    })
+    .await;
     let sd = c[SD].status().await;
     assert_eq!(sd.head, 0, "nothing crossed a schema mismatch");
+    assert_eq!(
+        cell(&c[SD], "outreach_events", "x", "title", false).await,
+        None
+    );
     assert_ne!(c[TJ].status().await.peers[0].state, PeerState::Connected);
+
+    // San Diego goes back to the shared schema, with an empty replica (its
+    // own was made for the other schema and holds nothing): the write that
+    // was held arrives.
+    assert_eq!(c[SD].stop().unwrap(), Some(0));
+    std::fs::write(&schema, &text).unwrap();
+    std::fs::remove_dir_all(c[SD].data_dir()).unwrap();
+    std::fs::create_dir(c[SD].data_dir()).unwrap();
+    c[SD].start().await.unwrap();
+    wait_for("the held write arrives once the schemas match", || async {
+        cell(&c[SD], "outreach_events", "x", "title", false)
+            .await
+            .is_some()
+    })
+    .await;
+    wait_converged("in sync after the fix", &[&c[TJ], &c[SD]]).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
