@@ -105,23 +105,48 @@ async fn kill_9_during_a_catch_up_ten_times_loses_nothing() {
                 "acknowledged in Tijuana",
             )
             .await;
-        // A random crash point (this is not a wait for sync: the kill is
-        // meant to land at an arbitrary moment of the catch-up).
-        tokio::time::sleep(Duration::from_millis(rng.random_range(30..300))).await;
-        let before_kill = c[1]
-            .client()
-            .status()
-            .await
-            .map(|s| s.rows["residents"])
-            .unwrap_or(0);
-        if (before_kill as usize) < ROWS {
-            killed_mid_catch_up += 1;
-        }
+        // Until the catch-up runs again in this run of San Diego (a
+        // restarted office may take a while to get its session back)...
+        wait_for("san diego receiving the catch-up again", || async {
+            c[1].client().status().await.is_ok_and(|s| {
+                s.peers[0].counters.rows_in > 0 || s.rows["residents"] as usize == ROWS
+            })
+        })
+        .await;
+        // ...then a random crash point (this is not a wait for sync: the
+        // kill is meant to land at an arbitrary moment of the catch-up).
+        tokio::time::sleep(Duration::from_millis(rng.random_range(0..200))).await;
+        // Whether this kill lands mid catch-up, from both sides' status
+        // just before it: San Diego (in this run) has received rows over a
+        // session and still lacks some, and Tijuana still owes it changes.
+        // A status that cannot be read counts as not mid catch-up.
+        let (sd, tj) = (c[1].client().status().await, c[0].client().status().await);
+        let mid_catch_up = match (&sd, &tj) {
+            (Ok(sd), Ok(tj)) => {
+                let received = sd.peers[0].counters.rows_in > 0;
+                let lacking = (sd.rows["residents"] as usize) < ROWS;
+                let owed = tj.peers[0].we_owe.is_some_and(|n| n > 0);
+                received && lacking && owed
+            }
+            _ => false,
+        };
+        eprintln!(
+            "round {round}: {} rows at san-diego ({} received in this run), tijuana owes {:?}: {}",
+            sd.as_ref().map_or(0, |s| s.rows["residents"]),
+            sd.as_ref().map_or(0, |s| s.peers[0].counters.rows_in),
+            tj.as_ref().ok().and_then(|s| s.peers[0].we_owe),
+            if mid_catch_up {
+                "killed mid catch-up"
+            } else {
+                "not mid catch-up"
+            }
+        );
+        killed_mid_catch_up += u32::from(mid_catch_up);
         c[1].kill9();
     }
     assert!(
         killed_mid_catch_up >= 5,
-        "only {killed_mid_catch_up} kills landed during the catch-up"
+        "only {killed_mid_catch_up} of 10 kills landed during the catch-up"
     );
 
     c[1].start().await.unwrap();
