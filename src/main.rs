@@ -119,6 +119,10 @@ enum Command {
         target: Target,
         #[arg(long)]
         json: bool,
+        /// For tests: the agenda as of this instant (RFC 3339 with offset)
+        /// instead of the clock's.
+        #[arg(long, hide = true, value_name = "INSTANT")]
+        now: Option<jiff::Timestamp>,
     },
     /// Ask the daemon to contact its peers and catch up now.
     Sync {
@@ -281,9 +285,10 @@ fn main() -> ExitCode {
             lang,
             target,
             json,
+            now,
         } => target
             .socket()
-            .and_then(|s| cli::schedule::schedule(&s, days, lang.as_deref(), json)),
+            .and_then(|s| cli::schedule::schedule(&s, days, lang.as_deref(), json, now)),
     };
     report(result)
 }
