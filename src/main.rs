@@ -297,8 +297,18 @@ fn report(result: anyhow::Result<()>) -> ExitCode {
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
-            let chain: Vec<String> = e.chain().map(|c| c.to_string()).collect();
-            eprintln!("error: {}", chain.join(": "));
+            // Each cause once: many errors already name their source.
+            let mut text = String::new();
+            for cause in e.chain().map(|c| c.to_string()) {
+                if text.contains(&cause) {
+                    continue;
+                }
+                if !text.is_empty() {
+                    text.push_str(": ");
+                }
+                text.push_str(&cause);
+            }
+            eprintln!("error: {text}");
             ExitCode::FAILURE
         }
     }
