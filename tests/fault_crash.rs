@@ -1,6 +1,8 @@
 //! kill -9 at random points during a 50,000-row catch-up, ten times: the
 //! office restarts, catches up, loses no acknowledged write, and SQLite's
-//! integrity check and the incremental digest both hold.
+//! integrity check and the incremental digest both hold. And SIGTERM
+//! during a catch-up: the peer is told `shutting_down`, the batch being
+//! applied is finished with its cursor, and the catch-up resumes from it.
 
 mod cluster;
 mod support;
@@ -21,9 +23,9 @@ use rand::{Rng, SeedableRng};
 
 const ROWS: usize = 50_000;
 
-/// Fills an office's replica (before it starts) with `ROWS` residents'
+/// Fills an office's replica (before it starts) with `rows` residents'
 /// shared columns, as if a third office had sent them.
-fn fill(db: &Path, schema_text: &str) {
+fn fill(db: &Path, schema_text: &str, rows: usize) {
     let schema = Arc::new(Schema::parse(Path::new("schema.toml"), schema_text).unwrap());
     let table = schema.table_index("residents").unwrap() as u16;
     let def = schema.table("residents").unwrap();
@@ -39,7 +41,7 @@ fn fill(db: &Path, schema_text: &str) {
     )
     .unwrap();
     let origin = SiteId([42; 16]);
-    let changes = (0..ROWS)
+    let changes = (0..rows)
         .map(|i| Change::Row {
             table,
             id: format!("bulk-{i:06}"),
@@ -76,7 +78,7 @@ fn fill(db: &Path, schema_text: &str) {
 async fn kill_9_during_a_catch_up_ten_times_loses_nothing() {
     let mut c = Cluster::new(&[("tijuana", true), ("san-diego", false)]);
     c.link(0, 1);
-    fill(&c[0].data_dir().join("puente.db"), &c.lab.schema_text);
+    fill(&c[0].data_dir().join("puente.db"), &c.lab.schema_text, ROWS);
     c[0].start().await.unwrap();
     let tijuana = site_of(&c[0]).await;
     let mut model = Model::default();
@@ -164,4 +166,95 @@ async fn kill_9_during_a_catch_up_ten_times_loses_nothing() {
     // The replica that was killed ten times is sound.
     assert_eq!(c[1].stop().unwrap(), Some(0));
     assert_replica_sound(&c[1], &c.lab.schema_text);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigterm_during_a_catch_up_closes_with_a_code_and_resumes_from_the_cursor() {
+    const ROWS: usize = 20_000;
+    let mut c = Cluster::new(&[("tijuana", true), ("san-diego", false)]);
+    // Only San Diego dials (Tijuana accepts it): one session at a time, so
+    // every row received is counted once.
+    c.pin(1, 0);
+    puente::config::node::add_peer(&c[0].config, &c[1].name, &c[1].fingerprint, None).unwrap();
+    fill(&c[0].data_dir().join("puente.db"), &c.lab.schema_text, ROWS);
+    c.start_all().await;
+    wait_for("san diego receiving the catch-up", || async {
+        c[1].client()
+            .status()
+            .await
+            .is_ok_and(|s| s.peers[0].counters.rows_in > 0)
+    })
+    .await;
+    let stopping = std::time::Instant::now();
+    assert_eq!(c[1].stop().unwrap(), Some(0), "exit 0 on SIGTERM");
+    assert!(
+        stopping.elapsed() < Duration::from_secs(5),
+        "took {:?} to stop",
+        stopping.elapsed()
+    );
+
+    // Tijuana was told why: the session closed with `shutting_down`, which
+    // it does not count as an error.
+    wait_for("tijuana sees the session end", || async {
+        c[0].logs()
+            .lines()
+            .any(|l| l.contains("session ended") && l.contains("peer=\"san-diego\""))
+    })
+    .await;
+    let logs = c[0].logs();
+    let ended: Vec<&str> = logs
+        .lines()
+        .filter(|l| l.contains("session ended") && l.contains("peer=\"san-diego\""))
+        .collect();
+    assert!(
+        ended
+            .iter()
+            .all(|l| l.contains("the peer closed the connection")
+                && l.contains("is shutting down (shutting_down)")),
+        "{ended:#?}"
+    );
+    let tj = c[0].status().await;
+    assert!(tj.peers[0].counters.errors.is_empty(), "{:?}", tj.peers[0]);
+    assert_eq!(tj.peers[0].last_error, None);
+
+    // The replica San Diego left is sound and its WAL checkpointed.
+    assert_replica_sound(&c[1], &c.lab.schema_text);
+    let wal = c[1].data_dir().join("puente.db-wal");
+    assert!(
+        std::fs::metadata(&wal).map_or(true, |m| m.len() == 0),
+        "the WAL was not checkpointed"
+    );
+    // What it holds was applied with its cursor: once restarted, exactly
+    // the rest comes over the wire.
+    let held = {
+        let schema = Arc::new(Schema::parse(Path::new("schema.toml"), &c.lab.schema_text).unwrap());
+        let store = Store::open(
+            &c[1].data_dir().join("puente.db"),
+            schema,
+            Arc::new(Keyring::empty()),
+            Arc::new(SystemClock) as Arc<dyn WallClock>,
+        )
+        .unwrap();
+        let stats = store.stats().unwrap();
+        stats
+            .rows
+            .iter()
+            .find(|(t, _)| t == "residents")
+            .map(|(_, n)| *n as usize)
+            .unwrap()
+    };
+    assert!(
+        0 < held && held < ROWS,
+        "the SIGTERM did not land mid catch-up ({held} rows held)"
+    );
+    c[1].start().await.unwrap();
+    wait_converged("after the restart", &[&c[0], &c[1]]).await;
+    let sd = c[1].status().await;
+    assert_eq!(sd.rows["residents"] as usize, ROWS);
+    assert_eq!(
+        sd.peers[0].counters.rows_in as usize,
+        ROWS - held,
+        "rows sent again or skipped after SIGTERM ({held} held): {:?}",
+        sd.peers[0].counters
+    );
 }
