@@ -119,6 +119,10 @@ enum Command {
         target: Target,
         #[arg(long)]
         json: bool,
+        /// For tests: the agenda as of this instant (RFC 3339 with offset)
+        /// instead of the clock's.
+        #[arg(long, hide = true, value_name = "INSTANT")]
+        now: Option<jiff::Timestamp>,
     },
     /// Ask the daemon to contact its peers and catch up now.
     Sync {
@@ -281,9 +285,10 @@ fn main() -> ExitCode {
             lang,
             target,
             json,
+            now,
         } => target
             .socket()
-            .and_then(|s| cli::schedule::schedule(&s, days, lang.as_deref(), json)),
+            .and_then(|s| cli::schedule::schedule(&s, days, lang.as_deref(), json, now)),
     };
     report(result)
 }
@@ -292,8 +297,18 @@ fn report(result: anyhow::Result<()>) -> ExitCode {
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
-            let chain: Vec<String> = e.chain().map(|c| c.to_string()).collect();
-            eprintln!("error: {}", chain.join(": "));
+            // Each cause once: many errors already name their source.
+            let mut text = String::new();
+            for cause in e.chain().map(|c| c.to_string()) {
+                if text.contains(&cause) {
+                    continue;
+                }
+                if !text.is_empty() {
+                    text.push_str(": ");
+                }
+                text.push_str(&cause);
+            }
+            eprintln!("error: {text}");
             ExitCode::FAILURE
         }
     }

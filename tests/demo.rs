@@ -1,6 +1,7 @@
 //! `puente demo` with nothing but the built binary: exits 0 by itself,
 //! shows both offices in sync, the same agenda at both, a resident sealed
-//! in San Diego and revealed in Tijuana, zero plaintext hits, and cleans up.
+//! in San Diego and revealed in Tijuana, zero plaintext hits in a byte scan
+//! that saw its controls, and cleans up.
 
 use std::process::Command;
 use std::time::{Duration, Instant};
@@ -40,6 +41,18 @@ fn the_demo_runs_by_itself_and_shows_what_it_promises() {
         );
     }
     assert_eq!(stdout.matches("0 plaintext hits").count(), 2);
+    // Each scan, made while the daemons ran, saw its positive controls: a
+    // shared title in the live WAL, the office's name in its log, a file
+    // planted in its data dir.
+    assert_eq!(
+        stdout
+            .matches(
+                "0 plaintext hits; controls found in daemon.log, puente.db-wal, scan-control.txt"
+            )
+            .count(),
+        2,
+        "{stdout}"
+    );
     // The folder it used is gone.
     let folder = stdout
         .lines()

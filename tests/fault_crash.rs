@@ -1,6 +1,8 @@
 //! kill -9 at random points during a 50,000-row catch-up, ten times: the
 //! office restarts, catches up, loses no acknowledged write, and SQLite's
-//! integrity check and the incremental digest both hold.
+//! integrity check and the incremental digest both hold. And SIGTERM
+//! during a catch-up: the peer is told `shutting_down`, the batch being
+//! applied is finished with its cursor, and the catch-up resumes from it.
 
 mod cluster;
 mod support;
@@ -21,9 +23,9 @@ use rand::{Rng, SeedableRng};
 
 const ROWS: usize = 50_000;
 
-/// Fills an office's replica (before it starts) with `ROWS` residents'
+/// Fills an office's replica (before it starts) with `rows` residents'
 /// shared columns, as if a third office had sent them.
-fn fill(db: &Path, schema_text: &str) {
+fn fill(db: &Path, schema_text: &str, rows: usize) {
     let schema = Arc::new(Schema::parse(Path::new("schema.toml"), schema_text).unwrap());
     let table = schema.table_index("residents").unwrap() as u16;
     let def = schema.table("residents").unwrap();
@@ -39,7 +41,7 @@ fn fill(db: &Path, schema_text: &str) {
     )
     .unwrap();
     let origin = SiteId([42; 16]);
-    let changes = (0..ROWS)
+    let changes = (0..rows)
         .map(|i| Change::Row {
             table,
             id: format!("bulk-{i:06}"),
@@ -72,11 +74,21 @@ fn fill(db: &Path, schema_text: &str) {
         .unwrap();
 }
 
+/// Only San Diego (office 1) dials; Tijuana (office 0) accepts it. A new
+/// connection from the same side replaces a dead one at once, so every
+/// restart gets its session back at once and each row received is counted
+/// once. (When both dial, a restart can wait for the dead connection's
+/// idle timeout: see the ignored test at the end.)
+fn san_diego_dials(c: &Cluster) {
+    c.pin(1, 0);
+    puente::config::node::add_peer(&c[0].config, &c[1].name, &c[1].fingerprint, None).unwrap();
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn kill_9_during_a_catch_up_ten_times_loses_nothing() {
     let mut c = Cluster::new(&[("tijuana", true), ("san-diego", false)]);
-    c.link(0, 1);
-    fill(&c[0].data_dir().join("puente.db"), &c.lab.schema_text);
+    san_diego_dials(&c);
+    fill(&c[0].data_dir().join("puente.db"), &c.lab.schema_text, ROWS);
     c[0].start().await.unwrap();
     let tijuana = site_of(&c[0]).await;
     let mut model = Model::default();
@@ -105,23 +117,48 @@ async fn kill_9_during_a_catch_up_ten_times_loses_nothing() {
                 "acknowledged in Tijuana",
             )
             .await;
-        // A random crash point (this is not a wait for sync: the kill is
-        // meant to land at an arbitrary moment of the catch-up).
-        tokio::time::sleep(Duration::from_millis(rng.random_range(30..300))).await;
-        let before_kill = c[1]
-            .client()
-            .status()
-            .await
-            .map(|s| s.rows["residents"])
-            .unwrap_or(0);
-        if (before_kill as usize) < ROWS {
-            killed_mid_catch_up += 1;
-        }
+        // Until the catch-up runs again in this run of San Diego (a
+        // restarted office may take a while to get its session back)...
+        wait_for("san diego receiving the catch-up again", || async {
+            c[1].client().status().await.is_ok_and(|s| {
+                s.peers[0].counters.rows_in > 0 || s.rows["residents"] as usize == ROWS
+            })
+        })
+        .await;
+        // ...then a random crash point (this is not a wait for sync: the
+        // kill is meant to land at an arbitrary moment of the catch-up).
+        tokio::time::sleep(Duration::from_millis(rng.random_range(0..200))).await;
+        // Whether this kill lands mid catch-up, from both sides' status
+        // just before it: San Diego (in this run) has received rows over a
+        // session and still lacks some, and Tijuana still owes it changes.
+        // A status that cannot be read counts as not mid catch-up.
+        let (sd, tj) = (c[1].client().status().await, c[0].client().status().await);
+        let mid_catch_up = match (&sd, &tj) {
+            (Ok(sd), Ok(tj)) => {
+                let received = sd.peers[0].counters.rows_in > 0;
+                let lacking = (sd.rows["residents"] as usize) < ROWS;
+                let owed = tj.peers[0].we_owe.is_some_and(|n| n > 0);
+                received && lacking && owed
+            }
+            _ => false,
+        };
+        eprintln!(
+            "round {round}: {} rows at san-diego ({} received in this run), tijuana owes {:?}: {}",
+            sd.as_ref().map_or(0, |s| s.rows["residents"]),
+            sd.as_ref().map_or(0, |s| s.peers[0].counters.rows_in),
+            tj.as_ref().ok().and_then(|s| s.peers[0].we_owe),
+            if mid_catch_up {
+                "killed mid catch-up"
+            } else {
+                "not mid catch-up"
+            }
+        );
+        killed_mid_catch_up += u32::from(mid_catch_up);
         c[1].kill9();
     }
     assert!(
         killed_mid_catch_up >= 5,
-        "only {killed_mid_catch_up} kills landed during the catch-up"
+        "only {killed_mid_catch_up} of 10 kills landed during the catch-up"
     );
 
     c[1].start().await.unwrap();
@@ -139,4 +176,127 @@ async fn kill_9_during_a_catch_up_ten_times_loses_nothing() {
     // The replica that was killed ten times is sound.
     assert_eq!(c[1].stop().unwrap(), Some(0));
     assert_replica_sound(&c[1], &c.lab.schema_text);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigterm_during_a_catch_up_closes_with_a_code_and_resumes_from_the_cursor() {
+    const ROWS: usize = 20_000;
+    let mut c = Cluster::new(&[("tijuana", true), ("san-diego", false)]);
+    san_diego_dials(&c);
+    fill(&c[0].data_dir().join("puente.db"), &c.lab.schema_text, ROWS);
+    c.start_all().await;
+    wait_for("san diego receiving the catch-up", || async {
+        c[1].client()
+            .status()
+            .await
+            .is_ok_and(|s| s.peers[0].counters.rows_in > 0)
+    })
+    .await;
+    let stopping = std::time::Instant::now();
+    assert_eq!(c[1].stop().unwrap(), Some(0), "exit 0 on SIGTERM");
+    assert!(
+        stopping.elapsed() < Duration::from_secs(5),
+        "took {:?} to stop",
+        stopping.elapsed()
+    );
+
+    // Tijuana was told why: the session closed with `shutting_down`, which
+    // it does not count as an error.
+    wait_for("tijuana sees the session end", || async {
+        c[0].logs()
+            .lines()
+            .any(|l| l.contains("session ended") && l.contains("peer=\"san-diego\""))
+    })
+    .await;
+    let logs = c[0].logs();
+    let ended: Vec<&str> = logs
+        .lines()
+        .filter(|l| l.contains("session ended") && l.contains("peer=\"san-diego\""))
+        .collect();
+    assert!(
+        ended
+            .iter()
+            .all(|l| l.contains("the peer closed the connection")
+                && l.contains("is shutting down (shutting_down)")),
+        "{ended:#?}"
+    );
+    let tj = c[0].status().await;
+    assert!(tj.peers[0].counters.errors.is_empty(), "{:?}", tj.peers[0]);
+    assert_eq!(tj.peers[0].last_error, None);
+
+    // The replica San Diego left is sound and its WAL checkpointed.
+    assert_replica_sound(&c[1], &c.lab.schema_text);
+    let wal = c[1].data_dir().join("puente.db-wal");
+    assert!(
+        std::fs::metadata(&wal).map_or(true, |m| m.len() == 0),
+        "the WAL was not checkpointed"
+    );
+    // What it holds was applied with its cursor: once restarted, exactly
+    // the rest comes over the wire.
+    let held = {
+        let schema = Arc::new(Schema::parse(Path::new("schema.toml"), &c.lab.schema_text).unwrap());
+        let store = Store::open(
+            &c[1].data_dir().join("puente.db"),
+            schema,
+            Arc::new(Keyring::empty()),
+            Arc::new(SystemClock) as Arc<dyn WallClock>,
+        )
+        .unwrap();
+        let stats = store.stats().unwrap();
+        stats
+            .rows
+            .iter()
+            .find(|(t, _)| t == "residents")
+            .map(|(_, n)| *n as usize)
+            .unwrap()
+    };
+    assert!(
+        0 < held && held < ROWS,
+        "the SIGTERM did not land mid catch-up ({held} rows held)"
+    );
+    c[1].start().await.unwrap();
+    wait_converged("after the restart", &[&c[0], &c[1]]).await;
+    let sd = c[1].status().await;
+    assert_eq!(sd.rows["residents"] as usize, ROWS);
+    assert_eq!(
+        sd.peers[0].counters.rows_in as usize,
+        ROWS - held,
+        "rows sent again or skipped after SIGTERM ({held} held): {:?}",
+        sd.peers[0].counters
+    );
+}
+
+/// Known problem, left to the sync rewrite (run with `cargo test --test
+/// fault_crash -- --ignored`): when both offices dial and the survivor's
+/// kept connection is its own outbound one to the killed office, it keeps
+/// refusing the restarted office's new connections as duplicates ("dropping
+/// a second connection; the other one is kept") until the dead one times
+/// out, about 15 s later, instead of at once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "known: a restarted office can wait 15 s for its session when both dial"]
+async fn kill_9_mid_catch_up_when_both_dial_gets_the_session_back_at_once() {
+    let mut c = Cluster::new(&[("tijuana", true), ("san-diego", false)]);
+    c.link(0, 1);
+    fill(&c[0].data_dir().join("puente.db"), &c.lab.schema_text, ROWS);
+    c[0].start().await.unwrap();
+    for round in 0..6 {
+        c[1].start().await.unwrap();
+        let started = std::time::Instant::now();
+        loop {
+            let receiving = c[1]
+                .client()
+                .status()
+                .await
+                .is_ok_and(|s| s.peers[0].counters.rows_in > 0);
+            if receiving {
+                break;
+            }
+            assert!(
+                started.elapsed() < Duration::from_secs(5),
+                "round {round}: the restarted office got no session within 5 s"
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        c[1].kill9();
+    }
 }

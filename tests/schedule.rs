@@ -3,10 +3,10 @@
 //! the same agenda, byte for byte, in Spanish, English and JSON.
 //!
 //! Owns: the end-to-end check of the agenda over the admin socket, through
-//! the library (a fixed instant) and through the `puente schedule` binary
-//! (events placed relative to today, TZ=America/Tijuana).
+//! the library and through the `puente schedule` binary (TZ=America/Tijuana),
+//! both at a fixed instant (the binary's hidden `--now`).
 //! Must not: depend on the machine's time zone or locale (both are set), or
-//! on the time of day (only whole days ahead are used).
+//! on the time of day or date.
 
 mod cluster;
 
@@ -223,13 +223,6 @@ fn run_schedule(args: &[&str]) -> std::process::Output {
         .expect("run puente schedule")
 }
 
-/// Today's date in Tijuana.
-fn tijuana_today() -> jiff::civil::Date {
-    Timestamp::now()
-        .to_zoned_datetime(TimeZone::get("America/Tijuana").unwrap())
-        .date()
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_binary_prints_the_same_agenda_at_both_offices() {
     let mut c = Cluster::new(&[("tijuana", true), ("san-diego", false)]);
@@ -237,25 +230,14 @@ async fn the_binary_prints_the_same_agenda_at_both_offices() {
     c.start_all().await;
     let (tj, sd) = (&c[TJ], &c[SD]);
 
-    // Events one and three days from today, written with different offsets.
-    let tz = TimeZone::get("America/Tijuana").unwrap();
-    let at = |days: i64, hour: i8| {
-        let date = tijuana_today()
-            .checked_add(jiff::Span::new().days(days))
-            .unwrap();
-        date.at(hour, 0, 0, 0)
-            .to_zoned_datetime(tz.clone())
-            .unwrap()
-            .timestamp()
-    };
-    let in_offset =
-        |t: Timestamp, hours: i8| t.display_with_offset(jiff::tz::offset(hours)).to_string();
+    // Events one and three days after NOW, written with different offsets:
+    // Tuesday 10:00 and 09:00 and Thursday 12:00 in Tijuana.
     put_event(
         tj,
         "tj-1",
         &[
             ("title", "Taller"),
-            ("starts_at", &in_offset(at(1, 10), -8)),
+            ("starts_at", "2026-12-01T10:00:00-08:00"),
             ("office", "tijuana"),
         ],
         None,
@@ -266,7 +248,7 @@ async fn the_binary_prints_the_same_agenda_at_both_offices() {
         "sd-1",
         &[
             ("title", "Clinic"),
-            ("starts_at", &at(1, 9).to_string()), // UTC, "Z"
+            ("starts_at", "2026-12-01T17:00:00Z"),
             ("office", "san-diego"),
         ],
         None,
@@ -277,7 +259,7 @@ async fn the_binary_prints_the_same_agenda_at_both_offices() {
         "sd-3",
         &[
             ("title", "Fair"),
-            ("starts_at", &in_offset(at(3, 12), 1)),
+            ("starts_at", "2026-12-03T21:00:00+01:00"),
             ("office", "san-diego"),
         ],
         None,
@@ -289,77 +271,69 @@ async fn the_binary_prints_the_same_agenda_at_both_offices() {
         tj.socket.to_str().unwrap().to_string(),
         sd.socket.to_str().unwrap().to_string(),
     );
-    for extra in [&[][..], &["--json"][..], &["--lang", "en"][..]] {
-        // Both runs must see the same day; if midnight passed between
-        // them (in Tijuana), run them again.
-        let (a, b) = loop {
-            let day = tijuana_today();
-            let run = |socket: &str| {
-                let mut args = vec!["--socket", socket];
-                args.extend_from_slice(extra);
-                let out = run_schedule(&args);
-                assert!(
-                    out.status.success(),
-                    "puente schedule {args:?}: {}",
-                    String::from_utf8_lossy(&out.stderr)
-                );
-                String::from_utf8(out.stdout).unwrap()
-            };
-            let (a, b) = (run(&tj_socket), run(&sd_socket));
-            if tijuana_today() == day {
-                break (a, b);
-            }
-        };
-        if extra == ["--json"] {
-            // Only the window (the instant each run started) may differ.
-            let strip = |text: &str| {
-                let mut v: serde_json::Value = serde_json::from_str(text).unwrap();
-                for key in ["from", "until"] {
-                    let t = v[key].as_str().unwrap();
-                    assert!(t.parse::<Timestamp>().is_ok(), "{key}: {t}");
-                    v[key] = serde_json::Value::Null;
-                }
-                v
-            };
-            assert_eq!(strip(&a), strip(&b), "the offices' JSON agendas differ");
-        } else {
-            assert_eq!(a, b, "the offices' agendas differ ({extra:?})");
-        }
-        if extra.is_empty() {
-            assert!(a.starts_with("Agenda: 7 días a partir del "), "{a}");
-            assert!(a.contains("hora de America/Tijuana"), "{a}");
-            let order: Vec<usize> = [
-                "  09:00        Clinic",
-                "  10:00        Taller",
-                "  12:00        Fair",
-            ]
-            .iter()
-            .map(|w| a.find(w).unwrap_or_else(|| panic!("{w} missing:\n{a}")))
-            .collect();
-            assert!(order.windows(2).all(|w| w[0] < w[1]), "{a}");
-        }
-        if extra == ["--json"] {
-            let v: serde_json::Value = serde_json::from_str(&a).unwrap();
-            let today = tijuana_today();
-            let date = |n: i64| {
-                today
-                    .checked_add(jiff::Span::new().days(n))
-                    .unwrap()
-                    .to_string()
-            };
-            assert_eq!(v["lang"], "es");
-            assert_eq!(v["days"][0]["date"], date(1));
-            assert_eq!(v["days"][0]["events"][0]["id"], "sd-1");
-            assert_eq!(v["days"][0]["events"][1]["id"], "tj-1");
-            assert_eq!(v["days"][1]["date"], date(3));
-            assert_eq!(v["days"][1]["events"][0]["id"], "sd-3");
-        }
-        if extra == ["--lang", "en"] {
-            assert!(a.contains("America/Tijuana time"), "{a}");
-            assert!(a.contains("  9:00 AM            Clinic"), "{a}");
-        }
-    }
+    // The binary, as staff run it, at a fixed instant (the hidden `--now`),
+    // so the test reads the same whatever the hour in Tijuana.
+    let run = |socket: &str, extra: &[&str]| {
+        let mut args = vec!["--socket", socket, "--now", NOW];
+        args.extend_from_slice(extra);
+        let out = run_schedule(&args);
+        assert!(
+            out.status.success(),
+            "puente schedule {args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8(out.stdout).unwrap()
+    };
+    let agenda = |extra: &[&str]| {
+        let (a, b) = (run(&tj_socket, extra), run(&sd_socket, extra));
+        assert_eq!(a, b, "the offices' agendas differ ({extra:?})");
+        a
+    };
+    assert_eq!(
+        agenda(&[]),
+        "Agenda: 7 días a partir del lunes 30 de noviembre, hora de America/Tijuana\n\
+         \n\
+         martes 1 de diciembre\n\
+         \x20 09:00        Clinic · san-diego\n\
+         \x20 10:00        Taller · tijuana\n\
+         \n\
+         jueves 3 de diciembre\n\
+         \x20 12:00        Fair · san-diego\n"
+    );
+    assert_eq!(
+        agenda(&["--lang", "en"]),
+        "Agenda: 7 days from Monday, November 30, America/Tijuana time\n\
+         \n\
+         Tuesday, December 1\n\
+         \x20 9:00 AM            Clinic · san-diego\n\
+         \x20 10:00 AM           Taller · tijuana\n\
+         \n\
+         Thursday, December 3\n\
+         \x20 12:00 PM           Fair · san-diego\n"
+    );
+    let v: serde_json::Value = serde_json::from_str(&agenda(&["--json"])).unwrap();
+    assert_eq!(v["lang"], "es");
+    assert_eq!(v["from"], "2026-11-30T12:00:00-08:00");
+    assert_eq!(v["until"], "2026-12-07T12:00:00-08:00");
+    assert_eq!(v["days"][0]["date"], "2026-12-01");
+    assert_eq!(v["days"][0]["events"][0]["id"], "sd-1");
+    assert_eq!(
+        v["days"][0]["events"][0]["starts_at"],
+        "2026-12-01T09:00:00-08:00"
+    );
+    assert_eq!(v["days"][0]["events"][1]["id"], "tj-1");
+    assert_eq!(v["days"][1]["date"], "2026-12-03");
+    assert_eq!(v["days"][1]["events"][0]["id"], "sd-3");
+    assert_eq!(v["days"][1]["events"][0]["time"], "12:00");
 
+    // Without `--now` the binary reads the clock (the day varies, the
+    // heading does not); `--now` is not offered in the help.
+    let out = run_schedule(&["--socket", &tj_socket]);
+    assert!(out.status.success());
+    let today = String::from_utf8(out.stdout).unwrap();
+    assert!(today.starts_with("Agenda: 7 días a partir del "), "{today}");
+    let help = run_schedule(&["--help"]);
+    assert!(!String::from_utf8_lossy(&help.stdout).contains("--now"));
     // Mistakes get a sentence that says what to do.
     for (args, want) in [
         (
@@ -367,6 +341,10 @@ async fn the_binary_prints_the_same_agenda_at_both_offices() {
             "use --lang es (español) or --lang en (English)",
         ),
         (&["--days", "0"][..], "give a number of days from 1 to 3660"),
+        (
+            &["--now", "tomorrow"][..],
+            "invalid value 'tomorrow' for '--now",
+        ),
     ] {
         let mut all = vec!["--socket", tj_socket.as_str()];
         all.extend_from_slice(args);

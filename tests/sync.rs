@@ -6,9 +6,13 @@ mod support;
 
 use cluster::*;
 use puente::node::status::PeerState;
+use support::{Control, Scan, plant_control};
 
 const TJ: usize = 0;
 const SD: usize = 1;
+
+/// A shared value the byte scans must find (their positive control).
+const SHARED_CONTROL: &str = "Shared-Scan-Control";
 
 fn two_offices() -> Cluster {
     let c = Cluster::new(&[("tijuana", true), ("san-diego", false)]);
@@ -69,6 +73,10 @@ async fn two_offices_writing_concurrently_converge_and_sealed_data_stays_sealed(
         &[("full_name", "Itzel Tijuana-Marker"), ("status", "active")],
     )
     .await;
+    // A shared value, plaintext by design in an unencrypted replica: the
+    // scans' positive control for the database and its WAL.
+    sd.put("residents", "res-3", &[("status", SHARED_CONTROL)])
+        .await;
     sd.client()
         .delete_row("outreach_events", "san-diego-07")
         .await
@@ -118,6 +126,39 @@ async fn two_offices_writing_concurrently_converge_and_sealed_data_stays_sealed(
         "+1 619 555 0177",
         "Itzel Tijuana-Marker",
     ];
+    // Every file of both office folders while the daemons run: replica,
+    // live WAL, logs at TRACE, config, keys. The controls prove the scan
+    // reads each kind of file: the shared value in the WAL, the id of a
+    // resident written at that office in its log, a planted file in the
+    // data dir (which stays a control once the replica is encrypted).
+    let scan_for = |o: &Office, file: &str, planted: Control| {
+        let written_here = if o.name == "tijuana" {
+            "res-2"
+        } else {
+            "res-1"
+        };
+        Scan::forbidding(&needles)
+            .control(Control::in_file(file, SHARED_CONTROL))
+            .control(Control::in_file("daemon.log", written_here))
+            .control(planted)
+    };
+    for o in c.offices() {
+        assert!(
+            o.logs().contains("TRACE"),
+            "{} logged nothing at trace",
+            o.name
+        );
+        let planted = plant_control(&o.data_dir()).unwrap();
+        let report = scan_for(o, "puente.db-wal", planted)
+            .check(&o.dir)
+            .unwrap_or_else(|e| panic!("{} while running: {e}", o.name));
+        assert!(
+            report
+                .files
+                .iter()
+                .any(|f| f.ends_with("data/puente.db-wal"))
+        );
+    }
     for i in [TJ, SD] {
         let stopping = std::time::Instant::now();
         assert_eq!(
@@ -133,15 +174,12 @@ async fn two_offices_writing_concurrently_converge_and_sealed_data_stays_sealed(
             stopping.elapsed()
         );
     }
+    // Again after SIGTERM, which checkpoints the WAL into the database.
     for o in c.offices() {
-        let hits = support::plaintext_hits(&o.dir, &needles);
-        assert!(hits.is_empty(), "{}: sealed plaintext in {hits:?}", o.name);
-        // The scan covered trace-level logs that saw the writes.
-        assert!(
-            o.logs().contains("TRACE"),
-            "{} logged nothing at trace",
-            o.name
-        );
+        let planted = plant_control(&o.data_dir()).unwrap();
+        scan_for(o, "puente.db", planted)
+            .check(&o.dir)
+            .unwrap_or_else(|e| panic!("{} after SIGTERM: {e}", o.name));
     }
 }
 
@@ -338,10 +376,47 @@ async fn a_schema_mismatch_is_refused_with_the_reason_on_both_sides() {
             o.name
         );
     }
+    // A write at Tijuana is acknowledged and stays local: after it, the
+    // offices meet again (a new session, refused for the mismatch) and
+    // nothing crosses.
+    let mismatches = |s: &puente::node::status::Status| {
+        s.peers[0]
+            .counters
+            .errors
+            .get("schema_mismatch")
+            .copied()
+            .unwrap_or(0)
+    };
+    let before = mismatches(&c[TJ].status().await);
     c[TJ].put("outreach_events", "x", &[("title", "t")]).await;
+    c[TJ].client().sync_now().await.unwrap();
+    wait_for("a session after the write, refused again", || async {
+        mismatches(&c[TJ].status().await) > before
+    })
+    .await;
     let sd = c[SD].status().await;
     assert_eq!(sd.head, 0, "nothing crossed a schema mismatch");
+    assert_eq!(
+        cell(&c[SD], "outreach_events", "x", "title", false).await,
+        None
+    );
     assert_ne!(c[TJ].status().await.peers[0].state, PeerState::Connected);
+
+    // San Diego goes back to the shared schema, with an empty replica (its
+    // own was made for the other schema and holds nothing): the write that
+    // was held arrives.
+    assert_eq!(c[SD].stop().unwrap(), Some(0));
+    std::fs::write(&schema, &text).unwrap();
+    std::fs::remove_dir_all(c[SD].data_dir()).unwrap();
+    std::fs::create_dir(c[SD].data_dir()).unwrap();
+    c[SD].start().await.unwrap();
+    wait_for("the held write arrives once the schemas match", || async {
+        cell(&c[SD], "outreach_events", "x", "title", false)
+            .await
+            .is_some()
+    })
+    .await;
+    wait_converged("in sync after the fix", &[&c[TJ], &c[SD]]).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -3,6 +3,8 @@
 //! place of /etc/puente, /var/lib/puente and /run/puente, 127.0.0.1 in
 //! place of the public addresses, and the systemd unit's ExecStart in
 //! place of systemctl (systemd itself checks the unit: tests/service_unit.rs).
+//! And the README's test command: the script CI runs, installing the
+//! packages the tests call.
 
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -275,4 +277,74 @@ fn the_readme_walkthrough_sets_up_two_offices_that_sync() {
         );
         std::thread::sleep(Duration::from_millis(50));
     }
+}
+
+/// README's "Try it, test it" gives `tools/test`; `.ci/run` runs exactly
+/// it; it ends in `cargo test --locked` and installs the packages whose
+/// programs the tests run.
+#[test]
+fn the_readme_test_command_is_the_script_ci_runs() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let read = |p: &str| std::fs::read_to_string(root.join(p)).unwrap();
+    let readme = read("README.md");
+    let try_it = readme
+        .split("## Try it, test it")
+        .nth(1)
+        .and_then(|rest| rest.split("```sh\n").nth(1))
+        .and_then(|block| block.split("```").next())
+        .expect("README has a `Try it, test it` sh block");
+    let commands: Vec<&str> = try_it
+        .lines()
+        .map(|l| l.split('#').next().unwrap().trim())
+        .collect();
+    assert_eq!(commands, ["cargo run --release -- demo", "tools/test"]);
+
+    let ci = read(".ci/run");
+    assert_eq!(
+        ci.lines().filter(|l| l.trim() == "tools/test").count(),
+        1,
+        ".ci/run must run tools/test:\n{ci}"
+    );
+    assert!(
+        !ci.contains("cargo test"),
+        ".ci/run tests only through tools/test"
+    );
+
+    let script = read("tools/test");
+    assert!(
+        script
+            .trim_end()
+            .ends_with("exec cargo test --locked \"$@\""),
+        "{script}"
+    );
+    let packages: Vec<&str> = script
+        .split("PACKAGES=(")
+        .nth(1)
+        .and_then(|rest| rest.split("\n)").next())
+        .expect("tools/test lists its packages in PACKAGES=( … )")
+        .lines()
+        .filter_map(|l| l.split('#').next().unwrap().split_whitespace().next())
+        .collect();
+    for needed in ["age", "curl", "sqlite3", "systemd"] {
+        assert!(
+            packages.contains(&needed),
+            "{needed} missing from {packages:?}"
+        );
+    }
+    let syntax = Command::new("bash")
+        .arg("-n")
+        .arg(root.join("tools/test"))
+        .output()
+        .unwrap();
+    assert!(
+        syntax.status.success(),
+        "{}",
+        String::from_utf8_lossy(&syntax.stderr)
+    );
+    use std::os::unix::fs::PermissionsExt;
+    let mode = std::fs::metadata(root.join("tools/test"))
+        .unwrap()
+        .permissions()
+        .mode();
+    assert!(mode & 0o111 != 0, "tools/test is not executable");
 }

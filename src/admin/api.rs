@@ -14,8 +14,9 @@ use serde::de::{self, DeserializeSeed, Deserializer, MapAccess, SeqAccess, Visit
 use serde::ser::{SerializeMap, Serializer};
 use serde::{Deserialize, Serialize};
 
-use super::base64::{base64_decode, base64_encode};
 use crate::value::{Plaintext, Value};
+use base64::Engine as _;
+use base64::engine::general_purpose::STANDARD as BASE64;
 
 /// `GET /v1/health`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -111,7 +112,7 @@ impl Serialize for PlainJson<'_> {
             Value::Real(r) => s.serialize_f64(*r),
             Value::Text(t) => s.serialize_str(t),
             Value::Blob(b) => {
-                let encoded = zeroize::Zeroizing::new(base64_encode(b));
+                let encoded = zeroize::Zeroizing::new(BASE64.encode(b));
                 let mut map = s.serialize_map(Some(1))?;
                 map.serialize_entry("base64", encoded.as_str())?;
                 map.end()
@@ -400,8 +401,11 @@ impl<'de> Visitor<'de> for CellVisitor {
                 let Value::Text(t) = text.expose() else {
                     return Err(de::Error::custom(CELL_SHAPE));
                 };
-                let bytes = base64_decode(t)
-                    .ok_or_else(|| de::Error::custom("a {\"base64\": …} cell is not base64"))?;
+                let bytes = BASE64.decode(t).map_err(|_| {
+                    de::Error::custom(
+                        "a {\"base64\": …} cell is not base64 (standard alphabet, padded with =)",
+                    )
+                })?;
                 Cell::Value(Plaintext::new(Value::Blob(bytes)))
             }
             _ => return Err(de::Error::custom(CELL_SHAPE)),
@@ -514,6 +518,36 @@ mod tests {
         );
         let back: Row = serde_json::from_str(&text).unwrap();
         assert_eq!(back.columns.0, row.columns.0);
+    }
+
+    #[test]
+    fn blobs_are_standard_padded_base64() {
+        let blob = |text: &str| {
+            serde_json::from_str::<Row>(&format!(
+                r#"{{"id":"r1","updated":"1.0","columns":{{"c":{{"base64":"{text}"}}}}}}"#
+            ))
+            .map(|row| match &row.columns.0[0].1 {
+                Cell::Value(p) => p.expose().clone(),
+                Cell::Sealed => unreachable!(),
+            })
+        };
+        for len in 0..20 {
+            let bytes: Vec<u8> = (0..len).map(|i| (i * 37 + 11) as u8).collect();
+            let cell = Cell::Value(Plaintext::new(Value::Blob(bytes.clone())));
+            let json = serde_json::to_value(PlainJson(match &cell {
+                Cell::Value(p) => p,
+                Cell::Sealed => unreachable!(),
+            }))
+            .unwrap();
+            let text = json["base64"].as_str().unwrap().to_string();
+            assert_eq!(blob(&text).unwrap(), Value::Blob(bytes), "{text}");
+        }
+        assert_eq!(blob("Zm9vYmFy").unwrap(), Value::Blob(b"foobar".to_vec()));
+        assert_eq!(blob("Zm8=").unwrap(), Value::Blob(b"fo".to_vec()));
+        for bad in ["Zm9=v", "Z===", "Zm=8", "Zm8", "Zm9v YmFy", "Zm9vYmF$"] {
+            let e = blob(bad).unwrap_err().to_string();
+            assert!(e.contains("is not base64"), "{bad}: {e}");
+        }
     }
 
     #[test]

@@ -2,15 +2,14 @@
 //!
 //! Owns: the server the daemon runs (`server`: bind and serve; `routes`:
 //! the endpoints; `errors`: HTTP error mapping), the reveal audit log
-//! (`audit`), the JSON shapes both sides share (`api`, with `base64` for
-//! blobs), bodies that may hold plaintext in wiped buffers (`buf`) and the
+//! (`audit`), the JSON shapes both sides share (`api`, blobs as base64),
+//! bodies that may hold plaintext in wiped buffers (`buf`) and the
 //! typed client the CLI uses (`client`).
 //! Must not: decide anything about the replica (the `Node` and `Store` do),
 //! or let a sealed value reach a log line or an error message.
 
 pub mod api;
 pub mod audit;
-mod base64;
 pub(crate) mod buf;
 pub mod client;
 mod errors;

@@ -82,8 +82,10 @@ pub fn rows_list(
     match (&page.next, page.rows.len()) {
         (_, 0) => text.push_str(&format!("no rows in {table}\n")),
         (Some(next), n) => text.push_str(&format!(
-            "\n{n} rows; more follow: pass --after {next} for the next page\n"
+            "\n{n} {}; more follow: pass --after {next} for the next page\n",
+            if n == 1 { "row" } else { "rows" }
         )),
+        (None, 1) => text.push_str("\n1 row\n"),
         (None, n) => text.push_str(&format!("\n{n} rows\n")),
     }
     emit(text.as_bytes())

@@ -21,9 +21,16 @@ use crate::schedule::{self, EventRow, Lang};
 /// Rows asked for per page.
 pub const PAGE_SIZE: usize = 500;
 
-/// Prints the agenda of the `days` days from now. `lang` is `es` or `en`;
-/// without it the locale decides (LC_ALL, LC_MESSAGES, LANG).
-pub fn schedule(socket: &Path, days: u32, lang: Option<&str>, json: bool) -> Result<()> {
+/// Prints the agenda of the `days` days from now (or from `now`, which
+/// tests give to fix the day). `lang` is `es` or `en`; without it the
+/// locale decides (LC_ALL, LC_MESSAGES, LANG).
+pub fn schedule(
+    socket: &Path,
+    days: u32,
+    lang: Option<&str>,
+    json: bool,
+    now: Option<Timestamp>,
+) -> Result<()> {
     let lang = match lang {
         Some(given) => Lang::parse(given)?,
         None => locale_lang(),
@@ -38,7 +45,8 @@ pub fn schedule(socket: &Path, days: u32, lang: Option<&str>, json: bool) -> Res
             TimeZone::UTC
         }
     };
-    let text = agenda_text(socket, Timestamp::now(), &tz, days, lang, json)?;
+    let now = now.unwrap_or_else(Timestamp::now);
+    let text = agenda_text(socket, now, &tz, days, lang, json)?;
     let mut out = std::io::stdout().lock();
     out.write_all(text.as_bytes())
         .and_then(|()| out.flush())

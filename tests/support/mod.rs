@@ -123,13 +123,9 @@ pub fn sync(from: &Replica, to: &mut Replica, max_rows: usize) -> usize {
     }
 }
 
+/// The one byte scanner (forbidden values, positive controls).
 #[allow(unused_imports)]
-pub use puente::lab::scan::{encodings, files_under};
-
-/// Files under `dir` containing any encoding of any needle: (file, needle).
-pub fn plaintext_hits(dir: &Path, needles: &[&str]) -> Vec<(PathBuf, String)> {
-    puente::lab::scan::plaintext_hits(dir, needles).0
-}
+pub use puente::lab::scan::{Control, Scan, encodings, files_under, plant_control};
 
 // ---- admin socket (tests/admin_*.rs) ----------------------------------------
 
