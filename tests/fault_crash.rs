@@ -74,11 +74,11 @@ fn fill(db: &Path, schema_text: &str, rows: usize) {
         .unwrap();
 }
 
-/// Only San Diego (office 1) dials; Tijuana (office 0) accepts it. A new
-/// connection from the same side replaces a dead one at once, so every
-/// restart gets its session back at once and each row received is counted
-/// once. (When both dial, a restart can wait for the dead connection's
-/// idle timeout: see the ignored test at the end.)
+/// Only San Diego (office 1) dials; Tijuana (office 0) accepts it, so each
+/// row received is counted once (when both dial, both sessions of a
+/// restart may start a catch-up before the duplicate closes, and rows can
+/// arrive twice: harmless, but it would blur the count). Both dialling is
+/// the last test.
 fn san_diego_dials(c: &Cluster) {
     c.pin(1, 0);
     puente::config::node::add_peer(&c[0].config, &c[1].name, &c[1].fingerprint, None).unwrap();
@@ -266,14 +266,14 @@ async fn sigterm_during_a_catch_up_closes_with_a_code_and_resumes_from_the_curso
     );
 }
 
-/// Known problem, left to the sync rewrite (run with `cargo test --test
-/// fault_crash -- --ignored`): when both offices dial and the survivor's
-/// kept connection is its own outbound one to the killed office, it keeps
-/// refusing the restarted office's new connections as duplicates ("dropping
-/// a second connection; the other one is kept") until the dead one times
-/// out, about 15 s later, instead of at once.
+/// When both offices dial and the survivor's kept connection is its own
+/// outbound one to the killed office, the restarted office's new
+/// connection must still be admitted at once: a peer dials only when it
+/// has no connection, so a connection from it long after the live one came
+/// up replaces that one (`sync::policy::DUPLICATE_RACE`). Before that rule
+/// the survivor refused it as a duplicate until the dead one timed out,
+/// about 15 s later.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "known: a restarted office can wait 15 s for its session when both dial"]
 async fn kill_9_mid_catch_up_when_both_dial_gets_the_session_back_at_once() {
     let mut c = Cluster::new(&[("tijuana", true), ("san-diego", false)]);
     c.link(0, 1);

@@ -83,7 +83,12 @@ pub fn differences(ours: &str, theirs: &str, peer: &str) -> Vec<String> {
             format!("only in {peer}'s schema")
         }
     };
-    for name in a.tables.keys().chain(b.tables.keys()).collect::<BTreeSet<_>>() {
+    for name in a
+        .tables
+        .keys()
+        .chain(b.tables.keys())
+        .collect::<BTreeSet<_>>()
+    {
         match (a.tables.get(name), b.tables.get(name)) {
             (Some(_), None) => out.push(format!("table `{name}` is {}", only(true))),
             (None, Some(_)) => out.push(format!("table `{name}` is {}", only(false))),
@@ -119,7 +124,12 @@ pub fn differences(ours: &str, theirs: &str, peer: &str) -> Vec<String> {
             (None, None) => {}
         }
     }
-    for name in a.groups.keys().chain(b.groups.keys()).collect::<BTreeSet<_>>() {
+    for name in a
+        .groups
+        .keys()
+        .chain(b.groups.keys())
+        .collect::<BTreeSet<_>>()
+    {
         match (a.groups.get(name), b.groups.get(name)) {
             (Some(_), None) => out.push(format!("seal group `{name}` is {}", only(true))),
             (None, Some(_)) => out.push(format!("seal group `{name}` is {}", only(false))),
@@ -202,10 +212,12 @@ rights residents delete tijuana
         // From the other side, the same facts.
         let back = differences(b, A, "tijuana");
         assert!(back.contains(&"table `volunteers` is only in this office's schema".to_string()));
-        assert!(back.contains(
-            &"column `residents.nationality` is sealed to `mx` here and shared at tijuana"
-                .to_string()
-        ));
+        assert!(
+            back.contains(
+                &"column `residents.nationality` is sealed to `mx` here and shared at tijuana"
+                    .to_string()
+            )
+        );
         assert!(advice("san-diego").contains("same schema file"));
     }
 }

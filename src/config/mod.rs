@@ -4,8 +4,8 @@
 //! paths, the canonical schema hash, and errors that name file, line and key.
 //! Must not: open databases, sockets or key files (it only names them).
 
-pub mod node;
 pub mod diff;
+pub mod node;
 pub mod schema;
 pub mod types;
 

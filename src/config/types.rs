@@ -42,7 +42,11 @@ impl std::fmt::Display for Mismatch {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match &self.value {
             Some(v) => write!(f, "expects {}; got {} `{v}`", self.expected, self.got),
-            None => write!(f, "expects {}; got a {} that is not one", self.expected, self.got),
+            None => write!(
+                f,
+                "expects {}; got a {} that is not one",
+                self.expected, self.got
+            ),
         }
     }
 }
@@ -264,7 +268,10 @@ mod tests {
             let e = t.coerce(&v).expect_err(&format!("{t:?} took {v:?}"));
             let plain = e.to_string();
             assert!(plain.starts_with("expects "), "{plain}");
-            assert!(!plain.contains("veinte") && !plain.contains("mañana"), "{plain}");
+            assert!(
+                !plain.contains("veinte") && !plain.contains("mañana"),
+                "{plain}"
+            );
             let shown = e.showing(&v).to_string();
             assert!(shown.contains("got"), "{shown}");
         }
@@ -273,7 +280,11 @@ mod tests {
             e.showing(&text("veinte")).to_string(),
             "expects a whole number, e.g. 25; got text `veinte`"
         );
-        assert!(ColumnType::DateTime.expected().contains("2026-12-01T10:00:00-08:00"));
+        assert!(
+            ColumnType::DateTime
+                .expected()
+                .contains("2026-12-01T10:00:00-08:00")
+        );
     }
 
     #[test]

@@ -66,13 +66,18 @@ impl Registry {
         we_dial_the_winner: bool,
     ) -> bool {
         let mut active = self.active.lock().unwrap_or_else(|e| e.into_inner());
-        if let Some((existing, existing_direction, _)) = active.get(peer)
+        if let Some((existing, existing_direction, admitted)) = active.get(peer)
             && existing.close_reason().is_none()
         {
             // (A connection the peer lost in a restart does not linger: the
             // restarted node answers its packets with a stateless reset it
             // accepts, see `stateless_reset_key`.)
-            if !keeps_new_connection(*existing_direction, direction, we_dial_the_winner) {
+            if !keeps_new_connection(
+                *existing_direction,
+                admitted.elapsed(),
+                direction,
+                we_dial_the_winner,
+            ) {
                 return false;
             }
             existing.close(

@@ -60,13 +60,25 @@ impl Backoff {
     }
 }
 
-/// Whether a new connection to a peer replaces the live one. The same side
-/// dialling again means the old one is stale; when both sides dialled, both
-/// keep the connection dialled by the node with the lower certificate
-/// fingerprint (`we_dial_the_winner` when that is this node), so they agree
-/// without talking.
-pub fn keeps_new_connection(existing: Direction, new: Direction, we_dial_the_winner: bool) -> bool {
-    if existing == new {
+/// Two connections to the same peer admitted within this of each other
+/// are a race (both sides dialled at once); a later one means the peer
+/// lost the first (it restarted, or saw it die).
+pub const DUPLICATE_RACE: Duration = Duration::from_secs(3);
+
+/// Whether a new connection to a peer replaces the live one, admitted
+/// `existing_age` ago. The same side dialling again means the old one is
+/// stale, and so does a peer dialling long after the old one came up (a
+/// peer dials only when it has no connection: it restarted, or lost it).
+/// When both sides dialled at once, both keep the connection dialled by the
+/// node with the lower certificate fingerprint (`we_dial_the_winner` when
+/// that is this node), so they agree without talking.
+pub fn keeps_new_connection(
+    existing: Direction,
+    existing_age: Duration,
+    new: Direction,
+    we_dial_the_winner: bool,
+) -> bool {
+    if existing == new || existing_age >= DUPLICATE_RACE {
         return true;
     }
     (new == Direction::Outbound) == we_dial_the_winner
@@ -111,16 +123,26 @@ mod tests {
     #[test]
     fn both_sides_keep_the_connection_the_lower_fingerprint_dialled() {
         use Direction::{Inbound, Outbound};
+        let race = Duration::from_millis(200);
         // A redial from the same side replaces the stale connection.
-        assert!(keeps_new_connection(Outbound, Outbound, false));
-        assert!(keeps_new_connection(Inbound, Inbound, true));
+        assert!(keeps_new_connection(Outbound, race, Outbound, false));
+        assert!(keeps_new_connection(Inbound, race, Inbound, true));
         // Both dialled. Node A (lower fingerprint) keeps its outbound one;
         // node B keeps the same connection, which for B is inbound.
-        let a_keeps_new_outbound = keeps_new_connection(Inbound, Outbound, true);
-        let b_keeps_new_inbound = keeps_new_connection(Outbound, Inbound, false);
+        let a_keeps_new_outbound = keeps_new_connection(Inbound, race, Outbound, true);
+        let b_keeps_new_inbound = keeps_new_connection(Outbound, race, Inbound, false);
         assert!(a_keeps_new_outbound && b_keeps_new_inbound);
-        let a_keeps_new_inbound = keeps_new_connection(Outbound, Inbound, true);
-        let b_keeps_new_outbound = keeps_new_connection(Inbound, Outbound, false);
+        let a_keeps_new_inbound = keeps_new_connection(Outbound, race, Inbound, true);
+        let b_keeps_new_outbound = keeps_new_connection(Inbound, race, Outbound, false);
         assert!(!a_keeps_new_inbound && !b_keeps_new_outbound);
+        // Long after its connection came up, the peer dials: it lost that
+        // one (a restart), so the new one is kept even against the
+        // tie-break.
+        assert!(keeps_new_connection(
+            Outbound,
+            DUPLICATE_RACE,
+            Inbound,
+            true
+        ));
     }
 }

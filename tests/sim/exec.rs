@@ -187,7 +187,9 @@ impl World {
                 }
                 Action::Report(Report::PeerState { .. }) => {}
                 Action::Report(Report::SchemaDiffers { differences }) => {
-                    self.fail(format!("offices of one schema see it differ: {differences:?}"));
+                    self.fail(format!(
+                        "offices of one schema see it differ: {differences:?}"
+                    ));
                 }
                 Action::Close(violation) => {
                     let disk_full = self.offices[office].disk_full;
@@ -454,7 +456,7 @@ impl World {
             return;
         }
         let o = &mut self.offices[office];
-        if o.registry.get(&peer).is_some_and(|(id, _)| *id == conn) {
+        if o.registry.get(&peer).is_some_and(|(id, _, _)| *id == conn) {
             o.registry.remove(&peer);
         }
         if o.is_up() {
@@ -563,9 +565,12 @@ impl World {
             let we_dial_the_winner = self.offices[me].rank < self.offices[peer].rank;
             keep[i] = match self.offices[me].registry.get(&peer).copied() {
                 None => true,
-                Some((_, existing)) => {
-                    keeps_new_connection(existing, direction, we_dial_the_winner)
-                }
+                Some((_, existing, admitted)) => keeps_new_connection(
+                    existing,
+                    std::time::Duration::from_millis(self.now - admitted),
+                    direction,
+                    we_dial_the_winner,
+                ),
             };
         }
         let mut conn = Conn {
@@ -618,7 +623,11 @@ impl World {
             } else {
                 Direction::Inbound
             };
-            if let Some((old, _)) = self.offices[me].registry.insert(peer, (id, direction)) {
+            let admitted = self.now;
+            if let Some((old, _, _)) = self.offices[me]
+                .registry
+                .insert(peer, (id, direction, admitted))
+            {
                 // The connection this end replaces closes.
                 if let Some(c) = self.conns.get(&old) {
                     let side = c.side_of(me);

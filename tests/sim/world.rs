@@ -54,8 +54,9 @@ pub struct Office {
     /// Stands in for the certificate fingerprint in the duplicate
     /// tie-break.
     pub rank: u64,
-    /// Live connection per peer, and its direction here.
-    pub registry: BTreeMap<usize, (u64, Direction)>,
+    /// Live connection per peer, its direction here and when it was
+    /// admitted.
+    pub registry: BTreeMap<usize, (u64, Direction, u64)>,
     pub backoff: BTreeMap<usize, Backoff>,
     /// A dial to that peer is under way.
     pub dialling: BTreeMap<usize, bool>,
