@@ -9,6 +9,7 @@ use puente::sync::policy::{Backoff, Direction, keeps_new_connection};
 use puente::sync::protocol::{ErrorCode, FrameDecoder, MAX_HELLO_FRAME, Message, encode};
 use puente::sync::rules::{LocalInfo, highest_common};
 use puente::sync::session::{Action, Input, Limits, Pumped, Report, Session, Timing};
+use rand::Rng;
 
 use super::check;
 use super::world::{Conn, Ev, HANDSHAKE_TIMEOUT_MS, IDLE_TIMEOUT_MS, Side, World};
@@ -687,7 +688,9 @@ impl World {
     }
 
     /// The office's connections end without a word (a crash): the other
-    /// ends notice when the office is back, or at the idle timeout.
+    /// ends notice when the office is back (its stateless reset), or only
+    /// at the idle timeout; meanwhile the restarted office's new connection
+    /// must be admitted (`policy::keeps_new_connection`).
     pub fn drop_connections_of(&mut self, office: usize, back_in: u64) {
         let ids: Vec<(u64, usize)> = self
             .conns
@@ -707,8 +710,16 @@ impl World {
                 }
                 let link = self.link_between(ends[0], ends[1]).expect("linked");
                 let delay = self.links[link].spec.delay_ms;
+                // The restarted office's stateless reset tells the other end
+                // at once — unless no packet of the old connection reaches it
+                // (then only the idle timeout does).
+                let noticed = if self.rng.random_bool(0.5) {
+                    IDLE_TIMEOUT_MS.min(back_in + delay)
+                } else {
+                    IDLE_TIMEOUT_MS
+                };
                 self.after(
-                    IDLE_TIMEOUT_MS.min(back_in + delay),
+                    noticed,
                     Ev::Lost {
                         conn: id,
                         side: other,
