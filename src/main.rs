@@ -120,6 +120,11 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Web logins of this office's staff (admin role on the socket).
+    Staff {
+        #[command(subcommand)]
+        command: StaffCommand,
+    },
     /// Ask the daemon to contact its peers and catch up now.
     Sync {
         #[command(flatten)]
@@ -192,6 +197,38 @@ enum RowsCommand {
     Delete {
         table: String,
         id: String,
+        #[command(flatten)]
+        target: Target,
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+#[derive(Subcommand)]
+enum StaffCommand {
+    /// Give one person a login link for the web agenda and a calendar feed
+    /// address (both shown once).
+    Add {
+        name: String,
+        /// viewer (reads), editor (also creates, edits and cancels events)
+        /// or admin (also sees sync status).
+        #[arg(long)]
+        role: String,
+        #[command(flatten)]
+        target: Target,
+        #[arg(long)]
+        json: bool,
+    },
+    /// List the staff who have a login.
+    List {
+        #[command(flatten)]
+        target: Target,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Remove a login: their link and feed stop working, their sessions end.
+    Remove {
+        name: String,
         #[command(flatten)]
         target: Target,
         #[arg(long)]
@@ -275,6 +312,7 @@ fn main() -> ExitCode {
             .socket()
             .and_then(|s| cli::remote::sync_now(&s, json)),
         Command::Rows { command } => rows(command),
+        Command::Staff { command } => staff(command),
         Command::Demo { keep } => cli::demo::demo(keep),
         Command::Schedule {
             days,
@@ -337,5 +375,21 @@ fn rows(command: RowsCommand) -> anyhow::Result<()> {
             target,
             json,
         } => remote::rows_delete(&target.socket()?, &table, &id, json),
+    }
+}
+
+fn staff(command: StaffCommand) -> anyhow::Result<()> {
+    use cli::staff;
+    match command {
+        StaffCommand::Add {
+            name,
+            role,
+            target,
+            json,
+        } => staff::add(&target.socket()?, &name, &role, json),
+        StaffCommand::List { target, json } => staff::list(&target.socket()?, json),
+        StaffCommand::Remove { name, target, json } => {
+            staff::remove(&target.socket()?, &name, json)
+        }
     }
 }

@@ -14,8 +14,11 @@ mod base64;
 pub(crate) mod buf;
 pub mod client;
 mod errors;
+pub mod roles;
 mod routes;
 pub mod server;
+mod staff;
+pub mod staff_api;
 
 use std::path::PathBuf;
 

@@ -12,6 +12,8 @@ use std::path::{Path, PathBuf};
 use serde::Deserialize;
 use toml::Spanned;
 
+use super::access::{AccessConfig, AccessFile};
+use super::web::{WebConfig, WebFile};
 use super::{ConfigError, is_identifier, read_text};
 use crate::node::fingerprint::Fingerprint;
 
@@ -47,6 +49,10 @@ pub struct NodeConfig {
     /// Caps the replica's size in pages (tests of a full disk; none in
     /// production).
     pub max_db_pages: Option<u64>,
+    /// Roles on the admin socket (`[access]`).
+    pub access: AccessConfig,
+    /// The staff agenda over HTTP (`[web]`); off without that section.
+    pub web: Option<WebConfig>,
 }
 
 impl NodeConfig {
@@ -160,6 +166,12 @@ impl NodeConfig {
             .map(&resolve)
             .collect::<Result<Vec<_>, _>>()?;
 
+        let access = match raw.access {
+            Some(a) => a.check(file, text)?,
+            None => AccessConfig::default(),
+        };
+        let web = raw.web.map(|w| w.check(file, text, base)).transpose()?;
+
         Ok(NodeConfig {
             file: file.to_path_buf(),
             name: raw.name.into_inner(),
@@ -176,6 +188,8 @@ impl NodeConfig {
                 .map_or_else(|| "info".to_string(), Spanned::into_inner),
             clock_offset_ms: raw.debug.clock_offset_ms,
             max_db_pages: raw.debug.max_db_pages,
+            access,
+            web,
         })
     }
 
@@ -219,6 +233,10 @@ struct NodeFile {
     privacy: PrivacyFile,
     #[serde(default)]
     debug: DebugFile,
+    #[serde(default)]
+    access: Option<AccessFile>,
+    #[serde(default)]
+    web: Option<WebFile>,
 }
 
 #[derive(Deserialize)]

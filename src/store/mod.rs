@@ -13,6 +13,7 @@ mod changes;
 mod clocks;
 pub mod digest;
 mod layout;
+mod local;
 mod merge;
 mod open;
 mod read;
@@ -28,6 +29,7 @@ pub use apply::{Applied, Validated, validate};
 pub use change::{Batch, CellChange, Change, Cursor, PeerRef};
 pub use changes::Outgoing;
 pub use digest::Digest;
+pub use local::StaffRecord;
 pub use read::{CellView, Reveal, RowView, Stats};
 pub use write::{RowWrite, Written};
 
