@@ -20,8 +20,9 @@ use crate::value::Value;
 /// How a sealed cell that was not revealed is shown.
 pub const SEALED_MARK: &str = "‹sealed›";
 
-/// The widest a table cell gets (characters); longer text ends in "…".
-pub const MAX_CELL: usize = 24;
+/// The widest a table cell gets (characters; an RFC 3339 date with its
+/// offset fits); longer text ends in "…". Row ids are never cut.
+pub const MAX_CELL: usize = 25;
 
 /// "2026-12-01 10:32:05 PST", from a row's `updated` clock.
 pub fn local_time(updated: &str, tz: &TimeZone, seconds: bool) -> String {
@@ -167,7 +168,7 @@ pub fn render_table(out: &mut String, rows: &[Row], tz: &TimeZone) {
         .collect();
     lines.push(header);
     for row in rows {
-        let mut line = vec![cut(Zeroizing::new(row.id.clone()))];
+        let mut line = vec![Zeroizing::new(row.id.clone())];
         for column in &columns {
             line.push(match row.cell(column) {
                 Some(cell) => table_cell(cell),
@@ -273,15 +274,15 @@ mod tests {
         assert_eq!(lines.len(), 3, "{out}");
         assert_eq!(
             lines[0],
-            "id                 status                    full_name  phone  updated               by"
+            "id                 status                     full_name  phone  updated               by"
         );
         assert_eq!(
             lines[1],
-            "r1                 arrived                   ‹sealed›          2026-12-01 10:32 PST  tijuana"
+            "r1                 arrived                    ‹sealed›          2026-12-01 10:32 PST  tijuana"
         );
         assert_eq!(
             lines[2],
-            "r2-with-a-long-id  a status that goes on a…  ‹sealed›          2026-12-01 10:32 PST  san-diego"
+            "r2-with-a-long-id  a status that goes on an…  ‹sealed›          2026-12-01 10:32 PST  san-diego"
         );
     }
 }
