@@ -319,8 +319,10 @@ pub async fn language(State(app): State<Shared>, mut req: Request, next: Next) -
     response
 }
 
-/// Headers on every answer: no scripts, no frames, no sniffing, no
-/// referrer (a login link must not leak through one).
+/// Headers on every answer: no scripts, no frames, no sniffing, and a
+/// referrer only to this server (a login link must not leak to another
+/// site; "no-referrer" would make browsers send `Origin: null` with forms,
+/// which the origin check refuses).
 pub async fn security_headers(State(app): State<Shared>, req: Request, next: Next) -> Response {
     let mut response = next.run(req).await;
     let h = response.headers_mut();
@@ -330,7 +332,7 @@ pub async fn security_headers(State(app): State<Shared>, req: Request, next: Nex
             "default-src 'none'; style-src 'self'; img-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'",
         ),
         (header::X_CONTENT_TYPE_OPTIONS, "nosniff"),
-        (header::REFERRER_POLICY, "no-referrer"),
+        (header::REFERRER_POLICY, "same-origin"),
         (header::X_FRAME_OPTIONS, "DENY"),
     ];
     for (name, value) in fixed {

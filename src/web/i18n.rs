@@ -266,6 +266,14 @@ pub fn zone_note(lang: Lang, zone: &str) -> String {
     }
 }
 
+/// "A partir del martes 1 de diciembre" / "From Tuesday, December 1".
+pub fn from_day(lang: Lang, heading: &str) -> String {
+    match lang {
+        Lang::Es => format!("A partir del {heading}"),
+        Lang::En => format!("From {heading}"),
+    }
+}
+
 /// Too many sign-in attempts.
 pub fn slow_down(lang: Lang, seconds: u64) -> String {
     match lang {

@@ -26,8 +26,7 @@ use crate::schedule::Lang;
 
 pub use super::http::encode;
 
-const STYLE: &str = include_str!("assets/style.css");
-const ICON: &str = include_str!("assets/icon.svg");
+use super::pages::{ICON, STYLE};
 
 pub fn router(state: Shared) -> Router {
     Router::new()

@@ -9,6 +9,7 @@ use maud::{Markup, html};
 use super::{Chrome, office_label, page};
 use crate::schedule::{Event, words};
 use crate::web::agenda::Page;
+use crate::web::i18n;
 
 /// Descriptions longer than this are cut on the agenda (the edit form
 /// shows them whole).
@@ -59,7 +60,7 @@ fn event(c: &Chrome<'_>, e: &Event, can_edit: bool) -> Markup {
             div.when { (e.time) }
             div.what {
                 h3 {
-                    (e.title.as_deref().unwrap_or(words::untitled(lang)))
+                    span.t { (e.title.as_deref().unwrap_or(words::untitled(lang))) }
                     @if e.cancelled { " " span.badge.off { (w.cancelled) } }
                     @if done { " " span.badge { (w.status_done) } }
                 }
@@ -90,7 +91,11 @@ pub fn render(c: &Chrome<'_>, p: &Page, offices: &[String], can_edit: bool) -> M
     let later = p.later.0.to_string();
     let body = html! {
         div.bar {
-            h1 { (a.title) }
+            h1 { (w.agenda) }
+            p.sub {
+                (i18n::from_day(c.lang, &words::day_heading(c.lang, p.from, p.today.year())))
+                " · " (i18n::zone_note(c.lang, c.zone))
+            }
         }
         nav.offices aria-label=(w.office) {
             a.on[office.is_none()] href=(link(from, 0, None)) { (w.all_offices) }

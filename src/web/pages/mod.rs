@@ -20,8 +20,23 @@ use super::i18n::{self, Words};
 use super::tokens::StaffRole;
 use crate::schedule::Lang;
 
-/// Bumped when the stylesheet changes (browsers cache it for a day).
-pub const ASSET_VERSION: &str = "1";
+/// The stylesheet and the icon, embedded (an office may be offline).
+pub const STYLE: &str = include_str!("../assets/style.css");
+pub const ICON: &str = include_str!("../assets/icon.svg");
+
+/// The stylesheet's address, with a hash of its content so a browser's
+/// cached copy (kept a day) is never stale after an upgrade.
+pub fn style_href() -> &'static str {
+    static HREF: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    HREF.get_or_init(|| {
+        let digest = ring::digest::digest(&ring::digest::SHA256, STYLE.as_bytes());
+        let short: String = digest.as_ref()[..6]
+            .iter()
+            .map(|b| format!("{b:02x}"))
+            .collect();
+        format!("/assets/style.css?v={short}")
+    })
+}
 
 /// What every page's frame needs.
 #[derive(Debug, Clone)]
@@ -82,7 +97,7 @@ pub fn page(c: &Chrome<'_>, title: &str, body: Markup) -> Markup {
                 meta charset="utf-8";
                 meta name="viewport" content="width=device-width, initial-scale=1";
                 title { (title) " · " (w.app) }
-                link rel="stylesheet" href={ "/assets/style.css?v=" (ASSET_VERSION) };
+                link rel="stylesheet" href=(style_href());
                 link rel="icon" type="image/svg+xml" href="/assets/icon.svg";
             }
             body {
