@@ -43,9 +43,12 @@ fn at(days: i64, hour: i8, minute: i8) -> String {
     z.timestamp().display_with_offset(z.offset()).to_string()
 }
 
+/// An event to seed: id, text columns, capacity.
+type Seed<'a> = (&'a str, &'a [(&'a str, &'a str)], Option<i64>);
+
 /// A week of realistic events, so the screenshots show what staff see.
 async fn seed(o: &Office) {
-    let events: &[(&str, &[(&str, &str)], Option<i64>)] = &[
+    let events: &[Seed<'_>] = &[
         (
             "seed-1",
             &[
