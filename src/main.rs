@@ -72,7 +72,10 @@ enum Command {
         /// Repetitions of the merge and catch-up measurements (medians).
         #[arg(long, default_value_t = 3)]
         repeat: usize,
-        /// Comma-separated subset: merge, catchup, latency, seal, idle.
+        /// Outreach events behind the web agenda figures.
+        #[arg(long, default_value_t = 2_000)]
+        web_events: usize,
+        /// Comma-separated subset: merge, catchup, latency, seal, idle, web.
         #[arg(long)]
         only: Option<String>,
         /// Also write the figures as JSON to FILE.
@@ -277,6 +280,7 @@ fn main() -> ExitCode {
             latency_samples,
             idle_seconds,
             repeat,
+            web_events,
             only,
             json,
         } => std::env::current_exe()
@@ -290,6 +294,7 @@ fn main() -> ExitCode {
                         latency_samples,
                         idle_seconds,
                         repeat,
+                        web_events,
                         bin,
                     },
                     json.as_deref(),

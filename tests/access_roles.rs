@@ -133,13 +133,20 @@ async fn each_role_is_needed_and_refusals_say_which() {
         (base + 2, base + 3, base + 200_000, base + 100_000);
 
     let mut c = Cluster::new(&[("tijuana", true)]);
+    // Replace the [access] section `puente init` wrote.
     let config = c[0].config.clone();
-    let mut text = std::fs::read_to_string(&config).unwrap();
-    text.push_str(&format!(
-        "\n[access]\nread = [\"group:{}\", \"user:{reader_uid}\"]\nwrite = [\"user:{}\"]\nreveal = [\"group:{revealer_gid}\"]\nadmin = [\"user:{admin}\"]\n",
+    let mut doc: toml_edit::DocumentMut =
+        std::fs::read_to_string(&config).unwrap().parse().unwrap();
+    let access: toml_edit::Table = format!(
+        "read = [\"group:{}\", \"user:{reader_uid}\"]\nwrite = [\"user:{}\"]\nreveal = [\"group:{revealer_gid}\"]\nadmin = [\"user:{admin}\"]\n",
         readers.group, writer.name
-    ));
-    std::fs::write(&config, text).unwrap();
+    )
+    .parse::<toml_edit::DocumentMut>()
+    .unwrap()
+    .as_table()
+    .clone();
+    doc["access"] = toml_edit::Item::Table(access);
+    std::fs::write(&config, doc.to_string()).unwrap();
     c.start_all().await;
     let tj = &c[0];
     tj.client()

@@ -247,8 +247,9 @@ fn resolve_access(node: &Node) -> Access {
         daemon_uid,
         node.config.file.clone(),
     );
+    // Preflight reports these to `puente check` and `puente run`.
     for w in warnings {
-        tracing::warn!("{w}");
+        tracing::debug!("{w}");
     }
     if !node.config.access.configured {
         tracing::info!(

@@ -455,5 +455,21 @@ mod shipped_examples {
         let sd = NodeConfig::load(&root.join("san-diego.toml")).unwrap();
         assert!(sd.identities.is_empty());
         assert_eq!(sd.peers[0].name, "tijuana");
+        // The packaged roles: the puente group reads and writes, reveal is a
+        // group of its own, root is admin; the web agenda stays on loopback.
+        use crate::config::access::{Principal, Role, Who};
+        for cfg in [&tj, &sd] {
+            let holders = |role| cfg.access.holders(role).cloned().collect::<Vec<_>>();
+            let group = |n: &str| Principal::Group(Who::Name(n.into()));
+            assert_eq!(holders(Role::Read), [group("puente")]);
+            assert_eq!(holders(Role::Write), [group("puente")]);
+            assert_eq!(holders(Role::Reveal), [group("puente-reveal")]);
+            assert_eq!(
+                holders(Role::Admin),
+                [Principal::User(Who::Name("root".into()))]
+            );
+            let web = cfg.web.as_ref().unwrap();
+            assert!(web.listen.ip().is_loopback() && web.tls.is_none());
+        }
     }
 }

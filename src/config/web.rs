@@ -175,3 +175,82 @@ impl WebFile {
         })
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use crate::config::NodeConfig;
+    use crate::config::access::{Principal, Role, Who};
+    use std::path::Path;
+
+    const BASE: &str = "name = \"tijuana\"\nlisten = \"127.0.0.1:7441\"\ndata_dir = \"data\"\nadmin_socket = \"a.sock\"\nschema = \"schema.toml\"\n[tls]\ncert = \"c\"\nkey = \"k\"\n";
+
+    fn parse(extra: &str) -> Result<NodeConfig, String> {
+        NodeConfig::parse(
+            Path::new("/etc/puente/puente.toml"),
+            &format!("{BASE}{extra}"),
+        )
+        .map_err(|e| e.to_string())
+    }
+
+    #[test]
+    fn web_is_off_without_its_section_and_loopback_by_default() {
+        assert!(parse("").unwrap().web.is_none());
+        let web = parse("[web]\n").unwrap().web.unwrap();
+        assert_eq!(web.listen.to_string(), "127.0.0.1:7480");
+        assert_eq!(web.base_url(), "http://127.0.0.1:7480");
+        let web = parse("[web]\nlisten = \"0.0.0.0:443\"\ntls_cert = \"web.crt\"\ntls_key = \"web.key\"\nurl = \"https://agenda.example.org/\"\ntime_zone = \"America/Tijuana\"\n")
+            .unwrap()
+            .web
+            .unwrap();
+        assert_eq!(
+            web.tls.as_ref().unwrap().cert,
+            Path::new("/etc/puente/web.crt")
+        );
+        assert_eq!(web.base_url(), "https://agenda.example.org");
+        assert_eq!(web.time_zone.as_deref(), Some("America/Tijuana"));
+    }
+
+    #[test]
+    fn a_public_address_needs_tls_and_mistakes_are_named() {
+        let e = parse("[web]\nlisten = \"0.0.0.0:7480\"\n").unwrap_err();
+        assert!(
+            e.starts_with("/etc/puente/puente.toml:10:")
+                && e.contains("set web.tls_cert and web.tls_key"),
+            "{e}"
+        );
+        let e = parse("[web]\nlisten = \"0.0.0.0:7480\"\ntls_cert = \"c.pem\"\n").unwrap_err();
+        assert!(e.contains("without web.tls_key"), "{e}");
+        let e = parse("[web]\nlisten = \"here\"\n").unwrap_err();
+        assert!(
+            e.contains("web.listen: `here` is not a socket address"),
+            "{e}"
+        );
+        let e = parse("[web]\ntime_zone = \"Mars/Olympus\"\n").unwrap_err();
+        assert!(e.contains("web.time_zone") && e.contains("IANA"), "{e}");
+        let e = parse("[web]\nurl = \"agenda\"\n").unwrap_err();
+        assert!(e.contains("web.url"), "{e}");
+        let e = parse("[web]\nport = 1\n").unwrap_err();
+        assert!(e.contains("port"), "{e}");
+    }
+
+    #[test]
+    fn access_lists_roles_by_user_and_group() {
+        let c = parse("[access]\nread = [\"group:puente\"]\nadmin = [\"user:0\"]\n").unwrap();
+        assert!(c.access.configured);
+        assert_eq!(
+            c.access.grants,
+            vec![
+                (Role::Read, Principal::Group(Who::Name("puente".into()))),
+                (Role::Admin, Principal::User(Who::Id(0))),
+            ]
+        );
+        assert!(!parse("").unwrap().access.configured);
+        let e = parse("[access]\nwrite = [\"puente\"]\n").unwrap_err();
+        assert!(
+            e.contains(":10:") && e.contains("access.write: `puente` names no user or group"),
+            "{e}"
+        );
+        let e = parse("[access]\nsudo = []\n").unwrap_err();
+        assert!(e.contains("sudo"), "{e}");
+    }
+}

@@ -59,6 +59,16 @@ pub fn load(config: &Path) -> Result<Checked, PreflightError> {
             peer: p.name.clone(),
         });
     }
+    // Names in [access] that this machine does not know grant nothing.
+    let read = |path: &str| std::fs::read_to_string(path).unwrap_or_default();
+    let (_, unknown) = crate::admin::roles::Access::resolve(
+        &config.access,
+        &read("/etc/passwd"),
+        &read("/etc/group"),
+        0,
+        config.file.clone(),
+    );
+    warnings.extend(unknown);
     if !config.data_dir.is_dir() {
         warnings.push(format!(
             "data dir {} does not exist yet; create it before `puente run`",
