@@ -486,3 +486,73 @@ async fn under_tls_cookies_are_secure() {
         "plain HTTP answered"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_sealed_event_column_never_reaches_the_web() {
+    // A schema that seals the events' descriptions.
+    let template = puente::config::schema::DEFAULT_SCHEMA.replace(
+        "description = \"shared\"",
+        "description = { sealed = \"mx\" }",
+    );
+    assert_ne!(template, puente::config::schema::DEFAULT_SCHEMA);
+    let tmp = tempfile::tempdir().unwrap();
+    let lab = puente::lab::Lab::create(
+        &tmp.path().join("lab"),
+        std::path::Path::new(BIN),
+        &[("tijuana", true)],
+        &template,
+    )
+    .unwrap();
+    let mut c = Cluster { lab, tmp };
+    c.lab.enable_web(TJ, "America/Tijuana").unwrap();
+    c.start_all().await;
+    let tj = &c[TJ];
+    let start = jiff::Timestamp::now() + jiff::SignedDuration::from_hours(30);
+    tj.client()
+        .put_row(
+            "outreach_events",
+            "ev-1",
+            vec![
+                ("title".into(), puente::value::Plaintext::text("Reunión")),
+                (
+                    "starts_at".into(),
+                    puente::value::Plaintext::text(start.to_string()),
+                ),
+                (
+                    "description".into(),
+                    puente::value::Plaintext::text("Texto Sellado"),
+                ),
+            ],
+        )
+        .await
+        .unwrap();
+    let editor = add_staff(tj, "editor-tj", "editor").await;
+    let mut h = Http::new(tj.web.unwrap(), "es");
+    let agenda = h.sign_in(editor.login_url.as_deref().unwrap()).await;
+    assert!(agenda.body.contains("Reunión"), "{}", agenda.body);
+    assert!(!agenda.body.contains("Texto Sellado"));
+    let edit = h.get("/events/ev-1/edit").await;
+    assert!(edit.status == 200 && !edit.body.contains("Texto Sellado"));
+    let feed = h
+        .get(&format!("/cal/{}/outreach.ics", editor.calendar_token))
+        .await;
+    assert!(feed.body.contains("SUMMARY:Reunión") && !feed.body.contains("Sellado"));
+    // Writing it from the web is refused, and nothing is written.
+    let csrf = agenda.csrf();
+    let a = h
+        .post(
+            "/events",
+            &event_form(&csrf, &[("description", "Escrito en la web")]),
+        )
+        .await;
+    assert_eq!(a.status, 403, "{}", a.body);
+    assert!(
+        a.body
+            .contains("La web nunca muestra ni escribe datos sellados.")
+    );
+    assert_eq!(event_ids(tj).await, ["ev-1"]);
+    // Without it the form goes through (the sealed column left alone).
+    let a = h.post("/events", &event_form(&csrf, &[])).await;
+    assert_eq!(a.status, 303, "{}", a.body);
+    assert_eq!(event_ids(tj).await.len(), 2);
+}

@@ -69,6 +69,16 @@ pub fn load(config: &Path) -> Result<Checked, PreflightError> {
         config.file.clone(),
     );
     warnings.extend(unknown);
+    if let Some(web) = &config.web
+        && web.listen.ip().is_unspecified()
+        && web.url.is_none()
+    {
+        warnings.push(format!(
+            "{}: [web] listens on {} without `url`: the links `puente staff add` prints will name that address, which staff cannot open; set [web] url to the address they type (e.g. https://agenda.tijuana.example.org)",
+            config.file.display(),
+            web.listen
+        ));
+    }
     if !config.data_dir.is_dir() {
         warnings.push(format!(
             "data dir {} does not exist yet; create it before `puente run`",

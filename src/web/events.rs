@@ -199,6 +199,18 @@ async fn write(
     let Some((_, session)) = &ctx.session else {
         return ctx.error_page(app, StatusCode::FORBIDDEN, ctx.words().session_over);
     };
+    // A schema may seal a column of the outreach table: the web never
+    // writes one (a value there would be a sealed value typed on the web).
+    if cells
+        .iter()
+        .any(|(c, v)| *v != Value::Null && app.sealed_event_columns.iter().any(|s| s == c))
+    {
+        return ctx.error_page(app, StatusCode::FORBIDDEN, ctx.words().sealed);
+    }
+    let cells: Vec<(&'static str, Value)> = cells
+        .into_iter()
+        .filter(|(c, _)| !app.sealed_event_columns.iter().any(|s| s == c))
+        .collect();
     if !cells.is_empty() {
         let columns: Vec<String> = cells.iter().map(|(c, _)| c.to_string()).collect();
         let plain = cells

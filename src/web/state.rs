@@ -37,6 +37,9 @@ pub struct WebState {
     pub offices: Vec<String>,
     /// Every sealed column of the schema (a form naming one is refused).
     pub sealed: Vec<String>,
+    /// The outreach table's sealed columns, if a schema seals any: the web
+    /// neither shows nor writes them.
+    pub sealed_event_columns: Vec<String>,
     /// Whether the schema has the outreach table.
     pub has_events: bool,
     /// Cookies get `Secure` (the server speaks TLS).
@@ -57,6 +60,14 @@ impl WebState {
             .map(|c| c.name.clone())
             .collect();
         let has_events = schema.table_index(schedule::TABLE).is_some();
+        let sealed_event_columns = schema
+            .tables
+            .iter()
+            .filter(|t| t.name == schedule::TABLE)
+            .flat_map(|t| t.columns.iter())
+            .filter(|c| matches!(c.privacy, Privacy::Sealed { .. }))
+            .map(|c| c.name.clone())
+            .collect();
         let now = node.now_ms();
         WebState {
             edits: EditLog::new(&node.config.data_dir),
@@ -67,6 +78,7 @@ impl WebState {
             zone,
             offices,
             sealed,
+            sealed_event_columns,
             has_events,
             secure,
             cache: Mutex::new(None),
