@@ -33,6 +33,8 @@ pub enum DaemonError {
     Admin(#[from] AdminError),
     #[error(transparent)]
     Sync(#[from] SyncError),
+    #[error(transparent)]
+    Web(#[from] crate::web::WebError),
     #[error("another puente daemon is running with data dir {}; stop it first (systemctl stop puente) — two daemons must never share a replica", dir.display())]
     AlreadyRunning { dir: PathBuf },
     #[error("cannot lock the data dir {}: {source}; make it writable by the user puente runs as", dir.display())]
@@ -101,6 +103,7 @@ pub struct Running {
     sync: manager::SyncHandle,
     admin: tokio::task::JoinHandle<()>,
     stop_admin: watch::Sender<bool>,
+    web: Option<crate::web::WebServer>,
     _lock: DataDirLock,
 }
 
@@ -112,7 +115,15 @@ impl Running {
 
     /// Stops accepting, closes peer connections with `shutting_down`, lets
     /// an open transaction finish and checkpoints the WAL.
+    /// The address the web agenda listens on, if it is served.
+    pub fn web_addr(&self) -> Option<std::net::SocketAddr> {
+        self.web.as_ref().map(|w| w.local_addr)
+    }
+
     pub async fn shutdown(self) {
+        if let Some(web) = self.web {
+            web.stop().await;
+        }
         let _ = self.stop_admin.send(true);
         self.sync.stop().await;
         let _ = tokio::time::timeout(Duration::from_secs(2), self.admin).await;
@@ -169,6 +180,10 @@ pub async fn start(config_path: &Path, limits: Limits) -> Result<Running, Daemon
         clock,
         store,
     );
+    let web = match &node.config.web {
+        Some(config) => Some(crate::web::start(node.clone(), config).await?),
+        None => None,
+    };
     let sync = manager::start(node.clone(), checked.identity, limits)?;
     let (stop_admin, stop_rx) = watch::channel(false);
     let admin = {
@@ -188,6 +203,7 @@ pub async fn start(config_path: &Path, limits: Limits) -> Result<Running, Daemon
         sync,
         admin,
         stop_admin,
+        web,
         _lock: lock,
     })
 }

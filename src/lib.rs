@@ -18,3 +18,4 @@ pub mod stamp;
 pub mod store;
 pub mod sync;
 pub mod value;
+pub mod web;

@@ -72,7 +72,10 @@ enum Command {
         /// Repetitions of the merge and catch-up measurements (medians).
         #[arg(long, default_value_t = 3)]
         repeat: usize,
-        /// Comma-separated subset: merge, catchup, latency, seal, idle.
+        /// Outreach events behind the web agenda figures.
+        #[arg(long, default_value_t = 2_000)]
+        web_events: usize,
+        /// Comma-separated subset: merge, catchup, latency, seal, idle, web.
         #[arg(long)]
         only: Option<String>,
         /// Also write the figures as JSON to FILE.
@@ -123,6 +126,11 @@ enum Command {
         /// instead of the clock's.
         #[arg(long, hide = true, value_name = "INSTANT")]
         now: Option<jiff::Timestamp>,
+    },
+    /// Web logins of this office's staff (admin role on the socket).
+    Staff {
+        #[command(subcommand)]
+        command: StaffCommand,
     },
     /// Ask the daemon to contact its peers and catch up now.
     Sync {
@@ -204,6 +212,38 @@ enum RowsCommand {
 }
 
 #[derive(Subcommand)]
+enum StaffCommand {
+    /// Give one person a login link for the web agenda and a calendar feed
+    /// address (both shown once).
+    Add {
+        name: String,
+        /// viewer (reads), editor (also creates, edits and cancels events)
+        /// or admin (also sees sync status).
+        #[arg(long)]
+        role: String,
+        #[command(flatten)]
+        target: Target,
+        #[arg(long)]
+        json: bool,
+    },
+    /// List the staff who have a login.
+    List {
+        #[command(flatten)]
+        target: Target,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Remove a login: their link and feed stop working, their sessions end.
+    Remove {
+        name: String,
+        #[command(flatten)]
+        target: Target,
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+#[derive(Subcommand)]
 enum PeerCommand {
     /// Pin another office (or replace its pin), keeping the config's comments.
     Add {
@@ -244,6 +284,7 @@ fn main() -> ExitCode {
             latency_samples,
             idle_seconds,
             repeat,
+            web_events,
             only,
             json,
         } => std::env::current_exe()
@@ -257,6 +298,7 @@ fn main() -> ExitCode {
                         latency_samples,
                         idle_seconds,
                         repeat,
+                        web_events,
                         bin,
                     },
                     json.as_deref(),
@@ -279,6 +321,7 @@ fn main() -> ExitCode {
             .socket()
             .and_then(|s| cli::remote::sync_now(&s, json)),
         Command::Rows { command } => rows(command),
+        Command::Staff { command } => staff(command),
         Command::Demo { keep } => cli::demo::demo(keep),
         Command::Schedule {
             days,
@@ -352,5 +395,21 @@ fn rows(command: RowsCommand) -> anyhow::Result<()> {
             target,
             json,
         } => remote::rows_delete(&target.socket()?, &table, &id, json),
+    }
+}
+
+fn staff(command: StaffCommand) -> anyhow::Result<()> {
+    use cli::staff;
+    match command {
+        StaffCommand::Add {
+            name,
+            role,
+            target,
+            json,
+        } => staff::add(&target.socket()?, &name, &role, json),
+        StaffCommand::List { target, json } => staff::list(&target.socket()?, json),
+        StaffCommand::Remove { name, target, json } => {
+            staff::remove(&target.socket()?, &name, json)
+        }
     }
 }

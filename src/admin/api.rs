@@ -60,7 +60,15 @@ pub struct RowsPage {
 #[derive(Debug, Serialize, Deserialize)]
 pub struct Row {
     pub id: String,
+    /// The newest cell version (HLC, `MILLIS.LOGICAL`).
     pub updated: String,
+    /// The site id that wrote that version.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub updated_by: Option<String>,
+    /// The office of that site, when the daemon knows it (itself, or a
+    /// peer it has talked to since it started).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub updated_office: Option<String>,
     pub columns: Columns,
 }
 
@@ -500,6 +508,8 @@ mod tests {
         let row = Row {
             id: "r1".into(),
             updated: "1.0".into(),
+            updated_by: None,
+            updated_office: None,
             columns: Columns(vec![
                 ("b".into(), Cell::Value(Plaintext::text("x"))),
                 ("a".into(), Cell::Sealed),

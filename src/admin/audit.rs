@@ -102,23 +102,7 @@ impl AuditLog {
             serde_json::to_writer(&mut text, &line).map_err(|e| self.error(e.into()))?;
             text.push(b'\n');
         }
-        let _guard = self.lock.lock().unwrap_or_else(|e| e.into_inner());
-        let existed = self.path.exists();
-        let mut file = OpenOptions::new()
-            .append(true)
-            .create(true)
-            .mode(0o600)
-            .open(&self.path)
-            .map_err(|e| self.error(e))?;
-        file.write_all(&text).map_err(|e| self.error(e))?;
-        file.sync_data().map_err(|e| self.error(e))?;
-        if !existed && let Some(dir) = self.path.parent() {
-            // Make the new file's directory entry durable too.
-            File::open(dir)
-                .and_then(|d| d.sync_all())
-                .map_err(|e| self.error(e))?;
-        }
-        Ok(())
+        append_durably(&self.path, &self.lock, &text).map_err(|e| self.error(e))
     }
 
     fn error(&self, source: std::io::Error) -> AuditError {
@@ -127,6 +111,26 @@ impl AuditLog {
             source,
         }
     }
+}
+
+/// Appends `text` to the file at `path` (created mode 0600) in one write,
+/// then syncs it (and its folder when the file is new). `lock` serialises
+/// writers in this process. Blocking. The edit log uses it too.
+pub(crate) fn append_durably(path: &Path, lock: &Mutex<()>, text: &[u8]) -> std::io::Result<()> {
+    let _guard = lock.lock().unwrap_or_else(|e| e.into_inner());
+    let existed = path.exists();
+    let mut file = OpenOptions::new()
+        .append(true)
+        .create(true)
+        .mode(0o600)
+        .open(path)?;
+    file.write_all(text)?;
+    file.sync_data()?;
+    if !existed && let Some(dir) = path.parent() {
+        // Make the new file's directory entry durable too.
+        File::open(dir).and_then(|d| d.sync_all())?;
+    }
+    Ok(())
 }
 
 #[cfg(test)]

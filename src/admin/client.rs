@@ -20,6 +20,7 @@ use tokio::net::UnixStream;
 
 use super::api::{Accepted, ErrorBody, Health, Row, RowWrite, RowsPage, WriteResult};
 use super::buf::{self, SecretBuf};
+use super::staff_api::{StaffAdded, StaffList, StaffNew, StaffRemoved};
 use crate::node::status::Status;
 use crate::value::Plaintext;
 
@@ -151,6 +152,27 @@ impl Client {
     /// Deletes a row for good (its id can never be written again).
     pub async fn delete_row(&self, table: &str, id: &str) -> Result<WriteResult, ClientError> {
         self.call(Method::DELETE, row_path(table, id), None).await
+    }
+
+    /// Adds a web staff login; the answer holds its tokens (shown once).
+    pub async fn add_staff(&self, name: &str, role: &str) -> Result<StaffAdded, ClientError> {
+        let body = buf::to_json(&StaffNew {
+            name: name.to_string(),
+            role: role.to_string(),
+        })
+        .map_err(|e| self.protocol(format!("could not encode the request: {e}")))?;
+        self.call(Method::POST, "/v1/staff".into(), Some(body))
+            .await
+    }
+
+    pub async fn list_staff(&self) -> Result<StaffList, ClientError> {
+        self.call(Method::GET, "/v1/staff".into(), None).await
+    }
+
+    /// Removes a web staff login; their sessions end at once.
+    pub async fn remove_staff(&self, name: &str) -> Result<StaffRemoved, ClientError> {
+        self.call(Method::DELETE, format!("/v1/staff/{}", encode(name)), None)
+            .await
     }
 
     /// Asks the daemon to contact its peers now.

@@ -13,8 +13,11 @@ pub mod audit;
 pub(crate) mod buf;
 pub mod client;
 mod errors;
+pub mod roles;
 mod routes;
 pub mod server;
+mod staff;
+pub mod staff_api;
 
 use std::path::PathBuf;
 

@@ -27,9 +27,11 @@ use super::api::{Accepted, Cell, Columns, Health, Row, RowWrite, RowsPage, Write
 use super::audit::{AuditLog, Caller, RevealedCell};
 use super::buf::{self, SecretBuf};
 use super::errors::ApiError;
+use super::roles::{self, Access, CallerIds};
 use crate::node::Node;
 use crate::store::{CellView, Reveal, RowView, StoreError, Written, valid_id};
 use crate::value::{Plaintext, Value};
+use crate::web::edits::EditLog;
 
 /// Rows per page unless `limit` says otherwise, and the most allowed.
 pub const DEFAULT_LIMIT: usize = 100;
@@ -41,14 +43,21 @@ pub const MAX_BODY: usize = 1 << 20;
 pub(crate) struct AppState {
     pub node: Arc<Node>,
     pub audit: AuditLog,
+    /// Who changed the staff list.
+    pub edits: EditLog,
+    /// Who holds which role (`[access]`, resolved at start).
+    pub access: Access,
 }
 
-type Shared = Arc<AppState>;
+pub(crate) type Shared = Arc<AppState>;
 
 /// The connection's peer, from the socket's credentials (None if the
-/// kernel did not say).
-#[derive(Debug, Clone, Copy)]
-pub(crate) struct Peer(pub Option<Caller>);
+/// kernel did not say), and every group it holds.
+#[derive(Debug, Clone)]
+pub(crate) struct Peer {
+    pub caller: Option<Caller>,
+    pub ids: Option<CallerIds>,
+}
 
 pub(crate) fn router(state: Shared) -> Router {
     Router::new()
@@ -60,10 +69,43 @@ pub(crate) fn router(state: Shared) -> Router {
             "/v1/tables/{table}/rows/{id}",
             get(get_row).put(put_row).delete(delete_row),
         )
+        .merge(super::staff::routes())
         .fallback(unknown_route)
         .method_not_allowed_fallback(method_not_allowed)
+        .layer(middleware::from_fn_with_state(state.clone(), check_access))
         .layer(middleware::from_fn(log_request))
         .with_state(state)
+}
+
+/// Refuses (403) a request whose caller lacks a role it needs; every
+/// request passes here before its handler.
+async fn check_access(State(app): State<Shared>, req: Request, next: Next) -> Response {
+    let needed = roles::needed(req.method().as_str(), req.uri().path(), req.uri().query());
+    let ids = req
+        .extensions()
+        .get::<ConnectInfo<Peer>>()
+        .and_then(|c| c.0.ids.clone());
+    if app.access.check(ids.as_ref(), &needed, None).is_ok() {
+        return next.run(req).await;
+    }
+    // Refused: say who, by name when /etc/passwd knows them.
+    let user = match &ids {
+        Some(ids) => tokio::fs::read_to_string("/etc/passwd")
+            .await
+            .ok()
+            .and_then(|text| roles::user_name(&text, ids.uid)),
+        None => None,
+    };
+    let message = match app.access.check(ids.as_ref(), &needed, user.as_deref()) {
+        Err(message) => message,
+        Ok(()) => return next.run(req).await,
+    };
+    tracing::info!(
+        uid = ids.as_ref().map(|i| i.uid),
+        path = %req.uri().path(),
+        "admin request refused: a role is missing"
+    );
+    ApiError::new(StatusCode::FORBIDDEN, message).into_response()
 }
 
 /// One debug line per request: method, path (no query), status, time.
@@ -73,7 +115,7 @@ async fn log_request(req: Request, next: Next) -> Response {
     let uid = req
         .extensions()
         .get::<ConnectInfo<Peer>>()
-        .and_then(|c| c.0.0)
+        .and_then(|c| c.0.caller)
         .map(|c| c.uid);
     let started = Instant::now();
     let response = next.run(req).await;
@@ -90,7 +132,7 @@ async fn log_request(req: Request, next: Next) -> Response {
 
 /// A JSON response whose buffer is wiped once sent (it may hold revealed
 /// values).
-fn json<T: serde::Serialize>(status: StatusCode, value: &T) -> Response {
+pub(super) fn json<T: serde::Serialize>(status: StatusCode, value: &T) -> Response {
     match buf::to_json(value) {
         Ok(mut body) => {
             body.extend(b"\n");
@@ -130,7 +172,7 @@ async fn sync_now(State(app): State<Shared>) -> Response {
 
 async fn unknown_route(method: Method, uri: axum::http::Uri) -> ApiError {
     ApiError::not_found(format!(
-        "no endpoint {method} {}; the API has GET /v1/health, GET /v1/status, POST /v1/sync, GET /v1/tables/TABLE/rows and GET, PUT or DELETE /v1/tables/TABLE/rows/ID",
+        "no endpoint {method} {}; the API has GET /v1/health, GET /v1/status, POST /v1/sync, GET /v1/tables/TABLE/rows, GET, PUT or DELETE /v1/tables/TABLE/rows/ID, and GET or POST /v1/staff and DELETE /v1/staff/NAME",
         uri.path()
     ))
 }
@@ -221,7 +263,7 @@ fn params(
 // ---- rows ---------------------------------------------------------------
 
 /// Converts a row for the API, noting every sealed cell it reveals.
-fn to_api(view: RowView, revealed: &mut Vec<RevealedCell>) -> Row {
+fn to_api(node: &Node, view: RowView, revealed: &mut Vec<RevealedCell>) -> Row {
     let cells = view
         .cells
         .into_iter()
@@ -244,6 +286,8 @@ fn to_api(view: RowView, revealed: &mut Vec<RevealedCell>) -> Row {
     Row {
         id: view.id,
         updated: view.updated.to_string(),
+        updated_by: Some(view.updated_by.to_string()),
+        updated_office: node.office_of(view.updated_by),
         columns: Columns(cells),
     }
 }
@@ -251,7 +295,7 @@ fn to_api(view: RowView, revealed: &mut Vec<RevealedCell>) -> Row {
 /// The caller of a reveal: refused if the socket did not say who it is
 /// (the audit log must name them).
 fn revealer(peer: Peer, reveal: Reveal) -> Result<Option<Caller>, ApiError> {
-    match (reveal, peer.0) {
+    match (reveal, peer.caller) {
         (Reveal::No, _) => Ok(None),
         (Reveal::Yes, Some(caller)) => Ok(Some(caller)),
         (Reveal::Yes, None) => Err(ApiError::new(
@@ -316,7 +360,7 @@ async fn list_rows(
     let mut revealed = Vec::new();
     let rows = views
         .into_iter()
-        .map(|v| to_api(v, &mut revealed))
+        .map(|v| to_api(&app.node, v, &mut revealed))
         .collect();
     audit(&app, caller, table, revealed).await?;
     Ok(json(StatusCode::OK, &RowsPage { rows, next }))
@@ -352,14 +396,14 @@ async fn get_row(
         }
     };
     let mut revealed = Vec::new();
-    let row = to_api(view, &mut revealed);
+    let row = to_api(&app.node, view, &mut revealed);
     audit(&app, caller, table, revealed).await?;
     Ok(json(StatusCode::OK, &row))
 }
 
 /// Reads the request body into a buffer wiped on drop, refusing more than
 /// `MAX_BODY` bytes.
-async fn read_body(headers: &HeaderMap, body: Body) -> Result<SecretBuf, ApiError> {
+pub(super) async fn read_body(headers: &HeaderMap, body: Body) -> Result<SecretBuf, ApiError> {
     let too_large = || {
         ApiError::new(
             StatusCode::PAYLOAD_TOO_LARGE,

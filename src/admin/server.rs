@@ -27,6 +27,7 @@ use tokio::task::JoinSet;
 
 use super::AdminError;
 use super::audit::{AuditLog, Caller};
+use super::roles::{self, Access, CallerIds};
 use super::routes::{AppState, Peer, router};
 use crate::node::Node;
 
@@ -135,7 +136,14 @@ pub async fn serve_with(
 ) -> Result<(), AdminError> {
     let socket = SocketFile::of(&listener);
     let audit = AuditLog::new(&node.config.data_dir);
-    let app = router(Arc::new(AppState { node, audit }));
+    let access = resolve_access(&node);
+    let edits = crate::web::edits::EditLog::new(&node.config.data_dir);
+    let app = router(Arc::new(AppState {
+        node,
+        audit,
+        edits,
+        access,
+    }));
     let (stop_tx, stop_rx) = watch::channel(false);
     let mut connections = JoinSet::new();
     let mut shutdown = pin!(shutdown);
@@ -187,13 +195,21 @@ async fn connection(
     mut stop: watch::Receiver<bool>,
     options: ServeOptions,
 ) {
-    let peer = Peer(stream.peer_cred().ok().map(|c| Caller {
-        uid: c.uid(),
-        pid: c.pid(),
-    }));
+    let cred = stream.peer_cred().ok();
+    let ids = match cred {
+        Some(c) => Some(caller_ids(c.uid(), c.gid(), c.pid()).await),
+        None => None,
+    };
+    let peer = Peer {
+        caller: cred.map(|c| Caller {
+            uid: c.uid(),
+            pid: c.pid(),
+        }),
+        ids,
+    };
     let service = TowerToHyperService::new(app);
     let service = service_fn(move |mut req: hyper::Request<Incoming>| {
-        req.extensions_mut().insert(ConnectInfo(peer));
+        req.extensions_mut().insert(ConnectInfo(peer.clone()));
         service.call(req)
     });
     let mut builder = http1::Builder::new();
@@ -216,6 +232,59 @@ async fn connection(
             }
         }
     }
+}
+
+/// The node's `[access]` with names resolved from /etc/passwd and
+/// /etc/group (read once, at start); unknown names are logged.
+fn resolve_access(node: &Node) -> Access {
+    let read = |path: &str| std::fs::read_to_string(path).unwrap_or_default();
+    // The owner of /proc/self is this process's user.
+    let daemon_uid = std::fs::metadata("/proc/self").map_or(0, |m| m.uid());
+    let (access, warnings) = Access::resolve(
+        &node.config.access,
+        &read("/etc/passwd"),
+        &read("/etc/group"),
+        daemon_uid,
+        node.config.file.clone(),
+    );
+    // Preflight reports these to `puente check` and `puente run`.
+    for w in warnings {
+        tracing::debug!("{w}");
+    }
+    if !node.config.access.configured {
+        tracing::info!(
+            "the node config has no [access] section: only root and the daemon's own user may use the admin socket"
+        );
+    }
+    access
+}
+
+/// The caller's uid and groups: from /proc/PID/status (the groups the
+/// calling process really holds), or, when /proc hides other users'
+/// processes (systemd's ProtectProc=invisible), the groups /etc/group lists
+/// the user in.
+async fn caller_ids(uid: u32, gid: u32, pid: Option<i32>) -> CallerIds {
+    if let Some(pid) = pid
+        && let Ok(status) = tokio::fs::read_to_string(format!("/proc/{pid}/status")).await
+        && let Some(gids) = roles::proc_groups(&status, uid)
+    {
+        return CallerIds { uid, gids };
+    }
+    let mut gids = vec![gid];
+    let passwd = tokio::fs::read_to_string("/etc/passwd")
+        .await
+        .unwrap_or_default();
+    if let Some(name) = roles::user_name(&passwd, uid) {
+        let group = tokio::fs::read_to_string("/etc/group")
+            .await
+            .unwrap_or_default();
+        for g in roles::member_groups(&group, &name) {
+            if !gids.contains(&g) {
+                gids.push(g);
+            }
+        }
+    }
+    CallerIds { uid, gids }
 }
 
 /// The socket file this server created, to remove at shutdown only if it is

@@ -14,6 +14,7 @@ pub mod latency;
 pub mod merge;
 pub mod report;
 pub mod seal;
+pub mod web;
 
 use std::path::PathBuf;
 use std::time::Duration;
@@ -34,9 +35,14 @@ pub struct BenchOptions {
     pub idle_seconds: f64,
     /// Repetitions of the merge and catch-up pairs.
     pub repeat: usize,
+    /// Outreach events behind the web agenda figures.
+    pub web_events: usize,
     /// The `puente` binary to run daemons with.
     pub bin: PathBuf,
 }
+
+/// Requests per web figure.
+const WEB_SAMPLES: usize = 40;
 
 fn wanted(opts: &BenchOptions, name: &str) -> bool {
     opts.only
@@ -144,6 +150,10 @@ pub fn run(opts: &BenchOptions) -> Result<Report> {
             ));
         }
     }
+    if wanted(opts, "web") {
+        let f = runtime.block_on(web::run(opts.web_events, WEB_SAMPLES))?;
+        figures.extend(web::figures(&f));
+    }
     if wanted(opts, "catchup") || wanted(opts, "idle") {
         let mut runs = Vec::new();
         for i in 0..repeat {
@@ -166,6 +176,7 @@ pub fn run(opts: &BenchOptions) -> Result<Report> {
             "latency_samples": opts.latency_samples,
             "idle_seconds": opts.idle_seconds,
             "repeat": repeat,
+            "web_events": opts.web_events,
         }),
         figures,
     })

@@ -7,7 +7,9 @@
 pub mod demo;
 pub mod local;
 pub mod remote;
+pub mod rows_view;
 pub mod schedule;
+pub mod staff;
 
 use std::path::Path;
 

@@ -14,13 +14,13 @@ use std::path::Path;
 use anyhow::{Context, Result, anyhow, bail};
 use zeroize::Zeroizing;
 
-use crate::admin::api::{self, Cell, Row};
+use super::rows_view;
+use crate::admin::api::{self, Row};
 use crate::admin::{Client, buf};
 use crate::node::status::{PeerState, PeerStatus, Status};
 use crate::value::{Plaintext, Value};
 
-/// How a sealed cell that was not revealed is shown.
-pub const SEALED_MARK: &str = "‹sealed›";
+pub use super::rows_view::SEALED_MARK;
 
 /// Runs one async client call on a small runtime of its own.
 fn run<T>(call: impl std::future::Future<Output = Result<T>>) -> Result<T> {
@@ -73,12 +73,7 @@ pub fn rows_list(
         return emit_json(&page);
     }
     let mut text = Zeroizing::new(String::new());
-    for (i, row) in page.rows.iter().enumerate() {
-        if i > 0 {
-            text.push('\n');
-        }
-        render_row(&mut text, table, row);
-    }
+    rows_view::render_table(&mut text, &page.rows, &local_zone());
     match (&page.next, page.rows.len()) {
         (_, 0) => text.push_str(&format!("no rows in {table}\n")),
         (Some(next), n) => text.push_str(&format!(
@@ -96,9 +91,7 @@ pub fn rows_get(socket: &Path, table: &str, id: &str, reveal: bool, json: bool) 
     if json {
         return emit_json(&row);
     }
-    let mut text = Zeroizing::new(String::new());
-    render_row(&mut text, table, &row);
-    emit(text.as_bytes())
+    emit(row_text(table, &row).as_bytes())
 }
 
 pub fn rows_put(
@@ -182,63 +175,17 @@ pub fn parse_assignment(text: &str) -> Result<(String, Plaintext)> {
 
 // ---- rendering ------------------------------------------------------------
 
-/// A row as a block of `column  value` lines under a `table/id` heading.
-/// A row as `rows get` prints it, in a buffer wiped when dropped.
+/// A row as `rows get` prints it (local time of this machine), in a
+/// buffer wiped when dropped.
 pub fn row_text(table: &str, row: &Row) -> Zeroizing<String> {
     let mut text = Zeroizing::new(String::new());
-    render_row(&mut text, table, row);
+    rows_view::render_row(&mut text, table, row, &local_zone());
     text
 }
 
-fn render_row(out: &mut String, table: &str, row: &Row) {
-    let _ = writeln!(out, "{table}/{}  (updated {})", row.id, row.updated);
-    let width = row
-        .columns
-        .0
-        .iter()
-        .map(|(c, _)| c.chars().count())
-        .max()
-        .unwrap_or(0);
-    for (column, cell) in &row.columns.0 {
-        let _ = write!(out, "  {column:width$}  ");
-        match cell {
-            Cell::Sealed => out.push_str(SEALED_MARK),
-            Cell::Value(p) => render_value(out, p.expose(), width + 4),
-        }
-        out.push('\n');
-    }
-}
-
-/// A value for a terminal: text as is (control characters escaped, further
-/// lines indented), numbers, `(none)` for null, the size of a blob.
-fn render_value(out: &mut String, value: &Value, indent: usize) {
-    match value {
-        Value::Null => out.push_str("(none)"),
-        Value::Integer(i) => {
-            let _ = write!(out, "{i}");
-        }
-        Value::Real(r) => {
-            let _ = write!(out, "{r}");
-        }
-        Value::Blob(b) => {
-            let _ = write!(out, "<{} bytes>", b.len());
-        }
-        Value::Text(t) => {
-            for c in t.chars() {
-                match c {
-                    '\n' => {
-                        out.push('\n');
-                        out.extend(std::iter::repeat_n(' ', indent));
-                    }
-                    '\t' => out.push('\t'),
-                    c if c.is_control() => {
-                        let _ = write!(out, "\\u{{{:x}}}", c as u32);
-                    }
-                    c => out.push(c),
-                }
-            }
-        }
-    }
+/// This machine's time zone (UTC if it cannot tell).
+fn local_zone() -> jiff::tz::TimeZone {
+    jiff::tz::TimeZone::try_system().unwrap_or(jiff::tz::TimeZone::UTC)
 }
 
 /// The status document for people.
@@ -431,27 +378,5 @@ mod tests {
             assert!(text.contains(want), "missing {want:?} in\n{text}");
         }
         assert!(!text.contains("garbage") && !text.contains("refused connections"));
-    }
-
-    #[test]
-    fn rows_render_sealed_and_escape_control_characters() {
-        let row = Row {
-            id: "r1".into(),
-            updated: "5.0".into(),
-            columns: api::Columns(vec![
-                (
-                    "status".into(),
-                    Cell::Value(Plaintext::text("a\u{1b}[31m\nb")),
-                ),
-                ("full_name".into(), Cell::Sealed),
-                ("phone".into(), Cell::Value(Plaintext::new(Value::Null))),
-            ]),
-        };
-        let mut out = String::new();
-        render_row(&mut out, "residents", &row);
-        assert_eq!(
-            out,
-            "residents/r1  (updated 5.0)\n  status     a\\u{1b}[31m\n             b\n  full_name  ‹sealed›\n  phone      (none)\n"
-        );
     }
 }

@@ -16,6 +16,8 @@ use jiff::Timestamp;
 use jiff::tz::TimeZone;
 
 use crate::admin::Client;
+use crate::admin::api::{Cell, Row};
+use crate::clock::Hlc;
 use crate::schedule::{self, EventRow, Lang};
 
 /// Rows asked for per page.
@@ -87,6 +89,19 @@ pub fn agenda_text(
     }
 }
 
+/// A row of the admin API in the agenda's neutral form (sealed cells are
+/// left out: the schema shares every column of this table).
+pub fn event_row(row: &Row) -> EventRow {
+    EventRow::from_cells(
+        row.id.clone(),
+        row.updated.parse::<Hlc>().ok(),
+        |column| match row.cell(column) {
+            Some(Cell::Value(p)) => Some(p.expose()),
+            _ => None,
+        },
+    )
+}
+
 /// Every live row of `outreach_events`, `page_size` rows per request.
 pub fn read_events(socket: &Path, page_size: usize) -> Result<Vec<EventRow>> {
     let read = async {
@@ -98,7 +113,7 @@ pub fn read_events(socket: &Path, page_size: usize) -> Result<Vec<EventRow>> {
                 .list_rows(schedule::TABLE, after.as_deref(), Some(page_size), false)
                 .await
                 .with_context(|| format!("cannot read the table {}", schedule::TABLE))?;
-            rows.extend(page.rows.iter().map(EventRow::from_row));
+            rows.extend(page.rows.iter().map(event_row));
             match page.next {
                 None => return Ok(rows),
                 Some(next) if after.as_deref() == Some(next.as_str()) => bail!(
@@ -114,4 +129,41 @@ pub fn read_events(socket: &Path, page_size: usize) -> Result<Vec<EventRow>> {
         .build()
         .context("cannot start the async runtime")?
         .block_on(read)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::admin::api::Columns;
+    use crate::value::{Plaintext, Value};
+
+    #[test]
+    fn rows_from_the_api_become_event_rows() {
+        let row = Row {
+            id: "r1".into(),
+            updated: "1.0".into(),
+            updated_by: None,
+            updated_office: None,
+            columns: Columns(vec![
+                ("title".into(), Cell::Value(Plaintext::text("Taller"))),
+                (
+                    "capacity".into(),
+                    Cell::Value(Plaintext::new(Value::Integer(25))),
+                ),
+                ("location".into(), Cell::Value(Plaintext::text("  "))),
+                ("status".into(), Cell::Value(Plaintext::new(Value::Null))),
+                ("office".into(), Cell::Sealed),
+            ]),
+        };
+        assert_eq!(
+            event_row(&row),
+            EventRow {
+                id: "r1".into(),
+                title: Some("Taller".into()),
+                capacity: Some("25".into()),
+                updated: Some(Hlc::from_parts(1, 0)),
+                ..EventRow::default()
+            }
+        );
+    }
 }

@@ -4,10 +4,12 @@
 //! paths, the canonical schema hash, and errors that name file, line and key.
 //! Must not: open databases, sockets or key files (it only names them).
 
+pub mod access;
 pub mod diff;
 pub mod node;
 pub mod schema;
 pub mod types;
+pub mod web;
 
 use std::ops::Range;
 use std::path::{Path, PathBuf};

@@ -12,6 +12,8 @@ use std::path::{Path, PathBuf};
 use serde::Deserialize;
 use toml::Spanned;
 
+use super::access::{AccessConfig, AccessFile};
+use super::web::{WebConfig, WebFile};
 use super::{ConfigError, is_identifier, read_text};
 use crate::node::fingerprint::Fingerprint;
 
@@ -51,6 +53,10 @@ pub struct NodeConfig {
     /// build speaks, unless `[debug] protocols` narrows or widens the list
     /// to test version negotiation).
     pub protocols: Vec<u16>,
+    /// Roles on the admin socket (`[access]`).
+    pub access: AccessConfig,
+    /// The staff agenda over HTTP (`[web]`); off without that section.
+    pub web: Option<WebConfig>,
 }
 
 impl NodeConfig {
@@ -182,6 +188,12 @@ impl NodeConfig {
             .map(&resolve)
             .collect::<Result<Vec<_>, _>>()?;
 
+        let access = match raw.access {
+            Some(a) => a.check(file, text)?,
+            None => AccessConfig::default(),
+        };
+        let web = raw.web.map(|w| w.check(file, text, base)).transpose()?;
+
         Ok(NodeConfig {
             file: file.to_path_buf(),
             name: raw.name.into_inner(),
@@ -199,6 +211,8 @@ impl NodeConfig {
             clock_offset_ms: raw.debug.clock_offset_ms,
             max_db_pages: raw.debug.max_db_pages,
             protocols,
+            access,
+            web,
         })
     }
 
@@ -242,6 +256,10 @@ struct NodeFile {
     privacy: PrivacyFile,
     #[serde(default)]
     debug: DebugFile,
+    #[serde(default)]
+    access: Option<AccessFile>,
+    #[serde(default)]
+    web: Option<WebFile>,
 }
 
 #[derive(Deserialize)]
@@ -462,5 +480,21 @@ mod shipped_examples {
         let sd = NodeConfig::load(&root.join("san-diego.toml")).unwrap();
         assert!(sd.identities.is_empty());
         assert_eq!(sd.peers[0].name, "tijuana");
+        // The packaged roles: the puente group reads and writes, reveal is a
+        // group of its own, root is admin; the web agenda stays on loopback.
+        use crate::config::access::{Principal, Role, Who};
+        for cfg in [&tj, &sd] {
+            let holders = |role| cfg.access.holders(role).cloned().collect::<Vec<_>>();
+            let group = |n: &str| Principal::Group(Who::Name(n.into()));
+            assert_eq!(holders(Role::Read), [group("puente")]);
+            assert_eq!(holders(Role::Write), [group("puente")]);
+            assert_eq!(holders(Role::Reveal), [group("puente-reveal")]);
+            assert_eq!(
+                holders(Role::Admin),
+                [Principal::User(Who::Name("root".into()))]
+            );
+            let web = cfg.web.as_ref().unwrap();
+            assert!(web.listen.ip().is_loopback() && web.tls.is_none());
+        }
     }
 }

@@ -60,6 +60,8 @@ pub struct Office {
     pub log: PathBuf,
     /// RUST_LOG for the daemon.
     pub log_filter: String,
+    /// The web agenda's address, once `Lab::enable_web` gave it one.
+    pub web: Option<SocketAddr>,
     bin: PathBuf,
     child: Option<Child>,
 }
@@ -275,6 +277,7 @@ impl Lab {
                 fingerprint: made.fingerprint,
                 has_key: *has_key,
                 log_filter: "info".into(),
+                web: None,
                 bin: bin.to_path_buf(),
                 child: None,
             });
@@ -318,6 +321,26 @@ impl Lab {
             Some(&address.to_string()),
         )
         .map_err(LabError::from("pinning a peer"))
+    }
+
+    /// Gives office `i` a web agenda on a free 127.0.0.1 port, shown in
+    /// `zone` (before it starts).
+    pub fn enable_web(&mut self, i: usize, zone: &str) -> Result<SocketAddr, LabError> {
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .and_then(|l| l.local_addr())
+            .map_err(LabError::from("finding a free TCP port"))?
+            .port();
+        let addr = SocketAddr::from(([127, 0, 0, 1], port));
+        let office = &mut self.offices[i];
+        let mut config = std::fs::read_to_string(&office.config)
+            .map_err(LabError::from("reading the node config"))?;
+        config.push_str(&format!(
+            "\n[web]\nlisten = \"{addr}\"\ntime_zone = \"{zone}\"\n"
+        ));
+        std::fs::write(&office.config, config)
+            .map_err(LabError::from("writing the node config"))?;
+        office.web = Some(addr);
+        Ok(addr)
     }
 
     /// Both pin each other; both dial.

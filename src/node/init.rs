@@ -160,6 +160,20 @@ key = "certs/node.key"
 # [privacy]
 # identities = ["keys/mx.key"]
 
+# Who may use the admin socket, by local user or group (root and the user
+# the daemon runs as may always do everything). The package makes both groups.
+[access]
+read = ["group:puente"]
+write = ["group:puente"]
+reveal = ["group:puente-reveal"]
+admin = ["user:root"]
+
+# The staff web agenda and calendar feed (off until this section is
+# uncommented; any address but 127.0.0.1 also needs tls_cert and tls_key):
+# [web]
+# listen = "127.0.0.1:7480"
+# time_zone = "America/Tijuana"
+
 # Pinned peers. Add each other office with
 #   puente peer add --config THIS_FILE --name NAME --fingerprint sha256:… --address HOST:PORT
 "#

@@ -59,6 +59,26 @@ pub fn load(config: &Path) -> Result<Checked, PreflightError> {
             peer: p.name.clone(),
         });
     }
+    // Names in [access] that this machine does not know grant nothing.
+    let read = |path: &str| std::fs::read_to_string(path).unwrap_or_default();
+    let (_, unknown) = crate::admin::roles::Access::resolve(
+        &config.access,
+        &read("/etc/passwd"),
+        &read("/etc/group"),
+        0,
+        config.file.clone(),
+    );
+    warnings.extend(unknown);
+    if let Some(web) = &config.web
+        && web.listen.ip().is_unspecified()
+        && web.url.is_none()
+    {
+        warnings.push(format!(
+            "{}: [web] listens on {} without `url`: the links `puente staff add` prints will name that address, which staff cannot open; set [web] url to the address they type (e.g. https://agenda.tijuana.example.org)",
+            config.file.display(),
+            web.listen
+        ));
+    }
     if !config.data_dir.is_dir() {
         warnings.push(format!(
             "data dir {} does not exist yet; create it before `puente run`",

@@ -89,6 +89,9 @@ pub struct Node {
     garbage_datagrams: AtomicU64,
     /// Woken by `POST /v1/sync`: dialers retry at once.
     pub sync_now: Notify,
+    /// Bumped whenever a web staff login is removed: the web server then
+    /// checks its sessions against the staff table before serving them.
+    pub staff_epoch: AtomicU64,
 }
 
 impl std::fmt::Debug for Node {
@@ -136,6 +139,7 @@ impl Node {
             refused: Mutex::new(VecDeque::new()),
             garbage_datagrams: AtomicU64::new(0),
             sync_now: Notify::new(),
+            staff_epoch: AtomicU64::new(0),
         })
     }
 
@@ -206,6 +210,19 @@ impl Node {
         if let Some(p) = peers.get_mut(name) {
             f(p);
         }
+    }
+
+    /// The office that owns replica `site`: this node, or a peer whose
+    /// Hello gave that site id since the daemon started.
+    pub fn office_of(&self, site: SiteId) -> Option<String> {
+        if site == self.site {
+            return Some(self.config.name.clone());
+        }
+        let peers = self.peers.lock().unwrap_or_else(|e| e.into_inner());
+        peers
+            .iter()
+            .find(|(_, p)| p.site == Some(site))
+            .map(|(name, _)| name.clone())
     }
 
     pub fn peer(&self, name: &str) -> Option<PeerLive> {

@@ -525,30 +525,24 @@ fn language_comes_from_the_flag_or_the_locale() {
 }
 
 #[test]
-fn rows_from_the_api_become_event_rows() {
-    use crate::admin::api::Columns;
-    use crate::value::Plaintext;
-    let row = Row {
-        id: "r1".into(),
-        updated: "1.0".into(),
-        columns: Columns(vec![
-            ("title".into(), Cell::Value(Plaintext::text("Taller"))),
-            (
-                "capacity".into(),
-                Cell::Value(Plaintext::new(Value::Integer(25))),
-            ),
-            ("location".into(), Cell::Value(Plaintext::text("  "))),
-            ("status".into(), Cell::Value(Plaintext::new(Value::Null))),
-            ("office".into(), Cell::Sealed),
-        ]),
-    };
-    let e = EventRow::from_row(&row);
+fn rows_are_read_from_cells() {
+    let cells = [
+        ("title", Value::Text("Taller".into())),
+        ("capacity", Value::Integer(25)),
+        ("location", Value::Text("  ".into())),
+        ("status", Value::Null),
+        ("description", Value::Blob(vec![1])),
+    ];
+    let e = EventRow::from_cells("r1".into(), Some(Hlc(7)), |c| {
+        cells.iter().find(|(n, _)| *n == c).map(|(_, v)| v)
+    });
     assert_eq!(
         e,
         EventRow {
             id: "r1".into(),
             title: Some("Taller".into()),
             capacity: Some("25".into()),
+            updated: Some(Hlc(7)),
             ..EventRow::default()
         }
     );

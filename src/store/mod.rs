@@ -14,6 +14,7 @@ mod clocks;
 pub mod digest;
 mod inspect;
 mod layout;
+mod local;
 mod merge;
 mod open;
 mod read;
@@ -30,6 +31,7 @@ pub use change::{Batch, CellChange, Change, Cursor, PeerRef};
 pub use changes::Outgoing;
 pub use digest::Digest;
 pub use inspect::{CellRecord, RowKey, Snapshot, TombstoneRecord};
+pub use local::StaffRecord;
 pub use read::{CellView, Reveal, RowView, Stats};
 pub use write::{RowWrite, Written};
 

@@ -43,6 +43,8 @@ pub struct RowView {
     pub cells: Vec<(String, CellView)>,
     /// The newest cell version in the row.
     pub updated: Hlc,
+    /// The site that wrote that newest version.
+    pub updated_by: SiteId,
 }
 
 impl RowView {
@@ -246,8 +248,23 @@ impl Store {
             };
             cells.push((column.name.clone(), view));
         }
-        let updated = clocks.0.iter().map(|c| c.hlc).max().unwrap_or_default();
-        Ok(RowView { id, cells, updated })
+        let newest = clocks
+            .0
+            .iter()
+            .max_by_key(|c| c.hlc)
+            .copied()
+            .unwrap_or_default();
+        Ok(RowView {
+            id,
+            cells,
+            updated: newest.hlc,
+            updated_by: self
+                .state
+                .sites
+                .get(newest.site as usize)
+                .copied()
+                .unwrap_or(self.state.site),
+        })
     }
 
     /// Rows per table, sealed cells and tombstones (O(1): kept with every

@@ -7,17 +7,19 @@
 //! events whose dates cannot be read, choosing a language from the locale's
 //! variables, and rendering (words in `words.rs`).
 //! Must not: do IO — no clock, environment, files or sockets: the CLI
-//! (`cli/schedule.rs`) passes them in, so every case is tested with a fixed
-//! instant and zone.
+//! (`cli/schedule.rs`) and the web agenda (`web/`) pass them in, so every
+//! case is tested with a fixed instant and zone — or know the admin API's
+//! or the store's types: callers turn their rows into `EventRow`s
+//! (`EventRow::from_cells`).
 
-mod words;
+pub mod words;
 
 use jiff::civil::Date;
 use jiff::tz::TimeZone;
 use jiff::{Span, Timestamp, ZonedDateTime};
 use serde::Serialize;
 
-use crate::admin::api::{Cell, Row};
+use crate::clock::Hlc;
 use crate::value::Value;
 
 /// The table the agenda reads.
@@ -98,8 +100,21 @@ impl Lang {
     }
 }
 
+/// The columns of `outreach_events` the agenda reads.
+pub const COLUMNS: [&str; 9] = [
+    "title",
+    "description",
+    "starts_at",
+    "ends_at",
+    "location",
+    "office",
+    "language",
+    "capacity",
+    "status",
+];
+
 /// One row of `outreach_events`, every cell as text (absent, null and
-/// empty cells are `None`).
+/// empty cells are `None`): the neutral form every caller converts to.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct EventRow {
     pub id: String,
@@ -112,24 +127,23 @@ pub struct EventRow {
     pub language: Option<String>,
     pub capacity: Option<String>,
     pub status: Option<String>,
+    /// The row's newest cell version, when the caller knows it (the
+    /// calendar feed's SEQUENCE and LAST-MODIFIED come from it).
+    pub updated: Option<Hlc>,
 }
 
 impl EventRow {
-    /// The row as the admin API returns it. Numbers become their decimal
-    /// text; blobs and sealed cells (the schema shares every column of this
-    /// table) are left out.
-    pub fn from_row(row: &Row) -> EventRow {
-        let text = |column: &str| match row.cell(column) {
-            Some(Cell::Value(p)) => match p.expose() {
-                Value::Text(t) if !t.trim().is_empty() => Some(t.clone()),
-                Value::Integer(i) => Some(i.to_string()),
-                Value::Real(r) => Some(r.to_string()),
-                _ => None,
-            },
-            _ => None,
-        };
+    /// A row from its id, its version and a function giving each column's
+    /// value (None for a missing or sealed cell). Numbers become their
+    /// decimal text; blobs and blank text are left out.
+    pub fn from_cells<'a>(
+        id: String,
+        updated: Option<Hlc>,
+        cell: impl Fn(&str) -> Option<&'a Value>,
+    ) -> EventRow {
+        let text = |column: &str| cell(column).and_then(cell_text);
         EventRow {
-            id: row.id.clone(),
+            id,
             title: text("title"),
             description: text("description"),
             starts_at: text("starts_at"),
@@ -139,7 +153,18 @@ impl EventRow {
             language: text("language"),
             capacity: text("capacity"),
             status: text("status"),
+            updated,
         }
+    }
+}
+
+/// A cell as the agenda reads it: text that is not blank, or a number.
+pub fn cell_text(value: &Value) -> Option<String> {
+    match value {
+        Value::Text(t) if !t.trim().is_empty() => Some(t.clone()),
+        Value::Integer(i) => Some(i.to_string()),
+        Value::Real(r) => Some(r.to_string()),
+        _ => None,
     }
 }
 
@@ -214,11 +239,12 @@ pub enum Problem {
 
 /// A date as stored: RFC 3339 with an offset ("Z" included). A date or
 /// time without an offset is refused, since it names no instant.
-fn parse_instant(text: &str) -> Option<Timestamp> {
+pub fn parse_instant(text: &str) -> Option<Timestamp> {
     text.trim().parse::<Timestamp>().ok()
 }
 
-fn is_cancelled(status: Option<&str>) -> bool {
+/// Whether a status means the event is cancelled (English or Spanish).
+pub fn is_cancelled(status: Option<&str>) -> bool {
     status.is_some_and(|s| {
         matches!(
             s.trim().to_ascii_lowercase().as_str(),

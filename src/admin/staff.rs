@@ -1,0 +1,195 @@
+//! The staff endpoints of the admin socket: add, list and remove the
+//! office's web logins (`/v1/staff`, admin role).
+//!
+//! Owns: making each new member's login and calendar tokens (handed out
+//! once, in the answer; only their hashes are stored), the links built
+//! from `[web]`, ending a removed member's web sessions (the node's staff
+//! epoch), and recording each change in the edit log.
+//! Must not: log a token, or keep one after answering.
+
+use std::sync::atomic::Ordering;
+
+use axum::Router;
+use axum::body::Body;
+use axum::extract::rejection::PathRejection;
+use axum::extract::{ConnectInfo, Path, State};
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::Response;
+use axum::routing::{delete, get};
+
+use super::errors::ApiError;
+use super::routes::{Peer, Shared, json, read_body};
+use super::staff_api::{StaffAdded, StaffEntry, StaffList, StaffNew, StaffRemoved};
+use crate::web::edits::{Edit, Editor};
+use crate::web::tokens::{self, ROLE_USAGE, StaffRole};
+
+pub(super) fn routes() -> Router<Shared> {
+    Router::new()
+        .route("/v1/staff", get(list).post(add))
+        .route("/v1/staff/{name}", delete(remove))
+}
+
+fn editor(peer: &Peer) -> Editor {
+    match peer.caller {
+        Some(c) => Editor::Socket {
+            uid: c.uid,
+            pid: c.pid,
+        },
+        // The role check lets no unknown caller this far; keep a marker.
+        None => Editor::Socket {
+            uid: u32::MAX,
+            pid: None,
+        },
+    }
+}
+
+async fn record(app: &Shared, by: Editor, edit: Edit) -> Result<(), ApiError> {
+    let app = app.clone();
+    tokio::task::spawn_blocking(move || app.edits.record(jiff::Timestamp::now(), &by, &edit))
+        .await
+        .map_err(|e| ApiError::internal(format!("writing the edit log failed ({e})")))?
+        .map_err(|e| ApiError::internal(e.to_string()))
+}
+
+async fn add(
+    State(app): State<Shared>,
+    ConnectInfo(peer): ConnectInfo<Peer>,
+    headers: HeaderMap,
+    body: Body,
+) -> Result<Response, ApiError> {
+    let buf = read_body(&headers, body).await?;
+    let new: StaffNew = serde_json::from_slice(buf.as_slice()).map_err(|_| {
+        ApiError::bad_request(
+            "the body must be a JSON object {\"name\": \"…\", \"role\": \"viewer|editor|admin\"}",
+        )
+    })?;
+    let name = tokens::check_name(&new.name)
+        .map_err(ApiError::bad_request)?
+        .to_string();
+    let role = StaffRole::parse(&new.role)
+        .ok_or_else(|| ApiError::bad_request(format!("`{}`: {ROLE_USAGE}", new.role)))?;
+    let (login, calendar) = {
+        let mut rng = rand::rng();
+        (tokens::new_token(&mut rng), tokens::new_token(&mut rng))
+    };
+    let (login_hash, calendar_hash) = (tokens::hash(&login), tokens::hash(&calendar));
+    let n = name.clone();
+    let added = app
+        .node
+        .with_store(move |s| s.staff_add(&n, role.name(), &login_hash, &calendar_hash))
+        .await??;
+    if added.is_none() {
+        return Err(ApiError::new(
+            StatusCode::CONFLICT,
+            format!(
+                "there is already a staff member named {name}; remove them first (puente staff remove {name:?}) to give them new links, or choose another name"
+            ),
+        ));
+    }
+    record(
+        &app,
+        editor(&peer),
+        Edit {
+            action: "staff_add",
+            table: None,
+            id: None,
+            columns: vec![],
+            staff: Some(name.clone()),
+            role: Some(role.name().into()),
+        },
+    )
+    .await?;
+    tracing::info!(staff = %name, role = role.name(), "staff login added");
+    let base = app.node.config.web.as_ref().map(|w| w.base_url());
+    Ok(json(
+        StatusCode::CREATED,
+        &StaffAdded {
+            login_url: base.as_ref().map(|b| format!("{b}/login?token={login}")),
+            calendar_url: base
+                .as_ref()
+                .map(|b| format!("{b}/cal/{calendar}/outreach.ics")),
+            name,
+            role: role.name().into(),
+            login_token: login,
+            calendar_token: calendar,
+        },
+    ))
+}
+
+async fn list(State(app): State<Shared>) -> Result<Response, ApiError> {
+    let records = app.node.with_store(|s| s.staff_list()).await??;
+    let staff = records
+        .into_iter()
+        .map(|r| StaffEntry {
+            added: jiff::Timestamp::from_millisecond(r.created_ms as i64)
+                .map_or_else(|_| r.created_ms.to_string(), |t| t.to_string()),
+            name: r.name,
+            role: r.role,
+        })
+        .collect();
+    Ok(json(
+        StatusCode::OK,
+        &StaffList {
+            staff,
+            web: app.node.config.web.as_ref().map(|w| w.base_url()),
+        },
+    ))
+}
+
+async fn remove(
+    State(app): State<Shared>,
+    ConnectInfo(peer): ConnectInfo<Peer>,
+    name: Result<Path<String>, PathRejection>,
+) -> Result<Response, ApiError> {
+    let Path(name) = name.map_err(|e| {
+        ApiError::bad_request(format!("the path is not valid ({e}); write /v1/staff/NAME"))
+    })?;
+    let n = name.clone();
+    let found = app
+        .node
+        .with_store(move |s| {
+            let record = s.staff_by_name(&n)?;
+            if record.is_some() {
+                s.staff_remove(&n)?;
+            }
+            Ok::<_, crate::store::StoreError>(record)
+        })
+        .await??;
+    let Some(record) = found else {
+        return Err(ApiError::not_found(format!(
+            "there is no staff member named {name}; `puente staff list` shows who has a login"
+        )));
+    };
+    // Their sessions end now: the web server re-checks every session
+    // against the staff table before serving it again.
+    app.node.staff_epoch.fetch_add(1, Ordering::SeqCst);
+    record_removal(&app, &peer, record).await?;
+    tracing::info!(staff = %name, "staff login removed");
+    Ok(json(
+        StatusCode::OK,
+        &StaffRemoved {
+            name,
+            removed: true,
+        },
+    ))
+}
+
+async fn record_removal(
+    app: &Shared,
+    peer: &Peer,
+    removed: crate::store::StaffRecord,
+) -> Result<(), ApiError> {
+    record(
+        app,
+        editor(peer),
+        Edit {
+            action: "staff_remove",
+            table: None,
+            id: None,
+            columns: vec![],
+            staff: Some(removed.name),
+            role: Some(removed.role),
+        },
+    )
+    .await
+}

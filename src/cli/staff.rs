@@ -1,0 +1,121 @@
+//! `puente staff add|list|remove`: the office's web logins, through the
+//! admin socket (admin role).
+//!
+//! Owns: printing a new member's login link and calendar address once,
+//! with what to do with them, and the list of staff.
+//! Must not: keep or log a token (it goes to stdout once).
+
+use std::fmt::Write as _;
+use std::path::Path;
+
+use anyhow::{Context, Result};
+use zeroize::Zeroizing;
+
+use crate::admin::Client;
+use crate::admin::staff_api::StaffAdded;
+
+fn run<T>(call: impl std::future::Future<Output = Result<T>>) -> Result<T> {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .context("cannot start the async runtime")?
+        .block_on(call)
+}
+
+fn emit(text: &str) -> Result<()> {
+    use std::io::Write as _;
+    let mut out = std::io::stdout().lock();
+    out.write_all(text.as_bytes())
+        .and_then(|()| out.flush())
+        .context("cannot write to standard output")
+}
+
+/// What `staff add` prints for people.
+pub fn added_text(a: &StaffAdded) -> Zeroizing<String> {
+    let mut out = Zeroizing::new(String::new());
+    let _ = writeln!(out, "Added {} as {}.", a.name, a.role);
+    let _ = writeln!(out);
+    match (&a.login_url, &a.calendar_url) {
+        (Some(login), Some(calendar)) => {
+            let _ = writeln!(out, "Login link (open it on their phone or computer):");
+            let _ = writeln!(out, "  {login}");
+            let _ = writeln!(out);
+            let _ = writeln!(
+                out,
+                "Calendar feed (add it as a subscribed calendar, e.g. \"Add calendar > From URL\"):"
+            );
+            let _ = writeln!(out, "  {calendar}");
+        }
+        _ => {
+            let _ = writeln!(out, "Login token:    {}", a.login_token);
+            let _ = writeln!(out, "Calendar token: {}", a.calendar_token);
+            let _ = writeln!(
+                out,
+                "(The web agenda is off: add a [web] section to the node config and restart puente to use them.)"
+            );
+        }
+    }
+    let _ = writeln!(out);
+    let _ = writeln!(
+        out,
+        "Both are shown only now and work until `puente staff remove {:?}`. Give them to {} only.",
+        a.name, a.name
+    );
+    out
+}
+
+pub fn add(socket: &Path, name: &str, role: &str, json: bool) -> Result<()> {
+    let added = run(async { Ok(Client::new(socket).add_staff(name, role).await?) })?;
+    if json {
+        let text = Zeroizing::new(serde_json::to_string_pretty(&added)? + "\n");
+        return emit(&text);
+    }
+    emit(&added_text(&added))
+}
+
+pub fn list(socket: &Path, json: bool) -> Result<()> {
+    let list = run(async { Ok(Client::new(socket).list_staff().await?) })?;
+    if json {
+        return emit(&(serde_json::to_string_pretty(&list)? + "\n"));
+    }
+    let mut out = String::new();
+    if list.staff.is_empty() {
+        out.push_str("no staff logins yet; add one with `puente staff add NAME --role viewer|editor|admin`\n");
+    } else {
+        let width = list
+            .staff
+            .iter()
+            .map(|s| s.name.chars().count())
+            .max()
+            .unwrap_or(0);
+        for s in &list.staff {
+            let pad = width - s.name.chars().count();
+            let _ = writeln!(
+                out,
+                "{}{}  {:<6}  added {}",
+                s.name,
+                " ".repeat(pad),
+                s.role,
+                s.added
+            );
+        }
+    }
+    match &list.web {
+        Some(url) => {
+            let _ = writeln!(out, "\nweb agenda: {url}");
+        }
+        None => out.push_str("\nthe web agenda is off (no [web] section in the node config)\n"),
+    }
+    emit(&out)
+}
+
+pub fn remove(socket: &Path, name: &str, json: bool) -> Result<()> {
+    let removed = run(async { Ok(Client::new(socket).remove_staff(name).await?) })?;
+    if json {
+        return emit(&(serde_json::to_string_pretty(&removed)? + "\n"));
+    }
+    emit(&format!(
+        "removed {}: their login link and calendar address no longer work, and their open sessions have ended\n",
+        removed.name
+    ))
+}
