@@ -82,6 +82,8 @@ fn puente(socket: &std::path::Path, args: &[&str]) -> (bool, String, String) {
         .arg("--socket")
         .arg(socket)
         .env("RUST_LOG", "off")
+        // Times show in the local zone: fix it.
+        .env("TZ", "UTC")
         .output()
         .expect("run puente");
     (
@@ -168,7 +170,7 @@ fn remote_commands_work_against_a_live_socket() {
     );
 
     // 5. get: sealed cells stay sealed without --reveal.
-    let r1_sealed = "residents/r1  (updated 1000.0)\n\
+    let r1_sealed = "residents/r1  (updated 1970-01-01 00:00:01 UTC by tijuana)\n\
                      \x20 arrival_date    (none)\n\
                      \x20 household_size  4\n\
                      \x20 status          (none)\n\
@@ -199,10 +201,13 @@ fn remote_commands_work_against_a_live_socket() {
     assert_eq!(v["columns"]["household_size"], 4);
     assert_eq!(v["columns"]["phone"], serde_json::Value::Null);
 
-    // 8. list, one page of one row, saying how to get the next.
+    // 8. list, one page of one row as a table, saying how to get the next.
     assert_eq!(
         ok(&["rows", "list", "residents", "--limit", "1"]),
-        format!("{r1_sealed}\n1 row; more follow: pass --after r1 for the next page\n")
+        "id  arrival_date  household_size  status  full_name  birth_date  nationality  phone     case_notes  updated               by\n\
+         r1                4                       ‹sealed›                            ‹sealed›              1970-01-01 00:00 UTC  tijuana\n\
+         \n\
+         1 row; more follow: pass --after r1 for the next page\n"
     );
     // 9. list --after --reveal --json: the last page.
     let v: serde_json::Value = serde_json::from_str(&ok(&[
