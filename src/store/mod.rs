@@ -13,6 +13,7 @@ mod changes;
 mod clocks;
 pub mod digest;
 mod layout;
+mod lww;
 mod merge;
 mod open;
 mod read;
