@@ -8,6 +8,7 @@
 //! injected `WallClock`), or let a sealed plaintext reach SQLite or an error.
 
 mod apply;
+mod batching;
 mod change;
 mod changes;
 mod clocks;
@@ -26,8 +27,8 @@ use std::sync::Arc;
 use rusqlite::{Connection, OptionalExtension, params};
 
 pub use apply::{Applied, Validated, validate};
+pub use batching::Outgoing;
 pub use change::{Batch, CellChange, Change, Cursor, PeerRef};
-pub use changes::Outgoing;
 pub use digest::Digest;
 pub use read::{CellView, Reveal, RowView, Stats};
 pub use write::{RowWrite, Written};
