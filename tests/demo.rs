@@ -1,6 +1,8 @@
 //! `puente demo` with nothing but the built binary: exits 0 by itself,
 //! shows both offices in sync, the same agenda at both, a resident sealed
-//! in San Diego and revealed in Tijuana, zero plaintext hits, and cleans up.
+//! in San Diego and revealed in Tijuana, both replicas encrypted at rest
+//! (zero hits for shared values in the database and live WAL), zero
+//! sealed plaintext hits anywhere, and cleans up.
 
 use std::process::Command;
 use std::time::{Duration, Instant};
@@ -33,6 +35,8 @@ fn the_demo_runs_by_itself_and_shows_what_it_promises() {
         "‹sealed›",
         "Residente de ejemplo Tres",
         "for the 16 sealed values: 0 plaintext hits",
+        "(event titles, arrival dates, row ids): 0 hits",
+        "at rest     encrypted (SQLCipher 4.",
     ] {
         assert!(
             stdout.contains(expected),
@@ -40,6 +44,7 @@ fn the_demo_runs_by_itself_and_shows_what_it_promises() {
         );
     }
     assert_eq!(stdout.matches("0 plaintext hits").count(), 2);
+    assert_eq!(stdout.matches("row ids): 0 hits").count(), 2);
     // The folder it used is gone.
     let folder = stdout
         .lines()

@@ -5,39 +5,33 @@
 mod cluster;
 mod support;
 
-use std::path::Path;
-use std::sync::Arc;
 use std::time::Duration;
 
 use cluster::model::{Model, site_of};
 use cluster::*;
-use puente::clock::{Hlc, SystemClock, WallClock};
-use puente::config::Schema;
-use puente::seal::Keyring;
+use puente::clock::Hlc;
 use puente::stamp::SiteId;
-use puente::store::{Batch, CellChange, Change, Cursor, PeerRef, Store};
+use puente::store::{Batch, CellChange, Change, Cursor, PeerRef};
 use puente::value::Value;
 use rand::{Rng, SeedableRng};
 
 const ROWS: usize = 50_000;
 
-/// Fills an office's replica (before it starts) with `ROWS` residents'
-/// shared columns, as if a third office had sent them.
-fn fill(db: &Path, schema_text: &str) {
-    let schema = Arc::new(Schema::parse(Path::new("schema.toml"), schema_text).unwrap());
+/// Fills an office's replica (before it starts, with its key) with `ROWS`
+/// residents' shared columns, as if a third office had sent them.
+fn fill(office: &Office) {
+    let mut store = office.open_store().unwrap();
+    let schema = store.schema().clone();
     let table = schema.table_index("residents").unwrap() as u16;
     let def = schema.table("residents").unwrap();
     let columns: Vec<u16> = ["arrival_date", "household_size", "status"]
         .iter()
         .map(|c| def.column_index(c).unwrap() as u16)
         .collect();
-    let mut store = Store::open(
-        db,
-        schema.clone(),
-        Arc::new(Keyring::empty()),
-        Arc::new(SystemClock) as Arc<dyn WallClock>,
-    )
-    .unwrap();
+    assert!(
+        store.cipher_version().is_some(),
+        "lab offices are encrypted"
+    );
     let origin = SiteId([42; 16]);
     let changes = (0..ROWS)
         .map(|i| Change::Row {
@@ -76,7 +70,7 @@ fn fill(db: &Path, schema_text: &str) {
 async fn kill_9_during_a_catch_up_ten_times_loses_nothing() {
     let mut c = Cluster::new(&[("tijuana", true), ("san-diego", false)]);
     c.link(0, 1);
-    fill(&c[0].data_dir().join("puente.db"), &c.lab.schema_text);
+    fill(&c[0]);
     c[0].start().await.unwrap();
     let tijuana = site_of(&c[0]).await;
     let mut model = Model::default();

@@ -16,7 +16,7 @@ use zeroize::Zeroizing;
 
 use crate::admin::api::{self, Cell, Row};
 use crate::admin::{Client, buf};
-use crate::node::status::{PeerState, PeerStatus, Status};
+use crate::node::status::{AtRestStatus, PeerState, PeerStatus, Status};
 use crate::value::{Plaintext, Value};
 
 /// How a sealed cell that was not revealed is shown.
@@ -240,6 +240,22 @@ fn render_value(out: &mut String, value: &Value, indent: usize) {
 }
 
 /// The status document for people.
+/// "encrypted (SQLCipher 4.20.0, key from file)" or "NOT encrypted: …".
+fn at_rest_line(a: &AtRestStatus) -> String {
+    if !a.encrypted {
+        return "NOT encrypted: anyone who copies the data dir can read the replica (`puente storage encrypt` encrypts it)".into();
+    }
+    let version = a
+        .cipher
+        .as_deref()
+        .and_then(|c| c.split_whitespace().next())
+        .unwrap_or("?");
+    match &a.key_source {
+        Some(source) => format!("encrypted (SQLCipher {version}, key from {source})"),
+        None => format!("encrypted (SQLCipher {version})"),
+    }
+}
+
 pub fn render_status(s: &Status) -> String {
     let mut out = String::new();
     let line = |out: &mut String, key: &str, value: &str| {
@@ -276,6 +292,7 @@ pub fn render_status(s: &Status) -> String {
         format!("yes: {}", s.can_unseal.join(", "))
     };
     line(&mut out, "can unseal", &unseal);
+    line(&mut out, "at rest", &at_rest_line(&s.at_rest));
     if s.peers.is_empty() {
         line(
             &mut out,
@@ -409,6 +426,12 @@ mod tests {
             peers: vec![sd, ens, far, peer("new", PeerState::Connecting)],
             refused: vec![],
             garbage_datagrams: 0,
+            at_rest: AtRestStatus {
+                encrypted: true,
+                cipher: Some("4.20.0 community".into()),
+                key_source: Some("credential".into()),
+                warning: None,
+            },
         };
         let text = render_status(&s);
         for want in [
@@ -422,9 +445,19 @@ mod tests {
             "  far        refused: certificate not pinned",
             "last error: handshake failed",
             "  new        connecting",
+            "at rest     encrypted (SQLCipher 4.20.0, key from credential)",
         ] {
             assert!(text.contains(want), "missing {want:?} in\n{text}");
         }
+        let plain = Status {
+            at_rest: AtRestStatus::default(),
+            ..s.clone()
+        };
+        assert!(
+            render_status(&plain).contains("at rest     NOT encrypted: anyone who copies"),
+            "{}",
+            render_status(&plain)
+        );
         assert!(!text.contains("garbage") && !text.contains("refused connections"));
     }
 

@@ -1,16 +1,17 @@
-//! Opening a replica: format and layout checks, creation, and loading the
-//! in-memory state from `_puente_meta`.
+//! Opening a replica: the key (plain or SQLCipher, see `cipher`), format
+//! and layout checks, creation, and loading the in-memory state from
+//! `_puente_meta`.
 //!
 //! Must not: modify an existing file that is not a puente replica of a
 //! format this build knows; on any error nothing is created.
 
 use std::collections::BTreeMap;
-use std::io::Read;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use rusqlite::{Connection, OpenFlags, params};
 
+use super::cipher::{self, AtRest};
 use super::layout::{FORMAT_VERSION, INTERNAL_DDL, TableSql};
 use super::{Counts, Digest, SqlContext, State, Store, StoreError};
 use crate::clock::{Hlc, HlcState, WallClock};
@@ -18,14 +19,27 @@ use crate::config::Schema;
 use crate::seal::Keyring;
 use crate::stamp::SiteId;
 
-const SQLITE_MAGIC: &[u8; 16] = b"SQLite format 3\0";
-
 impl Store {
-    /// Opens the replica at `path`, creating it (and its tables) if the file
-    /// does not exist. The folder must exist. On any error nothing is
-    /// created or modified.
+    /// Opens the plain (unencrypted) replica at `path`, creating it if the
+    /// file does not exist: see `open_at_rest`.
     pub fn open(
         path: &Path,
+        schema: Arc<Schema>,
+        keyring: Arc<Keyring>,
+        clock: Arc<dyn WallClock>,
+    ) -> Result<Store, StoreError> {
+        Store::open_at_rest(path, &AtRest::Plain, schema, keyring, clock)
+    }
+
+    /// Opens the replica at `path` as `at_rest` says (plain, or SQLCipher
+    /// with a key), creating it (and its tables) if the file does not
+    /// exist. The folder must exist. On any error nothing is created or
+    /// modified: a plain file where a key is expected, an encrypted one
+    /// where none is, or a wrong key are refused before anything is
+    /// written.
+    pub fn open_at_rest(
+        path: &Path,
+        at_rest: &AtRest,
         schema: Arc<Schema>,
         keyring: Arc<Keyring>,
         clock: Arc<dyn WallClock>,
@@ -40,19 +54,11 @@ impl Store {
             });
         }
         let existed = path.exists();
-        if existed {
-            let mut head = [0u8; 16];
-            let mut f = std::fs::File::open(path).map_err(|e| StoreError::DataDirUnwritable {
-                dir: dir.to_path_buf(),
-                source: rusqlite::Error::InvalidPath(PathBuf::from(e.to_string())),
-            })?;
-            let n = f.read(&mut head).unwrap_or(0);
-            if n > 0 && (n < 16 || &head != SQLITE_MAGIC) {
-                return Err(StoreError::NotSqlite {
-                    path: path.to_path_buf(),
-                });
-            }
-        }
+        let kind = cipher::file_kind(path).map_err(|e| StoreError::DataDirUnwritable {
+            dir: dir.to_path_buf(),
+            source: rusqlite::Error::InvalidPath(PathBuf::from(e.to_string())),
+        })?;
+        cipher::check_kind(path, kind, at_rest)?;
         let flags = OpenFlags::SQLITE_OPEN_READ_WRITE
             | OpenFlags::SQLITE_OPEN_CREATE
             | OpenFlags::SQLITE_OPEN_NO_MUTEX
@@ -63,12 +69,11 @@ impl Store {
                 source,
             }
         })?;
-        let result = Store::prepare(conn, path, schema, keyring, clock);
+        let result = cipher::unlock(&conn, at_rest)
+            .and_then(|()| Store::prepare(conn, path, at_rest, schema, keyring, clock));
         if result.is_err() && !existed {
-            for suffix in ["", "-wal", "-shm", "-journal"] {
-                let mut p = path.as_os_str().to_owned();
-                p.push(suffix);
-                let _ = std::fs::remove_file(PathBuf::from(p));
+            for p in cipher::companions(path) {
+                let _ = std::fs::remove_file(p);
             }
         }
         result
@@ -79,11 +84,12 @@ impl Store {
     fn prepare(
         conn: Connection,
         path: &Path,
+        at_rest: &AtRest,
         schema: Arc<Schema>,
         keyring: Arc<Keyring>,
         clock: Arc<dyn WallClock>,
     ) -> Result<Store, StoreError> {
-        let found = read_format(&conn, path)?;
+        let found = read_format(&conn, path, at_rest)?;
         configure(&conn, path)?;
         let tables: Vec<TableSql> = schema.tables.iter().map(TableSql::new).collect();
         if found == Found::Empty {
@@ -91,6 +97,12 @@ impl Store {
         }
         let meta = parse_meta(path, &schema, read_meta(&conn)?)?;
         let state = load_state(&conn, path, &schema, &tables, meta)?;
+        let cipher = match at_rest {
+            AtRest::Plain => None,
+            AtRest::Encrypted { .. } => conn
+                .query_row("PRAGMA cipher_version", [], |r| r.get::<_, String>(0))
+                .ok(),
+        };
         Ok(Store {
             conn,
             path: path.to_path_buf(),
@@ -100,6 +112,7 @@ impl Store {
             tables,
             state,
             seal_threads: std::thread::available_parallelism().map_or(1, |n| n.get()),
+            cipher,
         })
     }
 
@@ -118,17 +131,10 @@ enum Found {
     Replica,
 }
 
-/// Reads the format number and the number of tables.
-fn read_format(conn: &Connection, path: &Path) -> Result<Found, StoreError> {
-    let not_sqlite = |source: rusqlite::Error| match source.sqlite_error_code() {
-        Some(rusqlite::ErrorCode::NotADatabase) => StoreError::NotSqlite {
-            path: path.to_path_buf(),
-        },
-        _ => StoreError::Sqlite {
-            context: "opening the replica",
-            source,
-        },
-    };
+/// Reads the format number and the number of tables: the first read, so
+/// a wrong key shows here.
+fn read_format(conn: &Connection, path: &Path, at_rest: &AtRest) -> Result<Found, StoreError> {
+    let not_sqlite = |source| cipher::first_read_error(path, at_rest, source);
     let version: i64 = conn
         .query_row("PRAGMA user_version", [], |r| r.get(0))
         .map_err(not_sqlite)?;
