@@ -78,6 +78,28 @@ impl Office {
         self.dir.join("data")
     }
 
+    /// An office for a node folder laid out by `puente init` (its config
+    /// is DIR/puente.toml), run with the binary `bin`.
+    pub fn from_dir(dir: &Path, bin: &Path) -> Result<Office, LabError> {
+        let config = dir.join("puente.toml");
+        let cfg = NodeConfig::load(&config).map_err(LabError::from("reading the config"))?;
+        let fingerprint = crate::node::identity::certificate_fingerprint(&cfg.tls_cert)
+            .map_err(LabError::from("reading the certificate"))?;
+        Ok(Office {
+            name: cfg.name.clone(),
+            config,
+            socket: cfg.admin_socket.clone(),
+            log: dir.join("daemon.log"),
+            dir: dir.to_path_buf(),
+            port: cfg.listen.port(),
+            fingerprint,
+            has_key: !cfg.identities.is_empty(),
+            log_filter: "info".into(),
+            bin: bin.to_path_buf(),
+            child: None,
+        })
+    }
+
     /// How this office's replica is stored, with its key, as its config
     /// says.
     pub fn at_rest(&self) -> Result<AtRest, LabError> {
