@@ -607,6 +607,12 @@ mod shipped_examples {
         assert_eq!(tj.peers[0].name, "san-diego");
         let sd = NodeConfig::load(&root.join("san-diego.toml")).unwrap();
         assert!(sd.identities.is_empty());
+        for cfg in [&tj, &sd] {
+            assert_eq!(
+                cfg.replica_key,
+                Some(KeySource::File(root.join("keys/replica.key")))
+            );
+        }
         assert_eq!(sd.peers[0].name, "tijuana");
     }
 }
