@@ -6,9 +6,7 @@
 //! connections with a code, let the open transaction finish, exit.
 //! Must not: contain protocol or storage logic.
 
-use std::fs::File;
-use std::io::Write;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -18,6 +16,7 @@ use tokio::sync::watch;
 use crate::admin::{self, AdminError};
 use crate::clock::{OffsetClock, WallClock};
 use crate::node::Node;
+use crate::node::lock::{self, DataDirLock, LockError};
 use crate::node::preflight::{self, PreflightError};
 use crate::store::{Store, StoreError};
 use crate::sync::manager::{self, SyncError};
@@ -35,61 +34,14 @@ pub enum DaemonError {
     Sync(#[from] SyncError),
     #[error(transparent)]
     Web(#[from] crate::web::WebError),
-    #[error("another puente daemon is running with data dir {}; stop it first (systemctl stop puente) — two daemons must never share a replica", dir.display())]
-    AlreadyRunning { dir: PathBuf },
-    #[error("cannot lock the data dir {}: {source}; make it writable by the user puente runs as", dir.display())]
-    Lock {
-        dir: PathBuf,
-        source: std::io::Error,
-    },
+    #[error(transparent)]
+    Lock(#[from] LockError),
     #[error("cannot install signal handlers: {0}")]
     Signals(std::io::Error),
     #[error(
         "a start-up task of the daemon failed ({task}): {detail}; this is a bug in puente, not damage to the replica — report it with the daemon's log"
     )]
     TaskFailed { task: &'static str, detail: String },
-}
-
-/// Holds an exclusive lock on DATA_DIR/puente.lock for the daemon's life.
-struct DataDirLock {
-    _file: File,
-}
-
-fn lock_data_dir(dir: &Path) -> Result<DataDirLock, DaemonError> {
-    if !dir.is_dir() {
-        return Err(StoreError::DataDirMissing {
-            dir: dir.to_path_buf(),
-        }
-        .into());
-    }
-    let path = dir.join("puente.lock");
-    let mut file = std::fs::OpenOptions::new()
-        .read(true)
-        .write(true)
-        .create(true)
-        .truncate(false)
-        .open(&path)
-        .map_err(|source| DaemonError::Lock {
-            dir: dir.to_path_buf(),
-            source,
-        })?;
-    match file.try_lock() {
-        Ok(()) => {}
-        Err(std::fs::TryLockError::WouldBlock) => {
-            return Err(DaemonError::AlreadyRunning {
-                dir: dir.to_path_buf(),
-            });
-        }
-        Err(std::fs::TryLockError::Error(source)) => {
-            return Err(DaemonError::Lock {
-                dir: dir.to_path_buf(),
-                source,
-            });
-        }
-    }
-    let _ = file.set_len(0);
-    let _ = writeln!(file, "{}", std::process::id());
-    Ok(DataDirLock { _file: file })
 }
 
 fn notify(states: &[sd_notify::NotifyState<'_>]) {
@@ -140,7 +92,21 @@ pub async fn start(config_path: &Path, limits: Limits) -> Result<Running, Daemon
         tracing::warn!("{w}");
     }
     let config = checked.config;
-    let lock = lock_data_dir(&config.data_dir)?;
+    let db = config.database_path();
+    // The key is checked before the lock is taken, so a wrong or missing
+    // key (or a plain replica where the config names a key) writes
+    // nothing, not even the lock file. A check that fails while another
+    // daemon holds the replica reports that daemon instead.
+    if let Err(e) = crate::store::cipher::probe(&db, &checked.at_rest) {
+        if lock::is_held(&config.data_dir) {
+            return Err(LockError::Held {
+                dir: config.data_dir.clone(),
+            }
+            .into());
+        }
+        return Err(e.into());
+    }
+    let lock = lock::lock(&config.data_dir)?;
     let clock: Arc<dyn WallClock> = OffsetClock::new(config.clock_offset_ms);
     if config.clock_offset_ms != 0 {
         tracing::warn!(
@@ -148,17 +114,19 @@ pub async fn start(config_path: &Path, limits: Limits) -> Result<Running, Daemon
             "this node's clock is shifted by [debug] clock_offset_ms"
         );
     }
-    let db = config.database_path();
     let store = {
         let schema = checked.schema.clone();
         let keyring = checked.keyring.clone();
         let clock = clock.clone();
-        tokio::task::spawn_blocking(move || Store::open(&db, schema, keyring, clock))
-            .await
-            .map_err(|e| DaemonError::TaskFailed {
-                task: "opening the replica",
-                detail: e.to_string(),
-            })??
+        let at_rest = checked.at_rest;
+        tokio::task::spawn_blocking(move || {
+            Store::open_at_rest(&db, &at_rest, schema, keyring, clock)
+        })
+        .await
+        .map_err(|e| DaemonError::TaskFailed {
+            task: "opening the replica",
+            detail: e.to_string(),
+        })??
     };
     if let Some(pages) = config.max_db_pages {
         tracing::warn!(pages, "the replica is capped by [debug] max_db_pages");
@@ -170,6 +138,7 @@ pub async fn start(config_path: &Path, limits: Limits) -> Result<Running, Daemon
         head = store.head(),
         digest = %store.digest(),
         can_unseal = !checked.keyring.is_empty(),
+        at_rest = store.cipher_version().map_or("NOT encrypted", |_| "encrypted"),
         "replica open"
     );
     let listener = admin::bind(&config.admin_socket)?;

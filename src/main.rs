@@ -23,7 +23,8 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
-    /// Create a new node in DIR: config, schema copy, TLS certificate, data dir.
+    /// Create a new node in DIR: config, schema copy, TLS certificate,
+    /// replica key, data dir.
     Init {
         #[arg(long)]
         dir: PathBuf,
@@ -39,6 +40,11 @@ enum Command {
         /// Admin socket (default DIR/admin.sock); e.g. /run/puente/admin.sock.
         #[arg(long)]
         admin_socket: Option<PathBuf>,
+        /// Do not encrypt the replica at rest (by default a random key is
+        /// written to DIR/keys/replica.key). Anyone who copies the data dir
+        /// can then read it.
+        #[arg(long)]
+        unencrypted: bool,
     },
     /// Print this node's certificate fingerprint (one line, to pin elsewhere).
     Id {
@@ -86,6 +92,11 @@ enum Command {
     Peer {
         #[command(subcommand)]
         command: PeerCommand,
+    },
+    /// Encrypt the replica at rest, or change its key (stop the daemon first).
+    Storage {
+        #[command(subcommand)]
+        command: StorageCommand,
     },
     /// Run the daemon (as a systemd service: Type=notify) until SIGTERM.
     Run {
@@ -244,6 +255,23 @@ enum StaffCommand {
 }
 
 #[derive(Subcommand)]
+enum StorageCommand {
+    /// Encrypt an unencrypted replica with a new key in keys/replica.key
+    /// (or the key [storage] names) and name it in the config. Safe to
+    /// run again after a crash: it finishes the work.
+    Encrypt {
+        #[arg(long, default_value = DEFAULT_CONFIG_PATH)]
+        config: PathBuf,
+    },
+    /// Put the encrypted replica under a new random key and write it over
+    /// the key file. Safe to run again after a crash.
+    Rekey {
+        #[arg(long, default_value = DEFAULT_CONFIG_PATH)]
+        config: PathBuf,
+    },
+}
+
+#[derive(Subcommand)]
 enum PeerCommand {
     /// Pin another office (or replace its pin), keeping the config's comments.
     Add {
@@ -268,12 +296,14 @@ fn main() -> ExitCode {
             listen,
             data_dir,
             admin_socket,
+            unencrypted,
         } => cli::init(&puente::node::init::InitOptions {
             dir,
             name,
             listen,
             data_dir,
             admin_socket,
+            encrypted: !unencrypted,
         }),
         Command::Id { config } => cli::id(&config),
         Command::Keygen { out } => cli::keygen(&out),
@@ -313,6 +343,12 @@ fn main() -> ExitCode {
                     address,
                 },
         } => cli::peer_add(&config, &name, &fingerprint, address.as_deref()),
+        Command::Storage {
+            command: StorageCommand::Encrypt { config },
+        } => cli::storage_encrypt(&config),
+        Command::Storage {
+            command: StorageCommand::Rekey { config },
+        } => cli::storage_rekey(&config),
         Command::Run { config } => cli::run_daemon(&config),
         Command::Status { target, json } => {
             target.socket().and_then(|s| cli::remote::status(&s, json))

@@ -7,39 +7,33 @@
 mod cluster;
 mod support;
 
-use std::path::Path;
-use std::sync::Arc;
 use std::time::Duration;
 
 use cluster::model::{Model, site_of};
 use cluster::*;
-use puente::clock::{Hlc, SystemClock, WallClock};
-use puente::config::Schema;
-use puente::seal::Keyring;
+use puente::clock::Hlc;
 use puente::stamp::SiteId;
-use puente::store::{Batch, CellChange, Change, Cursor, PeerRef, Store};
+use puente::store::{Batch, CellChange, Change, Cursor, PeerRef};
 use puente::value::Value;
 use rand::{Rng, SeedableRng};
 
 const ROWS: usize = 50_000;
 
-/// Fills an office's replica (before it starts) with `rows` residents'
-/// shared columns, as if a third office had sent them.
-fn fill(db: &Path, schema_text: &str, rows: usize) {
-    let schema = Arc::new(Schema::parse(Path::new("schema.toml"), schema_text).unwrap());
+/// Fills an office's replica (before it starts, with its key) with `rows`
+/// residents' shared columns, as if a third office had sent them.
+fn fill(office: &Office, rows: usize) {
+    let mut store = office.open_store().unwrap();
+    let schema = store.schema().clone();
     let table = schema.table_index("residents").unwrap() as u16;
     let def = schema.table("residents").unwrap();
     let columns: Vec<u16> = ["arrival_date", "household_size", "status"]
         .iter()
         .map(|c| def.column_index(c).unwrap() as u16)
         .collect();
-    let mut store = Store::open(
-        db,
-        schema.clone(),
-        Arc::new(Keyring::empty()),
-        Arc::new(SystemClock) as Arc<dyn WallClock>,
-    )
-    .unwrap();
+    assert!(
+        store.cipher_version().is_some(),
+        "lab offices are encrypted"
+    );
     let origin = SiteId([42; 16]);
     let changes = (0..rows)
         .map(|i| Change::Row {
@@ -88,7 +82,7 @@ fn san_diego_dials(c: &Cluster) {
 async fn kill_9_during_a_catch_up_ten_times_loses_nothing() {
     let mut c = Cluster::new(&[("tijuana", true), ("san-diego", false)]);
     san_diego_dials(&c);
-    fill(&c[0].data_dir().join("puente.db"), &c.lab.schema_text, ROWS);
+    fill(&c[0], ROWS);
     c[0].start().await.unwrap();
     let tijuana = site_of(&c[0]).await;
     let mut model = Model::default();
@@ -183,7 +177,7 @@ async fn sigterm_during_a_catch_up_closes_with_a_code_and_resumes_from_the_curso
     const ROWS: usize = 20_000;
     let mut c = Cluster::new(&[("tijuana", true), ("san-diego", false)]);
     san_diego_dials(&c);
-    fill(&c[0].data_dir().join("puente.db"), &c.lab.schema_text, ROWS);
+    fill(&c[0], ROWS);
     c.start_all().await;
     wait_for("san diego receiving the catch-up", || async {
         c[1].client()
@@ -234,14 +228,7 @@ async fn sigterm_during_a_catch_up_closes_with_a_code_and_resumes_from_the_curso
     // What it holds was applied with its cursor: once restarted, exactly
     // the rest comes over the wire.
     let held = {
-        let schema = Arc::new(Schema::parse(Path::new("schema.toml"), &c.lab.schema_text).unwrap());
-        let store = Store::open(
-            &c[1].data_dir().join("puente.db"),
-            schema,
-            Arc::new(Keyring::empty()),
-            Arc::new(SystemClock) as Arc<dyn WallClock>,
-        )
-        .unwrap();
+        let store = c[1].open_store().unwrap();
         let stats = store.stats().unwrap();
         stats
             .rows
@@ -277,7 +264,7 @@ async fn sigterm_during_a_catch_up_closes_with_a_code_and_resumes_from_the_curso
 async fn kill_9_mid_catch_up_when_both_dial_gets_the_session_back_at_once() {
     let mut c = Cluster::new(&[("tijuana", true), ("san-diego", false)]);
     c.link(0, 1);
-    fill(&c[0].data_dir().join("puente.db"), &c.lab.schema_text, ROWS);
+    fill(&c[0], ROWS);
     c[0].start().await.unwrap();
     for round in 0..6 {
         c[1].start().await.unwrap();

@@ -110,6 +110,35 @@ fn the_unit_verifies_without_warnings() {
     );
 }
 
+/// The commented credential line of the unit, as the README switches it on.
+const CREDENTIAL_LINE: &str =
+    "LoadCredentialEncrypted=puente-replica-key:/etc/credstore.encrypted/puente-replica-key";
+
+#[test]
+fn the_unit_shows_the_credential_path_and_verifies_with_it_switched_on() {
+    let text = unit_text();
+    let commented = format!("#{CREDENTIAL_LINE}\n");
+    assert!(
+        text.contains(&commented),
+        "the unit no longer shows {CREDENTIAL_LINE}"
+    );
+    let readme =
+        std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("README.md")).unwrap();
+    assert!(
+        readme.contains(CREDENTIAL_LINE),
+        "README and unit name different credentials"
+    );
+    let (_dir, unit) = temp_unit(&text.replace(&commented, &format!("{CREDENTIAL_LINE}\n")));
+    let problems = verify_problems(&unit);
+    assert!(
+        problems.is_empty(),
+        "with the credential line:\n{}",
+        problems.join("\n")
+    );
+    let (value, report) = exposure(&unit);
+    assert!(value <= MAX_EXPOSURE, "{report}");
+}
+
 #[test]
 fn the_verify_check_catches_a_broken_unit() {
     // The check above must be able to fail: an unknown key only gives a

@@ -13,7 +13,6 @@ use std::time::{Duration, Instant};
 const BIN: &str = env!("CARGO_BIN_EXE_puente");
 
 const TIJUANA_INIT: &str = "sudo puente init --dir /etc/puente --name tijuana --listen 0.0.0.0:7441 --data-dir /var/lib/puente --admin-socket /run/puente/admin.sock";
-const MKDIR_KEYS: &str = "sudo mkdir -m 0700 /etc/puente/keys";
 const KEYGEN: &str = "sudo puente keygen --out /etc/puente/keys/mx.key";
 const RECOVERY_KEYGEN: &str = "puente keygen --out /media/usb/puente-recovery.key";
 const EDIT_SCHEMA: &str = "sudoedit /etc/puente/schema.toml";
@@ -110,7 +109,6 @@ fn the_readme_walkthrough_sets_up_two_offices_that_sync() {
         std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("README.md")).unwrap();
     for line in [
         TIJUANA_INIT,
-        MKDIR_KEYS,
         KEYGEN,
         RECOVERY_KEYGEN,
         EDIT_SCHEMA,
@@ -134,8 +132,8 @@ fn the_readme_walkthrough_sets_up_two_offices_that_sync() {
     let none: &[(&str, String)] = &[];
 
     // 2. Tijuana.
+    // init makes keys/ (0700) with the replica key in it.
     tj.puente(TIJUANA_INIT, none);
-    std::fs::create_dir(tj.etc.join("keys")).unwrap();
     let tijuana_recipient = tj.puente(KEYGEN, none).trim().to_string();
     let usb = tmp.path().join("usb");
     std::fs::create_dir(&usb).unwrap();
@@ -236,6 +234,12 @@ fn the_readme_walkthrough_sets_up_two_offices_that_sync() {
             .lines()
             .any(|l| l.contains("san-diego") && l.contains("connected") && l.contains("in sync"))
         {
+            // Both replicas are encrypted at rest, with the key init made.
+            assert!(
+                text.contains("at rest     encrypted (SQLCipher 4.")
+                    && text.contains("key from file"),
+                "{text}"
+            );
             break;
         }
         assert!(

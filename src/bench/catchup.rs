@@ -1,7 +1,7 @@
-//! Catch-up over QUIC on loopback between two real daemon processes, next
-//! to a plain SQLite insert of the same rows in the same run; and the
-//! daemons at rest (memory after start and after the catch-up, CPU while
-//! idle).
+//! Catch-up over QUIC on loopback between two real daemon processes (both
+//! replicas unencrypted, or both encrypted at rest), next to a plain SQLite
+//! insert of the same rows in the same run; and the daemons at rest
+//! (memory after start and after the catch-up, CPU while idle).
 //!
 //! Must not: bind anything but 127.0.0.1.
 
@@ -13,12 +13,10 @@ use anyhow::{Context, Result};
 
 use super::data;
 use super::merge::{TempDir, plain_insert};
-use crate::clock::{SystemClock, WallClock};
 use crate::config::Schema;
-use crate::lab::Lab;
-use crate::seal::Keyring;
+use crate::lab::{Lab, Office};
 use crate::stamp::SiteId;
-use crate::store::{Cursor, PeerRef, Store};
+use crate::store::{Cursor, PeerRef};
 
 pub struct CatchupFigures {
     pub rows: usize,
@@ -36,14 +34,10 @@ pub struct CatchupFigures {
     pub rss_empty_after_idle_kib: u64,
 }
 
-/// Fills a replica at `db` with `rows` as if a third office had sent them.
-fn fill(db: &Path, schema: Arc<Schema>, rows: &data::Rows) -> Result<()> {
-    let mut store = Store::open(
-        db,
-        schema,
-        Arc::new(Keyring::empty()),
-        Arc::new(SystemClock) as Arc<dyn WallClock>,
-    )?;
+/// Fills an office's replica (with its key, if any) with `rows` as if a
+/// third office had sent them.
+fn fill(office: &Office, rows: &data::Rows) -> Result<()> {
+    let mut store = office.open_store()?;
     let site = SiteId::random();
     let peer = PeerRef {
         site,
@@ -71,13 +65,19 @@ where
     Ok(())
 }
 
-pub async fn run(bin: &Path, rows: usize, idle_seconds: f64) -> Result<CatchupFigures> {
+pub async fn run(
+    bin: &Path,
+    rows: usize,
+    idle_seconds: f64,
+    encrypted: bool,
+) -> Result<CatchupFigures> {
     let tmp = TempDir::new()?;
-    let mut lab = Lab::create(
+    let mut lab = Lab::create_at_rest(
         &tmp.path().join("lab"),
         bin,
         &[("source", false), ("empty", false)],
         &data::schema_template(),
+        encrypted,
     )?;
     lab.link(0, 1)?;
     let schema = Arc::new(Schema::parse(Path::new("<bench>"), &lab.schema_text)?);
@@ -85,8 +85,7 @@ pub async fn run(bin: &Path, rows: usize, idle_seconds: f64) -> Result<CatchupFi
     let pool = data::ciphertext_pool(&pool_schema, 64);
     let generated = data::rows(&schema, rows, &pool, 11);
     let plain_insert_s = plain_insert(tmp.path(), &schema, &generated)?;
-    fill(&lab[0].data_dir().join("puente.db"), schema, &generated)
-        .context("filling the source replica")?;
+    fill(&lab[0], &generated).context("filling the source replica")?;
     drop(generated);
 
     lab[0].start().await?;

@@ -1,5 +1,7 @@
 //! Merge alone: applying a change set from memory into an empty replica,
-//! next to a plain SQLite insert of the same rows measured in the same run.
+//! unencrypted and encrypted at rest (SQLCipher, raw key), next to a plain
+//! SQLite insert of the same rows measured in the same run; and the time
+//! to open the filled replica with its raw key.
 //!
 //! Must not: use the network.
 
@@ -15,13 +17,20 @@ use crate::clock::{SystemClock, WallClock};
 use crate::config::Schema;
 use crate::seal::Keyring;
 use crate::stamp::SiteId;
-use crate::store::{Cursor, PeerRef, Store};
+use crate::store::{AtRest, Cursor, PeerRef, ReplicaKey, Store};
 
 pub struct MergeTimes {
     pub rows: usize,
     pub plain_insert_s: f64,
+    /// Apply into an unencrypted replica.
     pub apply_s: f64,
+    /// Apply into a replica encrypted at rest.
+    pub apply_encrypted_s: f64,
     pub batches: usize,
+    /// Opening the filled replica (median of several opens), unencrypted
+    /// and with the raw key.
+    pub open_plain_ms: f64,
+    pub open_encrypted_ms: f64,
 }
 
 /// A plain table of the same shape (text primary key, 8 columns), filled
@@ -65,10 +74,21 @@ pub fn plain_insert(dir: &Path, schema: &Schema, rows: &data::Rows) -> Result<f6
     Ok(start.elapsed().as_secs_f64())
 }
 
-/// Applies `rows` into an empty replica in batches of `per_batch` rows
-/// (each one transaction, as sync does).
+fn open(path: &Path, at_rest: &AtRest, schema: Arc<Schema>) -> Result<Store> {
+    Ok(Store::open_at_rest(
+        path,
+        at_rest,
+        schema,
+        Arc::new(Keyring::empty()),
+        Arc::new(SystemClock) as Arc<dyn WallClock>,
+    )?)
+}
+
+/// Applies `rows` into an empty replica at `path` in batches of
+/// `per_batch` rows (each one transaction, as sync does).
 pub fn apply(
-    dir: &Path,
+    path: &Path,
+    at_rest: &AtRest,
     schema: Arc<Schema>,
     rows: &data::Rows,
     per_batch: usize,
@@ -76,12 +96,7 @@ pub fn apply(
     let site = SiteId::random();
     let batches = data::batches(rows, per_batch, site);
     let count = batches.len();
-    let mut store = Store::open(
-        &dir.join("replica.db"),
-        schema,
-        Arc::new(Keyring::empty()),
-        Arc::new(SystemClock) as Arc<dyn WallClock>,
-    )?;
+    let mut store = open(path, at_rest, schema)?;
     let peer = PeerRef {
         site,
         name: "bench".into(),
@@ -93,19 +108,74 @@ pub fn apply(
     Ok((start.elapsed().as_secs_f64(), count))
 }
 
-pub fn run(n: usize, per_batch: usize) -> Result<MergeTimes> {
+/// Median milliseconds of opening the replica at `path` (state loaded,
+/// ready to serve) over `times` opens.
+pub fn open_ms(path: &Path, at_rest: &AtRest, schema: &Arc<Schema>, times: usize) -> Result<f64> {
+    let mut samples = Vec::with_capacity(times);
+    for _ in 0..times {
+        let start = Instant::now();
+        let store = open(path, at_rest, schema.clone())?;
+        samples.push(start.elapsed().as_secs_f64() * 1000.0);
+        drop(store);
+    }
+    Ok(super::median(&samples))
+}
+
+/// One measurement: the plain insert, then both applies (their order
+/// alternates with `encrypted_first`, so neither always runs on a warmer
+/// machine), then the opens.
+pub fn run(n: usize, per_batch: usize, encrypted_first: bool) -> Result<MergeTimes> {
     let recipient = age::x25519::Identity::generate().to_public().to_string();
     let schema = data::schema(&[recipient]);
     let pool = data::ciphertext_pool(&schema, 64);
     let rows = data::rows(&schema, n, &pool, 1);
     let dir = tempfile_dir()?;
     let plain_insert_s = plain_insert(dir.path(), &schema, &rows)?;
-    let (apply_s, batches) = apply(dir.path(), schema, &rows, per_batch)?;
+    let encrypted = AtRest::Encrypted {
+        key: ReplicaKey::generate(),
+        source: "bench key".into(),
+    };
+    let plain_path = dir.path().join("replica.db");
+    let encrypted_path = dir.path().join("encrypted.db");
+    let plain = || {
+        apply(
+            &plain_path,
+            &AtRest::Plain,
+            schema.clone(),
+            &rows,
+            per_batch,
+        )
+    };
+    let (plain_run, encrypted_run) = if encrypted_first {
+        let e = apply(
+            &encrypted_path,
+            &encrypted,
+            schema.clone(),
+            &rows,
+            per_batch,
+        )?;
+        (plain()?, e)
+    } else {
+        let p = plain()?;
+        (
+            p,
+            apply(
+                &encrypted_path,
+                &encrypted,
+                schema.clone(),
+                &rows,
+                per_batch,
+            )?,
+        )
+    };
     Ok(MergeTimes {
         rows: n,
         plain_insert_s,
-        apply_s,
-        batches,
+        apply_s: plain_run.0,
+        apply_encrypted_s: encrypted_run.0,
+        batches: plain_run.1,
+        open_plain_ms: open_ms(&plain_path, &AtRest::Plain, &schema, 7)?,
+        open_encrypted_ms: open_ms(&encrypted_path, &encrypted, &schema, 7)?,
     })
 }
 

@@ -85,28 +85,9 @@ pub fn run(opts: &BenchOptions) -> Result<Report> {
     if wanted(opts, "merge") {
         // One transaction for the whole change set, as the baseline insert.
         let runs = (0..repeat)
-            .map(|_| merge::run(opts.rows, opts.rows))
+            .map(|i| merge::run(opts.rows, opts.rows, i % 2 == 1))
             .collect::<Result<Vec<_>>>()?;
-        let subject: Vec<f64> = runs.iter().map(|m| m.apply_s).collect();
-        let baseline: Vec<f64> = runs.iter().map(|m| m.plain_insert_s).collect();
-        let label = format!(
-            "merge: apply {} rows x 8 cols (3 sealed) from memory",
-            opts.rows
-        );
-        figures.push(paired(
-            "merge.apply_s",
-            &label,
-            "s",
-            &subject,
-            &baseline,
-            2.0,
-        ));
-        figures.push(Figure::new(
-            "merge.rows_per_s",
-            "merge: rows/s",
-            opts.rows as f64 / median(&subject),
-            "rows/s",
-        ));
+        merge_figures(&mut figures, &runs, opts.rows);
     }
     if wanted(opts, "seal") {
         for recipients in [1, 2] {
@@ -155,17 +136,19 @@ pub fn run(opts: &BenchOptions) -> Result<Report> {
         figures.extend(web::figures(&f));
     }
     if wanted(opts, "catchup") || wanted(opts, "idle") {
-        let mut runs = Vec::new();
+        let (mut plain, mut encrypted) = (Vec::new(), Vec::new());
         for i in 0..repeat {
-            // The idle window follows the last catch-up only.
+            // The idle window follows the last catch-up only, between
+            // encrypted replicas (how offices run).
             let idle = if i + 1 == repeat {
                 opts.idle_seconds
             } else {
                 0.0
             };
-            runs.push(runtime.block_on(catchup::run(&opts.bin, opts.rows, idle))?);
+            plain.push(runtime.block_on(catchup::run(&opts.bin, opts.rows, 0.0, false))?);
+            encrypted.push(runtime.block_on(catchup::run(&opts.bin, opts.rows, idle, true))?);
         }
-        catchup_figures(&mut figures, &runs, opts.rows);
+        catchup_figures(&mut figures, &plain, &encrypted, opts.rows);
     }
     Ok(Report {
         puente_version: env!("CARGO_PKG_VERSION").to_string(),
@@ -180,6 +163,67 @@ pub fn run(opts: &BenchOptions) -> Result<Report> {
         }),
         figures,
     })
+}
+
+/// The bound on encrypted / unencrypted time, for apply and catch-up.
+const AT_REST_BOUND: f64 = 1.25;
+/// The bound on opening an encrypted replica with its raw key.
+const OPEN_BOUND_MS: f64 = 50.0;
+
+fn merge_figures(figures: &mut Vec<Figure>, runs: &[merge::MergeTimes], rows: usize) {
+    let plain: Vec<f64> = runs.iter().map(|m| m.apply_s).collect();
+    let encrypted: Vec<f64> = runs.iter().map(|m| m.apply_encrypted_s).collect();
+    let insert: Vec<f64> = runs.iter().map(|m| m.plain_insert_s).collect();
+    let what = format!("apply {rows} rows x 8 cols (3 sealed) from memory");
+    figures.push(paired(
+        "merge.apply_s",
+        &format!("merge: {what}, unencrypted replica"),
+        "s",
+        &plain,
+        &insert,
+        2.0,
+    ));
+    figures.push(Figure::new(
+        "merge.rows_per_s",
+        "merge: rows/s, unencrypted replica",
+        rows as f64 / median(&plain),
+        "rows/s",
+    ));
+    figures.push(paired(
+        "merge.encrypted.apply_s",
+        &format!("merge: {what}, encrypted replica (baseline: unencrypted)"),
+        "s",
+        &encrypted,
+        &plain,
+        AT_REST_BOUND,
+    ));
+    let to_insert: Vec<f64> = encrypted.iter().zip(&insert).map(|(e, i)| e / i).collect();
+    figures.push(Figure::new(
+        "merge.encrypted.vs_plain_insert",
+        "merge: encrypted apply / plain SQLite insert (unencrypted)",
+        median(&to_insert),
+        "x",
+    ));
+    figures.push(Figure::new(
+        "merge.encrypted.rows_per_s",
+        "merge: rows/s, encrypted replica",
+        rows as f64 / median(&encrypted),
+        "rows/s",
+    ));
+    let open_plain: Vec<f64> = runs.iter().map(|m| m.open_plain_ms).collect();
+    let open: Vec<f64> = runs.iter().map(|m| m.open_encrypted_ms).collect();
+    let open_ms = median(&open);
+    figures.push(
+        Figure::new(
+            "open.encrypted_ms",
+            &format!("open the encrypted replica ({rows} rows) with its raw key"),
+            open_ms,
+            "ms",
+        )
+        .baseline(median(&open_plain))
+        .target(&format!("< {OPEN_BOUND_MS:.0} ms"), open_ms < OPEN_BOUND_MS)
+        .samples(open),
+    );
 }
 
 fn seal_figures(figures: &mut Vec<Figure>, f: &seal::SealFigures) {
@@ -225,13 +269,18 @@ fn seal_figures(figures: &mut Vec<Figure>, f: &seal::SealFigures) {
     );
 }
 
-fn catchup_figures(figures: &mut Vec<Figure>, runs: &[catchup::CatchupFigures], rows: usize) {
-    let seconds: Vec<f64> = runs.iter().map(|r| r.seconds).collect();
-    let baseline: Vec<f64> = runs.iter().map(|r| r.plain_insert_s).collect();
+fn catchup_figures(
+    figures: &mut Vec<Figure>,
+    plain: &[catchup::CatchupFigures],
+    runs: &[catchup::CatchupFigures],
+    rows: usize,
+) {
+    let seconds: Vec<f64> = plain.iter().map(|r| r.seconds).collect();
+    let baseline: Vec<f64> = plain.iter().map(|r| r.plain_insert_s).collect();
     let label = format!("catch-up of {rows} rows x 8 cols (3 sealed) over QUIC");
     figures.push(paired(
         "catchup.seconds",
-        &label,
+        &format!("{label}, unencrypted replicas"),
         "s",
         &seconds,
         &baseline,
@@ -239,8 +288,31 @@ fn catchup_figures(figures: &mut Vec<Figure>, runs: &[catchup::CatchupFigures], 
     ));
     figures.push(Figure::new(
         "catchup.rows_per_s",
-        "catch-up: rows/s",
+        "catch-up: rows/s, unencrypted replicas",
         rows as f64 / median(&seconds),
+        "rows/s",
+    ));
+    let encrypted: Vec<f64> = runs.iter().map(|r| r.seconds).collect();
+    figures.push(paired(
+        "catchup.encrypted.seconds",
+        &format!("{label}, encrypted replicas (baseline: unencrypted)"),
+        "s",
+        &encrypted,
+        &seconds,
+        AT_REST_BOUND,
+    ));
+    let insert: Vec<f64> = runs.iter().map(|r| r.plain_insert_s).collect();
+    let to_insert: Vec<f64> = encrypted.iter().zip(&insert).map(|(e, i)| e / i).collect();
+    figures.push(Figure::new(
+        "catchup.encrypted.vs_plain_insert",
+        "catch-up, encrypted / plain SQLite insert (unencrypted)",
+        median(&to_insert),
+        "x",
+    ));
+    figures.push(Figure::new(
+        "catchup.encrypted.rows_per_s",
+        "catch-up: rows/s, encrypted replicas",
+        rows as f64 / median(&encrypted),
         "rows/s",
     ));
     let mib = |b: u64| b as f64 / 1_048_576.0;

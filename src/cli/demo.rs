@@ -327,20 +327,55 @@ async fn show(lab: &Lab) -> Result<()> {
     let row = tj.get_row("residents", "res-0003", true).await?;
     println!("{}", super::remote::row_text("residents", &row).as_str());
 
+    // Shared values are plaintext to every office, but not on disk: the
+    // replicas (database and live WAL) are encrypted at rest.
+    let event_ids: Vec<String> = (1..=EVENTS.len())
+        .map(|i| format!("event-{i:02}"))
+        .collect();
+    let shared: Vec<&str> = EVENTS
+        .iter()
+        .map(|e| e.3)
+        .chain(RESIDENTS.iter().flat_map(|r| [r.1, r.7]))
+        .chain(event_ids.iter().map(String::as_str))
+        .collect();
+    for office in [SAN_DIEGO, TIJUANA] {
+        let o = &lab[office];
+        let replica = scan::replica_files(&o.data_dir());
+        let (hits, files, bytes) = scan::hits_in(&replica, &shared);
+        anyhow::ensure!(
+            replica
+                .iter()
+                .any(|f| f.to_string_lossy().ends_with("-wal")),
+            "{} has no WAL to scan",
+            o.name
+        );
+        println!(
+            "== byte scan of {}'s replica while it runs ({files} files, {bytes} bytes: database, WAL) for {} shared values (event titles, arrival dates, row ids): {} hits",
+            o.name,
+            shared.len(),
+            hits.len()
+        );
+        anyhow::ensure!(
+            hits.is_empty(),
+            "shared plaintext found in the replica of {}: {:?}",
+            o.name,
+            hits.iter().map(|h| &h.0).collect::<Vec<_>>()
+        );
+    }
+
     let needles: Vec<&str> = RESIDENTS
         .iter()
         .flat_map(|r| [r.2, r.3, r.5, r.6])
         .collect();
-    // Positive controls, so that a scan that read nothing cannot pass: a
-    // shared title (plaintext by design) in the live WAL, the node's name
-    // in its log, and a file planted in the data dir.
-    let shared_title = EVENTS[0].3;
+    // Positive controls, so that a scan that read nothing cannot pass: the
+    // node's name in its log, and a file planted in the data dir. (The
+    // replica itself is encrypted: the scan above read its database and
+    // live WAL and found no shared value either.)
     for office in [SAN_DIEGO, TIJUANA] {
         let o = &lab[office];
         let planted =
             scan::plant_control(&o.data_dir()).context("cannot write the scan's control file")?;
         let report = scan::Scan::forbidding(&needles)
-            .control(scan::Control::in_file("puente.db-wal", shared_title))
             .control(scan::Control::in_file("daemon.log", &o.name))
             .control(planted)
             .run(&o.dir);

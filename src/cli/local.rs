@@ -1,5 +1,6 @@
 //! Commands that work on local files only: init, id, keygen, check,
-//! peer add. They need no running daemon.
+//! peer add, storage encrypt and rekey. They need no running daemon
+//! (storage commands need a stopped one).
 
 use std::path::Path;
 
@@ -17,6 +18,15 @@ pub fn init(options: &init::InitOptions) -> Result<()> {
     let made = init::init_node(options)?;
     println!("created node `{name}` in {}", dir.display());
     println!("config: {}", made.config_file.display());
+    if options.encrypted {
+        println!(
+            "replica key: {} (mode 0600); keep a copy offline: without it the replica cannot be opened",
+            dir.join(crate::node::replica_key::DEFAULT_KEY_FILE)
+                .display()
+        );
+    } else {
+        println!("warning: {}", crate::node::replica_key::UNENCRYPTED_WARNING);
+    }
     println!("fingerprint (give it to the other offices for `puente peer add`):");
     println!("{}", made.fingerprint);
     Ok(())
@@ -56,6 +66,10 @@ pub fn check(config: &Path) -> Result<()> {
         c.schema.groups.len()
     );
     println!("fingerprint: {}", c.identity.fingerprint);
+    match &c.config.replica_key {
+        Some(source) => println!("at rest: encrypted, {source} ok"),
+        None => println!("at rest: NOT encrypted"),
+    }
     let readable: Vec<&str> = c
         .schema
         .groups
@@ -86,5 +100,23 @@ pub fn peer_add(config: &Path, name: &str, fingerprint: &str, address: Option<&s
         address.map(|a| format!(" at {a}")).unwrap_or_default(),
         config.display()
     );
+    Ok(())
+}
+
+pub fn storage_encrypt(config: &Path) -> Result<()> {
+    let notes = crate::node::storage::encrypt(config, &Default::default())?;
+    for n in notes {
+        println!("{n}");
+    }
+    println!("the replica is encrypted at rest; start the daemon again (systemctl start puente)");
+    Ok(())
+}
+
+pub fn storage_rekey(config: &Path) -> Result<()> {
+    let notes = crate::node::storage::rekey(config, &Default::default())?;
+    for n in notes {
+        println!("{n}");
+    }
+    println!("the replica has a new key; start the daemon again (systemctl start puente)");
     Ok(())
 }

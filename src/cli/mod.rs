@@ -31,7 +31,7 @@ pub fn bench(opts: &crate::bench::BenchOptions, json: Option<&Path>) -> anyhow::
     Ok(())
 }
 
-pub use local::{check, id, init, keygen, peer_add};
+pub use local::{check, id, init, keygen, peer_add, storage_encrypt, storage_rekey};
 pub use remote::{parse_assignment, rows_delete, rows_get, rows_list, rows_put, status, sync_now};
 
 /// `puente run`: logging to stdout (journald), then the daemon.

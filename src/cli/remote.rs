@@ -17,7 +17,7 @@ use zeroize::Zeroizing;
 use super::rows_view;
 use crate::admin::api::{self, Row};
 use crate::admin::{Client, buf};
-use crate::node::status::{PeerState, PeerStatus, Status};
+use crate::node::status::{AtRestStatus, PeerState, PeerStatus, Status};
 use crate::value::{Plaintext, Value};
 
 pub use super::rows_view::SEALED_MARK;
@@ -189,6 +189,22 @@ fn local_zone() -> jiff::tz::TimeZone {
 }
 
 /// The status document for people.
+/// "encrypted (SQLCipher 4.20.0, key from file)" or "NOT encrypted: …".
+fn at_rest_line(a: &AtRestStatus) -> String {
+    if !a.encrypted {
+        return "NOT encrypted: anyone who copies the data dir can read the replica (`puente storage encrypt` encrypts it)".into();
+    }
+    let version = a
+        .cipher
+        .as_deref()
+        .and_then(|c| c.split_whitespace().next())
+        .unwrap_or("?");
+    match &a.key_source {
+        Some(source) => format!("encrypted (SQLCipher {version}, key from {source})"),
+        None => format!("encrypted (SQLCipher {version})"),
+    }
+}
+
 pub fn render_status(s: &Status) -> String {
     let mut out = String::new();
     let line = |out: &mut String, key: &str, value: &str| {
@@ -225,6 +241,7 @@ pub fn render_status(s: &Status) -> String {
         format!("yes: {}", s.can_unseal.join(", "))
     };
     line(&mut out, "can unseal", &unseal);
+    line(&mut out, "at rest", &at_rest_line(&s.at_rest));
     if s.peers.is_empty() {
         line(
             &mut out,
@@ -361,6 +378,12 @@ mod tests {
             peers: vec![sd, ens, far, peer("new", PeerState::Connecting)],
             refused: vec![],
             garbage_datagrams: 0,
+            at_rest: AtRestStatus {
+                encrypted: true,
+                cipher: Some("4.20.0 community".into()),
+                key_source: Some("credential".into()),
+                warning: None,
+            },
         };
         let text = render_status(&s);
         for want in [
@@ -374,9 +397,19 @@ mod tests {
             "  far        refused: certificate not pinned",
             "last error: handshake failed",
             "  new        connecting",
+            "at rest     encrypted (SQLCipher 4.20.0, key from credential)",
         ] {
             assert!(text.contains(want), "missing {want:?} in\n{text}");
         }
+        let plain = Status {
+            at_rest: AtRestStatus::default(),
+            ..s.clone()
+        };
+        assert!(
+            render_status(&plain).contains("at rest     NOT encrypted: anyone who copies"),
+            "{}",
+            render_status(&plain)
+        );
         assert!(!text.contains("garbage") && !text.contains("refused connections"));
     }
 }

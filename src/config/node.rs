@@ -28,6 +28,35 @@ pub struct PeerConfig {
     pub address: Option<String>,
 }
 
+/// Where the replica's SQLCipher key comes from (`[storage]`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum KeySource {
+    /// A file holding the raw key as 64 hex digits, mode 0600.
+    File(PathBuf),
+    /// A systemd credential: `$CREDENTIALS_DIRECTORY/NAME`, loaded by the
+    /// unit's `LoadCredentialEncrypted=NAME:…`.
+    Credential(String),
+}
+
+impl KeySource {
+    /// "file" or "credential", as status shows it.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            KeySource::File(_) => "file",
+            KeySource::Credential(_) => "credential",
+        }
+    }
+}
+
+impl std::fmt::Display for KeySource {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            KeySource::File(p) => write!(f, "key file {}", p.display()),
+            KeySource::Credential(n) => write!(f, "key credential `{n}`"),
+        }
+    }
+}
+
 #[derive(Debug, Clone)]
 pub struct NodeConfig {
     /// The config file itself (absolute).
@@ -42,6 +71,10 @@ pub struct NodeConfig {
     pub peers: Vec<PeerConfig>,
     /// Age identity files; only on nodes allowed to read sealed values.
     pub identities: Vec<PathBuf>,
+    /// The replica's key (`[storage]`); `None`: the replica is not
+    /// encrypted at rest (nodes made before encryption, or with
+    /// `puente init --unencrypted`).
+    pub replica_key: Option<KeySource>,
     /// Default tracing filter when RUST_LOG is not set.
     pub log_level: String,
     /// Shifts this node's wall clock (tests of clock trouble; 0 in production).
@@ -193,6 +226,10 @@ impl NodeConfig {
             None => AccessConfig::default(),
         };
         let web = raw.web.map(|w| w.check(file, text, base)).transpose()?;
+        let replica_key = match raw.storage {
+            None => None,
+            Some(storage) => Some(parse_storage(storage, &resolve, &err, file)?),
+        };
 
         Ok(NodeConfig {
             file: file.to_path_buf(),
@@ -205,6 +242,7 @@ impl NodeConfig {
             tls_key: resolve(&raw.tls.key)?,
             peers,
             identities,
+            replica_key,
             log_level: raw
                 .log_level
                 .map_or_else(|| "info".to_string(), Spanned::into_inner),
@@ -223,6 +261,45 @@ impl NodeConfig {
     /// The replica's database file.
     pub fn database_path(&self) -> PathBuf {
         self.data_dir.join("puente.db")
+    }
+}
+
+/// `[storage]`: exactly one of `key_file` and `key_credential`.
+fn parse_storage(
+    storage: StorageFile,
+    resolve: &dyn Fn(&Spanned<String>) -> Result<PathBuf, ConfigError>,
+    err: &dyn Fn(std::ops::Range<usize>, String) -> ConfigError,
+    file: &Path,
+) -> Result<KeySource, ConfigError> {
+    match (storage.key_file, storage.key_credential) {
+        (Some(path), None) => Ok(KeySource::File(resolve(&path)?)),
+        (None, Some(name)) => {
+            let n = name.get_ref();
+            let valid = !n.is_empty()
+                && n.len() <= 255
+                && n != "."
+                && n != ".."
+                && n
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b"-_.@".contains(&b));
+            if !valid {
+                return Err(err(
+                    name.span(),
+                    format!(
+                        "storage.key_credential: `{n}` is not a credential name; use letters, digits, '-', '_', '.' or '@' (e.g. puente-replica-key), as in the unit's LoadCredentialEncrypted="
+                    ),
+                ));
+            }
+            Ok(KeySource::Credential(n.clone()))
+        }
+        (Some(path), Some(_)) => Err(err(
+            path.span(),
+            "storage: give key_file or key_credential, not both".into(),
+        )),
+        (None, None) => Err(ConfigError::File {
+            path: file.to_path_buf(),
+            message: "[storage] names no key: set key_file (or key_credential) for an encrypted replica, or remove the section for an unencrypted one".into(),
+        }),
     }
 }
 
@@ -255,11 +332,22 @@ struct NodeFile {
     #[serde(default)]
     privacy: PrivacyFile,
     #[serde(default)]
+    storage: Option<StorageFile>,
+    #[serde(default)]
     debug: DebugFile,
     #[serde(default)]
     access: Option<AccessFile>,
     #[serde(default)]
     web: Option<WebFile>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct StorageFile {
+    #[serde(default)]
+    key_file: Option<Spanned<String>>,
+    #[serde(default)]
+    key_credential: Option<Spanned<String>>,
 }
 
 #[derive(Deserialize)]
@@ -340,6 +428,32 @@ pub fn add_peer(
         }
         None => peers.push(entry),
     }
+    let new_text = doc.to_string();
+    let absolute = std::path::absolute(config_file).unwrap_or_else(|_| config_file.to_path_buf());
+    NodeConfig::parse(&absolute, &new_text)?;
+    crate::node::fsutil::write_atomically(config_file, new_text.as_bytes(), None).map_err(
+        |source| ConfigError::Read {
+            path: config_file.to_path_buf(),
+            source,
+        },
+    )
+}
+
+/// Names the replica's key file in the node config (`[storage] key_file`,
+/// as `puente storage encrypt` does), keeping comments; `key_file` is
+/// written as given (relative paths resolve against the config's folder).
+/// Validated before the atomic write.
+pub fn set_key_file(config_file: &Path, key_file: &str) -> Result<(), ConfigError> {
+    let text = read_text(config_file)?;
+    let mut doc: toml_edit::DocumentMut = text.parse().map_err(|e: toml_edit::TomlError| {
+        ConfigError::at(config_file, &text, e.span(), e.message().trim().to_string())
+    })?;
+    let mut storage = toml_edit::Table::new();
+    storage.decor_mut().set_prefix(
+        "\n# The replica is encrypted at rest (SQLCipher) with the raw key in this\n# file (mode 0600). Keep a copy offline: without it the replica is lost.\n",
+    );
+    storage["key_file"] = toml_edit::value(key_file);
+    doc.insert("storage", toml_edit::Item::Table(storage));
     let new_text = doc.to_string();
     let absolute = std::path::absolute(config_file).unwrap_or_else(|_| config_file.to_path_buf());
     NodeConfig::parse(&absolute, &new_text)?;
@@ -438,6 +552,62 @@ address = "127.0.0.1:7442"
     }
 
     #[test]
+    fn storage_names_one_key_source() {
+        let parse = |extra: &str| {
+            NodeConfig::parse(
+                Path::new("/etc/puente/puente.toml"),
+                &format!("{}{extra}", sample()),
+            )
+        };
+        assert_eq!(parse("").unwrap().replica_key, None);
+        assert_eq!(
+            parse("[storage]\nkey_file = \"keys/replica.key\"\n")
+                .unwrap()
+                .replica_key,
+            Some(KeySource::File("/etc/puente/keys/replica.key".into()))
+        );
+        let cred = parse("[storage]\nkey_credential = \"puente-replica-key\"\n")
+            .unwrap()
+            .replica_key
+            .unwrap();
+        assert_eq!(cred.kind(), "credential");
+        assert_eq!(cred.to_string(), "key credential `puente-replica-key`");
+        for (extra, expected) in [
+            ("[storage]\n", "names no key"),
+            (
+                "[storage]\nkey_file = \"k\"\nkey_credential = \"c\"\n",
+                "not both",
+            ),
+            (
+                "[storage]\nkey_credential = \"a/b\"\n",
+                "not a credential name",
+            ),
+            ("[storage]\nkey = \"00\"\n", "unknown field"),
+            ("[storage]\nkey_file = \"\"\n", "empty"),
+        ] {
+            let e = parse(extra).unwrap_err().to_string();
+            assert!(e.contains(expected), "{extra}: {e}");
+            assert_eq!(e.lines().count(), 1, "{e}");
+        }
+    }
+
+    #[test]
+    fn set_key_file_adds_storage_and_keeps_the_rest() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("puente.toml");
+        std::fs::write(&file, sample()).unwrap();
+        set_key_file(&file, "keys/replica.key").unwrap();
+        let text = std::fs::read_to_string(&file).unwrap();
+        assert!(text.contains("# San Diego, pinned"), "{text}");
+        let cfg = NodeConfig::load(&file).unwrap();
+        assert_eq!(
+            cfg.replica_key,
+            Some(KeySource::File(dir.path().join("keys/replica.key")))
+        );
+        assert_eq!(cfg.peers.len(), 1);
+    }
+
+    #[test]
     fn add_peer_keeps_comments_and_replaces_by_name() {
         let dir = tempfile::tempdir().unwrap();
         let file = dir.path().join("puente.toml");
@@ -479,6 +649,12 @@ mod shipped_examples {
         assert_eq!(tj.peers[0].name, "san-diego");
         let sd = NodeConfig::load(&root.join("san-diego.toml")).unwrap();
         assert!(sd.identities.is_empty());
+        for cfg in [&tj, &sd] {
+            assert_eq!(
+                cfg.replica_key,
+                Some(KeySource::File(root.join("keys/replica.key")))
+            );
+        }
         assert_eq!(sd.peers[0].name, "tijuana");
         // The packaged roles: the puente group reads and writes, reveal is a
         // group of its own, root is admin; the web agenda stays on loopback.

@@ -113,50 +113,7 @@ impl Schema {
         let file: SchemaFile =
             toml::from_str(text).map_err(|e| ConfigError::from_toml(path, text, &e))?;
         let err = |span, message: String| ConfigError::at(path, text, Some(span), message);
-
-        let mut groups = BTreeMap::new();
-        for (name, keys) in file.groups.entries {
-            if !is_identifier(name.get_ref(), false) {
-                return Err(err(
-                    name.span(),
-                    format!(
-                        "groups.{}: a group name must be lowercase letters, digits and '_', starting with a letter",
-                        name.get_ref()
-                    ),
-                ));
-            }
-            let mut recipients = Vec::new();
-            let mut recipient_keys = Vec::new();
-            for key in keys.into_inner() {
-                let parsed = age::x25519::Recipient::from_str(key.get_ref().trim()).map_err(|_| {
-                    err(
-                        key.span(),
-                        format!(
-                            "groups.{}: `{}` is not an age X25519 recipient; paste the `age1…` line that `puente keygen` or `age-keygen -y` prints",
-                            name.get_ref(),
-                            key.get_ref()
-                        ),
-                    )
-                })?;
-                recipient_keys.push(key.get_ref().trim().to_string());
-                recipients.push(parsed);
-            }
-            let mut paired: Vec<_> = recipient_keys.into_iter().zip(recipients).collect();
-            paired.sort_by(|a, b| a.0.cmp(&b.0));
-            paired.dedup_by(|a, b| a.0 == b.0);
-            let (recipient_keys, recipients) = paired.into_iter().unzip();
-            let name = name.into_inner();
-            groups.insert(
-                name.clone(),
-                Group {
-                    name,
-                    recipient_keys,
-                    recipients,
-                },
-            );
-        }
-
-        let mut tables = Vec::new();
+        let groups = parse_groups(file.groups, &err)?;
         if file.tables.entries.is_empty() {
             return Err(ConfigError::File {
                 path: path.to_path_buf(),
@@ -165,83 +122,12 @@ impl Schema {
                         .into(),
             });
         }
-        for (table_name, table) in file.tables.entries {
-            let tname = table_name.get_ref().clone();
-            if !is_identifier(&tname, false) || tname.starts_with("sqlite_") {
-                return Err(err(
-                    table_name.span(),
-                    format!(
-                        "tables.{tname}: a table name must be lowercase letters, digits and '_', start with a letter and not start with `sqlite_`"
-                    ),
-                ));
-            }
-            let table = table.into_inner();
-            if table.columns.entries.is_empty() {
-                return Err(err(
-                    table_name.span(),
-                    format!(
-                        "tables.{tname}: the table has no columns; list them under [tables.{tname}.columns]"
-                    ),
-                ));
-            }
-            let mut columns = Vec::new();
-            for (col_name, spec) in table.columns.entries {
-                let cname = col_name.get_ref().clone();
-                if RESERVED_COLUMNS.contains(&cname.as_str()) {
-                    return Err(err(
-                        col_name.span(),
-                        format!(
-                            "tables.{tname}.columns.{cname}: `{cname}` is reserved (every table has a text primary key `id`); rename the column"
-                        ),
-                    ));
-                }
-                if !is_identifier(&cname, false) {
-                    return Err(err(
-                        col_name.span(),
-                        format!(
-                            "tables.{tname}.columns.{cname}: a column name must be lowercase letters, digits and '_', starting with a letter"
-                        ),
-                    ));
-                }
-                let privacy = match spec.get_ref() {
-                    ColumnSpec::Shared => Privacy::Shared,
-                    ColumnSpec::Sealed(group) => {
-                        if !groups.contains_key(group) {
-                            let known: Vec<_> = groups.keys().cloned().collect();
-                            return Err(err(
-                                spec.span(),
-                                format!(
-                                    "tables.{tname}.columns.{cname}: sealed to unknown group `{group}`; define it under [groups]{}",
-                                    if known.is_empty() {
-                                        String::new()
-                                    } else {
-                                        format!(" or use one of: {}", known.join(", "))
-                                    }
-                                ),
-                            ));
-                        }
-                        Privacy::Sealed {
-                            group: group.clone(),
-                        }
-                    }
-                };
-                columns.push(ColumnDef {
-                    name: cname,
-                    privacy,
-                });
-            }
-            let file_names: Vec<String> = columns.iter().map(|c| c.name.clone()).collect();
-            columns.sort_by(|a, b| a.name.cmp(&b.name));
-            let file_order = file_names
-                .iter()
-                .filter_map(|n| columns.iter().position(|c| &c.name == n))
-                .collect();
-            tables.push(TableDef {
-                name: tname,
-                columns,
-                file_order,
-            });
-        }
+        let mut tables = file
+            .tables
+            .entries
+            .into_iter()
+            .map(|(name, table)| parse_table(name, table.into_inner(), &groups, &err))
+            .collect::<Result<Vec<_>, _>>()?;
         tables.sort_by(|a, b| a.name.cmp(&b.name));
 
         let mut schema = Schema {
@@ -319,6 +205,153 @@ impl Schema {
     pub fn group(&self, name: &str) -> Option<&Group> {
         self.groups.get(name)
     }
+}
+
+/// Makes an error pointing at a span of the schema file.
+type SpanError<'a> = dyn Fn(std::ops::Range<usize>, String) -> ConfigError + 'a;
+
+/// `[groups]`: each name an identifier, each recipient an age X25519 key;
+/// recipients sorted and deduplicated.
+fn parse_groups(
+    groups: Entries<Spanned<Vec<Spanned<String>>>>,
+    err: &SpanError<'_>,
+) -> Result<BTreeMap<String, Group>, ConfigError> {
+    let mut out = BTreeMap::new();
+    for (name, keys) in groups.entries {
+        if !is_identifier(name.get_ref(), false) {
+            return Err(err(
+                name.span(),
+                format!(
+                    "groups.{}: a group name must be lowercase letters, digits and '_', starting with a letter",
+                    name.get_ref()
+                ),
+            ));
+        }
+        let mut paired = Vec::new();
+        for key in keys.into_inner() {
+            let text = key.get_ref().trim();
+            let parsed = age::x25519::Recipient::from_str(text).map_err(|_| {
+                err(
+                    key.span(),
+                    format!(
+                        "groups.{}: `{}` is not an age X25519 recipient; paste the `age1…` line that `puente keygen` or `age-keygen -y` prints",
+                        name.get_ref(),
+                        key.get_ref()
+                    ),
+                )
+            })?;
+            paired.push((text.to_string(), parsed));
+        }
+        paired.sort_by(|a, b| a.0.cmp(&b.0));
+        paired.dedup_by(|a, b| a.0 == b.0);
+        let (recipient_keys, recipients) = paired.into_iter().unzip();
+        let name = name.into_inner();
+        out.insert(
+            name.clone(),
+            Group {
+                name,
+                recipient_keys,
+                recipients,
+            },
+        );
+    }
+    Ok(out)
+}
+
+/// One `[tables.NAME.columns]` section: a valid name, at least one column;
+/// columns sorted by name, the file's order kept in `file_order`.
+fn parse_table(
+    name: Spanned<String>,
+    table: TableFile,
+    groups: &BTreeMap<String, Group>,
+    err: &SpanError<'_>,
+) -> Result<TableDef, ConfigError> {
+    let tname = name.get_ref().clone();
+    if !is_identifier(&tname, false) || tname.starts_with("sqlite_") {
+        return Err(err(
+            name.span(),
+            format!(
+                "tables.{tname}: a table name must be lowercase letters, digits and '_', start with a letter and not start with `sqlite_`"
+            ),
+        ));
+    }
+    if table.columns.entries.is_empty() {
+        return Err(err(
+            name.span(),
+            format!(
+                "tables.{tname}: the table has no columns; list them under [tables.{tname}.columns]"
+            ),
+        ));
+    }
+    let mut columns = table
+        .columns
+        .entries
+        .into_iter()
+        .map(|(column, spec)| parse_column(&tname, column, spec, groups, err))
+        .collect::<Result<Vec<_>, _>>()?;
+    let file_names: Vec<String> = columns.iter().map(|c| c.name.clone()).collect();
+    columns.sort_by(|a, b| a.name.cmp(&b.name));
+    let file_order = file_names
+        .iter()
+        .filter_map(|n| columns.iter().position(|c| &c.name == n))
+        .collect();
+    Ok(TableDef {
+        name: tname,
+        columns,
+        file_order,
+    })
+}
+
+/// One column of table `tname`: a valid, unreserved name; sealed only to a
+/// group the schema defines.
+fn parse_column(
+    tname: &str,
+    name: Spanned<String>,
+    spec: Spanned<ColumnSpec>,
+    groups: &BTreeMap<String, Group>,
+    err: &SpanError<'_>,
+) -> Result<ColumnDef, ConfigError> {
+    let cname = name.get_ref().clone();
+    if RESERVED_COLUMNS.contains(&cname.as_str()) {
+        return Err(err(
+            name.span(),
+            format!(
+                "tables.{tname}.columns.{cname}: `{cname}` is reserved (every table has a text primary key `id`); rename the column"
+            ),
+        ));
+    }
+    if !is_identifier(&cname, false) {
+        return Err(err(
+            name.span(),
+            format!(
+                "tables.{tname}.columns.{cname}: a column name must be lowercase letters, digits and '_', starting with a letter"
+            ),
+        ));
+    }
+    let privacy = match spec.get_ref() {
+        ColumnSpec::Shared => Privacy::Shared,
+        ColumnSpec::Sealed(group) if groups.contains_key(group) => Privacy::Sealed {
+            group: group.clone(),
+        },
+        ColumnSpec::Sealed(group) => {
+            let known: Vec<_> = groups.keys().cloned().collect();
+            return Err(err(
+                spec.span(),
+                format!(
+                    "tables.{tname}.columns.{cname}: sealed to unknown group `{group}`; define it under [groups]{}",
+                    if known.is_empty() {
+                        String::new()
+                    } else {
+                        format!(" or use one of: {}", known.join(", "))
+                    }
+                ),
+            ));
+        }
+    };
+    Ok(ColumnDef {
+        name: cname,
+        privacy,
+    })
 }
 
 pub(crate) fn sha256_hex(bytes: &[u8]) -> String {

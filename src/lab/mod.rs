@@ -3,9 +3,11 @@
 //! listening on 127.0.0.1 only, run as a child process and driven through
 //! its admin socket.
 //!
-//! Owns: creating offices (TLS identity, age identity for key holders, one
-//! shared schema, pins), starting, stopping (SIGTERM) and killing (SIGKILL)
-//! their daemons, and reading their memory and CPU from /proc.
+//! Owns: creating offices (TLS identity, replica key — encrypted at rest
+//! unless asked otherwise — age identity for key holders, one shared
+//! schema, pins), starting, stopping (SIGTERM) and killing (SIGKILL) their
+//! daemons, opening a stopped office's replica with its key, and reading
+//! their memory and CPU from /proc.
 //! Must not: be used by the daemon itself, or bind anything but 127.0.0.1.
 
 pub mod relay;
@@ -17,10 +19,13 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use crate::admin::Client;
+use crate::clock::{SystemClock, WallClock};
 use crate::config::node::add_peer;
+use crate::config::{NodeConfig, Schema};
 use crate::node::fingerprint::Fingerprint;
 use crate::node::init::{InitOptions, init_node};
-use crate::seal::generate_identity_file;
+use crate::seal::{Keyring, generate_identity_file};
+use crate::store::{AtRest, Store};
 
 /// How long a daemon may take to answer on its socket after start.
 pub const START_DEADLINE: Duration = Duration::from_secs(30);
@@ -73,6 +78,53 @@ impl Office {
 
     pub fn data_dir(&self) -> PathBuf {
         self.dir.join("data")
+    }
+
+    /// An office for a node folder laid out by `puente init` (its config
+    /// is DIR/puente.toml), run with the binary `bin`.
+    pub fn from_dir(dir: &Path, bin: &Path) -> Result<Office, LabError> {
+        let config = dir.join("puente.toml");
+        let cfg = NodeConfig::load(&config).map_err(LabError::from("reading the config"))?;
+        let fingerprint = crate::node::identity::certificate_fingerprint(&cfg.tls_cert)
+            .map_err(LabError::from("reading the certificate"))?;
+        Ok(Office {
+            name: cfg.name.clone(),
+            config,
+            socket: cfg.admin_socket.clone(),
+            log: dir.join("daemon.log"),
+            dir: dir.to_path_buf(),
+            port: cfg.listen.port(),
+            fingerprint,
+            has_key: !cfg.identities.is_empty(),
+            log_filter: "info".into(),
+            web: cfg.web.as_ref().map(|w| w.listen),
+            bin: bin.to_path_buf(),
+            child: None,
+        })
+    }
+
+    /// How this office's replica is stored, with its key, as its config
+    /// says.
+    pub fn at_rest(&self) -> Result<AtRest, LabError> {
+        let config =
+            NodeConfig::load(&self.config).map_err(LabError::from("reading the config"))?;
+        crate::node::replica_key::at_rest(&config)
+            .map_err(LabError::from("reading the replica key"))
+    }
+
+    /// Opens this office's replica (its daemon must be stopped) with its
+    /// key and schema, creating it if it does not exist yet.
+    pub fn open_store(&self) -> Result<Store, LabError> {
+        let schema = Schema::load(&self.dir.join("schema.toml"))
+            .map_err(LabError::from("reading the schema"))?;
+        Store::open_at_rest(
+            &self.data_dir().join("puente.db"),
+            &self.at_rest()?,
+            std::sync::Arc::new(schema),
+            std::sync::Arc::new(Keyring::empty()),
+            std::sync::Arc::new(SystemClock) as std::sync::Arc<dyn WallClock>,
+        )
+        .map_err(LabError::from("opening the replica"))
     }
 
     pub fn client(&self) -> Client {
@@ -232,15 +284,27 @@ pub struct Lab {
 }
 
 impl Lab {
-    /// Lays out offices under `root` (which must not exist yet). Offices
-    /// marked `true` hold the mx identity; every office gets
-    /// `schema_template` with the key holders' recipients in group mx
-    /// (the template's `mx = []`).
+    /// Lays out offices under `root` (which must not exist yet), each with
+    /// its replica encrypted at rest. Offices marked `true` hold the mx
+    /// identity; every office gets `schema_template` with the key holders'
+    /// recipients in group mx (the template's `mx = []`).
     pub fn create(
         root: &Path,
         bin: &Path,
         specs: &[(&str, bool)],
         schema_template: &str,
+    ) -> Result<Lab, LabError> {
+        Lab::create_at_rest(root, bin, specs, schema_template, true)
+    }
+
+    /// As `create`; `encrypted: false` makes offices whose replicas are
+    /// plain SQLite (`puente init --unencrypted`), for comparisons.
+    pub fn create_at_rest(
+        root: &Path,
+        bin: &Path,
+        specs: &[(&str, bool)],
+        schema_template: &str,
+        encrypted: bool,
     ) -> Result<Lab, LabError> {
         std::fs::create_dir_all(root).map_err(LabError::from("creating the lab folder"))?;
         let ports = free_ports(specs.len())?;
@@ -248,15 +312,14 @@ impl Lab {
         let mut recipients = Vec::new();
         for ((name, has_key), port) in specs.iter().zip(ports) {
             let dir = root.join(name);
-            let made = init_node(&InitOptions::new(
-                &dir,
-                name,
-                SocketAddr::from(([127, 0, 0, 1], port)),
-            ))
-            .map_err(LabError::from("laying out an office"))?;
+            let mut options =
+                InitOptions::new(&dir, name, SocketAddr::from(([127, 0, 0, 1], port)));
+            options.encrypted = encrypted;
+            let made = init_node(&options).map_err(LabError::from("laying out an office"))?;
             if *has_key {
                 let keys = dir.join("keys");
-                std::fs::create_dir(&keys).map_err(LabError::from("creating the keys folder"))?;
+                std::fs::create_dir_all(&keys)
+                    .map_err(LabError::from("creating the keys folder"))?;
                 let recipient =
                     generate_identity_file(&keys.join("mx.key"), jiff::Timestamp::now())
                         .map_err(LabError::from("making the mx identity"))?;

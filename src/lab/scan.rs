@@ -295,6 +295,44 @@ pub fn contains(haystack: &[u8], needle: &str) -> bool {
         .any(|enc| !enc.is_empty() && haystack.windows(enc.len()).any(|w| w == enc.as_slice()))
 }
 
+/// Files under `dir` containing any encoding of any needle: (file, needle).
+/// Also returns how many files and bytes were scanned.
+pub fn plaintext_hits(dir: &Path, needles: &[&str]) -> (Vec<(PathBuf, String)>, usize, u64) {
+    hits_in(&files_under(dir), needles)
+}
+
+/// The files of the replica in a data dir: the database and its WAL,
+/// shared-memory and journal files (`puente.db*`), not the lock or the
+/// reveal audit log.
+pub fn replica_files(data_dir: &Path) -> Vec<PathBuf> {
+    files_under(data_dir)
+        .into_iter()
+        .filter(|p| {
+            p.file_name()
+                .is_some_and(|n| n.to_string_lossy().starts_with("puente.db"))
+        })
+        .collect()
+}
+
+/// Which of `files` contain any encoding of any needle: (file, needle),
+/// and how many files and bytes were scanned.
+pub fn hits_in(files: &[PathBuf], needles: &[&str]) -> (Vec<(PathBuf, String)>, usize, u64) {
+    let mut hits = Vec::new();
+    let mut bytes = 0u64;
+    for file in files {
+        let Ok(data) = std::fs::read(file) else {
+            continue;
+        };
+        bytes += data.len() as u64;
+        for needle in needles {
+            if contains(&data, needle) {
+                hits.push((file.clone(), needle.to_string()));
+            }
+        }
+    }
+    (hits, files.len(), bytes)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

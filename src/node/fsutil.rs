@@ -1,5 +1,6 @@
 //! Small file-system helpers with the durability and permission rules
-//! puente needs: atomic replace, create-new with a mode, directory checks.
+//! puente needs: atomic replace, create-new with a mode, folder sync,
+//! overwrite-then-remove, directory checks.
 //!
 //! Must not: hold any policy about what the files contain.
 
@@ -72,6 +73,48 @@ pub fn create_new_with_mode(path: &Path, bytes: &[u8], mode: u32) -> io::Result<
     f.sync_all()
 }
 
+/// Syncs a folder, so that names created, renamed or removed in it survive
+/// a crash.
+pub fn sync_dir(dir: &Path) -> io::Result<()> {
+    File::open(dir)?.sync_all()
+}
+
+/// Overwrites a file's bytes with zeros in place and syncs it; the file
+/// stays (same name, length and inode). Returns false if it is missing.
+pub fn overwrite_in_place(path: &Path) -> io::Result<bool> {
+    let mut f = match OpenOptions::new().write(true).open(path) {
+        Ok(f) => f,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(false),
+        Err(e) => return Err(e),
+    };
+    let len = f.metadata()?.len();
+    let zeros = vec![0u8; 1 << 20];
+    let mut left = len;
+    while left > 0 {
+        let n = left.min(zeros.len() as u64) as usize;
+        f.write_all(&zeros[..n])?;
+        left -= n as u64;
+    }
+    f.sync_all()?;
+    Ok(true)
+}
+
+/// Overwrites a file's bytes with zeros, syncs it, removes it and syncs its
+/// folder. Best effort against recovery from the disk: SSDs (wear
+/// levelling) and copy-on-write or snapshotting file systems (btrfs, ZFS,
+/// LVM snapshots) may keep the old blocks. A missing file is no error.
+pub fn overwrite_and_remove(path: &Path) -> io::Result<()> {
+    if !overwrite_in_place(path)? {
+        return Ok(());
+    }
+    fs::remove_file(path)?;
+    let dir = path
+        .parent()
+        .filter(|p| !p.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
+    sync_dir(dir)
+}
+
 /// Unix permission bits of a file.
 pub fn mode_of(path: &Path) -> io::Result<u32> {
     Ok(fs::metadata(path)?.permissions().mode() & 0o7777)
@@ -109,6 +152,24 @@ mod tests {
         if chowned {
             assert_eq!(after.gid(), target_gid);
         }
+    }
+
+    #[test]
+    fn overwrite_and_remove_zeroes_the_file_before_unlinking_it() {
+        use std::os::unix::fs::MetadataExt;
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("old.db");
+        fs::write(&p, vec![7u8; 3 << 20]).unwrap();
+        // A second name for the same inode shows what was left in it.
+        let witness = dir.path().join("witness");
+        fs::hard_link(&p, &witness).unwrap();
+        overwrite_and_remove(&p).unwrap();
+        assert!(!p.exists());
+        let left = fs::read(&witness).unwrap();
+        assert_eq!(left.len(), 3 << 20);
+        assert!(left.iter().all(|b| *b == 0));
+        assert_eq!(fs::metadata(&witness).unwrap().nlink(), 1);
+        overwrite_and_remove(&p).unwrap();
     }
 
     #[test]

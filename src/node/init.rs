@@ -1,7 +1,9 @@
 //! `puente init`: lay out a new node in one folder.
 //!
 //! Owns: creating DIR/puente.toml (all paths inside DIR), a copy of the
-//! built-in schema, DIR/certs with a new TLS identity, and DIR/data.
+//! built-in schema, DIR/certs with a new TLS identity, DIR/keys with a new
+//! random replica key (unless the node is made unencrypted on purpose),
+//! and DIR/data.
 //! Must not: touch an existing node: if any of its files exist, it refuses
 //! before creating anything.
 
@@ -13,6 +15,8 @@ use crate::config::schema::DEFAULT_SCHEMA;
 use crate::node::fingerprint::Fingerprint;
 use crate::node::fsutil;
 use crate::node::identity;
+use crate::node::replica_key;
+use crate::store::ReplicaKey;
 
 pub const DEFAULT_LISTEN: &str = "0.0.0.0:7441";
 
@@ -31,6 +35,8 @@ pub enum InitError {
     },
     #[error(transparent)]
     Identity(#[from] identity::IdentityError),
+    #[error(transparent)]
+    Key(#[from] replica_key::ReplicaKeyError),
 }
 
 /// What `puente init` makes.
@@ -45,6 +51,10 @@ pub struct InitOptions {
     /// Default DIR/admin.sock; a packaged install passes
     /// /run/puente/admin.sock (systemd's RuntimeDirectory).
     pub admin_socket: Option<PathBuf>,
+    /// Encrypt the replica at rest with a new random key in
+    /// DIR/keys/replica.key (the default). `false` only when asked for
+    /// (`--unencrypted`).
+    pub encrypted: bool,
 }
 
 impl InitOptions {
@@ -55,6 +65,7 @@ impl InitOptions {
             listen,
             data_dir: None,
             admin_socket: None,
+            encrypted: true,
         }
     }
 }
@@ -76,11 +87,13 @@ pub fn init_node(options: &InitOptions) -> Result<Initialized, InitError> {
     let data = options.data_dir.clone().unwrap_or_else(|| dir.join("data"));
     let cert = certs.join("node.crt");
     let key = certs.join("node.key");
+    let replica_key_file = dir.join(replica_key::DEFAULT_KEY_FILE);
     for path in [
         &config_file,
         &schema_file,
         &cert,
         &key,
+        &replica_key_file,
         &data.join("puente.db"),
     ] {
         if path.exists() {
@@ -106,6 +119,9 @@ pub fn init_node(options: &InitOptions) -> Result<Initialized, InitError> {
         mkdir(&data, 0o700)?;
     }
     let fingerprint = identity::generate(name, &cert, &key)?;
+    if options.encrypted {
+        replica_key::write_new(&replica_key_file, &ReplicaKey::generate())?;
+    }
     let write = |path: &Path, text: &str| {
         fsutil::create_new_with_mode(path, text.as_bytes(), 0o644).map_err(|source| {
             InitError::Create {
@@ -136,6 +152,24 @@ fn config_text(options: &InitOptions) -> String {
         .admin_socket
         .as_deref()
         .map_or_else(|| "\"admin.sock\"".to_string(), quoted);
+    let storage = if options.encrypted {
+        format!(
+            r#"# The replica is encrypted at rest (SQLCipher) with the raw key in this
+# file (mode 0600). Keep a copy offline: without it the replica is lost.
+# Under systemd the key can come from an encrypted credential instead:
+# key_credential = "puente-replica-key" (see the README).
+[storage]
+key_file = "{}"
+"#,
+            replica_key::DEFAULT_KEY_FILE
+        )
+    } else {
+        "# The replica is NOT encrypted at rest (made with `puente init --unencrypted`):
+# anyone who copies the data dir can read it. `puente storage encrypt`
+# encrypts it and adds a [storage] section here.
+"
+        .to_string()
+    };
     format!(
         r#"# puente node config for `{name}`, made by `puente init`.
 # Relative paths are relative to this file's folder.
@@ -156,6 +190,7 @@ log_level = "info"
 cert = "certs/node.crt"
 key = "certs/node.key"
 
+{storage}
 # Only on a node allowed to read sealed values (the Tijuana office):
 # [privacy]
 # identities = ["keys/mx.key"]
@@ -232,5 +267,33 @@ mod tests {
         .unwrap_err();
         assert!(matches!(e, InitError::Exists { .. }), "{e}");
         assert_eq!(std::fs::read(&made.config_file).unwrap(), before);
+    }
+
+    #[test]
+    fn a_new_node_is_encrypted_unless_asked_not_to_be() {
+        use crate::config::node::KeySource;
+        let tmp = tempfile::tempdir().unwrap();
+        let dir = tmp.path().join("tj");
+        let made = init_node(&InitOptions::new(
+            &dir,
+            "tijuana",
+            "127.0.0.1:7441".parse().unwrap(),
+        ))
+        .unwrap();
+        let cfg = NodeConfig::load(&made.config_file).unwrap();
+        let file = dir.join("keys/replica.key");
+        assert_eq!(cfg.replica_key, Some(KeySource::File(file.clone())));
+        assert_eq!(crate::node::fsutil::mode_of(&file).unwrap(), 0o600);
+        assert!(replica_key::load_file(&file).is_ok());
+
+        let plain = tmp.path().join("sd");
+        let mut options = InitOptions::new(&plain, "san-diego", "127.0.0.1:7442".parse().unwrap());
+        options.encrypted = false;
+        let made = init_node(&options).unwrap();
+        let cfg = NodeConfig::load(&made.config_file).unwrap();
+        assert_eq!(cfg.replica_key, None);
+        assert!(!plain.join("keys").exists());
+        let text = std::fs::read_to_string(&made.config_file).unwrap();
+        assert!(text.contains("NOT encrypted"), "{text}");
     }
 }

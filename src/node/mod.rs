@@ -4,8 +4,10 @@
 //! lock, commit notifications, live peer state, the status document), its
 //! serialisable status (`status`), making a node (`init`), its TLS identity
 //! files (`identity`) and certificate fingerprints (`fingerprint`), loading
-//! everything once before start (`preflight`), and atomic file writes that
-//! keep mode and owner (`fsutil`).
+//! everything once before start (`preflight`), the replica key's file or
+//! credential (`replica_key`), the data-dir lock (`lock`), the storage
+//! conversions (`storage`), and atomic file writes that keep mode and
+//! owner (`fsutil`).
 //! Must not: speak QUIC or HTTP (sync/ and admin/ do) or decide merges
 //! (store/ does).
 
@@ -13,8 +15,11 @@ pub mod fingerprint;
 pub mod fsutil;
 pub mod identity;
 pub mod init;
+pub mod lock;
 pub mod preflight;
+pub mod replica_key;
 mod running;
 pub mod status;
+pub mod storage;
 
 pub use running::{Node, NodeError, PeerLive};

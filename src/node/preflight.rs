@@ -1,5 +1,5 @@
 //! Everything a node needs before it can run, loaded and checked once:
-//! node config, schema, TLS identity, age identities.
+//! node config, schema, TLS identity, age identities, the replica key.
 //!
 //! Owns: `Checked` and the warnings an admin should see (`puente check`
 //! prints them, `puente run` logs them).
@@ -10,7 +10,9 @@ use std::sync::Arc;
 
 use crate::config::{ConfigError, NodeConfig, Schema};
 use crate::node::identity::{self, IdentityError, NodeIdentity};
+use crate::node::replica_key::{self, ReplicaKeyError};
 use crate::seal::{KeyError, Keyring};
+use crate::store::AtRest;
 
 #[derive(Debug, thiserror::Error)]
 pub enum PreflightError {
@@ -20,6 +22,8 @@ pub enum PreflightError {
     Identity(#[from] IdentityError),
     #[error(transparent)]
     Key(#[from] KeyError),
+    #[error(transparent)]
+    ReplicaKey(#[from] ReplicaKeyError),
     #[error("{}: a pinned peer (`{peer}`) has this node's own fingerprint; pin the other office's (`puente id` on that node)", file.display())]
     PinnedSelf {
         file: std::path::PathBuf,
@@ -32,6 +36,8 @@ pub struct Checked {
     pub schema: Arc<Schema>,
     pub keyring: Arc<Keyring>,
     pub identity: NodeIdentity,
+    /// How the replica is stored (with its key, if encrypted).
+    pub at_rest: AtRest,
     pub warnings: Vec<String>,
 }
 
@@ -40,6 +46,16 @@ pub fn load(config: &Path) -> Result<Checked, PreflightError> {
     let schema = Arc::new(Schema::load(&config.schema_file)?);
     let identity = identity::load(&config.tls_cert, &config.tls_key)?;
     let (keyring, mut warnings) = Keyring::load(&config.identities)?;
+    let at_rest = replica_key::at_rest(&config)?;
+    if !at_rest.is_encrypted() {
+        warnings.push(replica_key::UNENCRYPTED_WARNING.to_string());
+    }
+    for p in crate::node::storage::leftovers(&config) {
+        warnings.push(format!(
+            "{} was left by an interrupted `puente storage encrypt` or `rekey`; stop the daemon and run that command again to finish",
+            p.display()
+        ));
+    }
     warnings.extend(keyring.unused_warnings(schema.groups.values()));
     for group in schema.groups.values() {
         if group.recipients.is_empty() {
@@ -90,6 +106,7 @@ pub fn load(config: &Path) -> Result<Checked, PreflightError> {
         schema,
         keyring: Arc::new(keyring),
         identity,
+        at_rest,
         warnings,
     })
 }

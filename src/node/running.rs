@@ -17,7 +17,7 @@ use tokio::sync::{Notify, watch};
 use crate::clock::WallClock;
 use crate::config::{NodeConfig, Schema};
 use crate::node::fingerprint::Fingerprint;
-use crate::node::status::{PeerCounters, PeerState, PeerStatus, Refusal, Status};
+use crate::node::status::{AtRestStatus, PeerCounters, PeerState, PeerStatus, Refusal, Status};
 use crate::stamp::SiteId;
 use crate::store::{Cursor, Digest, Store, StoreError, Written};
 use crate::value::Plaintext;
@@ -87,6 +87,7 @@ pub struct Node {
     peers: Mutex<BTreeMap<String, PeerLive>>,
     refused: Mutex<VecDeque<Refusal>>,
     garbage_datagrams: AtomicU64,
+    at_rest: AtRestStatus,
     /// Woken by `POST /v1/sync`: dialers retry at once.
     pub sync_now: Notify,
     /// Bumped whenever a web staff login is removed: the web server then
@@ -126,6 +127,20 @@ impl Node {
             .collect();
         let head = store.head();
         let site = store.site_id();
+        let at_rest = match store.cipher_version() {
+            Some(version) => AtRestStatus {
+                encrypted: true,
+                cipher: Some(version.to_string()),
+                key_source: config.replica_key.as_ref().map(|k| k.kind().to_string()),
+                warning: None,
+            },
+            None => AtRestStatus {
+                encrypted: false,
+                cipher: None,
+                key_source: None,
+                warning: Some(crate::node::replica_key::UNENCRYPTED_WARNING.to_string()),
+            },
+        };
         Arc::new(Node {
             config,
             clock,
@@ -138,6 +153,7 @@ impl Node {
             peers: Mutex::new(peers),
             refused: Mutex::new(VecDeque::new()),
             garbage_datagrams: AtomicU64::new(0),
+            at_rest,
             sync_now: Notify::new(),
             staff_epoch: AtomicU64::new(0),
         })
@@ -344,6 +360,7 @@ impl Node {
             peers,
             refused,
             garbage_datagrams: self.garbage_datagrams.load(Ordering::Relaxed),
+            at_rest: self.at_rest.clone(),
         })
     }
 }

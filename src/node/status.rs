@@ -31,6 +31,22 @@ pub struct Status {
     pub refused: Vec<Refusal>,
     /// UDP datagrams on the sync port that were not QUIC v1 (dropped).
     pub garbage_datagrams: u64,
+    /// How the replica is stored on disk.
+    #[serde(default)]
+    pub at_rest: AtRestStatus,
+}
+
+/// Whether the replica (database and WAL) is encrypted at rest.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, Eq)]
+pub struct AtRestStatus {
+    pub encrypted: bool,
+    /// The SQLCipher version, e.g. "4.20.0 community" (when encrypted).
+    pub cipher: Option<String>,
+    /// Where the key came from: "file" or "credential" (when encrypted).
+    pub key_source: Option<String>,
+    /// What an admin should know, e.g. that an unencrypted replica is
+    /// readable by anyone who copies it.
+    pub warning: Option<String>,
 }
 
 #[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq)]

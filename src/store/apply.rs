@@ -11,7 +11,7 @@ use std::collections::HashSet;
 use rusqlite::params;
 
 use super::change::{Batch, Change, Cursor, PeerRef};
-use super::merge::IncomingCell;
+use super::lww::IncomingCell;
 use super::{SqlContext, Store, StoreError, valid_id};
 use crate::clock::Hlc;
 use crate::config::Schema;

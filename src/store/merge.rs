@@ -1,61 +1,34 @@
-//! Last-writer-wins merge of one row change or one tombstone.
+//! Last-writer-wins merge of one row change or one tombstone: the SQL
+//! around the decisions in `lww.rs`.
 //!
-//! Owns: the merge rules, used alike by local writes and by batches from
-//! peers: per column the greater (hlc, site id) wins (exact ties, which only
-//! a damaged history can produce, go to the greater value encoding so every
-//! replica still picks the same); a tombstone beats every update of its id
-//! and erases the row. Each write takes the next change sequence and keeps
-//! the digest in step.
-//! Must not: open transactions (callers do) or validate input (callers do).
-
-use std::cmp::Ordering;
+//! Owns: reading the row or tombstone a change meets, writing the winner
+//! with the next change sequence, and keeping the digest and counts in step.
+//! The rules themselves (which version wins, that a tombstone beats every
+//! update of its id and erases the row) are `lww`'s.
+//! Must not: open transactions (callers do), validate input (callers do) or
+//! decide a winner itself.
 
 use rusqlite::{OptionalExtension, params, params_from_iter};
 
 use super::clocks::{CellClock, RowClocks};
 use super::digest::{cell_hash, tombstone_hash};
+use super::lww::{self, CellOutcome, IncomingCell, RowCells};
 use super::{SqlContext, Store, StoreError};
 use crate::clock::Hlc;
+use crate::stamp::Stamp;
 use crate::value::Value;
-
-/// A cell version about to be merged; `site` is a local site index.
-#[derive(Debug)]
-pub(super) struct IncomingCell {
-    pub column: usize,
-    pub hlc: Hlc,
-    pub site: u32,
-    /// The local index of the site this version arrived from.
-    pub via: u32,
-    pub value: Value,
-}
 
 /// An existing row as read for merging.
 struct Existing {
     rowid: i64,
-    clocks: RowClocks,
-    values: Vec<Value>,
+    row: RowCells,
 }
 
 impl Store {
-    fn compare_stamps(&self, a: (Hlc, u32), b: (Hlc, u32)) -> Ordering {
-        a.0.cmp(&b.0)
-            .then_with(|| self.state.sites[a.1 as usize].cmp(&self.state.sites[b.1 as usize]))
-    }
-
-    /// Whether `new` beats the current cell `(clock, value)`.
-    fn wins(&self, new: &IncomingCell, clock: &CellClock, value: &Value) -> bool {
-        if !clock.is_written() {
-            return true;
-        }
-        match self.compare_stamps((new.hlc, new.site), (clock.hlc, clock.site)) {
-            Ordering::Greater => true,
-            Ordering::Less => false,
-            Ordering::Equal => {
-                let (mut a, mut b) = (Vec::new(), Vec::new());
-                new.value.encode_into(&mut a);
-                value.encode_into(&mut b);
-                a > b
-            }
+    fn stamp(&self, (hlc, site): (Hlc, u32)) -> Stamp {
+        Stamp {
+            hlc,
+            site: self.state.sites[site as usize],
         }
     }
 
@@ -107,8 +80,7 @@ impl Store {
                     })?;
                 Ok(Some(Existing {
                     rowid,
-                    clocks,
-                    values,
+                    row: RowCells { clocks, values },
                 }))
             }
         }
@@ -141,37 +113,24 @@ impl Store {
         id: &str,
         incoming: Vec<IncomingCell>,
     ) -> Result<usize, StoreError> {
-        if self.tombstone_of(t, id)?.is_some() {
+        let tombstone = self.tombstone_of(t, id)?.map(|s| self.stamp(s));
+        if !lww::update_allowed(tombstone) {
             return Ok(0);
         }
         let columns = self.tables[t].columns;
-        // Resolve the incoming versions among themselves, as for a new row.
-        let mut clocks = RowClocks::new(columns);
-        let mut values = vec![Value::Null; columns];
-        for cell in incoming {
-            if self.wins(&cell, &clocks.0[cell.column], &values[cell.column]) {
-                clocks.0[cell.column] = CellClock {
-                    hlc: cell.hlc,
-                    site: cell.site,
-                    via: cell.via,
-                    seq: 0,
-                };
-                values[cell.column] = cell.value;
-            }
-        }
-        if !clocks.0.iter().any(CellClock::is_written) {
+        let Some(mut resolved) = lww::resolve_incoming(columns, incoming, &self.state.sites) else {
             return Ok(0);
-        }
+        };
         // Fast path: a row this replica has never seen takes every version
         // with one insert (no lookup first).
         let seq = self.next_seq();
-        for clock in clocks.0.iter_mut().filter(|c| c.is_written()) {
-            clock.seq = seq;
-        }
-        if self.insert_row(t, id, &clocks, &values, seq)? {
+        number_written(&mut resolved.clocks, |_| true, seq);
+        if self.insert_row(t, id, &resolved.clocks, &resolved.values, seq)? {
             self.state.counts.rows[t] += 1;
-            for (c, (clock, value)) in clocks.0.iter().zip(&values).enumerate() {
+            let mut written = 0;
+            for (c, (clock, value)) in resolved.clocks.0.iter().zip(&resolved.values).enumerate() {
                 if clock.is_written() {
+                    written += 1;
                     let h = self.hash_cell(t, id, c, value, clock);
                     self.state.digest.add(&h);
                     if self.schema.tables[t].columns[c].is_sealed() {
@@ -179,83 +138,60 @@ impl Store {
                     }
                 }
             }
-            return Ok(clocks.0.iter().filter(|c| c.is_written()).count());
+            return Ok(written);
         }
         // The row exists: merge cell by cell. The sequence taken above is
         // given back so that only real writes consume one.
         self.state.head -= 1;
-        let Some(existing) = self.read_for_merge(t, id)? else {
+        let Some(Existing { rowid, mut row }) = self.read_for_merge(t, id)? else {
             return Err(StoreError::Corrupt {
                 path: self.path.clone(),
                 detail: format!("row {}/{id} neither inserts nor reads", self.tables[t].name),
             });
         };
-        let (rowid, mut current, mut current_values) =
-            (existing.rowid, existing.clocks, existing.values);
-        let mut changed = vec![false; columns];
-        let mut replaced: Vec<Option<(CellClock, Value)>> = vec![None; columns];
-        for c in 0..columns {
-            if !clocks.0[c].is_written() {
-                continue;
-            }
-            let cell = IncomingCell {
-                column: c,
-                hlc: clocks.0[c].hlc,
-                site: clocks.0[c].site,
-                via: clocks.0[c].via,
-                value: std::mem::replace(&mut values[c], Value::Null),
-            };
-            if !self.wins(&cell, &current.0[c], &current_values[c]) {
-                continue;
-            }
-            if current.0[c].is_written() {
-                replaced[c] = Some((
-                    current.0[c],
-                    std::mem::replace(&mut current_values[c], Value::Null),
-                ));
-            } else if self.schema.tables[t].columns[c].is_sealed() {
-                self.state.counts.sealed_cells += 1;
-            }
-            current.0[c] = CellClock {
-                hlc: cell.hlc,
-                site: cell.site,
-                via: cell.via,
-                seq: 0,
-            };
-            current_values[c] = cell.value;
-            changed[c] = true;
-        }
-        let written = changed.iter().filter(|c| **c).count();
+        let outcomes = lww::resolve_against(&mut row, resolved, &self.state.sites);
+        let written = outcomes.iter().filter(|o| o.changed()).count();
         if written == 0 {
             return Ok(0);
         }
         let seq = self.next_seq();
-        for c in 0..columns {
-            if !changed[c] {
-                continue;
+        number_written(&mut row.clocks, |c| outcomes[c].changed(), seq);
+        for (c, outcome) in outcomes.iter().enumerate() {
+            match outcome {
+                CellOutcome::Kept => continue,
+                CellOutcome::Filled => {
+                    if self.schema.tables[t].columns[c].is_sealed() {
+                        self.state.counts.sealed_cells += 1;
+                    }
+                }
+                CellOutcome::Replaced { clock, value } => {
+                    let h = self.hash_cell(t, id, c, value, clock);
+                    self.state.digest.sub(&h);
+                }
             }
-            current.0[c].seq = seq;
-            if let Some((old_clock, old_value)) = &replaced[c] {
-                let h = self.hash_cell(t, id, c, old_value, old_clock);
-                self.state.digest.sub(&h);
-            }
-            let h = self.hash_cell(t, id, c, &current_values[c], &current.0[c]);
+            let h = self.hash_cell(t, id, c, &row.values[c], &row.clocks.0[c]);
             self.state.digest.add(&h);
         }
-        let blob = current.encode();
+        self.update_row(t, rowid, &row, seq)?;
+        Ok(written)
+    }
+
+    /// Rewrites a stored row's values and clocks.
+    fn update_row(&self, t: usize, rowid: i64, row: &RowCells, seq: u64) -> Result<(), StoreError> {
+        let blob = row.clocks.encode();
         let seq_arg = seq as i64;
         let mut stmt = self
             .conn
             .prepare_cached(&self.tables[t].update)
             .ctx("updating a row")?;
         let args = std::iter::once(&rowid as &dyn rusqlite::ToSql)
-            .chain(current_values.iter().map(|v| v as &dyn rusqlite::ToSql))
+            .chain(row.values.iter().map(|v| v as &dyn rusqlite::ToSql))
             .chain([
                 &blob as &dyn rusqlite::ToSql,
                 &seq_arg as &dyn rusqlite::ToSql,
             ]);
         stmt.execute(params_from_iter(args)).ctx("updating a row")?;
-        Ok(written)
+        Ok(())
     }
 
     /// Inserts a new row; false (and nothing written) if `id` exists.
@@ -296,10 +232,10 @@ impl Store {
         via: u32,
     ) -> Result<bool, StoreError> {
         let previous = self.tombstone_of(t, id)?;
+        if !lww::tombstone_replaces(self.stamp((hlc, site)), previous.map(|p| self.stamp(p))) {
+            return Ok(false);
+        }
         if let Some(prev) = previous {
-            if self.compare_stamps((hlc, site), prev) != Ordering::Greater {
-                return Ok(false);
-            }
             let h = tombstone_hash(
                 &self.tables[t].name,
                 id,
@@ -310,9 +246,9 @@ impl Store {
         }
         if let Some(existing) = self.read_for_merge(t, id)? {
             self.state.counts.rows[t] -= 1;
-            for (c, clock) in existing.clocks.0.iter().enumerate() {
+            for (c, clock) in existing.row.clocks.0.iter().enumerate() {
                 if clock.is_written() {
-                    let h = self.hash_cell(t, id, c, &existing.values[c], clock);
+                    let h = self.hash_cell(t, id, c, &existing.row.values[c], clock);
                     self.state.digest.sub(&h);
                     if self.schema.tables[t].columns[c].is_sealed() {
                         self.state.counts.sealed_cells -= 1;
@@ -345,5 +281,14 @@ impl Store {
             self.state.tombstones[t] += 1;
         }
         Ok(true)
+    }
+}
+
+/// Gives the written cells that `pick` selects the change sequence `seq`.
+fn number_written(clocks: &mut RowClocks, pick: impl Fn(usize) -> bool, seq: u64) {
+    for (c, clock) in clocks.0.iter_mut().enumerate() {
+        if clock.is_written() && pick(c) {
+            clock.seq = seq;
+        }
     }
 }

@@ -8,13 +8,16 @@
 //! injected `WallClock`), or let a sealed plaintext reach SQLite or an error.
 
 mod apply;
+mod batching;
 mod change;
 mod changes;
+pub mod cipher;
 mod clocks;
 pub mod digest;
 mod inspect;
 mod layout;
 mod local;
+mod lww;
 mod merge;
 mod open;
 mod read;
@@ -27,8 +30,9 @@ use std::sync::Arc;
 use rusqlite::{Connection, OptionalExtension, params};
 
 pub use apply::{Applied, Validated, validate};
+pub use batching::Outgoing;
 pub use change::{Batch, CellChange, Change, Cursor, PeerRef};
-pub use changes::Outgoing;
+pub use cipher::{AtRest, ReplicaKey};
 pub use digest::Digest;
 pub use inspect::{CellRecord, RowKey, Snapshot, TombstoneRecord};
 pub use local::StaffRecord;
@@ -52,8 +56,14 @@ pub enum StoreError {
         dir: PathBuf,
         source: rusqlite::Error,
     },
-    #[error("{} is not a SQLite database; check data_dir in the node config (puente leaves the file untouched)", path.display())]
+    #[error("{} is not a plain SQLite database: if it is an encrypted replica, name its key in the node config ([storage] key_file or key_credential; if `puente storage encrypt` was interrupted, run it again); otherwise check data_dir (puente leaves the file untouched)", path.display())]
     NotSqlite { path: PathBuf },
+    #[error("cannot open {} with the {source_name}: the key is wrong or the file is not a puente replica; give the key this replica was encrypted with (if `puente storage rekey` was interrupted, run it again; puente leaves the file untouched)", path.display())]
+    WrongKey { path: PathBuf, source_name: String },
+    #[error("{} is NOT encrypted, but the node config names a {source_name}; run `puente storage encrypt` to encrypt it with that key, or remove [storage] from the config to keep it unencrypted (puente leaves the file untouched)", path.display())]
+    NotEncrypted { path: PathBuf, source_name: String },
+    #[error("cannot read {}: {reason}; check the path and that the user puente runs as may read it", path.display())]
+    Unreadable { path: PathBuf, reason: String },
     #[error("{} is a SQLite database but not a puente replica; point data_dir at an empty folder (puente leaves the file untouched)", path.display())]
     NotPuente { path: PathBuf },
     #[error("{} has replica format {found}, newer than this build knows ({known}); upgrade puente to open it", path.display())]
@@ -198,6 +208,8 @@ pub struct Store {
     state: State,
     /// Threads used to seal the cells of a bulk put.
     seal_threads: usize,
+    /// The SQLCipher version, when the replica is encrypted.
+    cipher: Option<String>,
 }
 
 impl std::fmt::Debug for Store {
@@ -239,6 +251,12 @@ impl Store {
 
     pub fn path(&self) -> &Path {
         &self.path
+    }
+
+    /// The SQLCipher version (e.g. "4.20.0 community") when the replica is
+    /// encrypted at rest; `None` for a plain SQLite file.
+    pub fn cipher_version(&self) -> Option<&str> {
+        self.cipher.as_deref()
     }
 
     pub fn now_ms(&self) -> u64 {

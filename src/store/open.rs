@@ -1,15 +1,17 @@
-//! Opening a replica: format and layout checks, creation, and loading the
-//! in-memory state from `_puente_meta`.
+//! Opening a replica: the key (plain or SQLCipher, see `cipher`), format
+//! and layout checks, creation, and loading the in-memory state from
+//! `_puente_meta`.
 //!
 //! Must not: modify an existing file that is not a puente replica of a
 //! format this build knows; on any error nothing is created.
 
-use std::io::Read;
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use rusqlite::{Connection, OpenFlags, OptionalExtension, params};
+use rusqlite::{Connection, OpenFlags, params};
 
+use super::cipher::{self, AtRest};
 use super::layout::{FORMAT_VERSION, INTERNAL_DDL, TableSql};
 use super::{Counts, Digest, SqlContext, State, Store, StoreError};
 use crate::clock::{Hlc, HlcState, WallClock};
@@ -17,26 +19,40 @@ use crate::config::Schema;
 use crate::seal::Keyring;
 use crate::stamp::SiteId;
 
-const SQLITE_MAGIC: &[u8; 16] = b"SQLite format 3\0";
-
 impl Store {
-    /// Opens the replica at `path`, creating it (and its tables) if the file
-    /// does not exist. The folder must exist. On any error nothing is
-    /// created or modified.
+    /// Opens the plain (unencrypted) replica at `path`, creating it if the
+    /// file does not exist: see `open_at_rest`.
     pub fn open(
         path: &Path,
         schema: Arc<Schema>,
         keyring: Arc<Keyring>,
         clock: Arc<dyn WallClock>,
     ) -> Result<Store, StoreError> {
-        Store::open_with_site(path, schema, keyring, clock, SiteId::random())
+        Store::open_at_rest(path, &AtRest::Plain, schema, keyring, clock)
     }
 
-    /// As `open`, but a replica created here takes the site id `new_site`
-    /// (the simulator replays runs from a seed; the daemon always uses a
-    /// random one). An existing replica keeps its own.
+    /// Opens the replica at `path` as `at_rest` says (plain, or SQLCipher
+    /// with a key), creating it (and its tables) if the file does not
+    /// exist. The folder must exist. On any error nothing is created or
+    /// modified: a plain file where a key is expected, an encrypted one
+    /// where none is, or a wrong key are refused before anything is
+    /// written.
+    pub fn open_at_rest(
+        path: &Path,
+        at_rest: &AtRest,
+        schema: Arc<Schema>,
+        keyring: Arc<Keyring>,
+        clock: Arc<dyn WallClock>,
+    ) -> Result<Store, StoreError> {
+        Store::open_with_site(path, at_rest, schema, keyring, clock, SiteId::random())
+    }
+
+    /// As `open_at_rest`, but a replica created here takes the site id
+    /// `new_site` (the simulator replays runs from a seed; the daemon always
+    /// uses a random one). An existing replica keeps its own.
     pub fn open_with_site(
         path: &Path,
+        at_rest: &AtRest,
         schema: Arc<Schema>,
         keyring: Arc<Keyring>,
         clock: Arc<dyn WallClock>,
@@ -52,19 +68,11 @@ impl Store {
             });
         }
         let existed = path.exists();
-        if existed {
-            let mut head = [0u8; 16];
-            let mut f = std::fs::File::open(path).map_err(|e| StoreError::DataDirUnwritable {
-                dir: dir.to_path_buf(),
-                source: rusqlite::Error::InvalidPath(PathBuf::from(e.to_string())),
-            })?;
-            let n = f.read(&mut head).unwrap_or(0);
-            if n > 0 && (n < 16 || &head != SQLITE_MAGIC) {
-                return Err(StoreError::NotSqlite {
-                    path: path.to_path_buf(),
-                });
-            }
-        }
+        let kind = cipher::file_kind(path).map_err(|e| StoreError::DataDirUnwritable {
+            dir: dir.to_path_buf(),
+            source: rusqlite::Error::InvalidPath(PathBuf::from(e.to_string())),
+        })?;
+        cipher::check_kind(path, kind, at_rest)?;
         let flags = OpenFlags::SQLITE_OPEN_READ_WRITE
             | OpenFlags::SQLITE_OPEN_CREATE
             | OpenFlags::SQLITE_OPEN_NO_MUTEX
@@ -75,208 +83,40 @@ impl Store {
                 source,
             }
         })?;
-        let result = Store::prepare(conn, path, schema, keyring, clock, new_site);
+        let result = cipher::unlock(&conn, at_rest)
+            .and_then(|()| Store::prepare(conn, path, at_rest, schema, keyring, clock, new_site));
         if result.is_err() && !existed {
-            for suffix in ["", "-wal", "-shm", "-journal"] {
-                let mut p = path.as_os_str().to_owned();
-                p.push(suffix);
-                let _ = std::fs::remove_file(PathBuf::from(p));
+            for p in cipher::companions(path) {
+                let _ = std::fs::remove_file(p);
             }
         }
         result
     }
 
+    /// Checks the file's format, switches it to WAL, creates the replica if
+    /// the file is new, and loads the in-memory state.
     fn prepare(
         conn: Connection,
         path: &Path,
+        at_rest: &AtRest,
         schema: Arc<Schema>,
         keyring: Arc<Keyring>,
         clock: Arc<dyn WallClock>,
         new_site: SiteId,
     ) -> Result<Store, StoreError> {
-        let not_sqlite = |source: rusqlite::Error| match source.sqlite_error_code() {
-            Some(rusqlite::ErrorCode::NotADatabase) => StoreError::NotSqlite {
-                path: path.to_path_buf(),
-            },
-            _ => StoreError::Sqlite {
-                context: "opening the replica",
-                source,
-            },
-        };
-        let version: i64 = conn
-            .query_row("PRAGMA user_version", [], |r| r.get(0))
-            .map_err(not_sqlite)?;
-        if version > FORMAT_VERSION {
-            return Err(StoreError::NewerFormat {
-                path: path.to_path_buf(),
-                found: version,
-                known: FORMAT_VERSION,
-            });
-        }
-        let foreign_tables: i64 = conn
-            .query_row("SELECT count(*) FROM sqlite_schema", [], |r| r.get(0))
-            .map_err(not_sqlite)?;
-        if version == 0 && foreign_tables > 0 {
-            return Err(StoreError::NotPuente {
-                path: path.to_path_buf(),
-            });
-        }
-        conn.set_prepared_statement_cache_capacity(64);
-        let mode: String = conn
-            .query_row("PRAGMA journal_mode = WAL", [], |r| r.get(0))
-            .ctx("switching the replica to WAL")?;
-        if !mode.eq_ignore_ascii_case("wal") {
-            return Err(StoreError::Corrupt {
-                path: path.to_path_buf(),
-                detail: format!("journal mode is {mode}, WAL could not be enabled"),
-            });
-        }
-        conn.execute_batch(
-            "PRAGMA synchronous = FULL; PRAGMA secure_delete = ON; PRAGMA foreign_keys = OFF; PRAGMA busy_timeout = 5000; PRAGMA cache_size = -8192; PRAGMA wal_autocheckpoint = 32768; PRAGMA journal_size_limit = 67108864;",
-        )
-        .ctx("setting replica pragmas")?;
-
+        let found = read_format(&conn, path, at_rest)?;
+        configure(&conn, path)?;
         let tables: Vec<TableSql> = schema.tables.iter().map(TableSql::new).collect();
-        if version == 0 {
-            let site = new_site;
-            let tx = conn.unchecked_transaction().ctx("creating the replica")?;
-            tx.execute_batch(INTERNAL_DDL)
-                .ctx("creating internal tables")?;
-            for t in &tables {
-                tx.execute_batch(&t.create).ctx("creating user tables")?;
-            }
-            tx.execute(
-                "INSERT INTO _puente_sites (idx, site) VALUES (0, ?1)",
-                [&site.0[..]],
-            )
-            .ctx("recording the site id")?;
-            let meta: [(&str, rusqlite::types::Value); 6] = [
-                ("site_id", rusqlite::types::Value::Blob(site.0.to_vec())),
-                ("hlc", rusqlite::types::Value::Integer(0)),
-                ("head", rusqlite::types::Value::Integer(0)),
-                (
-                    "digest",
-                    rusqlite::types::Value::Blob(Digest::EMPTY.to_bytes().to_vec()),
-                ),
-                (
-                    "layout_hash",
-                    rusqlite::types::Value::Text(schema.layout_hash().to_string()),
-                ),
-                (
-                    "created_ms",
-                    rusqlite::types::Value::Integer(clock.now_ms() as i64),
-                ),
-            ];
-            for (k, v) in meta {
-                tx.execute(
-                    "INSERT INTO _puente_meta (key, value) VALUES (?1, ?2)",
-                    params![k, v],
-                )
-                .ctx("writing replica metadata")?;
-            }
-            tx.pragma_update(None, "user_version", FORMAT_VERSION)
-                .ctx("stamping the replica format")?;
-            tx.commit().ctx("creating the replica")?;
+        if found == Found::Empty {
+            create(&conn, &schema, &tables, clock.now_ms(), new_site)?;
         }
-
-        let corrupt = |detail: &str| StoreError::Corrupt {
-            path: path.to_path_buf(),
-            detail: detail.to_string(),
-        };
-        let meta = |key: &str| -> Result<Option<rusqlite::types::Value>, StoreError> {
-            conn.query_row(
-                "SELECT value FROM _puente_meta WHERE key = ?1",
-                [key],
-                |r| r.get(0),
-            )
-            .optional()
-            .ctx("reading replica metadata")
-        };
-        use rusqlite::types::Value as V;
-        let layout = match meta("layout_hash")? {
-            Some(V::Text(s)) => s,
-            _ => return Err(corrupt("layout hash missing")),
-        };
-        if layout != schema.layout_hash() {
-            return Err(StoreError::LayoutChanged {
-                path: path.to_path_buf(),
-            });
-        }
-        let site = match meta("site_id")? {
-            Some(V::Blob(b)) if b.len() == 16 => {
-                SiteId(b.try_into().map_err(|_| corrupt("site id"))?)
-            }
-            _ => return Err(corrupt("site id missing")),
-        };
-        let int = |key: &str| -> Result<u64, StoreError> {
-            match meta(key)? {
-                Some(V::Integer(i)) if i >= 0 => Ok(i as u64),
-                _ => Err(corrupt(key)),
-            }
-        };
-        let hlc = Hlc(int("hlc")?);
-        let head = int("head")?;
-        let digest = match meta("digest")? {
-            Some(V::Blob(b)) => Digest::from_bytes(&b).ok_or_else(|| corrupt("digest"))?,
-            _ => return Err(corrupt("digest missing")),
-        };
-        let mut sites = Vec::new();
-        {
-            let mut stmt = conn
-                .prepare("SELECT idx, site FROM _puente_sites ORDER BY idx")
-                .ctx("reading site ids")?;
-            let rows = stmt
-                .query_map([], |r| Ok((r.get::<_, i64>(0)?, r.get::<_, Vec<u8>>(1)?)))
-                .ctx("reading site ids")?;
-            for row in rows {
-                let (idx, bytes) = row.ctx("reading site ids")?;
-                let id: [u8; 16] = bytes.try_into().map_err(|_| corrupt("site id size"))?;
-                if idx as usize != sites.len() {
-                    return Err(corrupt("site index gap"));
-                }
-                sites.push(SiteId(id));
-            }
-        }
-        let local_site = sites
-            .iter()
-            .position(|s| *s == site)
-            .ok_or_else(|| corrupt("own site id not interned"))? as u32;
-        let site_index = sites
-            .iter()
-            .enumerate()
-            .map(|(i, s)| (*s, i as u32))
-            .collect();
-        let mut tombstones = Vec::new();
-        for t in &tables {
-            let n: i64 = conn
-                .query_row(
-                    "SELECT count(*) FROM _puente_tombstones WHERE tbl = ?1",
-                    [&t.name],
-                    |r| r.get(0),
-                )
-                .ctx("counting tombstones")?;
-            tombstones.push(n as u64);
-        }
-        let counts = match meta("counts")? {
-            Some(V::Blob(b)) => Counts::decode(&b, tables.len()),
-            _ => None,
-        };
-        let counts = match counts {
-            Some(c) => c,
-            // Older or fresh replicas: count once; saved with the next write.
-            None => Counts::scan(&conn, &schema)?,
-        };
-        // The HLC never goes backwards: resume from the persisted value.
-        let state = State {
-            site,
-            local_site,
-            hlc: HlcState::resume(hlc),
-            head,
-            digest,
-            sites,
-            site_index,
-            tombstones,
-            counts,
+        let meta = parse_meta(path, &schema, read_meta(&conn)?)?;
+        let state = load_state(&conn, path, &schema, &tables, meta)?;
+        let cipher = match at_rest {
+            AtRest::Plain => None,
+            AtRest::Encrypted { .. } => conn
+                .query_row("PRAGMA cipher_version", [], |r| r.get::<_, String>(0))
+                .ok(),
         };
         Ok(Store {
             conn,
@@ -287,11 +127,372 @@ impl Store {
             tables,
             state,
             seal_threads: std::thread::available_parallelism().map_or(1, |n| n.get()),
+            cipher,
         })
     }
 
     /// How many threads seal the cells of a bulk put (default: every core).
     pub fn set_seal_threads(&mut self, threads: usize) {
         self.seal_threads = threads.max(1);
+    }
+}
+
+/// What an openable file holds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Found {
+    /// A new or empty database: the replica is created in it.
+    Empty,
+    /// A puente replica of a format this build knows.
+    Replica,
+}
+
+/// Reads the format number and the number of tables: the first read, so
+/// a wrong key shows here.
+fn read_format(conn: &Connection, path: &Path, at_rest: &AtRest) -> Result<Found, StoreError> {
+    let not_sqlite = |source| cipher::first_read_error(path, at_rest, source);
+    let version: i64 = conn
+        .query_row("PRAGMA user_version", [], |r| r.get(0))
+        .map_err(not_sqlite)?;
+    let tables: i64 = conn
+        .query_row("SELECT count(*) FROM sqlite_schema", [], |r| r.get(0))
+        .map_err(not_sqlite)?;
+    classify(path, version, tables)
+}
+
+/// Decides from the format number and the table count whether the file
+/// may be opened as a replica or created as one.
+fn classify(path: &Path, version: i64, tables: i64) -> Result<Found, StoreError> {
+    if version > FORMAT_VERSION {
+        return Err(StoreError::NewerFormat {
+            path: path.to_path_buf(),
+            found: version,
+            known: FORMAT_VERSION,
+        });
+    }
+    match (version, tables) {
+        (0, 0) => Ok(Found::Empty),
+        (0, _) => Err(StoreError::NotPuente {
+            path: path.to_path_buf(),
+        }),
+        _ => Ok(Found::Replica),
+    }
+}
+
+/// WAL and the pragmas every connection to a replica runs with.
+fn configure(conn: &Connection, path: &Path) -> Result<(), StoreError> {
+    conn.set_prepared_statement_cache_capacity(64);
+    let mode: String = conn
+        .query_row("PRAGMA journal_mode = WAL", [], |r| r.get(0))
+        .ctx("switching the replica to WAL")?;
+    if !mode.eq_ignore_ascii_case("wal") {
+        return Err(StoreError::Corrupt {
+            path: path.to_path_buf(),
+            detail: format!("journal mode is {mode}, WAL could not be enabled"),
+        });
+    }
+    conn.execute_batch(
+        "PRAGMA synchronous = FULL; PRAGMA secure_delete = ON; PRAGMA foreign_keys = OFF; PRAGMA busy_timeout = 5000; PRAGMA cache_size = -8192; PRAGMA wal_autocheckpoint = 32768; PRAGMA journal_size_limit = 67108864;",
+    )
+    .ctx("setting replica pragmas")
+}
+
+/// Creates the tables and metadata of a new replica with site id `site`,
+/// in one transaction.
+fn create(
+    conn: &Connection,
+    schema: &Schema,
+    tables: &[TableSql],
+    now_ms: u64,
+    site: SiteId,
+) -> Result<(), StoreError> {
+    use rusqlite::types::Value as V;
+    let tx = conn.unchecked_transaction().ctx("creating the replica")?;
+    tx.execute_batch(INTERNAL_DDL)
+        .ctx("creating internal tables")?;
+    for t in tables {
+        tx.execute_batch(&t.create).ctx("creating user tables")?;
+    }
+    tx.execute(
+        "INSERT INTO _puente_sites (idx, site) VALUES (0, ?1)",
+        [&site.0[..]],
+    )
+    .ctx("recording the site id")?;
+    let meta: [(&str, V); 6] = [
+        ("site_id", V::Blob(site.0.to_vec())),
+        ("hlc", V::Integer(0)),
+        ("head", V::Integer(0)),
+        ("digest", V::Blob(Digest::EMPTY.to_bytes().to_vec())),
+        ("layout_hash", V::Text(schema.layout_hash().to_string())),
+        ("created_ms", V::Integer(now_ms as i64)),
+    ];
+    for (k, v) in meta {
+        tx.execute(
+            "INSERT INTO _puente_meta (key, value) VALUES (?1, ?2)",
+            params![k, v],
+        )
+        .ctx("writing replica metadata")?;
+    }
+    tx.pragma_update(None, "user_version", FORMAT_VERSION)
+        .ctx("stamping the replica format")?;
+    tx.commit().ctx("creating the replica")
+}
+
+/// What `_puente_meta` says of the replica, checked.
+#[derive(Debug, Clone, PartialEq)]
+struct Meta {
+    site: SiteId,
+    hlc: Hlc,
+    head: u64,
+    digest: Digest,
+    /// The saved row and sealed-cell counts, if any (older replicas have
+    /// none).
+    counts: Option<Vec<u8>>,
+}
+
+fn read_meta(conn: &Connection) -> Result<BTreeMap<String, MetaValue>, StoreError> {
+    let mut stmt = conn
+        .prepare("SELECT key, value FROM _puente_meta")
+        .ctx("reading replica metadata")?;
+    let rows = stmt
+        .query_map([], |r| {
+            Ok((r.get::<_, String>(0)?, r.get::<_, MetaValue>(1)?))
+        })
+        .ctx("reading replica metadata")?;
+    rows.collect::<Result<_, _>>()
+        .ctx("reading replica metadata")
+}
+
+type MetaValue = rusqlite::types::Value;
+
+/// Checks the metadata: the layout must be the schema's, the site id 16
+/// bytes, the clock and head non-negative, the digest well formed.
+fn parse_meta(
+    path: &Path,
+    schema: &Schema,
+    mut meta: BTreeMap<String, MetaValue>,
+) -> Result<Meta, StoreError> {
+    use rusqlite::types::Value as V;
+    let corrupt = |detail: &str| StoreError::Corrupt {
+        path: path.to_path_buf(),
+        detail: detail.to_string(),
+    };
+    match meta.get("layout_hash") {
+        Some(V::Text(s)) if s == schema.layout_hash() => {}
+        Some(V::Text(_)) => {
+            return Err(StoreError::LayoutChanged {
+                path: path.to_path_buf(),
+            });
+        }
+        _ => return Err(corrupt("layout hash missing")),
+    }
+    let site = match meta.remove("site_id") {
+        Some(V::Blob(b)) => SiteId(b.try_into().map_err(|_| corrupt("site id missing"))?),
+        _ => return Err(corrupt("site id missing")),
+    };
+    let int = |key: &str| match meta.get(key) {
+        Some(V::Integer(i)) if *i >= 0 => Ok(*i as u64),
+        _ => Err(corrupt(key)),
+    };
+    let hlc = Hlc(int("hlc")?);
+    let head = int("head")?;
+    let digest = match meta.get("digest") {
+        Some(V::Blob(b)) => Digest::from_bytes(b).ok_or_else(|| corrupt("digest"))?,
+        _ => return Err(corrupt("digest missing")),
+    };
+    let counts = match meta.remove("counts") {
+        Some(V::Blob(b)) => Some(b),
+        _ => None,
+    };
+    Ok(Meta {
+        site,
+        hlc,
+        head,
+        digest,
+        counts,
+    })
+}
+
+/// Orders the interned site ids by index (which must run 0, 1, 2, …) and
+/// finds this replica's own.
+fn index_sites(
+    path: &Path,
+    rows: Vec<(i64, Vec<u8>)>,
+    own: SiteId,
+) -> Result<(Vec<SiteId>, u32), StoreError> {
+    let corrupt = |detail: &str| StoreError::Corrupt {
+        path: path.to_path_buf(),
+        detail: detail.to_string(),
+    };
+    let mut sites = Vec::with_capacity(rows.len());
+    for (idx, bytes) in rows {
+        let id: [u8; 16] = bytes.try_into().map_err(|_| corrupt("site id size"))?;
+        if idx != sites.len() as i64 {
+            return Err(corrupt("site index gap"));
+        }
+        sites.push(SiteId(id));
+    }
+    let local = sites
+        .iter()
+        .position(|s| *s == own)
+        .ok_or_else(|| corrupt("own site id not interned"))?;
+    Ok((sites, local as u32))
+}
+
+/// Loads what the store keeps in memory: interned sites, tombstones per
+/// table, row and sealed-cell counts.
+fn load_state(
+    conn: &Connection,
+    path: &Path,
+    schema: &Schema,
+    tables: &[TableSql],
+    meta: Meta,
+) -> Result<State, StoreError> {
+    let rows: Vec<(i64, Vec<u8>)> = {
+        let mut stmt = conn
+            .prepare("SELECT idx, site FROM _puente_sites ORDER BY idx")
+            .ctx("reading site ids")?;
+        stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?)))
+            .ctx("reading site ids")?
+            .collect::<Result<_, _>>()
+            .ctx("reading site ids")?
+    };
+    let (sites, local_site) = index_sites(path, rows, meta.site)?;
+    let site_index = sites
+        .iter()
+        .enumerate()
+        .map(|(i, s)| (*s, i as u32))
+        .collect();
+    let mut tombstones = Vec::with_capacity(tables.len());
+    for t in tables {
+        let n: i64 = conn
+            .query_row(
+                "SELECT count(*) FROM _puente_tombstones WHERE tbl = ?1",
+                [&t.name],
+                |r| r.get(0),
+            )
+            .ctx("counting tombstones")?;
+        tombstones.push(n as u64);
+    }
+    let counts = match meta.counts.and_then(|b| Counts::decode(&b, tables.len())) {
+        Some(c) => c,
+        // Older or fresh replicas: count once; saved with the next write.
+        None => Counts::scan(conn, schema)?,
+    };
+    // The HLC never goes backwards: resume from the persisted value.
+    Ok(State {
+        site: meta.site,
+        local_site,
+        hlc: HlcState::resume(meta.hlc),
+        head: meta.head,
+        digest: meta.digest,
+        sites,
+        site_index,
+        tombstones,
+        counts,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use rusqlite::types::Value as V;
+
+    fn path() -> &'static Path {
+        Path::new("/data/puente.db")
+    }
+
+    #[test]
+    fn the_format_decides_create_open_or_refuse() {
+        assert_eq!(classify(path(), 0, 0).unwrap(), Found::Empty);
+        assert_eq!(classify(path(), 1, 7).unwrap(), Found::Replica);
+        assert!(matches!(
+            classify(path(), 0, 3),
+            Err(StoreError::NotPuente { .. })
+        ));
+        assert!(matches!(
+            classify(path(), FORMAT_VERSION + 1, 7),
+            Err(StoreError::NewerFormat { found, .. }) if found == FORMAT_VERSION + 1
+        ));
+    }
+
+    fn good_meta(schema: &Schema) -> BTreeMap<String, MetaValue> {
+        [
+            ("site_id", V::Blob(vec![7; 16])),
+            ("hlc", V::Integer(42)),
+            ("head", V::Integer(9)),
+            ("digest", V::Blob(Digest::EMPTY.to_bytes().to_vec())),
+            ("layout_hash", V::Text(schema.layout_hash().to_string())),
+            ("created_ms", V::Integer(1)),
+        ]
+        .into_iter()
+        .map(|(k, v)| (k.to_string(), v))
+        .collect()
+    }
+
+    fn detail(e: StoreError) -> String {
+        match e {
+            StoreError::Corrupt { detail, .. } => detail,
+            other => panic!("not Corrupt: {other}"),
+        }
+    }
+
+    #[test]
+    fn metadata_is_checked_key_by_key() {
+        let schema = Schema::default_schema();
+        let meta = parse_meta(path(), &schema, good_meta(&schema)).unwrap();
+        assert_eq!(
+            (meta.site, meta.hlc, meta.head, meta.counts),
+            (SiteId([7; 16]), Hlc(42), 9, None)
+        );
+
+        let with = |key: &str, value: Option<V>| {
+            let mut m = good_meta(&schema);
+            match value {
+                Some(v) => m.insert(key.to_string(), v),
+                None => m.remove(key),
+            };
+            parse_meta(path(), &schema, m)
+        };
+        assert!(matches!(
+            with("layout_hash", Some(V::Text("other".into()))),
+            Err(StoreError::LayoutChanged { .. })
+        ));
+        let cases = [
+            ("layout_hash", None, "layout hash missing"),
+            ("site_id", Some(V::Blob(vec![1; 15])), "site id missing"),
+            ("site_id", None, "site id missing"),
+            ("hlc", Some(V::Integer(-1)), "hlc"),
+            ("head", Some(V::Text("9".into())), "head"),
+            ("digest", Some(V::Blob(vec![1, 2])), "digest"),
+            ("digest", None, "digest missing"),
+        ];
+        for (key, value, expected) in cases {
+            assert_eq!(detail(with(key, value).unwrap_err()), expected, "{key}");
+        }
+        let counts = with("counts", Some(V::Blob(vec![0; 8]))).unwrap();
+        assert_eq!(counts.counts, Some(vec![0; 8]));
+    }
+
+    #[test]
+    fn site_ids_run_from_zero_without_gaps_and_include_our_own() {
+        let own = SiteId([2; 16]);
+        let rows = vec![(0, vec![1; 16]), (1, vec![2; 16])];
+        let (sites, local) = index_sites(path(), rows, own).unwrap();
+        assert_eq!((sites.len(), local), (2, 1));
+        let gap = vec![(0, vec![1; 16]), (2, vec![2; 16])];
+        assert_eq!(
+            detail(index_sites(path(), gap, own).unwrap_err()),
+            "site index gap"
+        );
+        let short = vec![(0, vec![1; 15])];
+        assert_eq!(
+            detail(index_sites(path(), short, own).unwrap_err()),
+            "site id size"
+        );
+        let foreign = vec![(0, vec![1; 16])];
+        assert_eq!(
+            detail(index_sites(path(), foreign, own).unwrap_err()),
+            "own site id not interned"
+        );
     }
 }

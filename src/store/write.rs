@@ -6,7 +6,7 @@
 //! changes.
 //! Must not: log or return any value; plaintext stays in `Plaintext`.
 
-use super::merge::IncomingCell;
+use super::lww::IncomingCell;
 use super::{Store, StoreError, valid_id};
 use crate::clock::Hlc;
 use crate::config::Privacy;

@@ -244,21 +244,16 @@ pub async fn wait_converged(what: &str, offices: &[&Office]) {
     }
 }
 
-/// Opens a stopped office's replica and checks it is sound: SQLite's
-/// integrity check, and the digest and counts kept with every transaction
-/// equal to a full recomputation (nothing was ever half applied).
+/// Opens a stopped office's replica (with its key, as its config says)
+/// and checks it is sound: SQLite's integrity check, and the digest and
+/// counts kept with every transaction equal to a full recomputation
+/// (nothing was ever half applied).
 pub fn assert_replica_sound(office: &Office, schema_text: &str) {
-    use std::sync::Arc;
-    let db = office.data_dir().join("puente.db");
-    let schema =
-        Arc::new(puente::config::Schema::parse(Path::new("schema.toml"), schema_text).unwrap());
-    let store = puente::store::Store::open(
-        &db,
-        schema,
-        Arc::new(puente::seal::Keyring::empty()),
-        Arc::new(puente::clock::SystemClock) as Arc<dyn puente::clock::WallClock>,
-    )
-    .unwrap();
+    assert_eq!(
+        std::fs::read_to_string(office.dir.join("schema.toml")).unwrap(),
+        schema_text
+    );
+    let store = office.open_store().unwrap();
     assert_eq!(store.integrity_check().unwrap(), "ok", "{}", office.name);
     assert_eq!(
         store.recompute_digest().unwrap(),

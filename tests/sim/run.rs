@@ -88,6 +88,7 @@ fn scratch() -> tempfile::TempDir {
 fn open_store(world_schema: &Arc<Schema>, office: &Office) -> Result<Store, StoreError> {
     let store = Store::open_with_site(
         &office.path,
+        &puente::store::AtRest::Plain,
         world_schema.clone(),
         Arc::new(Keyring::empty()),
         office.clock.clone(),
