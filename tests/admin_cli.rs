@@ -132,6 +132,7 @@ fn remote_commands_work_against_a_live_socket() {
          rows        outreach_events 0, residents 0\n\
          sealed      0 cells\n\
          can unseal  yes: mx\n\
+         at rest     NOT encrypted: anyone who copies the data dir can read the replica (`puente storage encrypt` encrypts it)\n\
          peers       none pinned (`puente peer add` pins one)"
     );
     // 2. status --json, for scripts.

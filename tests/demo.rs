@@ -49,9 +49,7 @@ fn the_demo_runs_by_itself_and_shows_what_it_promises() {
     // office's name in its log, a file planted in its data dir.
     assert_eq!(
         stdout
-            .matches(
-                "0 plaintext hits; controls found in daemon.log, scan-control.txt"
-            )
+            .matches("0 plaintext hits; controls found in daemon.log, scan-control.txt")
             .count(),
         2,
         "{stdout}"

@@ -22,7 +22,12 @@ fn two_offices() -> Cluster {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn two_offices_writing_concurrently_converge_and_sealed_data_stays_sealed() {
-    let mut c = two_offices();
+    // Plain replicas: the byte scans below must see shared values in the
+    // database and live WAL (their positive control) while proving every
+    // sealed plaintext absent. The replica encrypted at rest, which hides
+    // shared values too, is tests/at_rest.rs.
+    let mut c = Cluster::new_unencrypted(&[("tijuana", true), ("san-diego", false)]);
+    c.link(TJ, SD);
     for o in &mut c.lab.offices {
         // Everything puente logs, at the most verbose level, is scanned below.
         o.log_filter = "trace,quinn=debug,quinn_proto=debug,rustls=debug,hyper=debug,h2=off".into();

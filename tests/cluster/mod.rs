@@ -74,13 +74,26 @@ pub struct Cluster {
 
 impl Cluster {
     /// Offices named `names`; those marked `true` hold the mx identity.
+    /// Their replicas are encrypted at rest.
     pub fn new(specs: &[(&str, bool)]) -> Cluster {
+        Cluster::create(specs, true)
+    }
+
+    /// As `new`, with plain SQLite replicas (`init --unencrypted`): for
+    /// byte scans that must see shared plaintext in the database and WAL
+    /// (a positive control) while proving sealed plaintext absent.
+    pub fn new_unencrypted(specs: &[(&str, bool)]) -> Cluster {
+        Cluster::create(specs, false)
+    }
+
+    fn create(specs: &[(&str, bool)], encrypted: bool) -> Cluster {
         let tmp = tempfile::tempdir().unwrap();
-        let mut lab = Lab::create(
+        let mut lab = Lab::create_at_rest(
             &tmp.path().join("lab"),
             Path::new(BIN),
             specs,
             puente::config::schema::DEFAULT_SCHEMA,
+            encrypted,
         )
         .unwrap();
         for o in &mut lab.offices {
