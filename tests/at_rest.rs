@@ -357,8 +357,9 @@ fn a_systemd_credential_holds_the_key_and_the_key_stays_out_of_arguments_and_env
 }
 
 /// Runs the Python `sqlcipher3` client on `db` with `key` on its stdin
-/// (empty: no key) and returns (success, stdout, stderr).
-fn python_sqlcipher(db: &Path, key: &str, sql: &str) -> (bool, String, String) {
+/// (empty: no key), giving the page size puente uses (or not), and returns
+/// (success, stdout, stderr).
+fn python_sqlcipher(db: &Path, key: &str, page_size: bool, sql: &str) -> (bool, String, String) {
     const SCRIPT: &str = r#"
 import sys
 import sqlcipher3
@@ -366,11 +367,18 @@ key = sys.stdin.readline().strip()
 con = sqlcipher3.connect(sys.argv[1])
 if key:
     con.execute("PRAGMA key = \"x'%s'\"" % key)
+if sys.argv[3]:
+    con.execute("PRAGMA cipher_page_size = %s" % sys.argv[3])
 for row in con.execute(sys.argv[2]):
     print(row[0])
 "#;
+    let size = if page_size {
+        puente::store::cipher::CIPHER_PAGE_SIZE.to_string()
+    } else {
+        String::new()
+    };
     let mut child = Command::new("python3")
-        .args(["-c", SCRIPT, db.to_str().unwrap(), sql])
+        .args(["-c", SCRIPT, db.to_str().unwrap(), sql, &size])
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
@@ -403,15 +411,27 @@ fn a_standard_sqlcipher_client_reads_a_shared_column_with_the_key_and_nothing_wi
     // The key as the admin reads it from the key file.
     let key = std::fs::read_to_string(key_file(&config)).unwrap();
     let sql = "SELECT title FROM outreach_events WHERE id = 'ev-2026-12-01'";
-    let (ok, out, err) = python_sqlcipher(&db, key.trim(), sql);
+    let (ok, out, err) = python_sqlcipher(&db, key.trim(), true, sql);
     assert!(ok, "{err}");
     assert_eq!(out.trim(), "Clínica legal: asilo y citas");
-    let (ok, out, err) = python_sqlcipher(&db, key.trim(), "PRAGMA cipher_version");
+    let (ok, out, err) = python_sqlcipher(&db, key.trim(), true, "PRAGMA cipher_version");
     assert!(ok && out.starts_with("4."), "{out}{err}");
+    // SQLCipher 4 defaults otherwise: AES-256 with HMAC-SHA512 on pages
+    // of 8 KiB.
+    let (ok, out, err) = python_sqlcipher(&db, key.trim(), true, "PRAGMA cipher_hmac_algorithm");
+    assert!(ok && out.trim() == "HMAC_SHA512", "{out}{err}");
+    let (_, out, _) = python_sqlcipher(&db, key.trim(), true, "PRAGMA page_size");
+    assert_eq!(out.trim(), "8192");
 
-    for wrong in [ReplicaKey::generate().to_hex().to_string(), String::new()] {
-        let (ok, out, err) = python_sqlcipher(&db, &wrong, sql);
-        assert!(!ok, "read without the key: {out}");
+    let no_page_size = python_sqlcipher(&db, key.trim(), false, sql);
+    for (ok, out, err) in [
+        python_sqlcipher(&db, &ReplicaKey::generate().to_hex(), true, sql),
+        python_sqlcipher(&db, "", true, sql),
+        // The right key with SQLCipher's default page size: the docs say
+        // to give the page size.
+        no_page_size,
+    ] {
+        assert!(!ok, "read: {out}");
         assert!(err.contains("file is not a database"), "{err}");
     }
 }

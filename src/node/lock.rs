@@ -42,13 +42,23 @@ pub fn lock(dir: &Path) -> Result<DataDirLock, LockError> {
         dir: dir.to_path_buf(),
         source,
     };
+    let path = dir.join(LOCK_FILE);
+    let existed = path.exists();
     let mut file = std::fs::OpenOptions::new()
         .read(true)
         .write(true)
         .create(true)
         .truncate(false)
-        .open(dir.join(LOCK_FILE))
+        .open(&path)
         .map_err(io)?;
+    if !existed {
+        // Made by root for `puente storage`: the daemon's user (who owns
+        // the data dir) must still be able to take it.
+        use std::os::unix::fs::MetadataExt;
+        if let Ok(owner) = std::fs::metadata(dir) {
+            let _ = std::os::unix::fs::fchown(&file, Some(owner.uid()), Some(owner.gid()));
+        }
+    }
     match file.try_lock() {
         Ok(()) => {}
         Err(std::fs::TryLockError::WouldBlock) => {

@@ -191,12 +191,14 @@ impl Run {
         }
         copy.checkpoint()?;
         drop(copy);
-        for p in companions(&self.new).iter().skip(1) {
-            if std::fs::metadata(p).is_ok_and(|m| m.len() > 0) {
+        let [_, wal, shm, journal] = companions(&self.new);
+        for p in [wal, journal] {
+            if std::fs::metadata(&p).is_ok_and(|m| m.len() > 0) {
                 return Err(self.mismatch("its WAL was not folded in"));
             }
-            let _ = std::fs::remove_file(p);
+            let _ = std::fs::remove_file(&p);
         }
+        let _ = std::fs::remove_file(&shm);
         let meta = std::fs::metadata(&self.db).map_err(Run::io(&self.db, "reading"))?;
         let file = std::fs::File::open(&self.new).map_err(Run::io(&self.new, "opening"))?;
         std::os::unix::fs::fchown(&file, Some(meta.uid()), Some(meta.gid()))
@@ -211,12 +213,15 @@ impl Run {
         // The original's WAL was folded in by the export and removed when
         // its last connection closed; a stale one must not meet the new
         // file.
-        for p in companions(&self.db).iter().skip(1) {
-            if std::fs::metadata(p).is_ok_and(|m| m.len() > 0) {
-                return Err(StorageError::Leftover { path: p.clone() });
+        let [_, wal, shm, journal] = companions(&self.db);
+        for p in [wal, journal] {
+            if std::fs::metadata(&p).is_ok_and(|m| m.len() > 0) {
+                return Err(StorageError::Leftover { path: p });
             }
-            let _ = std::fs::remove_file(p);
+            let _ = std::fs::remove_file(&p);
         }
+        // Shared memory holds no data; SQLite rebuilds it.
+        let _ = std::fs::remove_file(&shm);
         std::fs::hard_link(&self.db, &self.old).map_err(Run::io(&self.old, "linking"))?;
         self.sync_dir()?;
         if self.step(Step::Linked).is_break() {
