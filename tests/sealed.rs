@@ -326,7 +326,17 @@ fn sealed_values_are_standard_age_files_for_age_keygen_identities() {
     let identity: age::x25519::Identity = key_text.lines().last().unwrap().parse().unwrap();
     let plain = age::decrypt(&identity, &blob).unwrap();
     assert!(plain.windows(21).any(|w| w == b"Rosa Elena Compatible"));
-    // ...and so does the reference `age -d` an auditor would use.
+    // ...and so does the reference `age -d` an auditor would use, though
+    // the header's first stanza is puente's keyset marker (a stanza type it
+    // does not know, which it skips).
+    assert!(
+        blob.starts_with(b"age-encryption.org/v1\n-> puente-keyset "),
+        "the marker comes first"
+    );
+    assert_eq!(
+        puente::seal::marker_of(&blob),
+        Some(puente::seal::keyset_id(&[recipient.as_str()]).as_str())
+    );
     let sealed = tmp.path().join("cell.age");
     std::fs::write(&sealed, &blob).unwrap();
     let out = Command::new("age")

@@ -8,11 +8,13 @@
 
 pub mod envelope;
 pub mod keyring;
+pub mod keyset;
 
 use std::io::{Read, Write};
 
 pub use envelope::Binding;
 pub use keyring::{KeyError, Keyring, generate_identity_file};
+pub use keyset::{keyset_id, marker_of};
 
 use crate::config::Group;
 use crate::value::Plaintext;
@@ -67,7 +69,8 @@ pub enum SealError {
 }
 
 /// Encrypts `value` for the cell described by `binding` to every recipient
-/// of `group`, returning a standard binary age file.
+/// of `group`, returning a standard binary age file whose header names the
+/// recipient set first (`keyset`).
 pub fn seal(group: &Group, binding: &Binding<'_>, value: &Plaintext) -> Result<Vec<u8>, SealError> {
     if group.recipients.is_empty() {
         return Err(SealError::NoRecipients {
@@ -81,9 +84,12 @@ pub fn seal(group: &Group, binding: &Binding<'_>, value: &Plaintext) -> Result<V
         reason,
     };
     let plaintext = envelope::encode(binding, value).map_err(|e| fail(e.to_string()))?;
-    let encryptor =
-        age::Encryptor::with_recipients(group.recipients.iter().map(|r| r as &dyn age::Recipient))
-            .map_err(|e| fail(e.to_string()))?;
+    let marker = keyset::KeysetMarker(keyset_id(&group.recipient_keys));
+    let encryptor = age::Encryptor::with_recipients(
+        std::iter::once(&marker as &dyn age::Recipient)
+            .chain(group.recipients.iter().map(|r| r as &dyn age::Recipient)),
+    )
+    .map_err(|e| fail(e.to_string()))?;
     let mut out = Vec::with_capacity(plaintext.len() + 200 * group.recipients.len() + 64);
     let mut writer = encryptor
         .wrap_output(&mut out)
@@ -160,6 +166,21 @@ pub fn open(
     })
 }
 
+/// Re-encrypts a sealed value to `group`'s current recipients for a new
+/// version of its cell: opens it with the node's identities (checking it
+/// belongs to `old`), then seals the same value for `new`. The plaintext
+/// exists only inside this call, in a zeroizing buffer.
+pub fn reseal(
+    keyring: &Keyring,
+    group: &Group,
+    old: &Binding<'_>,
+    new: &Binding<'_>,
+    sealed: &[u8],
+) -> Result<Vec<u8>, SealError> {
+    let value = open(keyring, group, old, sealed)?;
+    seal(group, new, &value)
+}
+
 /// Whether `bytes` is a well-formed binary age file (header parses). Needs
 /// no key: this is how a keyless node refuses plaintext in sealed columns.
 pub fn is_age_file(bytes: &[u8]) -> bool {
@@ -210,6 +231,11 @@ mod tests {
         )
         .unwrap();
         assert!(is_age_file(&sealed));
+        // The header names the recipient set first.
+        assert_eq!(
+            marker_of(&sealed),
+            Some(keyset_id(&group_with(&id).recipient_keys).as_str())
+        );
         // The plain age API opens it; the envelope holds the value.
         let plain = age::decrypt(&id, &sealed).unwrap();
         assert!(plain.starts_with(envelope::MAGIC));

@@ -236,7 +236,7 @@ pub fn probe(path: &Path, at_rest: &AtRest) -> Result<(), StoreError> {
 }
 
 /// `file:PATH?immutable=1`, with the path percent-encoded.
-fn immutable_uri(path: &Path) -> String {
+pub(super) fn immutable_uri(path: &Path) -> String {
     use std::os::unix::ffi::OsStrExt;
     let mut uri = String::from("file:");
     for &b in path.as_os_str().as_bytes() {
@@ -266,6 +266,21 @@ pub fn export(
     from_at_rest: &AtRest,
     to: &Path,
     key: &ReplicaKey,
+) -> Result<(), StoreError> {
+    let target = AtRest::Encrypted {
+        key: key.clone(),
+        source: "new key".into(),
+    };
+    export_to(from, from_at_rest, to, &target)
+}
+
+/// As `export`, into a copy stored as `to_at_rest`: encrypted with its key,
+/// or a plain SQLite file (a restore into an unencrypted node).
+pub fn export_to(
+    from: &Path,
+    from_at_rest: &AtRest,
+    to: &Path,
+    to_at_rest: &AtRest,
 ) -> Result<(), StoreError> {
     if file_kind(from).ok() == Some(FileKind::Missing) {
         return Err(StoreError::Unreadable {
@@ -300,15 +315,22 @@ pub fn export(
         path: to.to_path_buf(),
         reason: "the path is not UTF-8".into(),
     })?;
+    let literal = match to_at_rest {
+        AtRest::Encrypted { key, .. } => key.literal(),
+        // An empty key makes SQLCipher attach a plain SQLite file.
+        AtRest::Plain => Zeroizing::new(String::new()),
+    };
     conn.execute(
         "ATTACH DATABASE ?1 AS puente_export KEY ?2",
-        rusqlite::params![target, key.literal().as_str()],
+        rusqlite::params![target, literal.as_str()],
     )
-    .ctx("creating the encrypted copy")?;
-    conn.execute_batch(&format!(
-        "PRAGMA puente_export.cipher_page_size = {CIPHER_PAGE_SIZE}"
-    ))
-    .ctx("setting the copy's page size")?;
+    .ctx("creating the copy")?;
+    if to_at_rest.is_encrypted() {
+        conn.execute_batch(&format!(
+            "PRAGMA puente_export.cipher_page_size = {CIPHER_PAGE_SIZE}"
+        ))
+        .ctx("setting the copy's page size")?;
+    }
     let copied = conn
         .query_row("SELECT sqlcipher_export('puente_export')", [], |_| Ok(()))
         .ctx("copying the replica")

@@ -133,8 +133,9 @@ impl Store {
                     written += 1;
                     let h = self.hash_cell(t, id, c, value, clock);
                     self.state.digest.add(&h);
-                    if self.schema.tables[t].columns[c].is_sealed() {
+                    if let Some(group) = self.schema.tables[t].columns[c].group() {
                         self.state.counts.sealed_cells += 1;
+                        self.state.keysets.add(group, value);
                     }
                 }
             }
@@ -157,17 +158,24 @@ impl Store {
         let seq = self.next_seq();
         number_written(&mut row.clocks, |c| outcomes[c].changed(), seq);
         for (c, outcome) in outcomes.iter().enumerate() {
+            let group = self.schema.tables[t].columns[c].group();
             match outcome {
                 CellOutcome::Kept => continue,
                 CellOutcome::Filled => {
-                    if self.schema.tables[t].columns[c].is_sealed() {
+                    if group.is_some() {
                         self.state.counts.sealed_cells += 1;
                     }
                 }
                 CellOutcome::Replaced { clock, value } => {
                     let h = self.hash_cell(t, id, c, value, clock);
                     self.state.digest.sub(&h);
+                    if let Some(group) = group {
+                        self.state.keysets.sub(group, value);
+                    }
                 }
+            }
+            if let Some(group) = group {
+                self.state.keysets.add(group, &row.values[c]);
             }
             let h = self.hash_cell(t, id, c, &row.values[c], &row.clocks.0[c]);
             self.state.digest.add(&h);
@@ -250,8 +258,9 @@ impl Store {
                 if clock.is_written() {
                     let h = self.hash_cell(t, id, c, &existing.row.values[c], clock);
                     self.state.digest.sub(&h);
-                    if self.schema.tables[t].columns[c].is_sealed() {
+                    if let Some(group) = self.schema.tables[t].columns[c].group() {
                         self.state.counts.sealed_cells -= 1;
+                        self.state.keysets.sub(group, &existing.row.values[c]);
                     }
                 }
             }

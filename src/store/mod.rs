@@ -8,19 +8,24 @@
 //! injected `WallClock`), or let a sealed plaintext reach SQLite or an error.
 
 mod apply;
+pub mod backup;
 mod batching;
 mod change;
 mod changes;
 pub mod cipher;
 mod clocks;
 pub mod digest;
+mod history;
 mod inspect;
+mod keysets;
 mod layout;
 mod local;
 mod lww;
 mod merge;
 mod open;
 mod read;
+pub mod reseal;
+mod swap;
 mod write;
 
 use std::collections::HashMap;
@@ -139,6 +144,8 @@ struct State {
     tombstones: Vec<u64>,
     /// Live rows and sealed cells, kept with every write so status is O(1).
     counts: Counts,
+    /// Sealed cells per group and recipient set (`keysets.rs`).
+    keysets: keysets::Keysets,
 }
 
 /// Live rows per table and written sealed cells.
@@ -210,6 +217,9 @@ pub struct Store {
     seal_threads: usize,
     /// The SQLCipher version, when the replica is encrypted.
     cipher: Option<String>,
+    /// How the file is stored, with its key (backups open a second
+    /// connection with it).
+    at_rest: AtRest,
 }
 
 impl std::fmt::Debug for Store {
@@ -309,7 +319,8 @@ impl Store {
         result
     }
 
-    fn save_state(&self) -> Result<(), StoreError> {
+    fn save_state(&mut self) -> Result<(), StoreError> {
+        self.save_keysets()?;
         let mut stmt = self
             .conn
             .prepare_cached("UPDATE _puente_meta SET value = ?2 WHERE key = ?1")

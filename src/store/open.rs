@@ -83,8 +83,14 @@ impl Store {
                 source,
             }
         })?;
-        let result = cipher::unlock(&conn, at_rest)
-            .and_then(|()| Store::prepare(conn, path, at_rest, schema, keyring, clock, new_site));
+        let result = cipher::unlock(&conn, at_rest).and_then(|()| {
+            let opening = Opening {
+                path,
+                at_rest,
+                writable: true,
+            };
+            Store::prepare(conn, opening, schema, keyring, clock, new_site)
+        });
         if result.is_err() && !existed {
             for p in cipher::companions(path) {
                 let _ = std::fs::remove_file(p);
@@ -94,21 +100,32 @@ impl Store {
     }
 
     /// Checks the file's format, switches it to WAL, creates the replica if
-    /// the file is new, and loads the in-memory state.
-    fn prepare(
+    /// the file is new, and loads the in-memory state. A connection that
+    /// may not write (`backup::open_snapshot`) is only checked and loaded.
+    pub(super) fn prepare(
         conn: Connection,
-        path: &Path,
-        at_rest: &AtRest,
+        opening: Opening<'_>,
         schema: Arc<Schema>,
         keyring: Arc<Keyring>,
         clock: Arc<dyn WallClock>,
         new_site: SiteId,
     ) -> Result<Store, StoreError> {
+        let Opening {
+            path,
+            at_rest,
+            writable,
+        } = opening;
         let found = read_format(&conn, path, at_rest)?;
-        configure(&conn, path)?;
         let tables: Vec<TableSql> = schema.tables.iter().map(TableSql::new).collect();
-        if found == Found::Empty {
-            create(&conn, &schema, &tables, clock.now_ms(), new_site)?;
+        if writable {
+            configure(&conn, path)?;
+            if found == Found::Empty {
+                create(&conn, &schema, &tables, clock.now_ms(), new_site)?;
+            }
+        } else if found == Found::Empty {
+            return Err(StoreError::NotPuente {
+                path: path.to_path_buf(),
+            });
         }
         let meta = parse_meta(path, &schema, read_meta(&conn)?)?;
         let state = load_state(&conn, path, &schema, &tables, meta)?;
@@ -128,6 +145,7 @@ impl Store {
             state,
             seal_threads: std::thread::available_parallelism().map_or(1, |n| n.get()),
             cipher,
+            at_rest: at_rest.clone(),
         })
     }
 
@@ -135,6 +153,16 @@ impl Store {
     pub fn set_seal_threads(&mut self, threads: usize) {
         self.seal_threads = threads.max(1);
     }
+}
+
+/// Which file `prepare` opens and how.
+#[derive(Debug, Clone, Copy)]
+pub(super) struct Opening<'a> {
+    pub path: &'a Path,
+    pub at_rest: &'a AtRest,
+    /// False for a read-only look at a copy: nothing is configured or
+    /// created.
+    pub writable: bool,
 }
 
 /// What an openable file holds.
@@ -378,6 +406,7 @@ fn load_state(
         // Older or fresh replicas: count once; saved with the next write.
         None => Counts::scan(conn, schema)?,
     };
+    let keysets = super::keysets::Keysets::load(conn, schema)?;
     // The HLC never goes backwards: resume from the persisted value.
     Ok(State {
         site: meta.site,
@@ -389,6 +418,7 @@ fn load_state(
         site_index,
         tombstones,
         counts,
+        keysets,
     })
 }
 
