@@ -1,9 +1,12 @@
 //! `puente run`: wiring the node together and running it as a service.
 //!
 //! Owns: the start-up order (preflight, data-dir lock, replica, admin
-//! socket, sync), systemd notifications (READY, STATUS, WATCHDOG,
-//! STOPPING), signals, and an orderly shutdown: stop accepting, close peer
-//! connections with a code, let the open transaction finish, exit.
+//! socket, sync), systemd notifications (READY, RELOADING, STATUS,
+//! WATCHDOG, STOPPING), signals (TERM and INT stop, HUP reloads: the
+//! files are read and checked again, and what `node/reload.rs` accepts is
+//! put in force on the node, the sync layer and the log filter), and an
+//! orderly shutdown: stop accepting, close peer connections with a code,
+//! let the open transaction finish, exit.
 //! Must not: contain protocol or storage logic.
 
 use std::path::Path;
@@ -18,6 +21,7 @@ use crate::clock::{OffsetClock, WallClock};
 use crate::node::Node;
 use crate::node::lock::{self, DataDirLock, LockError};
 use crate::node::preflight::{self, PreflightError};
+use crate::node::status::ReloadStatus;
 use crate::store::{Store, StoreError};
 use crate::sync::manager::{self, SyncError};
 use crate::sync::session::Limits;
@@ -49,6 +53,9 @@ fn notify(states: &[sd_notify::NotifyState<'_>]) {
     let _ = sd_notify::notify(states);
 }
 
+/// Sets the log filter (from a reloaded `log_level`); says why not.
+pub type LogReload = Box<dyn Fn(&str) -> Result<(), String> + Send + Sync>;
+
 /// A started node: replica open, admin socket serving, sync running.
 pub struct Running {
     pub node: Arc<Node>,
@@ -70,6 +77,79 @@ impl Running {
     /// The address the web agenda listens on, if it is served.
     pub fn web_addr(&self) -> Option<std::net::SocketAddr> {
         self.web.as_ref().map(|w| w.local_addr)
+    }
+
+    /// Reads the node config and the schema again and puts what a reload
+    /// may change in force; a file that does not load, or a change a
+    /// reload refuses, keeps the running config. The outcome is logged and
+    /// kept for status.
+    pub async fn reload(&mut self, config_path: &Path, log: Option<&LogReload>) -> ReloadStatus {
+        let at_ms = self.node.now_ms();
+        let refused = |why: String| {
+            tracing::error!("reload refused, the running config is kept: {why}");
+            ReloadStatus {
+                at_ms,
+                applied: false,
+                messages: vec![why],
+            }
+        };
+        let status = match preflight::load(config_path) {
+            Err(e) => refused(e.to_string()),
+            Ok(checked) => {
+                let level = checked.config.log_level.clone();
+                let bad_level = tracing_subscriber::EnvFilter::try_new(&level).err();
+                match bad_level {
+                    Some(e) => refused(format!(
+                        "{}: log_level `{level}` is not a valid filter ({e})",
+                        checked.config.file.display()
+                    )),
+                    None => self.apply(checked, log).await.unwrap_or_else(refused),
+                }
+            }
+        };
+        self.node.life.set_reload(status.clone());
+        status
+    }
+
+    async fn apply(
+        &mut self,
+        checked: preflight::Checked,
+        log: Option<&LogReload>,
+    ) -> Result<ReloadStatus, String> {
+        for w in &checked.warnings {
+            tracing::warn!("{w}");
+        }
+        let plan = self
+            .node
+            .reload(checked.config, checked.schema, checked.keyring)
+            .await?;
+        let mut messages = plan.messages.clone();
+        if plan.peers_changed {
+            let peers = self.node.config().peers.clone();
+            self.sync
+                .apply_peers(&peers, &plan.peers_dropped)
+                .map_err(|e| e.to_string())?;
+        }
+        if plan.recipients_changed {
+            self.sync.reconnect_all();
+        }
+        if let Some(level) = &plan.log_level {
+            match log.map(|set| set(level)) {
+                Some(Err(why)) => messages.push(format!("log level not changed: {why}")),
+                None => messages.push(
+                    "log level not changed: this process has no reloadable log filter".into(),
+                ),
+                Some(Ok(())) => {}
+            }
+        }
+        for m in &messages {
+            tracing::info!("reload: {m}");
+        }
+        Ok(ReloadStatus {
+            at_ms: self.node.now_ms(),
+            applied: true,
+            messages,
+        })
     }
 
     pub async fn shutdown(self) {
@@ -107,6 +187,8 @@ pub async fn start(config_path: &Path, limits: Limits) -> Result<Running, Daemon
         return Err(e.into());
     }
     let lock = lock::lock(&config.data_dir)?;
+    // Backups a crash interrupted left their work files here.
+    crate::node::backup::clear_work_dir(&config.data_dir);
     let clock: Arc<dyn WallClock> = OffsetClock::new(config.clock_offset_ms);
     if config.clock_offset_ms != 0 {
         tracing::warn!(
@@ -149,11 +231,15 @@ pub async fn start(config_path: &Path, limits: Limits) -> Result<Running, Daemon
         clock,
         store,
     );
-    let web = match &node.config.web {
+    let web = match &node.config().web {
         Some(config) => Some(crate::web::start(node.clone(), config).await?),
         None => None,
     };
     let sync = manager::start(node.clone(), checked.identity, limits)?;
+    // A reseal an earlier run left unfinished goes on.
+    if let Err(e) = node.resume_reseal().await {
+        tracing::error!("cannot resume the unfinished reseal: {e}");
+    }
     let (stop_admin, stop_rx) = watch::channel(false);
     let admin = {
         let node = node.clone();
@@ -179,15 +265,21 @@ pub async fn start(config_path: &Path, limits: Limits) -> Result<Running, Daemon
 
 /// Runs the daemon until SIGTERM or SIGINT.
 pub async fn run(config_path: &Path) -> Result<(), DaemonError> {
-    let running = start(config_path, Limits::default()).await?;
+    run_with(config_path, None).await
+}
+
+/// As `run`; `log` lets a reload change the log filter.
+pub async fn run_with(config_path: &Path, log: Option<LogReload>) -> Result<(), DaemonError> {
+    let mut running = start(config_path, Limits::default()).await?;
     let node = running.node.clone();
     let mut term = signal(SignalKind::terminate()).map_err(DaemonError::Signals)?;
     let mut int = signal(SignalKind::interrupt()).map_err(DaemonError::Signals)?;
+    let mut hup = signal(SignalKind::hangup()).map_err(DaemonError::Signals)?;
     notify(&[
         sd_notify::NotifyState::Ready,
-        sd_notify::NotifyState::Status(&format!("serving {} peer(s)", node.config.peers.len())),
+        sd_notify::NotifyState::Status(&format!("serving {} peer(s)", node.config().peers.len())),
     ]);
-    tracing::info!(node = %node.config.name, sync = %running.sync_addr(), "puente is running");
+    tracing::info!(node = %node.config().name, sync = %running.sync_addr(), "puente is running");
 
     let watchdog = watchdog_period();
     let mut watchdog_tick = tokio::time::interval(watchdog.unwrap_or(Duration::from_secs(3600)));
@@ -195,6 +287,16 @@ pub async fn run(config_path: &Path) -> Result<(), DaemonError> {
         tokio::select! {
             _ = term.recv() => { tracing::info!("SIGTERM: shutting down"); break; }
             _ = int.recv() => { tracing::info!("SIGINT: shutting down"); break; }
+            _ = hup.recv() => {
+                tracing::info!("SIGHUP: reloading the config and the schema");
+                notify(&[sd_notify::NotifyState::Reloading]);
+                let status = running.reload(config_path, log.as_ref()).await;
+                let line = if status.applied { "reloaded" } else { "reload refused: running config kept" };
+                notify(&[
+                    sd_notify::NotifyState::Ready,
+                    sd_notify::NotifyState::Status(&format!("{line}; serving {} peer(s)", node.config().peers.len())),
+                ]);
+            }
             _ = watchdog_tick.tick(), if watchdog.is_some() => {
                 // Only report alive if the replica answers.
                 let alive = tokio::time::timeout(Duration::from_secs(5), node.with_store(|s| s.head())).await;

@@ -150,6 +150,9 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Backup, restore, reseal, checkpoint (cli/life.rs).
+    #[command(flatten)]
+    Life(cli::life::LifeCommand),
 }
 
 /// Which daemon to talk to.
@@ -285,6 +288,13 @@ enum PeerCommand {
         #[arg(long)]
         address: Option<String>,
     },
+    /// Unpin an office (then reload the daemon: its connection closes).
+    Remove {
+        #[arg(long, default_value = DEFAULT_CONFIG_PATH)]
+        config: PathBuf,
+        #[arg(long)]
+        name: String,
+    },
 }
 
 fn main() -> ExitCode {
@@ -343,6 +353,10 @@ fn main() -> ExitCode {
                     address,
                 },
         } => cli::peer_add(&config, &name, &fingerprint, address.as_deref()),
+        Command::Peer {
+            command: PeerCommand::Remove { config, name },
+        } => cli::life::peer_remove(&config, &name),
+        Command::Life(command) => cli::life::run_command(command),
         Command::Storage {
             command: StorageCommand::Encrypt { config },
         } => cli::storage_encrypt(&config),

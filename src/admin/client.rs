@@ -20,7 +20,9 @@ use tokio::net::UnixStream;
 
 use super::api::{Accepted, ErrorBody, Health, Row, RowWrite, RowsPage, WriteResult};
 use super::buf::{self, SecretBuf};
+use super::life_api::{BACKUP_INFO_HEADER, BackupRequest, Checkpointed, ResealRequest};
 use super::staff_api::{StaffAdded, StaffList, StaffNew, StaffRemoved};
+use crate::node::backup::BackupInfo;
 use crate::node::status::Status;
 use crate::value::Plaintext;
 
@@ -179,6 +181,128 @@ impl Client {
     pub async fn sync_now(&self) -> Result<(), ClientError> {
         let _: Accepted = self.call(Method::POST, "/v1/sync".into(), None).await?;
         Ok(())
+    }
+
+    /// Starts a reseal of `group` (every sealed group if None); returns
+    /// its progress.
+    pub async fn reseal(
+        &self,
+        group: Option<&str>,
+    ) -> Result<crate::node::status::ResealStatus, ClientError> {
+        let body = buf::to_json(&ResealRequest {
+            group: group.map(str::to_string),
+        })
+        .map_err(|e| self.protocol(format!("could not encode the request: {e}")))?;
+        self.call(Method::POST, "/v1/reseal".into(), Some(body))
+            .await
+    }
+
+    /// The running or last reseal's progress.
+    pub async fn reseal_status(&self) -> Result<crate::node::status::ResealStatus, ClientError> {
+        self.call(Method::GET, "/v1/reseal".into(), None).await
+    }
+
+    /// Folds the WAL into the database and truncates it.
+    pub async fn checkpoint(&self) -> Result<Checkpointed, ClientError> {
+        self.call(Method::POST, "/v1/checkpoint".into(), None).await
+    }
+
+    /// Takes a backup (wrapped for `to` if any) and hands its bytes to
+    /// `sink` as they arrive; returns what it holds. The answer may take
+    /// long (a large replica): it is bounded by 30 minutes, not the
+    /// client's timeout. A cut answer is an error, never a short backup.
+    pub async fn backup(
+        &self,
+        to: &[String],
+        mut sink: impl FnMut(&[u8]) -> std::io::Result<()>,
+    ) -> Result<BackupInfo, ClientError> {
+        let body = buf::to_json(&BackupRequest { to: to.to_vec() })
+            .map_err(|e| self.protocol(format!("could not encode the request: {e}")))?;
+        let exchange = async {
+            let mut sender = self.connect().await?;
+            let request = Request::builder()
+                .method(Method::POST)
+                .uri("/v1/backup")
+                .header(header::HOST, "localhost")
+                .header(header::CONTENT_TYPE, "application/json")
+                .body(Full::new(body.into_bytes()))
+                .map_err(|e| self.protocol(format!("could not build the request: {e}")))?;
+            let response = sender
+                .send_request(request)
+                .await
+                .map_err(|e| self.transport(e))?;
+            let status = response.status();
+            let info = response
+                .headers()
+                .get(BACKUP_INFO_HEADER)
+                .and_then(|v| v.to_str().ok())
+                .map(str::to_string);
+            let mut incoming = response.into_body();
+            if !status.is_success() {
+                let mut answer = SecretBuf::with_capacity(1024);
+                while let Some(frame) = incoming.frame().await {
+                    if let Ok(chunk) = frame.map_err(|e| self.transport(e))?.into_data() {
+                        buf::take_chunk(&mut answer, chunk);
+                    }
+                }
+                return Err(
+                    match serde_json::from_slice::<ErrorBody>(answer.as_slice()) {
+                        Ok(e) => ClientError::Api {
+                            status: status.as_u16(),
+                            message: e.error,
+                        },
+                        Err(_) => self.protocol(format!("HTTP {status} without an error message")),
+                    },
+                );
+            }
+            let info: BackupInfo = info
+                .and_then(|i| serde_json::from_str(&i).ok())
+                .ok_or_else(|| self.protocol("the backup came without its description".into()))?;
+            let mut received = 0u64;
+            while let Some(frame) = incoming.frame().await {
+                let frame = frame.map_err(|e| self.transport(e))?;
+                if let Ok(chunk) = frame.into_data() {
+                    received += chunk.len() as u64;
+                    sink(&chunk).map_err(|e| ClientError::Transport {
+                        socket: self.socket.clone(),
+                        detail: format!("writing the backup failed: {e}"),
+                    })?;
+                }
+            }
+            if received != info.bytes {
+                return Err(self.protocol(format!(
+                    "the backup arrived cut short ({received} of {} bytes)",
+                    info.bytes
+                )));
+            }
+            Ok(info)
+        };
+        tokio::time::timeout(Duration::from_secs(1800), exchange)
+            .await
+            .map_err(|_| ClientError::Timeout {
+                socket: self.socket.clone(),
+                secs: 1800,
+            })?
+    }
+
+    /// Opens a connection and drives it in the background.
+    async fn connect(
+        &self,
+    ) -> Result<hyper::client::conn::http1::SendRequest<Full<Bytes>>, ClientError> {
+        let stream =
+            UnixStream::connect(&self.socket)
+                .await
+                .map_err(|source| ClientError::Connect {
+                    socket: self.socket.clone(),
+                    source,
+                })?;
+        let (sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
+            .await
+            .map_err(|e| self.transport(e))?;
+        tokio::spawn(async move {
+            let _ = conn.await;
+        });
+        Ok(sender)
     }
 
     async fn call<T: DeserializeOwned>(

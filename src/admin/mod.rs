@@ -13,6 +13,8 @@ pub mod audit;
 pub(crate) mod buf;
 pub mod client;
 mod errors;
+mod life;
+pub mod life_api;
 pub mod roles;
 mod routes;
 pub mod server;

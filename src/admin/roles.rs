@@ -259,6 +259,10 @@ pub fn needed(method: &str, path: &str, query: Option<&str>) -> Needed {
         (_, p) if p == "/v1/staff" || p.starts_with("/v1/staff/") => {
             need(vec![Role::Admin], "manage staff logins")
         }
+        (_, "/v1/backup") => need(vec![Role::Admin], "take a backup"),
+        ("GET", "/v1/reseal") => need(vec![Role::Read], "read the reseal's progress"),
+        (_, "/v1/reseal") => need(vec![Role::Admin], "re-seal cells"),
+        (_, "/v1/checkpoint") => need(vec![Role::Admin], "checkpoint the replica"),
         ("GET", _) if rows && asks_reveal(query) => {
             need(vec![Role::Read, Role::Reveal], "reveal sealed values")
         }

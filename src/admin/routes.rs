@@ -70,6 +70,7 @@ pub(crate) fn router(state: Shared) -> Router {
             get(get_row).put(put_row).delete(delete_row),
         )
         .merge(super::staff::routes())
+        .merge(super::life::routes())
         .fallback(unknown_route)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(middleware::from_fn_with_state(state.clone(), check_access))
@@ -155,7 +156,7 @@ async fn health(State(app): State<Shared>) -> Response {
         StatusCode::OK,
         &Health {
             ok: true,
-            node: app.node.config.name.clone(),
+            node: app.node.config().name.clone(),
         },
     )
 }
@@ -172,7 +173,7 @@ async fn sync_now(State(app): State<Shared>) -> Response {
 
 async fn unknown_route(method: Method, uri: axum::http::Uri) -> ApiError {
     ApiError::not_found(format!(
-        "no endpoint {method} {}; the API has GET /v1/health, GET /v1/status, POST /v1/sync, GET /v1/tables/TABLE/rows, GET, PUT or DELETE /v1/tables/TABLE/rows/ID, and GET or POST /v1/staff and DELETE /v1/staff/NAME",
+        "no endpoint {method} {}; the API has GET /v1/health, GET /v1/status, POST /v1/sync, GET /v1/tables/TABLE/rows, GET, PUT or DELETE /v1/tables/TABLE/rows/ID, GET or POST /v1/staff and DELETE /v1/staff/NAME, and POST /v1/backup, GET or POST /v1/reseal and POST /v1/checkpoint",
         uri.path()
     ))
 }

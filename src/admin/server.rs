@@ -135,9 +135,9 @@ pub async fn serve_with(
     options: ServeOptions,
 ) -> Result<(), AdminError> {
     let socket = SocketFile::of(&listener);
-    let audit = AuditLog::new(&node.config.data_dir);
+    let audit = AuditLog::new(&node.config().data_dir);
     let access = resolve_access(&node);
-    let edits = crate::web::edits::EditLog::new(&node.config.data_dir);
+    let edits = crate::web::edits::EditLog::new(&node.config().data_dir);
     let app = router(Arc::new(AppState {
         node,
         audit,
@@ -241,17 +241,17 @@ fn resolve_access(node: &Node) -> Access {
     // The owner of /proc/self is this process's user.
     let daemon_uid = std::fs::metadata("/proc/self").map_or(0, |m| m.uid());
     let (access, warnings) = Access::resolve(
-        &node.config.access,
+        &node.config().access,
         &read("/etc/passwd"),
         &read("/etc/group"),
         daemon_uid,
-        node.config.file.clone(),
+        node.config().file.clone(),
     );
     // Preflight reports these to `puente check` and `puente run`.
     for w in warnings {
         tracing::debug!("{w}");
     }
-    if !node.config.access.configured {
+    if !node.config().access.configured {
         tracing::info!(
             "the node config has no [access] section: only root and the daemon's own user may use the admin socket"
         );

@@ -100,7 +100,7 @@ async fn add(
     )
     .await?;
     tracing::info!(staff = %name, role = role.name(), "staff login added");
-    let base = app.node.config.web.as_ref().map(|w| w.base_url());
+    let base = app.node.config().web.as_ref().map(|w| w.base_url());
     Ok(json(
         StatusCode::CREATED,
         &StaffAdded {
@@ -131,7 +131,7 @@ async fn list(State(app): State<Shared>) -> Result<Response, ApiError> {
         StatusCode::OK,
         &StaffList {
             staff,
-            web: app.node.config.web.as_ref().map(|w| w.base_url()),
+            web: app.node.config().web.as_ref().map(|w| w.base_url()),
         },
     ))
 }

@@ -23,7 +23,7 @@ use crate::value::{Plaintext, Value};
 pub use super::rows_view::SEALED_MARK;
 
 /// Runs one async client call on a small runtime of its own.
-fn run<T>(call: impl std::future::Future<Output = Result<T>>) -> Result<T> {
+pub(super) fn run<T>(call: impl std::future::Future<Output = Result<T>>) -> Result<T> {
     tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
@@ -32,7 +32,7 @@ fn run<T>(call: impl std::future::Future<Output = Result<T>>) -> Result<T> {
 }
 
 /// Writes `text` to stdout (with a final newline).
-fn emit(text: &[u8]) -> Result<()> {
+pub(super) fn emit(text: &[u8]) -> Result<()> {
     let mut out = std::io::stdout().lock();
     out.write_all(text)?;
     if !text.ends_with(b"\n") {
@@ -43,7 +43,7 @@ fn emit(text: &[u8]) -> Result<()> {
 }
 
 /// Prints `value` as indented JSON from a buffer wiped afterwards.
-fn emit_json<T: serde::Serialize>(value: &T) -> Result<()> {
+pub(super) fn emit_json<T: serde::Serialize>(value: &T) -> Result<()> {
     let text = buf::to_json_pretty(value).context("cannot encode the answer as JSON")?;
     emit(text.as_slice())
 }
@@ -242,6 +242,7 @@ pub fn render_status(s: &Status) -> String {
     };
     line(&mut out, "can unseal", &unseal);
     line(&mut out, "at rest", &at_rest_line(&s.at_rest));
+    super::life::render_life(&mut out, s);
     if s.peers.is_empty() {
         line(
             &mut out,
@@ -384,6 +385,24 @@ mod tests {
                 key_source: Some("credential".into()),
                 warning: None,
             },
+            sealed_to_old_keys: [("mx".to_string(), 4u64)].into_iter().collect(),
+            reseal: Some(crate::node::status::ResealStatus {
+                groups: vec!["mx".into()],
+                state: "running".into(),
+                total: 10,
+                done: 6,
+                skipped: 0,
+                failed: 1,
+                started_ms: 0,
+                finished_ms: None,
+                message: None,
+            }),
+            reload: Some(crate::node::status::ReloadStatus {
+                at_ms: 0,
+                applied: false,
+                messages: vec!["schema.toml:3: not valid TOML".into()],
+            }),
+            retired_sites: vec!["cd".into()],
         };
         let text = render_status(&s);
         for want in [
@@ -398,6 +417,11 @@ mod tests {
             "last error: handshake failed",
             "  new        connecting",
             "at rest     encrypted (SQLCipher 4.20.0, key from credential)",
+            "old keys    mx 4 cells sealed to an old recipient set",
+            "reseal      reseal mx running: 6 of 10 cells re-sealed, 1 could not be opened",
+            "reload      1970-01-01T00:00:00Z REFUSED (running config kept)",
+            "              schema.toml:3: not valid TOML",
+            "retired ids cd (restored from a backup)",
         ] {
             assert!(text.contains(want), "missing {want:?} in\n{text}");
         }

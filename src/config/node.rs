@@ -439,6 +439,42 @@ pub fn add_peer(
     )
 }
 
+/// Removes the pinned peer `name` from the node config file, keeping
+/// every comment; the result is validated before the atomic write. Returns
+/// false (and writes nothing) if no such peer is pinned.
+pub fn remove_peer(config_file: &Path, name: &str) -> Result<bool, ConfigError> {
+    let text = read_text(config_file)?;
+    let mut doc: toml_edit::DocumentMut = text.parse().map_err(|e: toml_edit::TomlError| {
+        ConfigError::at(config_file, &text, e.span(), e.message().trim().to_string())
+    })?;
+    let Some(peers) = doc
+        .get_mut("peers")
+        .and_then(|p| p.as_array_of_tables_mut())
+    else {
+        return Ok(false);
+    };
+    let Some(i) = peers
+        .iter()
+        .position(|t| t.get("name").and_then(|v| v.as_str()) == Some(name))
+    else {
+        return Ok(false);
+    };
+    peers.remove(i);
+    if peers.is_empty() {
+        doc.remove("peers");
+    }
+    let new_text = doc.to_string();
+    let absolute = std::path::absolute(config_file).unwrap_or_else(|_| config_file.to_path_buf());
+    NodeConfig::parse(&absolute, &new_text)?;
+    crate::node::fsutil::write_atomically(config_file, new_text.as_bytes(), None).map_err(
+        |source| ConfigError::Read {
+            path: config_file.to_path_buf(),
+            source,
+        },
+    )?;
+    Ok(true)
+}
+
 /// Names the replica's key file in the node config (`[storage] key_file`,
 /// as `puente storage encrypt` does), keeping comments; `key_file` is
 /// written as given (relative paths resolve against the config's folder).

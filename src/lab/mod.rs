@@ -5,8 +5,8 @@
 //!
 //! Owns: creating offices (TLS identity, replica key — encrypted at rest
 //! unless asked otherwise — age identity for key holders, one shared
-//! schema, pins), starting, stopping (SIGTERM) and killing (SIGKILL) their
-//! daemons, opening a stopped office's replica with its key, and reading
+//! schema, pins), starting, stopping (SIGTERM), reloading (SIGHUP) and
+//! killing (SIGKILL) their daemons, opening a stopped office's replica with its key, and reading
 //! their memory and CPU from /proc.
 //! Must not: be used by the daemon itself, or bind anything but 127.0.0.1.
 
@@ -155,11 +155,18 @@ impl Office {
         let err = log
             .try_clone()
             .map_err(LabError::from("opening the daemon log"))?;
-        let child = Command::new(&self.bin)
+        let mut command = Command::new(&self.bin);
+        // An empty filter leaves RUST_LOG unset: the config's log_level
+        // applies (and a reload can change it).
+        if self.log_filter.is_empty() {
+            command.env_remove("RUST_LOG");
+        } else {
+            command.env("RUST_LOG", &self.log_filter);
+        }
+        let child = command
             .arg("run")
             .arg("--config")
             .arg(&self.config)
-            .env("RUST_LOG", &self.log_filter)
             // As the systemd unit sets it (config/puente.service).
             .env("MALLOC_ARENA_MAX", "2")
             .stdin(Stdio::null())
@@ -225,6 +232,22 @@ impl Office {
             }
             std::thread::sleep(Duration::from_millis(5));
         }
+    }
+
+    /// SIGHUP: the daemon reloads its config and schema (as `systemctl
+    /// reload puente` does).
+    pub fn reload(&self) -> Result<(), LabError> {
+        let pid = self
+            .pid()
+            .ok_or_else(|| LabError(format!("{} is not running", self.name)))?;
+        let status = Command::new("kill")
+            .args(["-HUP", &pid.to_string()])
+            .status()
+            .map_err(LabError::from("sending SIGHUP"))?;
+        if !status.success() {
+            return Err(LabError(format!("kill -HUP {pid} failed")));
+        }
+        Ok(())
     }
 
     /// Lets the daemon run on after this handle is dropped (`demo --keep`);

@@ -11,13 +11,18 @@
 //! Must not: speak QUIC or HTTP (sync/ and admin/ do) or decide merges
 //! (store/ does).
 
+pub mod backup;
 pub mod fingerprint;
 pub mod fsutil;
 pub mod identity;
 pub mod init;
+pub mod life;
 pub mod lock;
 pub mod preflight;
+pub mod reload;
 pub mod replica_key;
+pub mod reseal;
+pub mod restore;
 mod running;
 pub mod status;
 pub mod storage;

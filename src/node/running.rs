@@ -9,7 +9,7 @@
 
 use std::collections::{BTreeMap, VecDeque};
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::{Arc, Mutex, MutexGuard, RwLock};
 use std::time::Instant;
 
 use tokio::sync::{Notify, watch};
@@ -75,10 +75,13 @@ impl PeerLive {
 }
 
 pub struct Node {
-    pub config: NodeConfig,
+    /// The node config and the schema in force; a reload swaps them
+    /// (`reload.rs`), so readers take a snapshot with `config()` and
+    /// `schema()`.
+    config: RwLock<Arc<NodeConfig>>,
     /// The wall clock the replica uses (sessions read time from it too).
     pub clock: Arc<dyn WallClock>,
-    pub schema: Arc<Schema>,
+    schema: RwLock<Arc<Schema>>,
     pub fingerprint: Fingerprint,
     started: Instant,
     store: Arc<Mutex<Store>>,
@@ -93,12 +96,14 @@ pub struct Node {
     /// Bumped whenever a web staff login is removed: the web server then
     /// checks its sessions against the staff table before serving them.
     pub staff_epoch: AtomicU64,
+    /// Long work and its reports: reseal progress, the last reload.
+    pub life: crate::node::life::Life,
 }
 
 impl std::fmt::Debug for Node {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Node")
-            .field("name", &self.config.name)
+            .field("name", &self.config().name)
             .finish()
     }
 }
@@ -142,9 +147,9 @@ impl Node {
             },
         };
         Arc::new(Node {
-            config,
+            config: RwLock::new(Arc::new(config)),
             clock,
-            schema,
+            schema: RwLock::new(schema),
             fingerprint,
             started: Instant::now(),
             store: Arc::new(Mutex::new(store)),
@@ -156,7 +161,40 @@ impl Node {
             at_rest,
             sync_now: Notify::new(),
             staff_epoch: AtomicU64::new(0),
+            life: Default::default(),
         })
+    }
+
+    /// The node config in force.
+    pub fn config(&self) -> Arc<NodeConfig> {
+        self.config
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
+    }
+
+    /// The schema in force.
+    pub fn schema(&self) -> Arc<Schema> {
+        self.schema
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
+    }
+
+    /// Puts a new config and schema in force (a reload, `reload.rs`); the
+    /// peers' live state follows the new peer list.
+    pub(crate) fn swap_config(&self, config: NodeConfig, schema: Arc<Schema>) {
+        {
+            let mut peers = self.peers.lock().unwrap_or_else(|e| e.into_inner());
+            peers.retain(|name, _| config.peers.iter().any(|p| &p.name == name));
+            for p in &config.peers {
+                peers
+                    .entry(p.name.clone())
+                    .or_insert_with(|| PeerLive::new(p.address.is_some()));
+            }
+        }
+        *self.schema.write().unwrap_or_else(|e| e.into_inner()) = schema;
+        *self.config.write().unwrap_or_else(|e| e.into_inner()) = Arc::new(config);
     }
 
     pub fn now_ms(&self) -> u64 {
@@ -232,7 +270,7 @@ impl Node {
     /// Hello gave that site id since the daemon started.
     pub fn office_of(&self, site: SiteId) -> Option<String> {
         if site == self.site {
-            return Some(self.config.name.clone());
+            return Some(self.config().name.clone());
         }
         let peers = self.peers.lock().unwrap_or_else(|e| e.into_inner());
         peers
@@ -270,9 +308,10 @@ impl Node {
             let peers = self.peers.lock().unwrap_or_else(|e| e.into_inner());
             peers.iter().map(|(n, p)| (n.clone(), p.site)).collect()
         };
-        let (head, digest, stats, can_unseal, cursors) = self
+        let (head, digest, stats, can_unseal, cursors, (old_keys, retired)) = self
             .with_store(move |s| -> Result<_, StoreError> {
                 let stats = s.stats()?;
+                let life = (s.sealed_to_old_keys(), s.retired_sites()?);
                 let groups: Vec<String> = s
                     .schema()
                     .groups
@@ -286,12 +325,12 @@ impl Node {
                         cursors.insert(name, s.cursor_for(&site)?);
                     }
                 }
-                Ok((s.head(), s.digest(), stats, groups, cursors))
+                Ok((s.head(), s.digest(), stats, groups, cursors, life))
             })
             .await??;
         let peers = {
             let live = self.peers.lock().unwrap_or_else(|e| e.into_inner());
-            self.config
+            self.config()
                 .peers
                 .iter()
                 .map(|p| {
@@ -344,13 +383,13 @@ impl Node {
             .cloned()
             .collect();
         Ok(Status {
-            node: self.config.name.clone(),
+            node: self.config().name.clone(),
             version: env!("CARGO_PKG_VERSION").to_string(),
             uptime_s: self.started.elapsed().as_secs(),
             site_id: self.site.to_string(),
             fingerprint: self.fingerprint.to_string(),
-            listen: self.config.listen.to_string(),
-            schema_hash: self.schema.hash().to_string(),
+            listen: self.config().listen.to_string(),
+            schema_hash: self.schema().hash().to_string(),
             head,
             digest: digest.to_string(),
             rows: stats.rows.into_iter().collect(),
@@ -361,6 +400,10 @@ impl Node {
             refused,
             garbage_datagrams: self.garbage_datagrams.load(Ordering::Relaxed),
             at_rest: self.at_rest.clone(),
+            sealed_to_old_keys: old_keys,
+            reseal: self.life.reseal(),
+            reload: self.life.reload(),
+            retired_sites: retired.iter().map(ToString::to_string).collect(),
         })
     }
 }

@@ -34,6 +34,53 @@ pub struct Status {
     /// How the replica is stored on disk.
     #[serde(default)]
     pub at_rest: AtRestStatus,
+    /// Per seal group: live cells still sealed to a recipient set other
+    /// than the schema's (a reseal moves them).
+    #[serde(default)]
+    pub sealed_to_old_keys: BTreeMap<String, u64>,
+    /// The running or last reseal.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reseal: Option<ResealStatus>,
+    /// The last reload (SIGHUP, `systemctl reload puente`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reload: Option<ReloadStatus>,
+    /// Site ids this replica had before it was restored from backups.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub retired_sites: Vec<String>,
+}
+
+/// Progress of re-sealing cells to their group's current recipients.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct ResealStatus {
+    /// The groups being re-sealed.
+    pub groups: Vec<String>,
+    /// "running", "done" or "failed".
+    pub state: String,
+    /// Cells that were sealed to an old recipient set when it started.
+    pub total: u64,
+    /// Cells re-sealed so far (new versions written).
+    pub done: u64,
+    /// Cells left alone because they changed meanwhile (a later pass or
+    /// run takes them if they still need it).
+    pub skipped: u64,
+    /// Cells this node could not open (sealed to keys it does not hold, or
+    /// damaged); they stay as they are.
+    pub failed: u64,
+    pub started_ms: u64,
+    pub finished_ms: Option<u64>,
+    /// What went wrong, or the first cells that could not be opened.
+    pub message: Option<String>,
+}
+
+/// The outcome of a reload.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct ReloadStatus {
+    /// Unix ms.
+    pub at_ms: u64,
+    /// False: the files were refused and the running config kept.
+    pub applied: bool,
+    /// What changed, what was refused and why, what needs a restart.
+    pub messages: Vec<String>,
 }
 
 /// Whether the replica (database and WAL) is encrypted at rest.

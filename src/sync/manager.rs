@@ -3,9 +3,11 @@
 //! Owns: the QUIC endpoint (guarded UDP socket, TLS with pins), the accept
 //! loop (refusals logged and kept for status), one dialler per peer with an
 //! address (exponential backoff with jitter, woken early by `POST /v1/sync`),
-//! and the registry that keeps exactly one connection per peer even when
+//! the registry that keeps exactly one connection per peer even when
 //! both sides dial: the connection dialled by the node with the lower
-//! certificate fingerprint wins, on both sides alike.
+//! certificate fingerprint wins, on both sides alike; and following a
+//! reloaded peer list (`apply_peers`: new pins, diallers started and
+//! stopped, a removed peer's connection closed at once).
 //! Must not: interpret messages (peer.rs and session.rs do).
 
 use std::collections::HashMap;
@@ -20,7 +22,7 @@ use tokio::sync::{Notify, watch};
 use tokio::task::JoinHandle;
 
 use super::peer;
-use super::pinning::{self, LastRefused, PinFailure, classify, peer_fingerprint};
+use super::pinning::{self, LastRefused, PinFailure, PinSet, classify, peer_fingerprint};
 use super::policy::{Backoff, Direction, keeps_new_connection};
 use super::protocol::{ErrorCode, list_versions};
 use super::session::Limits;
@@ -114,6 +116,14 @@ impl Registry {
             conn.close(code.code().into(), reason);
         }
     }
+
+    /// Closes the connection to `peer`, if one is up.
+    fn close(&self, peer: &str, code: ErrorCode, reason: &[u8]) {
+        let active = self.active.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some((conn, _, _)) = active.get(peer) {
+            conn.close(code.code().into(), reason);
+        }
+    }
 }
 
 /// The running sync service.
@@ -122,6 +132,13 @@ pub struct SyncHandle {
     registry: Arc<Registry>,
     stop: watch::Sender<bool>,
     tasks: Vec<JoinHandle<()>>,
+    /// One dialler per peer with an address: its config and task.
+    dialers: HashMap<String, (PeerConfig, JoinHandle<()>)>,
+    /// Who may connect (the server verifier reads it at each handshake).
+    pins: PinSet,
+    links: Links,
+    identity: NodeIdentity,
+    versions: Vec<u16>,
     pub local_addr: SocketAddr,
 }
 
@@ -140,6 +157,78 @@ impl SyncHandle {
         for t in self.tasks {
             t.abort();
         }
+        for (_, (_, t)) in self.dialers {
+            t.abort();
+        }
+    }
+
+    /// Follows a reloaded peer list (the node's config is already the new
+    /// one): the pins change for the next handshake, the diallers of
+    /// removed or changed peers stop and their connections close at once
+    /// (`dropped`), new ones start.
+    pub fn apply_peers(
+        &mut self,
+        peers: &[PeerConfig],
+        dropped: &[String],
+    ) -> Result<(), SyncError> {
+        self.pins.replace(peers.iter().map(|p| p.fingerprint));
+        for name in dropped {
+            if let Some((_, task)) = self.dialers.remove(name) {
+                task.abort();
+            }
+            self.registry.close(
+                name,
+                ErrorCode::Normal,
+                b"this office is no longer pinned here (reload)",
+            );
+        }
+        let gone: Vec<String> = self
+            .dialers
+            .keys()
+            .filter(|n| !peers.iter().any(|p| &p.name == *n && p.address.is_some()))
+            .cloned()
+            .collect();
+        for name in gone {
+            if let Some((_, task)) = self.dialers.remove(&name) {
+                task.abort();
+            }
+        }
+        for peer in peers.iter().filter(|p| p.address.is_some()) {
+            if !self.dialers.contains_key(&peer.name) {
+                let task = self.dial(peer)?;
+                self.dialers.insert(peer.name.clone(), (peer.clone(), task));
+            }
+        }
+        Ok(())
+    }
+
+    /// Closes every connection so that each side's next Hello carries the
+    /// reloaded schema; diallers reconnect at once.
+    pub fn reconnect_all(&self) {
+        self.registry.close_all(
+            ErrorCode::Normal,
+            b"the schema changed here (reload); reconnecting",
+        );
+    }
+
+    /// Starts the dialler of one peer.
+    fn dial(&self, peer: &PeerConfig) -> Result<JoinHandle<()>, SyncError> {
+        let refused = Arc::new(LastRefused::default());
+        let client = pinning::client_crypto(
+            &self.identity,
+            peer.fingerprint,
+            refused.clone(),
+            &self.versions,
+        )?;
+        let mut client = quinn::ClientConfig::new(Arc::new(client));
+        client.transport_config(transport());
+        let dialer = Dialer {
+            links: self.links.clone(),
+            client,
+            peer: peer.clone(),
+            refused,
+        };
+        Ok(tokio::spawn(dialer.run()))
     }
 }
 
@@ -172,7 +261,7 @@ pub fn start(
     identity: NodeIdentity,
     limits: Limits,
 ) -> Result<SyncHandle, SyncError> {
-    let listen = node.config.listen;
+    let listen = node.config().listen;
     let socket = std::net::UdpSocket::bind(listen).map_err(|source| SyncError::Bind {
         addr: listen,
         source,
@@ -188,11 +277,12 @@ pub fn start(
     let socket = GuardedSocket::new(inner, report);
     let mut endpoint_config = quinn::EndpointConfig::new(Arc::new(stateless_reset_key(&identity)));
     endpoint_config.grease_quic_bit(false);
-    let pinned = node.config.peers.iter().map(|p| p.fingerprint);
+    let config = node.config();
+    let pins = PinSet::new(config.peers.iter().map(|p| p.fingerprint));
     let refused_clients = Arc::new(LastRefused::default());
-    let versions = node.config.protocols.clone();
+    let versions = config.protocols.clone();
     let server_crypto =
-        pinning::server_crypto(&identity, pinned, refused_clients.clone(), &versions)?;
+        pinning::server_crypto(&identity, pins.clone(), refused_clients.clone(), &versions)?;
     let mut server = quinn::ServerConfig::with_crypto(Arc::new(server_crypto));
     server.transport_config(transport());
     let endpoint =
@@ -202,7 +292,7 @@ pub fn start(
                 source,
             })?;
     let local_addr = endpoint.local_addr().unwrap_or(listen);
-    tracing::info!(%local_addr, peers = node.config.peers.len(), "listening for peers");
+    tracing::info!(%local_addr, peers = node.config().peers.len(), "listening for peers");
 
     let registry = Arc::new(Registry::default());
     let (stop, stop_rx) = watch::channel(false);
@@ -213,29 +303,21 @@ pub fn start(
         limits,
         stop: stop_rx,
     };
-    let mut tasks = Vec::new();
-    tasks.push(tokio::spawn(accept_loop(links.clone(), refused_clients)));
-    for peer in node.config.peers.iter().filter(|p| p.address.is_some()) {
-        let refused = Arc::new(LastRefused::default());
-        let client =
-            pinning::client_crypto(&identity, peer.fingerprint, refused.clone(), &versions)?;
-        let mut client = quinn::ClientConfig::new(Arc::new(client));
-        client.transport_config(transport());
-        let dialer = Dialer {
-            links: links.clone(),
-            client,
-            peer: peer.clone(),
-            refused,
-        };
-        tasks.push(tokio::spawn(dialer.run()));
-    }
-    Ok(SyncHandle {
+    let tasks = vec![tokio::spawn(accept_loop(links.clone(), refused_clients))];
+    let mut handle = SyncHandle {
         endpoint,
         registry,
         stop,
         tasks,
+        dialers: HashMap::new(),
+        pins,
+        links,
+        identity,
+        versions,
         local_addr,
-    })
+    };
+    handle.apply_peers(&config.peers, &[])?;
+    Ok(handle)
 }
 
 /// Counts non-QUIC datagrams; logs the first and then at most one line
@@ -339,7 +421,7 @@ async fn accept_loop(links: Links, refused: Arc<LastRefused>) {
                         }
                         (PinFailure::NoCommonVersion, _) => format!(
                             "it offered no sync protocol version this node speaks ({}); upgrade the office running the older puente",
-                            list_versions(&node.config.protocols)
+                            list_versions(&node.config().protocols)
                         ),
                         _ => format!("handshake failed: {e}"),
                     };
@@ -357,10 +439,18 @@ async fn accept_loop(links: Links, refused: Arc<LastRefused>) {
                     return;
                 }
             };
-            // The verifier admitted only pinned certificates.
-            let Some(peer) = peer_fingerprint(&conn)
-                .and_then(|fp| node.config.peer_by_fingerprint(&fp).cloned())
+            // The verifier admitted only certificates pinned at that moment;
+            // a reload may have unpinned one since.
+            let fingerprint = peer_fingerprint(&conn);
+            let Some(peer) =
+                fingerprint.and_then(|fp| node.config().peer_by_fingerprint(&fp).cloned())
             else {
+                let reason = match fingerprint {
+                    Some(fp) => format!("certificate {fp} is not pinned in this node's config"),
+                    None => "it presented no certificate".to_string(),
+                };
+                tracing::warn!(%remote, "refused a connection: {reason}");
+                node.record_refusal(remote.to_string(), reason, node.now_ms());
                 conn.close(ErrorCode::Internal.code().into(), b"no pinned certificate");
                 return;
             };
@@ -462,7 +552,7 @@ impl Dialer {
             )),
             PinFailure::NoCommonVersion => Some(format!(
                 "no sync protocol version in common with {addr}: this node speaks {} and the peer none of them (puente 0.1.0 speaks only 1); upgrade the office running the older puente",
-                list_versions(&self.links.node.config.protocols)
+                list_versions(&self.links.node.config().protocols)
             )),
             PinFailure::Other => None,
         }

@@ -271,10 +271,10 @@ impl Executor {
         let node = &shared.node;
         let local = LocalInfo {
             site: node.site(),
-            node: node.config.name.clone(),
-            schema_hash: node.schema.hash().to_string(),
-            schema: node.schema.canonical(),
-            versions: node.config.protocols.clone(),
+            node: node.config().name.clone(),
+            schema_hash: node.schema().hash().to_string(),
+            schema: node.schema().canonical(),
+            versions: node.config().protocols.clone(),
         };
         let head = *node.subscribe_head().borrow();
         let epoch = Instant::now();

@@ -10,7 +10,7 @@
 //! whole trust decision.
 
 use std::collections::BTreeSet;
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, RwLock};
 
 use quinn::{ConnectionError, TransportErrorCode};
 
@@ -141,10 +141,34 @@ impl Signatures {
     }
 }
 
+/// The fingerprints a node accepts clients with, shared with its server
+/// verifier: rustls configs are immutable, so a reload replaces the set
+/// inside, and the next handshake sees it.
+#[derive(Debug, Clone, Default)]
+pub struct PinSet(Arc<RwLock<BTreeSet<Fingerprint>>>);
+
+impl PinSet {
+    pub fn new(pinned: impl IntoIterator<Item = Fingerprint>) -> PinSet {
+        PinSet(Arc::new(RwLock::new(pinned.into_iter().collect())))
+    }
+
+    /// Puts a new set in force (a reload).
+    pub fn replace(&self, pinned: impl IntoIterator<Item = Fingerprint>) {
+        *self.0.write().unwrap_or_else(|e| e.into_inner()) = pinned.into_iter().collect();
+    }
+
+    pub fn contains(&self, fp: &Fingerprint) -> bool {
+        self.0
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .contains(fp)
+    }
+}
+
 /// Accepts a client whose certificate fingerprint is in `pinned`.
 #[derive(Debug)]
 struct PinnedClients {
-    pinned: BTreeSet<Fingerprint>,
+    pinned: PinSet,
     signatures: Signatures,
     refused: Arc<LastRefused>,
 }
@@ -249,18 +273,19 @@ impl ServerCertVerifier for PinnedServer {
     }
 }
 
-/// The TLS server side: this node's certificate, pinned clients only; of
-/// the ALPN names the client offers, the newest version this node speaks
-/// is chosen (rustls picks by the server's order).
+/// The TLS server side: this node's certificate, clients pinned in
+/// `pinned` only (read at every handshake); of the ALPN names the client
+/// offers, the newest version this node speaks is chosen (rustls picks by
+/// the server's order).
 pub fn server_crypto(
     identity: &NodeIdentity,
-    pinned: impl IntoIterator<Item = Fingerprint>,
+    pinned: PinSet,
     refused: Arc<LastRefused>,
     versions: &[u16],
 ) -> Result<quinn::crypto::rustls::QuicServerConfig, TlsSetupError> {
     let provider = provider();
     let verifier = Arc::new(PinnedClients {
-        pinned: pinned.into_iter().collect(),
+        pinned,
         signatures: Signatures(provider.clone()),
         refused,
     });
@@ -270,6 +295,12 @@ pub fn server_crypto(
         .with_single_cert(vec![identity.cert.clone()], identity.key.clone_key())?;
     config.alpn_protocols = alpn_list(versions);
     config.max_early_data_size = 0;
+    // No session resumption: a resumed TLS 1.3 handshake skips the client
+    // certificate check, so a peer unpinned by a reload could come back on
+    // a ticket of its last session. Every handshake is a full one (one
+    // per connection, which lives for hours).
+    config.session_storage = Arc::new(rustls::server::NoServerSessionStorage {});
+    config.send_tls13_tickets = 0;
     quinn::crypto::rustls::QuicServerConfig::try_from(config)
         .map_err(|e| TlsSetupError::Quic(e.to_string()))
 }
@@ -295,6 +326,8 @@ pub fn client_crypto(
         .with_client_auth_cert(vec![identity.cert.clone()], identity.key.clone_key())?;
     config.alpn_protocols = alpn_list(versions);
     config.enable_early_data = false;
+    // Every handshake checks the pinned certificate (see server_crypto).
+    config.resumption = rustls::client::Resumption::disabled();
     quinn::crypto::rustls::QuicClientConfig::try_from(config)
         .map_err(|e| TlsSetupError::Quic(e.to_string()))
 }

@@ -34,7 +34,7 @@ pub(super) async fn validate_batch(
     complete: bool,
     head: u64,
 ) -> Result<Received, Violation> {
-    let schema = shared.node.schema.clone();
+    let schema = shared.node.schema();
     let peer = peer_ref(shared, peer_site);
     let validated: Validated = if batch.changes.len() <= INLINE_VALIDATION {
         validate(&schema, &peer, batch).map_err(store_violation)?

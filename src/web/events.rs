@@ -93,7 +93,7 @@ pub async fn new_form(State(app): State<Shared>, ctx: Ctx) -> Response {
         Err(r) => return r,
     };
     let today = now(&app).to_zoned_datetime(app.tz.clone()).date();
-    let input = EventInput::blank(today, &app.node.config.name);
+    let input = EventInput::blank(today, &app.node.config().name);
     ctx.page(
         StatusCode::OK,
         event_form::render(

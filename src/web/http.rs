@@ -121,7 +121,7 @@ impl Ctx {
     pub fn chrome<'a>(&'a self, app: &'a WebState) -> Chrome<'a> {
         Chrome {
             lang: self.lang,
-            office: &app.node.config.name,
+            office: app.offices.first().map_or("", String::as_str),
             zone: &app.zone,
             staff: self
                 .session

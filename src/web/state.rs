@@ -49,9 +49,9 @@ pub struct WebState {
 
 impl WebState {
     pub fn new(node: Arc<Node>, tz: TimeZone, zone: String, secure: bool) -> WebState {
-        let mut offices = vec![node.config.name.clone()];
-        offices.extend(node.config.peers.iter().map(|p| p.name.clone()));
-        let schema: &Schema = &node.schema;
+        let mut offices = vec![node.config().name.clone()];
+        offices.extend(node.config().peers.iter().map(|p| p.name.clone()));
+        let schema: &Schema = &node.schema();
         let sealed = schema
             .tables
             .iter()
@@ -70,7 +70,7 @@ impl WebState {
             .collect();
         let now = node.now_ms();
         WebState {
-            edits: EditLog::new(&node.config.data_dir),
+            edits: EditLog::new(&node.config().data_dir),
             node,
             sessions: Sessions::default(),
             limiter: Mutex::new(Limiter::new(ratelimit::PER_CLIENT, ratelimit::GLOBAL, now)),
@@ -119,7 +119,7 @@ impl WebState {
             })
             .await
             .map_err(|e| StoreError::Corrupt {
-                path: self.node.config.database_path(),
+                path: self.node.config().database_path(),
                 detail: e.to_string(),
             })??;
         let rows = Arc::new(rows);
