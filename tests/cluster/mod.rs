@@ -283,4 +283,10 @@ pub fn assert_replica_sound(office: &Office, schema_text: &str) {
         office.name
     );
     assert_eq!(stats.sealed_cells, sealed, "{}", office.name);
+    assert_eq!(
+        store.sealed_to_old_keys(),
+        store.recount_sealed_to_old_keys().unwrap(),
+        "{}: the keyset counts drifted",
+        office.name
+    );
 }
