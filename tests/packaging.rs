@@ -93,44 +93,63 @@ fn files_land_where_the_unit_and_docs_expect_them() {
         "/usr/share/doc/puente/examples/tijuana.toml",
         "/usr/share/doc/puente/examples/san-diego.toml",
         "/usr/share/doc/puente/examples/schema.toml",
+        "/usr/share/doc/puente/operations.md",
     ] {
         assert!(
             installed.iter().any(|p| p == want),
             "{want} is not packaged: {installed:?}"
         );
     }
-    let unit = std::fs::read_to_string(root().join("config/puente.service")).unwrap();
-    for line in unit.lines() {
-        if let Some(doc) = line.strip_prefix("Documentation=file:") {
-            assert!(
-                installed.iter().any(|p| p == doc),
-                "the unit's {doc} is not packaged"
-            );
-        }
-        if let Some(exec) = line.strip_prefix("ExecStart=") {
-            let bin = exec.split_whitespace().next().unwrap();
-            assert!(
-                installed.iter().any(|p| p == bin),
-                "the unit runs {bin}, which is not packaged"
-            );
+    for unit in [
+        "config/puente.service",
+        "config/puente-backup.service",
+        "config/puente-backup.timer",
+    ] {
+        let unit = std::fs::read_to_string(root().join(unit)).unwrap();
+        for line in unit.lines() {
+            if let Some(doc) = line.strip_prefix("Documentation=file:") {
+                assert!(
+                    installed.iter().any(|p| p == doc),
+                    "the unit's {doc} is not packaged"
+                );
+            }
+            if let Some(exec) = line.strip_prefix("ExecStart=") {
+                let bin = exec.split_whitespace().next().unwrap();
+                assert!(
+                    installed.iter().any(|p| p == bin),
+                    "the unit runs {bin}, which is not packaged"
+                );
+            }
         }
     }
 }
 
 #[test]
-fn the_systemd_unit_is_found_by_cargo_deb() {
+fn the_systemd_units_are_found_by_cargo_deb() {
     let meta = deb_metadata();
     let units = meta["systemd-units"]
-        .as_table()
-        .expect("systemd-units is a table");
-    let dir = units["unit-scripts"].as_str().unwrap();
-    let name = units["unit-name"].as_str().unwrap();
-    // cargo-deb looks for UNIT-SCRIPTS/<package>.service.
-    assert_eq!(name, env!("CARGO_PKG_NAME"));
-    assert!(root().join(dir).join(format!("{name}.service")).is_file());
-    // Not enabled or started before the admin has written a node config.
-    assert_eq!(units["enable"].as_bool(), Some(false));
-    assert_eq!(units["start"].as_bool(), Some(false));
+        .as_array()
+        .expect("systemd-units is a list of units");
+    let names: Vec<&str> = units
+        .iter()
+        .map(|u| u["unit-name"].as_str().unwrap())
+        .collect();
+    assert_eq!(names, [env!("CARGO_PKG_NAME"), "puente-backup"]);
+    for (unit, kinds) in units.iter().zip([&["service"][..], &["service", "timer"]]) {
+        let dir = unit["unit-scripts"].as_str().unwrap();
+        let name = unit["unit-name"].as_str().unwrap();
+        // cargo-deb looks for UNIT-SCRIPTS/<unit-name>.<kind>.
+        for kind in kinds {
+            assert!(
+                root().join(dir).join(format!("{name}.{kind}")).is_file(),
+                "{name}.{kind}"
+            );
+        }
+        // Not enabled or started before the admin has written a node
+        // config (or chosen to back up).
+        assert_eq!(unit["enable"].as_bool(), Some(false), "{name}");
+        assert_eq!(unit["start"].as_bool(), Some(false), "{name}");
+    }
 }
 
 #[test]

@@ -86,7 +86,8 @@ fn exposure(unit: &Path) -> (f64, String) {
         "--offline=true",
         unit.to_str().unwrap(),
     ]);
-    let marker = format!("Overall exposure level for {UNIT_NAME}:");
+    let name = unit.file_name().unwrap().to_str().unwrap();
+    let marker = format!("Overall exposure level for {name}:");
     let line = text
         .lines()
         .find_map(|l| l.split_once(&marker).map(|(_, rest)| rest.trim()))
@@ -186,4 +187,68 @@ fn the_exposure_check_catches_an_unconfined_unit() {
     let (_dir, unit) = temp_unit(&bare);
     let (value, report) = exposure(&unit);
     assert!(value > MAX_EXPOSURE, "{report}");
+}
+
+#[test]
+fn the_unit_reloads_on_sighup() {
+    // `systemctl reload puente` sends SIGHUP; the daemon re-reads its files.
+    assert!(
+        unit_text()
+            .lines()
+            .any(|l| l == "ExecReload=/bin/kill -HUP $MAINPID"),
+        "the unit has no ExecReload"
+    );
+}
+
+const BACKUP_EXEC: &str = "ExecStart=/usr/bin/puente backup --dir /var/lib/puente-backups --keep 14 --config /etc/puente/puente.toml";
+
+/// The backup service and timer in one temp dir (the timer activates the
+/// service by name), the service running the binary under test.
+fn temp_backup_units() -> (tempfile::TempDir, PathBuf, PathBuf) {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("config");
+    let service = std::fs::read_to_string(root.join("puente-backup.service")).unwrap();
+    let timer = std::fs::read_to_string(root.join("puente-backup.timer")).unwrap();
+    assert_eq!(
+        service.matches(BACKUP_EXEC).count(),
+        1,
+        "the backup runs `{BACKUP_EXEC}`"
+    );
+    let exec = BACKUP_EXEC.replace("/usr/bin/puente", env!("CARGO_BIN_EXE_puente"));
+    let dir = tempfile::tempdir().unwrap();
+    let (s, t) = (
+        dir.path().join("puente-backup.service"),
+        dir.path().join("puente-backup.timer"),
+    );
+    std::fs::write(&s, service.replace(BACKUP_EXEC, &exec)).unwrap();
+    std::fs::write(&t, timer).unwrap();
+    (dir, s, t)
+}
+
+#[test]
+fn the_backup_service_and_timer_verify_without_warnings_and_are_confined() {
+    let (_dir, service, timer) = temp_backup_units();
+    for unit in [&service, &timer] {
+        let problems = verify_problems(unit);
+        assert!(
+            problems.is_empty(),
+            "systemd-analyze verify {}:\n{}",
+            unit.display(),
+            problems.join("\n")
+        );
+    }
+    let (value, report) = exposure(&service);
+    assert!(
+        value <= MAX_EXPOSURE,
+        "exposure {value} is above {MAX_EXPOSURE}:\n{report}"
+    );
+    // The command line it runs is one the binary accepts.
+    let args: Vec<&str> = BACKUP_EXEC.split_whitespace().skip(1).collect();
+    let out = Command::new(env!("CARGO_BIN_EXE_puente"))
+        .args(["backup", "--help"])
+        .output()
+        .unwrap();
+    let help = String::from_utf8_lossy(&out.stdout);
+    for flag in args.iter().filter(|a| a.starts_with("--")) {
+        assert!(help.contains(flag), "`puente backup` has no {flag}");
+    }
 }
