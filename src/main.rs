@@ -81,7 +81,8 @@ enum Command {
         /// Outreach events behind the web agenda figures.
         #[arg(long, default_value_t = 2_000)]
         web_events: usize,
-        /// Comma-separated subset: merge, catchup, latency, seal, idle, web.
+        /// Comma-separated subset: merge, catchup, latency, seal, idle, web,
+        /// backup, reseal.
         #[arg(long)]
         only: Option<String>,
         /// Also write the figures as JSON to FILE.

@@ -11,6 +11,7 @@
 pub mod catchup;
 pub mod data;
 pub mod latency;
+pub mod life;
 pub mod merge;
 pub mod report;
 pub mod seal;
@@ -43,6 +44,12 @@ pub struct BenchOptions {
 
 /// Requests per web figure.
 const WEB_SAMPLES: usize = 40;
+
+/// Cells re-sealed per `--seal-count` (4,000 by default: 16,000 cells, long
+/// enough for a few hundred live puts during the reseal).
+const RESEAL_CELLS_PER_SEAL: usize = 4;
+
+mod life_figures;
 
 fn wanted(opts: &BenchOptions, name: &str) -> bool {
     opts.only
@@ -134,6 +141,19 @@ pub fn run(opts: &BenchOptions) -> Result<Report> {
     if wanted(opts, "web") {
         let f = runtime.block_on(web::run(opts.web_events, WEB_SAMPLES))?;
         figures.extend(web::figures(&f));
+    }
+    if wanted(opts, "backup") {
+        let runs = life::backups(opts.rows, repeat)?;
+        life_figures::backup(&mut figures, &runs, opts.rows);
+    }
+    if wanted(opts, "reseal") {
+        let cells = opts.seal_count * RESEAL_CELLS_PER_SEAL;
+        let runs = (0..repeat)
+            .map(|_| runtime.block_on(life::reseal(cells)))
+            .collect::<Result<Vec<_>>>()?;
+        life_figures::reseal(&mut figures, &runs);
+        let puts = runtime.block_on(life::puts_during_reseal(cells, opts.latency_samples))?;
+        life_figures::puts(&mut figures, &puts);
     }
     if wanted(opts, "catchup") || wanted(opts, "idle") {
         let (mut plain, mut encrypted) = (Vec::new(), Vec::new());
