@@ -410,6 +410,26 @@ impl Store {
     }
 }
 
+impl Store {
+    /// Ids of the rows whose `column` was written here after change
+    /// sequence `seq` (what an unseal opened, for the audit log).
+    pub fn rows_written_since(
+        &self,
+        table: &str,
+        column: &str,
+        seq: u64,
+    ) -> Result<Vec<String>, StoreError> {
+        let t = self.table_index(table)?;
+        let c = self.column_index(t, column)?;
+        Ok(self
+            .all_rows(t)?
+            .into_iter()
+            .filter(|(_, clocks, _)| clocks.0[c].is_written() && clocks.0[c].seq > seq)
+            .map(|(id, _, _)| id)
+            .collect())
+    }
+}
+
 /// Changes one column of the layout record.
 fn set(layout: &mut [StoredTable], table: &str, column: &str, f: impl FnOnce(&mut ColumnDef)) {
     if let Some(c) = layout

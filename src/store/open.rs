@@ -95,6 +95,27 @@ impl Store {
         )
     }
 
+    /// Opens the replica as it records its layout, without adopting
+    /// `schema` (for `puente schema plan` and `apply`, which adopt
+    /// explicitly).
+    pub fn open_unadopted(
+        path: &Path,
+        at_rest: &AtRest,
+        schema: Arc<Schema>,
+        keyring: Arc<Keyring>,
+        clock: Arc<dyn WallClock>,
+    ) -> Result<Store, StoreError> {
+        Store::open_inner(
+            path,
+            at_rest,
+            schema,
+            keyring,
+            clock,
+            SiteId::random(),
+            None,
+        )
+    }
+
     fn open_full(
         path: &Path,
         at_rest: &AtRest,
@@ -103,6 +124,18 @@ impl Store {
         clock: Arc<dyn WallClock>,
         new_site: SiteId,
         allow: &Allow,
+    ) -> Result<Store, StoreError> {
+        Store::open_inner(path, at_rest, schema, keyring, clock, new_site, Some(allow))
+    }
+
+    fn open_inner(
+        path: &Path,
+        at_rest: &AtRest,
+        schema: Arc<Schema>,
+        keyring: Arc<Keyring>,
+        clock: Arc<dyn WallClock>,
+        new_site: SiteId,
+        allow: Option<&Allow>,
     ) -> Result<Store, StoreError> {
         let dir = path
             .parent()
@@ -139,7 +172,10 @@ impl Store {
                 clock,
                 new_site,
             )?;
-            store.adopted(schema, allow)
+            match allow {
+                Some(allow) => store.adopted(schema, allow),
+                None => Ok(store),
+            }
         });
         if result.is_err() && !existed {
             for p in cipher::companions(path) {
