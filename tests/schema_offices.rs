@@ -27,7 +27,8 @@ async fn offices_upgrade_their_schema_one_at_a_time_and_lose_nothing() {
     let mut c = Cluster::new(&[("tijuana", true), ("san-diego", false)]);
     c.link(TJ, SD);
     c.start_all().await;
-    c[TJ].put("outreach_events", "before", &[("title", "Antes")])
+    c[TJ]
+        .put("outreach_events", "before", &[("title", "Antes")])
         .await;
     wait_converged("in sync before the change", &[&c[TJ], &c[SD]]).await;
 
@@ -59,7 +60,8 @@ async fn offices_upgrade_their_schema_one_at_a_time_and_lose_nothing() {
         wait_for("the differences in status", || async {
             let s = office.status().await;
             let p = &s.peers[0];
-            says.iter().all(|w| p.schema_differences.iter().any(|d| d == w))
+            says.iter()
+                .all(|w| p.schema_differences.iter().any(|d| d == w))
                 && p.schema_advice
                     .as_deref()
                     .is_some_and(|a| a.contains("same schema file"))
@@ -80,8 +82,12 @@ async fn offices_upgrade_their_schema_one_at_a_time_and_lose_nothing() {
         .await;
         written_at_tj.push(("outreach_events", id, "accessibility", "rampa"));
         let vid = format!("vol-{i}");
-        tj.put("volunteers", &vid, &[("name", "Voluntaria"), ("phone", "+52 664 1")])
-            .await;
+        tj.put(
+            "volunteers",
+            &vid,
+            &[("name", "Voluntaria"), ("phone", "+52 664 1")],
+        )
+        .await;
         written_at_tj.push(("volunteers", vid, "name", "Voluntaria"));
         let sid = format!("sd-{i}");
         sd.put("outreach_events", &sid, &[("title", "Written meanwhile")])
@@ -89,8 +95,14 @@ async fn offices_upgrade_their_schema_one_at_a_time_and_lose_nothing() {
         written_at_sd.push(("outreach_events", sid, "title", "Written meanwhile"));
     }
     // Nothing crossed.
-    assert_eq!(cell(sd, "outreach_events", "tj-3", "title", false).await, None);
-    assert_eq!(cell(tj, "outreach_events", "sd-3", "title", false).await, None);
+    assert_eq!(
+        cell(sd, "outreach_events", "tj-3", "title", false).await,
+        None
+    );
+    assert_eq!(
+        cell(tj, "outreach_events", "sd-3", "title", false).await,
+        None
+    );
 
     // San Diego gets the same schema file.
     std::fs::write(c[SD].dir.join("schema.toml"), &newer).unwrap();
@@ -114,7 +126,9 @@ async fn offices_upgrade_their_schema_one_at_a_time_and_lose_nothing() {
     // The sealed column of the new table stays sealed at San Diego and
     // opens at Tijuana.
     assert_eq!(
-        cell(tj, "volunteers", "vol-2", "phone", true).await.as_deref(),
+        cell(tj, "volunteers", "vol-2", "phone", true)
+            .await
+            .as_deref(),
         Some("+52 664 1")
     );
 }
