@@ -32,7 +32,7 @@ fn parse(text: &str) -> Result<Arc<Schema>> {
 pub fn run(rows: usize) -> Result<SchemaFigures> {
     let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
     let recipient = age::x25519::Identity::generate().to_public().to_string();
-    let schema = data::schema(&[recipient.clone()]);
+    let schema = data::schema(std::slice::from_ref(&recipient));
     let pool = data::ciphertext_pool(&schema, 64);
     let data_rows = data::rows(&schema, rows, &pool, 5);
     let dir = TempDir::new()?;
