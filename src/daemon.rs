@@ -130,7 +130,7 @@ impl Running {
                 .apply_peers(&peers, &plan.peers_dropped)
                 .map_err(|e| e.to_string())?;
         }
-        if plan.recipients_changed {
+        if plan.schema_changed {
             self.sync.reconnect_all();
         }
         if let Some(level) = &plan.log_level {

@@ -15,9 +15,11 @@ use std::path::Path;
 use cluster::*;
 use puente::lab::scan::files_under;
 
-const GONE_BEFORE: &str = "estatus-antes-7731";
-const GONE_NOW: &str = "estatus-olvidar-7731";
-const KEPT: &str = "estatus-conservar-7731";
+// Shared values a byte scan can tell apart: arrival dates no other row of
+// a fresh replica holds (residents' shared columns are typed).
+const GONE_BEFORE: &str = "1907-03-17";
+const GONE_NOW: &str = "1911-05-23";
+const KEPT: &str = "1915-09-29";
 
 /// The sealed ciphertext stored for residents/`id`/full_name (read from
 /// the running office's plain replica).
@@ -57,7 +59,10 @@ async fn a_deleted_resident_leaves_no_byte_in_either_replica_after_sync_and_chec
     c[0].put(
         "residents",
         gone,
-        &[("status", GONE_BEFORE), ("full_name", "Primera Version")],
+        &[
+            ("arrival_date", GONE_BEFORE),
+            ("full_name", "Primera Version"),
+        ],
     )
     .await;
     wait_converged("the first version everywhere", &[&c[0], &c[1]]).await;
@@ -65,13 +70,13 @@ async fn a_deleted_resident_leaves_no_byte_in_either_replica_after_sync_and_chec
     c[0].put(
         "residents",
         gone,
-        &[("status", GONE_NOW), ("full_name", "Segunda Version")],
+        &[("arrival_date", GONE_NOW), ("full_name", "Segunda Version")],
     )
     .await;
     c[1].put(
         "residents",
         kept,
-        &[("status", KEPT), ("full_name", "Se Queda")],
+        &[("arrival_date", KEPT), ("full_name", "Se Queda")],
     )
     .await;
     wait_converged("both residents everywhere", &[&c[0], &c[1]]).await;

@@ -239,7 +239,7 @@ async fn an_unfinished_reseal_resumes_when_the_node_starts_again() {
     // then the process dies.
     let both = schema(&[TEST_RECIPIENT, RECOVERY_RECIPIENT]);
     r.store
-        .set_schema_and_keyring(both.clone(), r.store.keyring().clone())
+        .reload_schema(both.clone(), r.store.keyring().clone())
         .unwrap();
     assert_eq!(r.store.sealed_to_old_keys()["mx"], 100);
     r.store.set_pending_reseal(&["mx".to_string()]).unwrap();

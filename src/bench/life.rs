@@ -223,7 +223,7 @@ fn stale_node(rows: usize) -> Result<Stale> {
         store.put_many(data::TABLE, batch)?;
         left -= n;
     }
-    store.set_schema_and_keyring(new.clone(), keyring)?;
+    store.reload_schema(new.clone(), keyring)?;
     let config = NodeConfig::parse(
         &dir.path().join("puente.toml"),
         "name = \"bench\"\nlisten = \"127.0.0.1:7441\"\ndata_dir = \"data\"\nadmin_socket = \"admin.sock\"\nschema = \"schema.toml\"\n[tls]\ncert = \"c\"\nkey = \"k\"\n",

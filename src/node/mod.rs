@@ -24,6 +24,7 @@ pub mod replica_key;
 pub mod reseal;
 pub mod restore;
 mod running;
+pub mod schema_change;
 pub mod status;
 pub mod storage;
 

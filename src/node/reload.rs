@@ -6,18 +6,21 @@
 //! Owns: `plan`, the comparison of the running config and schema with the
 //! new ones, without IO (peers added, removed or changed; identities;
 //! recipients; log level; settings that need a restart, said in words),
-//! and `Node::reload`, which swaps the config, schema and keyring in the
-//! node and the store. The sync layer follows the new peer list
-//! (`SyncHandle::apply_peers`, called by the daemon).
-//! Must not: read files (the daemon's preflight does), or accept a schema
-//! whose tables, columns or privacy classes changed: that is a migration
-//! (issue 13 hooks it in here, in place of the refusal).
+//! and `Node::reload`, which has the replica adopt the schema as at start
+//! (`Store::reload_schema`: additive changes and shared → sealed; a drop,
+//! an unseal, a new seal group or type refused in the words of `puente
+//! schema plan`, the running schema and config kept), then swaps the
+//! config and schema in the node. The sync layer follows the new peer list
+//! (`SyncHandle::apply_peers`) and reconnects every session after a schema
+//! change (the daemon calls both).
+//! Must not: read files (the daemon's preflight does).
 
 use std::sync::Arc;
 
 use crate::config::{NodeConfig, PeerConfig, Schema};
 use crate::node::Node;
 use crate::seal::Keyring;
+use crate::store::StoreError;
 
 /// What a reload changes, in words and as flags for the daemon.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -28,39 +31,29 @@ pub struct Plan {
     pub peers_changed: bool,
     /// Names of peers removed or re-pinned (their connections close).
     pub peers_dropped: Vec<String>,
-    /// The schema's recipients changed (sessions reconnect so that each
-    /// side's Hello carries the new schema).
-    pub recipients_changed: bool,
+    /// The schema changed (recipients, tables or columns): sessions
+    /// reconnect so that each side's Hello carries the new schema.
+    pub schema_changed: bool,
     /// The identity files changed.
     pub identities_changed: bool,
     /// The log level to set, when it changed.
     pub log_level: Option<String>,
 }
 
+/// The first 16 hex digits of a schema hash (`puente check` prints it
+/// whole, `puente status --json` as `schema_hash`).
+fn short_hash(hash: &str) -> &str {
+    hash.get(..16).unwrap_or(hash)
+}
+
 fn same_peer(a: &PeerConfig, b: &PeerConfig) -> bool {
     a.name == b.name && a.fingerprint == b.fingerprint && a.address == b.address
 }
 
-/// Compares the running config and schema with the new ones. Refuses (with
-/// the sentence to show) a schema whose layout changed.
-pub fn plan(
-    old: &NodeConfig,
-    old_schema: &Schema,
-    new: &NodeConfig,
-    new_schema: &Schema,
-) -> Result<Plan, String> {
-    if old_schema.layout_hash() != new_schema.layout_hash() {
-        let differences = crate::config::diff::differences(
-            &old_schema.canonical(),
-            &new_schema.canonical(),
-            "the reloaded file",
-        );
-        return Err(format!(
-            "{}: the schema's tables, columns or privacy classes changed ({}); a reload applies recipient changes only: restart to apply table/column changes (systemctl restart puente)",
-            new.schema_file.display(),
-            differences.join("; ")
-        ));
-    }
+/// Compares the running config and schema with the new ones. What the
+/// replica makes of a changed schema's tables and columns is the store's
+/// to say (`Node::reload` adds it).
+pub fn plan(old: &NodeConfig, old_schema: &Schema, new: &NodeConfig, new_schema: &Schema) -> Plan {
     let mut plan = Plan::default();
     for p in &new.peers {
         match old.peers.iter().find(|o| o.name == p.name) {
@@ -97,7 +90,12 @@ pub fn plan(
             .iter()
             .any(|p| !old.peers.iter().any(|o| same_peer(o, p)));
     if old_schema.hash() != new_schema.hash() {
-        plan.recipients_changed = true;
+        plan.schema_changed = true;
+        plan.messages.push(format!(
+            "schema hash {} (was {}): sessions reconnect so that peers see the new schema; every office needs the same file",
+            short_hash(new_schema.hash()),
+            short_hash(old_schema.hash())
+        ));
         for (name, group) in &new_schema.groups {
             let before = old_schema
                 .group(name)
@@ -161,29 +159,47 @@ pub fn plan(
             ));
         }
     }
-    if plan.messages.is_empty() {
-        plan.messages.push("nothing changed".into());
-    }
-    Ok(plan)
+    plan
 }
 
 impl Node {
-    /// Puts a reloaded config, schema and keyring in force: checks the plan
-    /// (a layout change is refused and nothing changes), then swaps the
-    /// schema and keyring in the replica and the config and schema in the
-    /// node. Sync follows through the daemon (`SyncHandle::apply_peers`).
+    /// Puts a reloaded config, schema and keyring in force: the replica
+    /// takes the keyring and adopts the schema (a change it may not make
+    /// by itself is refused, and then nothing changes: the running config,
+    /// schema and keyring stay), then the node swaps its config and
+    /// schema. Sync follows through the daemon.
     pub async fn reload(
         self: &Arc<Self>,
         config: NodeConfig,
         schema: Arc<Schema>,
         keyring: Arc<Keyring>,
     ) -> Result<Plan, String> {
-        let plan = plan(&self.config(), &self.schema(), &config, &schema)?;
+        let mut plan = plan(&self.config(), &self.schema(), &config, &schema);
         let for_store = schema.clone();
-        self.with_store(move |s| s.set_schema_and_keyring(for_store, keyring))
+        let (planned, adopted) = self
+            .with_store(move |s| {
+                let planned = s.schema_plan(&for_store);
+                (planned, s.reload_schema(for_store, keyring))
+            })
             .await
-            .map_err(|e| e.to_string())?
             .map_err(|e| e.to_string())?;
+        let file = config.schema_file.display().to_string();
+        match adopted {
+            Ok(done) => plan
+                .messages
+                .extend(done.describe().into_iter().map(|c| format!("schema: {c}"))),
+            Err(StoreError::SchemaChangeRefused { why, .. }) => {
+                let changes = planned.map(|p| p.describe()).unwrap_or_default();
+                return Err(format!(
+                    "{file}: a reload adopts additive schema changes only; adopting this schema would {}. {why}. The running schema is kept",
+                    changes.join("; ")
+                ));
+            }
+            Err(e) => return Err(format!("{file}: {e}. The running schema is kept")),
+        }
+        if plan.messages.is_empty() {
+            plan.messages.push("nothing changed".into());
+        }
         self.swap_config(config, schema);
         Ok(plan)
     }
@@ -225,9 +241,9 @@ address = "127.0.0.1:7442"
 
     #[test]
     fn an_unchanged_reload_changes_nothing() {
-        let p = plan(&config(CONFIG), &schema(""), &config(CONFIG), &schema("")).unwrap();
-        assert_eq!(p.messages, ["nothing changed"]);
-        assert!(!p.peers_changed && !p.recipients_changed && p.log_level.is_none());
+        let p = plan(&config(CONFIG), &schema(""), &config(CONFIG), &schema(""));
+        assert!(p.messages.is_empty(), "{:?}", p.messages);
+        assert!(!p.peers_changed && !p.schema_changed && p.log_level.is_none());
     }
 
     #[test]
@@ -238,9 +254,9 @@ address = "127.0.0.1:7442"
         )
         .replace("schema = \"schema.toml\"", "schema = \"schema.toml\"\nlog_level = \"debug\"\n[privacy]\nidentities = [\"keys/mx.key\"]");
         let more = schema(", \"age1s3qh2ae5svz38yeexsl600cyzq6663seetmnuwjt6vzu9w0lef9qjaraxf\"");
-        let p = plan(&config(CONFIG), &schema(""), &config(&new), &more).unwrap();
+        let p = plan(&config(CONFIG), &schema(""), &config(&new), &more);
         assert!(p.peers_changed && p.peers_dropped.is_empty());
-        assert!(p.recipients_changed && p.identities_changed);
+        assert!(p.schema_changed && p.identities_changed);
         assert_eq!(p.log_level.as_deref(), Some("debug"));
         let text = p.messages.join("\n");
         for want in [
@@ -256,7 +272,7 @@ address = "127.0.0.1:7442"
     #[test]
     fn a_removed_or_repinned_peer_is_dropped() {
         let removed = CONFIG.split("[[peers]]").next().unwrap().to_string();
-        let p = plan(&config(CONFIG), &schema(""), &config(&removed), &schema("")).unwrap();
+        let p = plan(&config(CONFIG), &schema(""), &config(&removed), &schema(""));
         assert_eq!(p.peers_dropped, ["san-diego"]);
         assert!(p.peers_changed);
         assert!(
@@ -270,14 +286,13 @@ address = "127.0.0.1:7442"
             &schema(""),
             &config(&repinned),
             &schema(""),
-        )
-        .unwrap();
+        );
         assert_eq!(p.peers_dropped, ["san-diego"]);
         assert!(p.messages[0].contains("re-pinned"), "{:?}", p.messages);
     }
 
     #[test]
-    fn a_layout_change_is_refused_and_restart_settings_are_named() {
+    fn a_layout_change_reconnects_sessions_and_restart_settings_are_named() {
         let mut wider = crate::config::schema::DEFAULT_SCHEMA.replace(
             "title = \"shared\"",
             "title = \"shared\"\nroom = \"shared\"",
@@ -287,13 +302,13 @@ address = "127.0.0.1:7442"
             "mx = [\"age1ntxrlk5rx0dn8tc9jesr4j0kp5sckg37xrmkqztl383w9ws9avxq65agtw\"]",
         );
         let wider = Schema::parse(Path::new("schema.toml"), &wider).unwrap();
-        let e = plan(&config(CONFIG), &schema(""), &config(CONFIG), &wider).unwrap_err();
-        assert!(
-            e.contains("restart to apply table/column changes") && e.contains("room"),
-            "{e}"
-        );
+        // What the replica makes of the new column is the store's to say.
+        let p = plan(&config(CONFIG), &schema(""), &config(CONFIG), &wider);
+        assert!(p.schema_changed, "{p:?}");
+        assert_eq!(p.messages.len(), 1, "{p:?}");
+        assert!(p.messages[0].starts_with("schema hash "), "{p:?}");
         let moved = CONFIG.replace("127.0.0.1:7441", "127.0.0.1:7449");
-        let p = plan(&config(CONFIG), &schema(""), &config(&moved), &schema("")).unwrap();
+        let p = plan(&config(CONFIG), &schema(""), &config(&moved), &schema(""));
         assert!(
             p.messages[0].starts_with("listen changed: not applied by a reload"),
             "{:?}",

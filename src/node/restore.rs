@@ -106,7 +106,9 @@ fn unusable(file: &Path, e: StoreError) -> RestoreError {
         ),
         StoreError::NotSqlite { .. } => "is neither a SQLite database nor an age file, and no replica key was given to try: it is not a puente backup, or an encrypted one (give its replica key with --key-file)".to_string(),
         StoreError::NotPuente { .. } => "is a SQLite database but not a puente backup".to_string(),
-        StoreError::LayoutChanged { .. } => "is a backup of another schema: its tables, columns or privacy classes differ from this node's schema; restore it with the schema it was made with".to_string(),
+        StoreError::SchemaChangeRefused { why, .. } => format!(
+            "is a backup of another schema: this node's schema would {why}, which a restore never does; restore it with the schema it was made with"
+        ),
         StoreError::NewerFormat { found, known, .. } => format!(
             "has replica format {found}, newer than this build knows ({known}); restore it with the puente version that made it"
         ),

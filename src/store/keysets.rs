@@ -14,7 +14,7 @@ use std::collections::BTreeMap;
 
 use rusqlite::{Connection, OptionalExtension};
 
-use super::layout::quote;
+use super::layout::{TableSql, quote};
 use super::{SqlContext, Store, StoreError};
 use crate::config::Schema;
 use crate::seal::marker_of;
@@ -26,6 +26,10 @@ pub(crate) struct Keysets {
     counts: BTreeMap<String, BTreeMap<String, u64>>,
     /// Changed since the last save.
     dirty: bool,
+    /// Counted by a scan at open (none were saved): counted again once the
+    /// schema is adopted, since a replica migrated from format 1 records
+    /// no group names until then.
+    scanned: bool,
 }
 
 fn marker(value: &Value) -> &str {
@@ -103,12 +107,13 @@ impl Keysets {
         Some(Keysets {
             counts,
             dirty: false,
+            scanned: false,
         })
     }
 
     /// The saved counts, or a count by scanning every sealed column (a
     /// replica made before markers existed; saved with its next write).
-    pub fn load(conn: &Connection, schema: &Schema) -> Result<Keysets, StoreError> {
+    pub fn load(conn: &Connection, tables: &[TableSql]) -> Result<Keysets, StoreError> {
         let saved: Option<String> = conn
             .query_row(
                 "SELECT value FROM _puente_meta WHERE key = 'keysets'",
@@ -119,15 +124,16 @@ impl Keysets {
             .ctx("reading the keyset counts")?;
         match saved.as_deref().and_then(Keysets::decode) {
             Some(k) => Ok(k),
-            None => Keysets::scan(conn, schema),
+            None => Keysets::scan(conn, tables),
         }
     }
 
-    /// Counts by reading the first line of every sealed cell.
-    fn scan(conn: &Connection, schema: &Schema) -> Result<Keysets, StoreError> {
+    /// Counts by reading the first line of every sealed cell of `tables`
+    /// (the store's: slots with the schema's privacy).
+    fn scan(conn: &Connection, tables: &[TableSql]) -> Result<Keysets, StoreError> {
         let mut keysets = Keysets::default();
-        for table in &schema.tables {
-            for column in &table.columns {
+        for table in tables {
+            for column in &table.defs {
                 let Some(group) = column.group() else {
                     continue;
                 };
@@ -147,6 +153,7 @@ impl Keysets {
             }
         }
         keysets.dirty = true;
+        keysets.scanned = true;
         Ok(keysets)
     }
 }
@@ -169,6 +176,18 @@ impl Store {
         Ok(())
     }
 
+    /// Counts the keysets again from the cells (after a schema change, or
+    /// at open when they were counted before the schema was adopted).
+    pub(super) fn rescan_keysets(&mut self) -> Result<(), StoreError> {
+        self.state.keysets = Keysets::scan(&self.conn, &self.tables)?;
+        Ok(())
+    }
+
+    /// Whether the keysets were counted at open rather than read back.
+    pub(super) fn keysets_scanned(&self) -> bool {
+        self.state.keysets.scanned
+    }
+
     /// Per seal group with sealed columns: live cells not sealed to the
     /// group's current recipients (the schema's), counted without
     /// decrypting (O(groups)).
@@ -181,7 +200,7 @@ impl Store {
     pub fn recount_sealed_to_old_keys(&self) -> Result<BTreeMap<String, u64>, StoreError> {
         Ok(stale_per_group(
             &self.schema,
-            &Keysets::scan(&self.conn, &self.schema)?,
+            &Keysets::scan(&self.conn, &self.tables)?,
         ))
     }
 }

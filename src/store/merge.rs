@@ -86,7 +86,7 @@ impl Store {
         }
     }
 
-    fn hash_cell(
+    pub(super) fn hash_cell(
         &self,
         t: usize,
         id: &str,
@@ -94,11 +94,11 @@ impl Store {
         value: &Value,
         clock: &CellClock,
     ) -> super::Digest {
-        let table = &self.schema.tables[t];
+        let table = &self.tables[t];
         cell_hash(
             &table.name,
             id,
-            &table.columns[column].name,
+            &table.defs[column].name,
             value,
             clock.hlc,
             &self.state.sites[clock.site as usize],
@@ -133,7 +133,7 @@ impl Store {
                     written += 1;
                     let h = self.hash_cell(t, id, c, value, clock);
                     self.state.digest.add(&h);
-                    if let Some(group) = self.schema.tables[t].columns[c].group() {
+                    if let Some(group) = self.tables[t].defs[c].group() {
                         self.state.counts.sealed_cells += 1;
                         self.state.keysets.add(group, value);
                     }
@@ -158,7 +158,7 @@ impl Store {
         let seq = self.next_seq();
         number_written(&mut row.clocks, |c| outcomes[c].changed(), seq);
         for (c, outcome) in outcomes.iter().enumerate() {
-            let group = self.schema.tables[t].columns[c].group();
+            let group = self.tables[t].defs[c].group();
             match outcome {
                 CellOutcome::Kept => continue,
                 CellOutcome::Filled => {
@@ -258,7 +258,7 @@ impl Store {
                 if clock.is_written() {
                     let h = self.hash_cell(t, id, c, &existing.row.values[c], clock);
                     self.state.digest.sub(&h);
-                    if let Some(group) = self.schema.tables[t].columns[c].group() {
+                    if let Some(group) = self.tables[t].defs[c].group() {
                         self.state.counts.sealed_cells -= 1;
                         self.state.keysets.sub(group, &existing.row.values[c]);
                     }

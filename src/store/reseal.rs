@@ -31,7 +31,9 @@ pub struct ResealCursor {
 /// One cell to re-seal, as read.
 #[derive(Debug, Clone)]
 pub struct StaleCell {
+    /// Its slot and name.
     pub column: usize,
+    pub column_name: String,
     pub hlc: Hlc,
     pub site: SiteId,
     pub value: Vec<u8>,
@@ -41,6 +43,7 @@ pub struct StaleCell {
 #[derive(Debug, Clone)]
 pub struct StaleRow {
     pub table: usize,
+    pub table_name: String,
     pub id: String,
     pub cells: Vec<StaleCell>,
     pub new_hlc: Hlc,
@@ -56,12 +59,14 @@ pub struct StaleBatch {
     pub site: SiteId,
 }
 
-/// A re-sealed cell ready to write.
+/// A re-sealed cell ready to write, named (a reload may have changed the
+/// schema while it was sealed: it is found again by name).
 #[derive(Debug, Clone)]
 pub struct Resealed {
-    pub table: usize,
+    pub table: String,
     pub id: String,
-    pub column: usize,
+    pub column: String,
+    pub group: String,
     /// The version it replaces (skipped if the cell moved on).
     pub was: (Hlc, SiteId),
     pub hlc: Hlc,
@@ -95,10 +100,11 @@ impl Store {
         let mut rows = Vec::new();
         let mut scanned = 0usize;
         let mut cursor = from.clone();
-        while cursor.table < self.schema.tables.len() {
+        while cursor.table < self.tables.len() {
             let t = cursor.table;
-            let columns: Vec<usize> = self.schema.tables[t]
-                .columns
+            // Slots of the group's columns.
+            let columns: Vec<usize> = self.tables[t]
+                .defs
                 .iter()
                 .enumerate()
                 .filter(|(_, c)| c.group() == Some(group))
@@ -113,12 +119,12 @@ impl Store {
             }
             let names: Vec<String> = columns
                 .iter()
-                .map(|&c| quote(&self.schema.tables[t].columns[c].name))
+                .map(|&c| quote(&self.tables[t].defs[c].name))
                 .collect();
             let sql = format!(
                 "SELECT id, _puente_clocks, {} FROM {} WHERE id > ?1 ORDER BY id LIMIT ?2",
                 names.join(", "),
-                quote(&self.schema.tables[t].name)
+                quote(&self.tables[t].name)
             );
             let limit = (max_scan - scanned).max(1);
             let read: Vec<(String, Vec<u8>, Vec<Value>)> = {
@@ -157,6 +163,7 @@ impl Store {
                     }
                     cells.push(StaleCell {
                         column: c,
+                        column_name: self.tables[t].defs[c].name.clone(),
                         hlc: clock.hlc,
                         site: self.state.sites[clock.site as usize],
                         value: bytes,
@@ -166,6 +173,7 @@ impl Store {
                     let now = self.clock.now_ms();
                     rows.push(StaleRow {
                         table: t,
+                        table_name: self.tables[t].name.clone(),
                         id,
                         cells,
                         new_hlc: self.state.hlc.tick(now),
@@ -203,27 +211,37 @@ impl Store {
             let mut i = 0;
             while i < cells.len() {
                 // The cells of one row arrive together.
-                let (t, id) = (cells[i].table, cells[i].id.clone());
+                let (table, id) = (cells[i].table.clone(), cells[i].id.clone());
                 let mut j = i;
-                while j < cells.len() && cells[j].table == t && cells[j].id == id {
+                while j < cells.len() && cells[j].table == table && cells[j].id == id {
                     j += 1;
                 }
+                let row = &cells[i..j];
+                i = j;
+                let Some(t) = store.tables.iter().position(|s| s.name == table) else {
+                    out.skipped += row.len() as u64;
+                    continue;
+                };
                 let current = store.read_cell_stamps(t, &id)?;
                 let mut incoming = Vec::new();
-                for cell in &cells[i..j] {
-                    let unchanged = current
-                        .as_ref()
-                        .is_some_and(|stamps| stamps.get(cell.column) == Some(&Some(cell.was)));
-                    if unchanged {
-                        incoming.push(IncomingCell {
-                            column: cell.column,
+                for cell in row {
+                    // Still a column sealed to that group, still the version read.
+                    let slot = store.tables[t]
+                        .defs
+                        .iter()
+                        .position(|d| d.name == cell.column && d.group() == Some(&cell.group));
+                    let unchanged = slot
+                        .zip(current.as_ref())
+                        .is_some_and(|(c, stamps)| stamps.get(c) == Some(&Some(cell.was)));
+                    match slot {
+                        Some(c) if unchanged => incoming.push(IncomingCell {
+                            column: c,
                             hlc: cell.hlc,
                             site: local,
                             via: local,
                             value: Value::Blob(cell.value.clone()),
-                        });
-                    } else {
-                        out.skipped += 1;
+                        }),
+                        _ => out.skipped += 1,
                     }
                 }
                 if !incoming.is_empty() {
@@ -232,7 +250,6 @@ impl Store {
                     out.written += written;
                     out.skipped += n - written;
                 }
-                i = j;
             }
             Ok(out)
         })
@@ -341,10 +358,9 @@ pub fn seal_batch(
         .flat_map(|r| r.cells.iter().map(move |c| (r, c)))
         .collect();
     let one = |(row, cell): &(&StaleRow, &StaleCell)| -> Result<Resealed, Box<ResealFailure>> {
-        let table = &schema.tables[row.table];
-        let column = &table.columns[cell.column].name;
+        let column = &cell.column_name;
         let old = Binding {
-            table: &table.name,
+            table: &row.table_name,
             id: &row.id,
             column,
             hlc: cell.hlc,
@@ -357,16 +373,17 @@ pub fn seal_batch(
         };
         seal::reseal(keyring, g, &old, &new, &cell.value)
             .map(|value| Resealed {
-                table: row.table,
+                table: row.table_name.clone(),
                 id: row.id.clone(),
-                column: cell.column,
+                column: column.clone(),
+                group: group.to_string(),
                 was: (cell.hlc, cell.site),
                 hlc: row.new_hlc,
                 value,
             })
             .map_err(|error| {
                 Box::new(ResealFailure {
-                    table: table.name.clone(),
+                    table: row.table_name.clone(),
                     id: row.id.clone(),
                     column: column.clone(),
                     error,

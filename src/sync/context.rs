@@ -1,5 +1,6 @@
 //! What a session's executor and the tasks it starts share: the node, the
-//! peer's config, the two queues to the stream writer (control messages,
+//! peer's config, the schema the session was opened with (a reload may
+//! adopt another: then batches stop and the session ends), the two queues to the stream writer (control messages,
 //! which never wait behind batches, and batches, bounded so that a slow
 //! peer slows the pump), and the mapping of node and store errors to
 //! session violations.
@@ -12,7 +13,7 @@ use std::sync::Arc;
 use tokio::sync::mpsc;
 
 use super::protocol::{ErrorCode, Message, Violation, encode};
-use crate::config::PeerConfig;
+use crate::config::{PeerConfig, Schema};
 use crate::node::{Node, NodeError, PeerLive};
 use crate::store::StoreError;
 
@@ -22,6 +23,9 @@ pub const SKEW_WARNING_MS: i64 = 60_000;
 pub(super) struct Shared {
     pub node: Arc<Node>,
     pub peer: PeerConfig,
+    /// The schema of this session's Hello: batches are read, checked and
+    /// applied with its table and column numbers.
+    pub schema: Arc<Schema>,
     /// Hello, Pull and State: small, and never stuck behind batches.
     pub control: mpsc::UnboundedSender<Vec<u8>>,
     /// Batch frames, bounded: the pump waits while the stream is busy.
@@ -55,6 +59,20 @@ impl Shared {
             }
         }
         self.update(|p| p.skew_ms = Some(skew_ms));
+    }
+}
+
+/// Ends a session whose schema is no longer the replica's (a reload
+/// adopted another): its batches number tables and columns the old way.
+/// The peer reconnects, and the new Hello carries the new schema.
+pub(super) fn same_schema(session: &Schema, replica: &Schema) -> Result<(), Violation> {
+    if session.hash() == replica.hash() {
+        Ok(())
+    } else {
+        Err(Violation::new(
+            ErrorCode::Normal,
+            "the schema changed here (reload); reconnecting",
+        ))
     }
 }
 

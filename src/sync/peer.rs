@@ -66,6 +66,7 @@ pub async fn run(
     let shared = Arc::new(Shared {
         node: node.clone(),
         peer: peer.clone(),
+        schema: node.schema(),
         control,
         batches,
     });
@@ -272,8 +273,8 @@ impl Executor {
         let local = LocalInfo {
             site: node.site(),
             node: node.config().name.clone(),
-            schema_hash: node.schema().hash().to_string(),
-            schema: node.schema().canonical(),
+            schema_hash: shared.schema.hash().to_string(),
+            schema: shared.schema.canonical(),
             versions: node.config().protocols.clone(),
         };
         let head = *node.subscribe_head().borrow();

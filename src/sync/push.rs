@@ -8,7 +8,7 @@
 
 use std::sync::Arc;
 
-use super::context::{Shared, internal, store_violation};
+use super::context::{Shared, internal, same_schema, store_violation};
 use super::protocol::{ErrorCode, Message, Violation, encode};
 use super::session::{Limits, Pumped};
 use crate::stamp::SiteId;
@@ -23,9 +23,11 @@ pub(super) async fn pump_once(
     generation: u64,
     limits: Limits,
 ) -> Result<Pumped, Violation> {
+    let schema = shared.schema.clone();
     let (frame, cursor, complete, head, rows) = shared
         .node
         .with_store(move |s| -> Result<_, Violation> {
+            same_schema(&schema, s.schema())?;
             let out = s
                 .changes_since(from, limits.batch_rows, limits.batch_bytes, Some(peer_site))
                 .map_err(|e| {

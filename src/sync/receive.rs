@@ -7,7 +7,9 @@
 
 use std::sync::Arc;
 
-use super::context::{SKEW_WARNING_MS, Shared, internal, store_violation, task_failed};
+use super::context::{
+    SKEW_WARNING_MS, Shared, internal, same_schema, store_violation, task_failed,
+};
 use super::protocol::Violation;
 use super::session::Received;
 use crate::clock::lead_ms;
@@ -34,7 +36,7 @@ pub(super) async fn validate_batch(
     complete: bool,
     head: u64,
 ) -> Result<Received, Violation> {
-    let schema = shared.node.schema();
+    let schema = shared.schema.clone();
     let peer = peer_ref(shared, peer_site);
     let validated: Validated = if batch.changes.len() <= INLINE_VALIDATION {
         validate(&schema, &peer, batch).map_err(store_violation)?
@@ -72,11 +74,14 @@ pub(super) async fn apply_group(
         .sum();
     let items: Vec<(Validated, Cursor)> = group.into_iter().map(|g| (g.batch, g.cursor)).collect();
     tracing::debug!(peer = %shared.peer.name, batches, rows, "applying a group of batches");
+    let schema = shared.schema.clone();
     let applied = node
-        .with_store(move |s| s.apply_validated(&peer, items))
+        .with_store(move |s| {
+            same_schema(&schema, s.schema())?;
+            s.apply_validated(&peer, items).map_err(store_violation)
+        })
         .await
-        .map_err(internal)?
-        .map_err(store_violation)?;
+        .map_err(internal)??;
     let now = node.now_ms();
     let lead = lead_ms(applied.max_hlc, now);
     if applied.max_hlc.0 != 0 && lead >= SKEW_WARNING_MS {
