@@ -505,3 +505,64 @@ async fn a_backup_of_an_unencrypted_office_is_plain_sqlite_and_a_stopped_node_ba
             .is_ok_and(|mut d| d.next().is_some())
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_backup_made_before_a_column_was_added_restores_under_the_new_schema() {
+    let mut c = Cluster::new(&[("tijuana", true)]);
+    c.start_all().await;
+    let mut model = Model::default();
+    puts(&mut model, &c[0], "ev", 5, "Antes").await;
+    let file = c.path().join("before.backup");
+    puente(&[
+        "backup",
+        "--out",
+        file.to_str().unwrap(),
+        "--config",
+        config(&c[0]),
+    ]);
+    c[0].stop().unwrap();
+    // The schema gains a column and seals one that was shared; the office
+    // is then restored from the backup made before (the restore adopts
+    // the schema as a start would: the values sealed as new versions).
+    let schema_path = c[0].dir.join("schema.toml");
+    let schema = std::fs::read_to_string(&schema_path).unwrap();
+    std::fs::write(
+        &schema_path,
+        schema
+            .replace(
+                "title = \"shared\"",
+                "title = \"shared\"\nroom = \"shared\"",
+            )
+            .replace("location = \"shared\"", "location = { sealed = \"mx\" }"),
+    )
+    .unwrap();
+    let out = puente(&[
+        "backup",
+        "verify",
+        file.to_str().unwrap(),
+        "--config",
+        config(&c[0]),
+    ]);
+    assert!(out.contains("is sound"), "{out}");
+    puente(&[
+        "restore",
+        "--force",
+        "--from",
+        file.to_str().unwrap(),
+        "--config",
+        config(&c[0]),
+    ]);
+    c[0].start().await.unwrap();
+    model.verify(&c[0], &["outreach_events"], true).await;
+    let shown = puente(&["status", "--json", "--config", config(&c[0])]);
+    let v: serde_json::Value = serde_json::from_str(&shown).unwrap();
+    assert_eq!(v["sealed_cells"], 5, "{shown}");
+    c[0].put("outreach_events", "ev-0001", &[("room", "Sala 1")])
+        .await;
+    assert_eq!(
+        cell(&c[0], "outreach_events", "ev-0001", "room", false)
+            .await
+            .as_deref(),
+        Some("Sala 1")
+    );
+}

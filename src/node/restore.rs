@@ -26,7 +26,7 @@ use crate::node::replica_key::{self, ReplicaKeyError};
 use crate::seal::{KeyError, Keyring};
 use crate::stamp::SiteId;
 use crate::store::cipher::{self, companions};
-use crate::store::{AtRest, Store, StoreError};
+use crate::store::{Allow, AtRest, Store, StoreError};
 
 #[derive(Debug, thiserror::Error)]
 pub enum RestoreError {
@@ -267,7 +267,7 @@ pub fn restore(
     if cipher::file_kind(&db).map_err(io_err(&db, "reading"))? != cipher::FileKind::Missing
         && !force
     {
-        let head = Store::open_at_rest(
+        let head = Store::open_unadopted(
             &db,
             &own,
             schema.clone(),
@@ -321,10 +321,11 @@ fn rebuild(
         }
         (from, to) => cipher::export_to(&opened.db, from, new, to)?,
     }
-    let mut store = Store::open_at_rest(
+    // Opened as the backup records itself, to compare it with the backup.
+    let mut store = Store::open_unadopted(
         new,
         own,
-        schema,
+        schema.clone(),
         Arc::new(Keyring::empty()),
         Arc::new(crate::clock::SystemClock),
     )?;
@@ -334,6 +335,9 @@ fn rebuild(
         });
     }
     let retired = store.begin_new_history(SiteId::random())?;
+    // A backup of an earlier schema takes this node's now (what a start
+    // would do), as versions of the new site.
+    store.adopt_schema(schema, &Allow::default())?;
     if store.integrity_check()? != "ok" {
         return Err(RestoreError::Mismatch {
             what: "SQLite's integrity check",
