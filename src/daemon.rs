@@ -126,9 +126,13 @@ impl Running {
         let mut messages = plan.messages.clone();
         if plan.peers_changed {
             let peers = self.node.config().peers.clone();
-            self.sync
-                .apply_peers(&peers, &plan.peers_dropped)
-                .map_err(|e| e.to_string())?;
+            // The schema may be adopted already: a failure here is said,
+            // not turned into a refusal of what was applied.
+            if let Err(e) = self.sync.apply_peers(&peers, &plan.peers_dropped) {
+                messages.push(format!(
+                    "peers not fully applied ({e}); restart to apply them (systemctl restart puente)"
+                ));
+            }
         }
         if plan.schema_changed {
             self.sync.reconnect_all();
