@@ -11,6 +11,7 @@ pub mod clock;
 pub mod config;
 pub mod daemon;
 pub mod lab;
+pub mod metrics;
 pub mod node;
 pub mod schedule;
 pub mod seal;

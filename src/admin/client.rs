@@ -98,6 +98,22 @@ impl Client {
         self.call(Method::GET, "/v1/status".into(), None).await
     }
 
+    /// The Prometheus text exposition of the node (`GET /v1/metrics`).
+    pub async fn metrics(&self) -> Result<String, ClientError> {
+        let exchange = self.exchange(Method::GET, "/v1/metrics".into(), None);
+        let (status, answer) = tokio::time::timeout(self.timeout, exchange)
+            .await
+            .map_err(|_| ClientError::Timeout {
+                socket: self.socket.clone(),
+                secs: self.timeout.as_secs(),
+            })??;
+        if !status.is_success() {
+            return Err(self.refused(status, &answer));
+        }
+        String::from_utf8(answer.as_slice().to_vec())
+            .map_err(|_| self.protocol("the metrics are not UTF-8".into()))
+    }
+
     /// One page of live rows ordered by id, after `after`; `limit` defaults
     /// to the server's (100). Sealed cells are revealed only with `reveal`
     /// (and on a node holding the identity; each reveal is audited).
@@ -195,15 +211,7 @@ impl Client {
                 secs: self.timeout.as_secs(),
             })??;
         if !status.is_success() {
-            return Err(
-                match serde_json::from_slice::<ErrorBody>(answer.as_slice()) {
-                    Ok(e) => ClientError::Api {
-                        status: status.as_u16(),
-                        message: e.error,
-                    },
-                    Err(_) => self.protocol(format!("HTTP {status} without an error message")),
-                },
-            );
+            return Err(self.refused(status, &answer));
         }
         serde_json::from_slice(answer.as_slice())
             .map_err(|e| self.protocol(format!("HTTP {status}: {e}")))
@@ -266,6 +274,17 @@ impl Client {
                 Ok(()) => exchange.await,
                 Err(e) => Err(self.transport(e)),
             },
+        }
+    }
+
+    /// The error of a refused request, from its JSON error body.
+    fn refused(&self, status: StatusCode, answer: &SecretBuf) -> ClientError {
+        match serde_json::from_slice::<ErrorBody>(answer.as_slice()) {
+            Ok(e) => ClientError::Api {
+                status: status.as_u16(),
+                message: e.error,
+            },
+            Err(_) => self.protocol(format!("HTTP {status} without an error message")),
         }
     }
 

@@ -255,6 +255,7 @@ pub fn needed(method: &str, path: &str, query: Option<&str>) -> Needed {
     match (method, path) {
         (_, "/v1/health") => need(vec![], "check health"),
         ("GET", "/v1/status") => need(vec![Role::Read], "read the status"),
+        ("GET", "/v1/metrics") => need(vec![Role::Read], "read the metrics"),
         (_, "/v1/sync") => need(vec![Role::Admin], "start a sync"),
         (_, p) if p == "/v1/staff" || p.starts_with("/v1/staff/") => {
             need(vec![Role::Admin], "manage staff logins")
@@ -348,6 +349,7 @@ mod tests {
         let roles = |m, p, q| needed(m, p, q).roles;
         assert_eq!(roles("GET", "/v1/health", None), []);
         assert_eq!(roles("GET", "/v1/status", None), [Role::Read]);
+        assert_eq!(roles("GET", "/v1/metrics", None), [Role::Read]);
         assert_eq!(
             roles("GET", "/v1/tables/residents/rows", None),
             [Role::Read]

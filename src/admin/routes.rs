@@ -63,6 +63,7 @@ pub(crate) fn router(state: Shared) -> Router {
     Router::new()
         .route("/v1/health", get(health))
         .route("/v1/status", get(status))
+        .route("/v1/metrics", get(metrics))
         .route("/v1/sync", post(sync_now))
         .route("/v1/tables/{table}/rows", get(list_rows))
         .route(
@@ -165,6 +166,17 @@ async fn status(State(app): State<Shared>) -> Result<Response, ApiError> {
     Ok(json(StatusCode::OK, &status))
 }
 
+/// Prometheus text exposition (never waits for the store).
+async fn metrics(State(app): State<Shared>) -> Response {
+    let body = crate::metrics::scrape(&app.node).await;
+    (
+        StatusCode::OK,
+        [(header::CONTENT_TYPE, crate::metrics::text::CONTENT_TYPE)],
+        body,
+    )
+        .into_response()
+}
+
 async fn sync_now(State(app): State<Shared>) -> Response {
     app.node.sync_now.notify_waiters();
     json(StatusCode::OK, &Accepted { ok: true })
@@ -172,7 +184,7 @@ async fn sync_now(State(app): State<Shared>) -> Response {
 
 async fn unknown_route(method: Method, uri: axum::http::Uri) -> ApiError {
     ApiError::not_found(format!(
-        "no endpoint {method} {}; the API has GET /v1/health, GET /v1/status, POST /v1/sync, GET /v1/tables/TABLE/rows, GET, PUT or DELETE /v1/tables/TABLE/rows/ID, and GET or POST /v1/staff and DELETE /v1/staff/NAME",
+        "no endpoint {method} {}; the API has GET /v1/health, GET /v1/status, GET /v1/metrics, POST /v1/sync, GET /v1/tables/TABLE/rows, GET, PUT or DELETE /v1/tables/TABLE/rows/ID, and GET or POST /v1/staff and DELETE /v1/staff/NAME",
         uri.path()
     ))
 }
@@ -318,7 +330,9 @@ async fn audit(
     if revealed.is_empty() {
         return Ok(());
     }
+    let cells = revealed.len() as u64;
     let app = app.clone();
+    let node = app.node.clone();
     tokio::task::spawn_blocking(move || app.audit.record(caller, &table, &revealed))
         .await
         .map_err(|e| {
@@ -326,6 +340,9 @@ async fn audit(
                 "writing the reveal audit log failed ({e}); nothing was revealed, retry"
             ))
         })??;
+    node.metrics
+        .revealed_cells
+        .fetch_add(cells, std::sync::atomic::Ordering::Relaxed);
     Ok(())
 }
 

@@ -210,7 +210,12 @@ pub struct Store {
     seal_threads: usize,
     /// The SQLCipher version, when the replica is encrypted.
     cipher: Option<String>,
+    /// Told how long each COMMIT took (the node's metrics).
+    commit_observer: Option<CommitObserver>,
 }
+
+/// Called with the duration of each COMMIT.
+pub type CommitObserver = Arc<dyn Fn(std::time::Duration) + Send + Sync>;
 
 impl std::fmt::Debug for Store {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -299,7 +304,12 @@ impl Store {
             .ctx("starting a transaction")?;
         let result = f(self).and_then(|value| {
             self.save_state()?;
+            // A duration for metrics, not a time any decision depends on.
+            let started = self.commit_observer.is_some().then(std::time::Instant::now);
             self.conn.execute_batch("COMMIT").ctx("committing")?;
+            if let (Some(observe), Some(started)) = (&self.commit_observer, started) {
+                observe(started.elapsed());
+            }
             Ok(value)
         });
         if result.is_err() {
@@ -387,6 +397,11 @@ impl Store {
     pub fn recount(&self) -> Result<(Vec<u64>, u64), StoreError> {
         let c = Counts::scan(&self.conn, &self.schema)?;
         Ok((c.rows, c.sealed_cells))
+    }
+
+    /// Has `observer` told the duration of every COMMIT from now on.
+    pub fn observe_commits(&mut self, observer: CommitObserver) {
+        self.commit_observer = Some(observer);
     }
 
     /// Caps the database at `pages` pages: writes beyond fail as if the

@@ -128,6 +128,7 @@ impl Store {
             state,
             seal_threads: std::thread::available_parallelism().map_or(1, |n| n.get()),
             cipher,
+            commit_observer: None,
         })
     }
 
