@@ -6,6 +6,7 @@
 
 pub mod admin;
 pub mod bench;
+pub mod bulk;
 pub mod cli;
 pub mod clock;
 pub mod config;

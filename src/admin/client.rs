@@ -20,7 +20,10 @@ use tokio::net::UnixStream;
 
 use super::api::{Accepted, ErrorBody, Health, Row, RowWrite, RowsPage, WriteResult};
 use super::buf::{self, SecretBuf};
+use super::bulk::{COLUMNS_HEADER, LEFT_OUT_HEADER, ROWS_HEADER};
 use super::staff_api::{StaffAdded, StaffList, StaffNew, StaffRemoved};
+use super::stream::ChannelBody;
+use crate::bulk::ImportReport;
 use crate::node::status::Status;
 use crate::value::Plaintext;
 
@@ -170,6 +173,161 @@ impl Client {
         self.call(Method::DELETE, row_path(table, id), None).await
     }
 
+    /// Streams import lines (`body`) to the daemon, which writes every row
+    /// in one transaction or none; the report says which, and why not.
+    /// Waits up to an hour (sealing many rows takes a while).
+    pub async fn import_rows(
+        &self,
+        table: &str,
+        body: ChannelBody,
+    ) -> Result<ImportReport, ClientError> {
+        let path = format!("/v1/tables/{}/import", encode(table));
+        let call = async {
+            let response = self
+                .send(Method::POST, path, "application/x-ndjson", body)
+                .await?;
+            let status = response.status();
+            let answer = self.collect(response.into_body()).await?;
+            if status.is_success() || status == StatusCode::UNPROCESSABLE_ENTITY {
+                return serde_json::from_slice::<ImportReport>(answer.as_slice())
+                    .map_err(|e| self.protocol(format!("HTTP {status}: {e}")));
+            }
+            Err(self.refused(status, &answer))
+        };
+        tokio::time::timeout(Duration::from_secs(3600), call)
+            .await
+            .map_err(|_| ClientError::Timeout {
+                socket: self.socket.clone(),
+                secs: 3600,
+            })?
+    }
+
+    /// Starts an export of `table`: the columns (all shared ones unless
+    /// `columns` names some; sealed ones only with `reveal`, audited).
+    /// Lines come from the stream returned.
+    pub async fn export_rows(
+        &self,
+        table: &str,
+        columns: Option<&str>,
+        reveal: bool,
+    ) -> Result<ExportStream, ClientError> {
+        let mut query = Vec::new();
+        if let Some(c) = columns {
+            query.push(format!("columns={}", encode(c)));
+        }
+        if reveal {
+            query.push("reveal=true".to_string());
+        }
+        let mut path = format!("/v1/tables/{}/export", encode(table));
+        if !query.is_empty() {
+            path = format!("{path}?{}", query.join("&"));
+        }
+        let response = tokio::time::timeout(
+            self.timeout,
+            self.send(
+                Method::GET,
+                path,
+                "application/json",
+                http_body_util::Empty::<Bytes>::new(),
+            ),
+        )
+        .await
+        .map_err(|_| ClientError::Timeout {
+            socket: self.socket.clone(),
+            secs: self.timeout.as_secs(),
+        })??;
+        let status = response.status();
+        if !status.is_success() {
+            let answer = self.collect(response.into_body()).await?;
+            return Err(self.refused(status, &answer));
+        }
+        let list = |name: &str| -> Vec<String> {
+            response
+                .headers()
+                .get(name)
+                .and_then(|v| v.to_str().ok())
+                .map(|v| {
+                    v.split(',')
+                        .filter(|s| !s.is_empty())
+                        .map(str::to_string)
+                        .collect()
+                })
+                .unwrap_or_default()
+        };
+        let columns = list(COLUMNS_HEADER);
+        let left_out = list(LEFT_OUT_HEADER);
+        let rows = response
+            .headers()
+            .get(ROWS_HEADER)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(0);
+        Ok(ExportStream {
+            columns,
+            rows,
+            left_out,
+            body: response.into_body(),
+            pending: SecretBuf::with_capacity(64 * 1024),
+            done: false,
+            client: self.clone(),
+        })
+    }
+
+    /// Sends one request with `body` on a new connection (driven by a task
+    /// of its own) and gives back the response as it starts.
+    async fn send<B>(
+        &self,
+        method: Method,
+        path: String,
+        content_type: &str,
+        body: B,
+    ) -> Result<hyper::Response<hyper::body::Incoming>, ClientError>
+    where
+        B: hyper::body::Body + Send + 'static,
+        B::Data: Send,
+        B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+    {
+        let stream =
+            UnixStream::connect(&self.socket)
+                .await
+                .map_err(|source| ClientError::Connect {
+                    socket: self.socket.clone(),
+                    source,
+                })?;
+        let (mut sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
+            .await
+            .map_err(|e| self.transport(e))?;
+        tokio::spawn(async move {
+            let _ = conn.await;
+        });
+        let request = Request::builder()
+            .method(method)
+            .uri(path)
+            .header(header::HOST, "localhost")
+            .header(header::CONTENT_TYPE, content_type)
+            .body(body)
+            .map_err(|e| self.protocol(format!("could not build the request: {e}")))?;
+        sender
+            .send_request(request)
+            .await
+            .map_err(|e| self.transport(e))
+    }
+
+    /// Reads a (small) answer body whole.
+    async fn collect(&self, mut body: hyper::body::Incoming) -> Result<SecretBuf, ClientError> {
+        let mut answer = SecretBuf::with_capacity(4096);
+        while let Some(frame) = body.frame().await {
+            let frame = frame.map_err(|e| self.transport(e))?;
+            if let Ok(chunk) = frame.into_data() {
+                if answer.len() + chunk.len() > MAX_RESPONSE {
+                    return Err(self.protocol("the answer is too large".into()));
+                }
+                buf::take_chunk(&mut answer, chunk);
+            }
+        }
+        Ok(answer)
+    }
+
     /// Adds a web staff login; the answer holds its tokens (shown once).
     pub async fn add_staff(&self, name: &str, role: &str) -> Result<StaffAdded, ClientError> {
         let body = buf::to_json(&StaffNew {
@@ -299,6 +457,59 @@ impl Client {
         ClientError::Protocol {
             socket: self.socket.clone(),
             detail,
+        }
+    }
+}
+
+/// An export as it arrives: its columns (`id` first), the live rows when
+/// it began, the sealed columns left out, and its lines one by one.
+pub struct ExportStream {
+    pub columns: Vec<String>,
+    pub rows: u64,
+    pub left_out: Vec<String>,
+    body: hyper::body::Incoming,
+    pending: SecretBuf,
+    done: bool,
+    client: Client,
+}
+
+impl ExportStream {
+    /// The next line (one row as JSON, without its newline), or None at
+    /// the end. A stream cut off by the daemon is an error.
+    pub async fn next_line(&mut self) -> Result<Option<SecretBuf>, ClientError> {
+        loop {
+            if let Some(at) = self.pending.as_slice().iter().position(|b| *b == b'\n') {
+                let bytes = self.pending.as_slice();
+                let mut line = SecretBuf::with_capacity(at);
+                line.extend(&bytes[..at]);
+                let mut rest = SecretBuf::with_capacity((bytes.len() - at).max(64 * 1024));
+                rest.extend(&bytes[at + 1..]);
+                self.pending = rest;
+                return Ok(Some(line));
+            }
+            if self.done {
+                return Ok(None);
+            }
+            let frame = tokio::time::timeout(self.client.timeout, self.body.frame())
+                .await
+                .map_err(|_| ClientError::Timeout {
+                    socket: self.client.socket.clone(),
+                    secs: self.client.timeout.as_secs(),
+                })?;
+            match frame {
+                None => self.done = true,
+                Some(Err(e)) => {
+                    return Err(ClientError::Transport {
+                        socket: self.client.socket.clone(),
+                        detail: format!("the export was cut off ({e})"),
+                    });
+                }
+                Some(Ok(frame)) => {
+                    if let Ok(chunk) = frame.into_data() {
+                        buf::take_chunk(&mut self.pending, chunk);
+                    }
+                }
+            }
         }
     }
 }

@@ -265,6 +265,7 @@ pub fn needed(method: &str, path: &str, query: Option<&str>) -> Needed {
         }
         ("GET", _) if rows => need(vec![Role::Read], "read rows"),
         ("PUT", _) if rows => need(vec![Role::Write], "write rows"),
+        ("POST", _) if rows => need(vec![Role::Write], "import rows"),
         ("DELETE", _) if rows => need(vec![Role::Write], "delete rows"),
         _ => need(vec![Role::Read], "use this endpoint"),
     }
@@ -367,6 +368,12 @@ mod tests {
             [Role::Read]
         );
         assert_eq!(roles("PUT", "/v1/tables/t/rows/r", None), [Role::Write]);
+        assert_eq!(roles("POST", "/v1/tables/t/import", None), [Role::Write]);
+        assert_eq!(roles("GET", "/v1/tables/t/export", None), [Role::Read]);
+        assert_eq!(
+            roles("GET", "/v1/tables/t/export", Some("columns=a&reveal=true")),
+            [Role::Read, Role::Reveal]
+        );
         assert_eq!(roles("DELETE", "/v1/tables/t/rows/r", None), [Role::Write]);
         assert_eq!(roles("POST", "/v1/sync", None), [Role::Admin]);
         assert_eq!(roles("POST", "/v1/staff", None), [Role::Admin]);

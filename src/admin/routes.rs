@@ -71,6 +71,7 @@ pub(crate) fn router(state: Shared) -> Router {
             get(get_row).put(put_row).delete(delete_row),
         )
         .merge(super::staff::routes())
+        .merge(super::bulk::routes())
         .fallback(unknown_route)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(middleware::from_fn_with_state(state.clone(), check_access))
@@ -184,7 +185,7 @@ async fn sync_now(State(app): State<Shared>) -> Response {
 
 async fn unknown_route(method: Method, uri: axum::http::Uri) -> ApiError {
     ApiError::not_found(format!(
-        "no endpoint {method} {}; the API has GET /v1/health, GET /v1/status, GET /v1/metrics, POST /v1/sync, GET /v1/tables/TABLE/rows, GET, PUT or DELETE /v1/tables/TABLE/rows/ID, and GET or POST /v1/staff and DELETE /v1/staff/NAME",
+        "no endpoint {method} {}; the API has GET /v1/health, GET /v1/status, GET /v1/metrics, POST /v1/sync, GET /v1/tables/TABLE/rows, GET, PUT or DELETE /v1/tables/TABLE/rows/ID, POST /v1/tables/TABLE/import, GET /v1/tables/TABLE/export, and GET or POST /v1/staff and DELETE /v1/staff/NAME",
         uri.path()
     ))
 }
@@ -306,7 +307,7 @@ fn to_api(node: &Node, view: RowView, revealed: &mut Vec<RevealedCell>) -> Row {
 
 /// The caller of a reveal: refused if the socket did not say who it is
 /// (the audit log must name them).
-fn revealer(peer: Peer, reveal: Reveal) -> Result<Option<Caller>, ApiError> {
+pub(super) fn revealer(peer: Peer, reveal: Reveal) -> Result<Option<Caller>, ApiError> {
     match (reveal, peer.caller) {
         (Reveal::No, _) => Ok(None),
         (Reveal::Yes, Some(caller)) => Ok(Some(caller)),

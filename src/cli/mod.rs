@@ -4,12 +4,15 @@
 //! results for people (or JSON for scripts). `anyhow` lives here only.
 //! Must not: hold logic the daemon or tests need (that lives in the library).
 
+pub mod bulk;
 pub mod demo;
 pub mod local;
+pub mod progress;
 pub mod remote;
 pub mod rows_view;
 pub mod schedule;
 pub mod staff;
+pub mod wait;
 
 use std::path::Path;
 

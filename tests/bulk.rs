@@ -1,0 +1,500 @@
+//! `puente rows import` and `puente rows export` as an admin runs them:
+//! round trips in CSV and JSON Lines with sealed columns revealed at
+//! Tijuana, every bad line of a file reported with nothing written, an
+//! export of a sealed column refused without reveal, and the progress bar
+//! drawn on a terminal but not in a pipe.
+
+mod cluster;
+mod support;
+
+use std::collections::BTreeMap;
+use std::path::Path;
+use std::process::Command;
+
+use cluster::*;
+
+const TJ: usize = 0;
+const SD: usize = 1;
+
+/// Runs the CLI against an office: (success, stdout, stderr).
+fn cli(office: &Office, args: &[&str]) -> (bool, String, String) {
+    let mut all: Vec<&str> = args.to_vec();
+    let socket = office.socket.to_str().unwrap().to_string();
+    all.extend(["--socket", &socket]);
+    let out = Command::new(BIN)
+        .args(&all)
+        .env("RUST_LOG", "off")
+        .output()
+        .unwrap();
+    (
+        out.status.success(),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+fn ok(office: &Office, args: &[&str]) -> String {
+    let (ok, out, err) = cli(office, args);
+    assert!(ok, "puente {args:?} failed: {err}");
+    out
+}
+
+/// Rows of a CSV file: id → column → value (empty cells left out).
+fn read_csv(path: &Path) -> BTreeMap<String, BTreeMap<String, String>> {
+    let mut r = csv::Reader::from_path(path).unwrap();
+    let header: Vec<String> = r.headers().unwrap().iter().map(str::to_string).collect();
+    let mut rows = BTreeMap::new();
+    for record in r.records() {
+        let record = record.unwrap();
+        let mut row = BTreeMap::new();
+        for (i, field) in record.iter().enumerate() {
+            if header[i] != "id" && !field.is_empty() {
+                row.insert(header[i].clone(), field.to_string());
+            }
+        }
+        rows.insert(
+            record[header.iter().position(|h| h == "id").unwrap()].to_string(),
+            row,
+        );
+    }
+    rows
+}
+
+fn two_offices() -> Cluster {
+    let c = Cluster::new(&[("tijuana", true), ("san-diego", false)]);
+    c.link(TJ, SD);
+    c
+}
+
+fn residents_csv(n: usize) -> String {
+    let mut text = String::from("id,arrival_date,status,full_name,phone\n");
+    for i in 0..n {
+        text.push_str(&format!(
+            "r-{i:04},2026-11-{:02},active,\"Nombre {i}, Apellido\",+52 664 555 {i:04}\n",
+            i % 28 + 1
+        ));
+    }
+    text
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn csv_and_jsonl_round_trip_with_sealed_columns_revealed_at_tijuana() {
+    let mut c = two_offices();
+    c.start_all().await;
+    let dir = c.path().to_path_buf();
+    // San Diego imports residents: it seals their names and phones to
+    // Mexico without being able to read them back.
+    let input = dir.join("residents.csv");
+    std::fs::write(&input, residents_csv(120)).unwrap();
+    let out = ok(
+        &c[SD],
+        &["rows", "import", "residents", input.to_str().unwrap()],
+    );
+    assert!(out.contains("imported 120 rows into residents"), "{out}");
+    // Events as JSON Lines keep their types.
+    let events = dir.join("events.jsonl");
+    let lines: Vec<String> = (0..30)
+        .map(|i| format!("{{\"id\": \"e-{i:02}\", \"title\": \"Taller {i}\", \"capacity\": {}, \"office\": \"tijuana\"}}", 10 + i))
+        .collect();
+    std::fs::write(&events, lines.join("\n") + "\n").unwrap();
+    ok(
+        &c[TJ],
+        &[
+            "rows",
+            "import",
+            "outreach_events",
+            events.to_str().unwrap(),
+            "--json",
+        ],
+    );
+    wait_converged("after the imports", &[&c[TJ], &c[SD]]).await;
+    assert_eq!(c[SD].status().await.sealed_cells, 240);
+
+    // Tijuana exports every column, revealed, as CSV: the file it was.
+    let back = dir.join("back.csv");
+    let (done, _, err) = cli(
+        &c[TJ],
+        &[
+            "rows",
+            "export",
+            "residents",
+            "--reveal",
+            "-o",
+            back.to_str().unwrap(),
+        ],
+    );
+    assert!(done, "{err}");
+    assert_eq!(read_csv(&back), read_csv(&input));
+    assert_eq!(puente::node::fsutil::mode_of(&back).unwrap(), 0o600);
+    // …and as JSON Lines, which import reads back.
+    let back_jsonl = ok(
+        &c[TJ],
+        &[
+            "rows",
+            "export",
+            "residents",
+            "--reveal",
+            "--format",
+            "jsonl",
+        ],
+    );
+    assert_eq!(back_jsonl.lines().count(), 120);
+    let first: serde_json::Value =
+        serde_json::from_str(back_jsonl.lines().next().unwrap()).unwrap();
+    assert_eq!(first["full_name"], "Nombre 0, Apellido");
+    assert_eq!(first["household_size"], serde_json::Value::Null);
+    let again = dir.join("again.jsonl");
+    std::fs::write(&again, &back_jsonl).unwrap();
+    let out = ok(
+        &c[TJ],
+        &["rows", "import", "residents", again.to_str().unwrap()],
+    );
+    assert!(out.contains("imported 120 rows"), "{out}");
+
+    // San Diego exports the shared columns; sealed ones are left out.
+    let (done, shared, err) = cli(&c[SD], &["rows", "export", "residents"]);
+    assert!(done, "{err}");
+    assert!(
+        shared.starts_with("id,arrival_date,household_size,status\n"),
+        "{shared}"
+    );
+    assert!(!shared.contains("Nombre"), "{shared}");
+    assert!(
+        err.contains(
+            "sealed columns left out: full_name, birth_date, nationality, phone, case_notes"
+        ),
+        "{err}"
+    );
+    let jsonl = ok(
+        &c[SD],
+        &[
+            "rows",
+            "export",
+            "outreach_events",
+            "--format",
+            "jsonl",
+            "--columns",
+            "capacity,title",
+        ],
+    );
+    let got: Vec<serde_json::Value> = jsonl
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(got.len(), 30);
+    assert_eq!(
+        got[3],
+        serde_json::json!({"id": "e-03", "title": "Taller 3", "capacity": 13})
+    );
+
+    // Each revealing export is one audit line: who, table, columns, rows.
+    let audit = std::fs::read_to_string(c[TJ].data_dir().join("audit.log")).unwrap();
+    let exports: Vec<serde_json::Value> = audit
+        .lines()
+        .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap())
+        .filter(|l| l["export"] == true)
+        .collect();
+    assert_eq!(exports.len(), 2, "{audit}");
+    assert_eq!(exports[0]["table"], "residents");
+    assert_eq!(exports[0]["rows"], 120);
+    assert_eq!(
+        exports[0]["columns"],
+        serde_json::json!([
+            "full_name",
+            "birth_date",
+            "nationality",
+            "phone",
+            "case_notes"
+        ])
+    );
+    assert!(exports[0]["uid"].is_u64());
+    assert!(
+        !audit.contains("Nombre") && !audit.contains("555"),
+        "values in the audit log"
+    );
+    let metrics = puente::metrics::text::parse(&c[TJ].client().metrics().await.unwrap()).unwrap();
+    assert_eq!(
+        metrics.value("puente_revealed_cells_total", &[]),
+        Some(480.0)
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_file_with_bad_lines_writes_nothing_and_every_bad_line_is_named() {
+    let mut c = two_offices();
+    c.start_all().await;
+    let dir = c.path().to_path_buf();
+    c[TJ].put("residents", "r-gone", &[("status", "x")]).await;
+    c[TJ]
+        .client()
+        .delete_row("residents", "r-gone")
+        .await
+        .unwrap();
+    wait_converged("before", &[&c[TJ], &c[SD]]).await;
+    let before = c[TJ].status().await;
+
+    // Lines the client cannot read: nothing is even sent.
+    let unreadable = dir.join("unreadable.csv");
+    std::fs::write(
+        &unreadable,
+        "id,status,full_name\nr-1,new,Secreto Uno\nr-2,new\n,new,Secreto Dos\nr-3,new,Secreto Tres\n",
+    )
+    .unwrap();
+    let (done, _, err) = cli(
+        &c[TJ],
+        &["rows", "import", "residents", unreadable.to_str().unwrap()],
+    );
+    assert!(!done);
+    assert!(
+        err.contains("has 2 bad lines; nothing was written"),
+        "{err}"
+    );
+    assert!(
+        err.contains("line 3: the line has 2 cells and the header 3"),
+        "{err}"
+    );
+    assert!(
+        err.contains("line 4, column id: the row has no id"),
+        "{err}"
+    );
+    assert!(!err.contains("Secreto"), "{err}");
+
+    // Lines the daemon refuses: an unknown column, a duplicate id, an
+    // invalid id, a deleted id. Every one is listed.
+    let refused = dir.join("refused.csv");
+    std::fs::write(
+        &refused,
+        "id,status,full_name,shoe_size\nr-1,new,Secreto Uno,\nr-1,new,Secreto Uno Bis,\nr 3,new,Secreto Tres,\nr-gone,new,Secreto Cuatro,\nr-5,new,Secreto Cinco,\n",
+    )
+    .unwrap();
+    let (done, out, err) = cli(
+        &c[TJ],
+        &[
+            "rows",
+            "import",
+            "residents",
+            refused.to_str().unwrap(),
+            "--json",
+        ],
+    );
+    assert!(!done);
+    assert!(
+        err.contains("the import has 4 bad lines; nothing was written"),
+        "{err}"
+    );
+    let report: puente::bulk::ImportReport = serde_json::from_str(&out).unwrap();
+    assert!(!report.written);
+    assert_eq!(report.rows, 5);
+    let listed: Vec<String> = report.problems.iter().map(|p| p.to_string()).collect();
+    assert_eq!(listed.len(), 4, "{listed:#?}");
+    assert!(
+        listed[0]
+            .starts_with("line 1, column shoe_size: table residents has no column `shoe_size`"),
+        "{listed:#?}"
+    );
+    assert_eq!(
+        listed[1],
+        "line 3, column id: id `r-1` is already on line 2; a file may hold each row once"
+    );
+    assert!(
+        listed[2].starts_with("line 4, column id: not a valid row id"),
+        "{listed:#?}"
+    );
+    assert!(
+        listed[3].starts_with("line 5, column id: row residents/r-gone was deleted"),
+        "{listed:#?}"
+    );
+    assert!(!out.contains("Secreto") && !err.contains("Secreto"));
+
+    // A JSON Lines file with one bad value among good rows.
+    let jsonl = dir.join("one-bad.jsonl");
+    std::fs::write(
+        &jsonl,
+        "{\"id\": \"e-1\", \"title\": \"Taller\"}\n{\"id\": \"e-2\", \"title\": {\"nested\": \"Secreto\"}}\n{\"id\": \"e-3\", \"title\": \"Clase\"}\n",
+    )
+    .unwrap();
+    let (done, _, err) = cli(
+        &c[TJ],
+        &["rows", "import", "outreach_events", jsonl.to_str().unwrap()],
+    );
+    assert!(!done);
+    assert!(
+        err.contains("line 2: column title: a value must be a string, a number or null"),
+        "{err}"
+    );
+
+    // Nothing of any of them was written, here or there.
+    let after = c[TJ].status().await;
+    assert_eq!(
+        (after.head, &after.digest, &after.rows),
+        (before.head, &before.digest, &before.rows)
+    );
+    assert!(
+        c[TJ]
+            .client()
+            .get_row("residents", "r-1", false)
+            .await
+            .is_err()
+    );
+    assert!(
+        c[TJ]
+            .client()
+            .get_row("outreach_events", "e-1", false)
+            .await
+            .is_err()
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_export_of_a_sealed_column_without_reveal_writes_nothing() {
+    let mut c = two_offices();
+    c.start_all().await;
+    let dir = c.path().to_path_buf();
+    c[TJ]
+        .client()
+        .put_row(
+            "residents",
+            "r-1",
+            vec![(
+                "full_name".into(),
+                puente::value::Plaintext::text("Secreto"),
+            )],
+        )
+        .await
+        .unwrap();
+    wait_converged("one row", &[&c[TJ], &c[SD]]).await;
+    let file = dir.join("out.csv");
+    let (done, out, err) = cli(
+        &c[TJ],
+        &[
+            "rows",
+            "export",
+            "residents",
+            "--columns",
+            "status,phone",
+            "-o",
+            file.to_str().unwrap(),
+        ],
+    );
+    assert!(!done);
+    assert!(
+        err.contains(
+            "phone of table residents is sealed; an export shows sealed values only with --reveal"
+        ),
+        "{err}"
+    );
+    assert!(out.is_empty() && !file.exists(), "an error writes nothing");
+    // San Diego holds no identity: reveal is refused, nothing is written.
+    let (done, out, err) = cli(
+        &c[SD],
+        &[
+            "rows",
+            "export",
+            "residents",
+            "--reveal",
+            "-o",
+            file.to_str().unwrap(),
+        ],
+    );
+    assert!(!done);
+    assert!(err.contains("mx"), "{err}");
+    assert!(out.is_empty() && !file.exists());
+    // Unknown tables and columns say what there is.
+    let (_, _, err) = cli(&c[TJ], &["rows", "export", "nope"]);
+    assert!(err.contains("unknown table `nope`"), "{err}");
+    let (_, _, err) = cli(
+        &c[TJ],
+        &["rows", "export", "residents", "--columns", "shoe_size"],
+    );
+    assert!(err.contains("unknown column `shoe_size`"), "{err}");
+    assert!(
+        !std::fs::read_to_string(c[TJ].data_dir().join("audit.log"))
+            .unwrap_or_default()
+            .contains("export")
+    );
+}
+
+/// Runs `puente ARGS` on a pseudo-terminal (util-linux `script`) and
+/// returns everything the terminal showed.
+fn on_a_terminal(office: &Office, args: &[&str]) -> String {
+    let mut line = format!("{BIN} {}", args.join(" "));
+    line.push_str(&format!(" --socket {}", office.socket.display()));
+    let out = Command::new("script")
+        .args(["-q", "-e", "-c", &line, "/dev/null"])
+        .env("RUST_LOG", "off")
+        .env("TERM", "xterm")
+        .output()
+        .expect("script (util-linux)");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn progress_is_drawn_on_a_terminal_and_quiet_in_a_pipe() {
+    let mut c = two_offices();
+    c.start_all().await;
+    let dir = c.path().to_path_buf();
+    let input = dir.join("many.csv");
+    std::fs::write(
+        &input,
+        residents_csv(3000)
+            .replace(",\"Nombre", ",,\"Nombre")
+            .replace(
+                "id,arrival_date,status,full_name",
+                "id,arrival_date,status,household_size,full_name",
+            ),
+    )
+    .unwrap();
+    let shown = on_a_terminal(
+        &c[TJ],
+        &["rows", "import", "residents", input.to_str().unwrap()],
+    );
+    assert!(shown.contains("sending residents"), "{shown}");
+    assert!(
+        shown.contains("/3,000 rows") || shown.contains("/3000 rows"),
+        "{shown}"
+    );
+    assert!(
+        shown.contains("imported 3000 rows into residents"),
+        "{shown}"
+    );
+    let shown = on_a_terminal(&c[TJ], &["sync", "--wait"]);
+    assert!(shown.contains("in sync with san-diego"), "{shown}");
+    let shown = on_a_terminal(
+        &c[TJ],
+        &[
+            "rows",
+            "export",
+            "residents",
+            "-o",
+            dir.join("e.csv").to_str().unwrap(),
+        ],
+    );
+    assert!(shown.contains("exported 3000 rows of residents"), "{shown}");
+
+    // In a pipe: the answer on stdout, nothing at all on stderr.
+    let again = dir.join("again.csv");
+    std::fs::write(&again, "id,status\nr-0001,moved\n").unwrap();
+    let (done, out, err) = cli(
+        &c[TJ],
+        &["rows", "import", "residents", again.to_str().unwrap()],
+    );
+    assert!(done, "{err}");
+    assert_eq!(err, "");
+    assert!(out.starts_with("imported 1 row into residents"), "{out}");
+    let (done, out, err) = cli(&c[TJ], &["sync", "--wait", "--json"]);
+    assert!(done, "{err}");
+    assert_eq!(err, "");
+    let status: puente::node::status::Status = serde_json::from_str(&out).unwrap();
+    assert_eq!(status.peers[0].in_sync, Some(true));
+    let (done, out, err) = cli(&c[TJ], &["rows", "export", "outreach_events"]);
+    assert!(done && err.is_empty(), "{err}");
+    assert_eq!(
+        out,
+        "id,title,description,starts_at,ends_at,location,office,language,capacity,status\n"
+    );
+}
