@@ -323,6 +323,11 @@ async fn a_file_with_bad_lines_writes_nothing_and_every_bad_line_is_named() {
         "{err}"
     );
 
+    let good = dir.join("good.jsonl");
+    std::fs::write(&good, "{\"id\": \"e-1\", \"title\": \"Taller\"}\n").unwrap();
+    let (done, _, err) = cli(&c[TJ], &["rows", "import", "nope", good.to_str().unwrap()]);
+    assert!(!done && err.contains("unknown table `nope`"), "{err}");
+
     // Nothing of any of them was written, here or there.
     let after = c[TJ].status().await;
     assert_eq!(
@@ -476,7 +481,28 @@ async fn progress_is_drawn_on_a_terminal_and_quiet_in_a_pipe() {
     );
     assert!(shown.contains("exported 3000 rows of residents"), "{shown}");
 
-    // In a pipe: the answer on stdout, nothing at all on stderr.
+    // In a pipe: the answer on stdout, nothing at all on stderr. A file
+    // of several MiB goes in bounded chunks.
+    let big = dir.join("big.csv");
+    let mut text = String::from("id,title,description,capacity\n");
+    for i in 0..40_000 {
+        text.push_str(&format!(
+            "ev-{i:05},Taller {i},Una descripción algo larga del taller número {i},{}\n",
+            i % 50
+        ));
+    }
+    assert!(text.len() > 2 << 20, "more than axum's default body limit");
+    std::fs::write(&big, text).unwrap();
+    let (done, out, err) = cli(
+        &c[TJ],
+        &["rows", "import", "outreach_events", big.to_str().unwrap()],
+    );
+    assert!(done, "{err}");
+    assert_eq!(err, "");
+    assert!(
+        out.starts_with("imported 40000 rows into outreach_events"),
+        "{out}"
+    );
     let again = dir.join("again.csv");
     std::fs::write(&again, "id,status\nr-0001,moved\n").unwrap();
     let (done, out, err) = cli(
@@ -493,8 +519,7 @@ async fn progress_is_drawn_on_a_terminal_and_quiet_in_a_pipe() {
     assert_eq!(status.peers[0].in_sync, Some(true));
     let (done, out, err) = cli(&c[TJ], &["rows", "export", "outreach_events"]);
     assert!(done && err.is_empty(), "{err}");
-    assert_eq!(
-        out,
-        "id,title,description,starts_at,ends_at,location,office,language,capacity,status\n"
-    );
+    let head = "id,title,description,starts_at,ends_at,location,office,language,capacity,status\nev-00000,Taller 0,";
+    assert!(out.starts_with(head), "{}", &out[..200.min(out.len())]);
+    assert_eq!(out.lines().count(), 40_001);
 }

@@ -263,3 +263,73 @@ async fn status_and_metrics_answer_while_the_replica_is_busy() {
         (3, 1, 1)
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn status_shows_a_catch_up_with_changes_done_left_and_time() {
+    use puente::clock::WallClock;
+    use puente::store::Cursor;
+    let s = support::schema(&[support::TEST_RECIPIENT]);
+    let support::Replica {
+        dir, store, clock, ..
+    } = support::replica("tijuana", s.clone(), None, 1_000_000);
+    let text = format!(
+        "{}\n[[peers]]\nname = \"san-diego\"\nfingerprint = \"sha256:{}\"\n",
+        support::ADMIN_NODE_CONFIG,
+        "ab".repeat(32)
+    );
+    let config = puente::config::NodeConfig::parse(&dir.path().join("puente.toml"), &text).unwrap();
+    let node = puente::node::Node::new(
+        config,
+        s,
+        puente::node::fingerprint::Fingerprint([0; 32]),
+        clock.clone() as std::sync::Arc<dyn WallClock>,
+        store,
+    );
+    let peer = |progress: u64| {
+        node.update_peer("san-diego", |p| {
+            p.peer_head = Some(100_000);
+            p.our_cursor = Some(Cursor { base: 0, progress });
+        });
+        node.observe_progress("san-diego");
+    };
+    peer(10_000);
+    let first = node.status().await.unwrap().peers[0]
+        .receiving
+        .clone()
+        .unwrap();
+    assert_eq!((first.done, first.left, first.eta_s), (0, 90_000, None));
+    clock.advance(2_000);
+    peer(30_000);
+    let status = node.status().await.unwrap();
+    let p = &status.peers[0];
+    let c = p.receiving.clone().unwrap();
+    assert_eq!((c.done, c.left), (20_000, 70_000));
+    assert_eq!(c.rate_per_s, Some(10_000.0));
+    assert_eq!(c.eta_s, Some(7.0));
+    assert_eq!(p.they_owe, Some(70_000));
+    let shown = puente::cli::remote::render_status(&status);
+    assert!(
+        shown.contains("catching up: 20000 changes received, 70000 to go, about 7s left"),
+        "{shown}"
+    );
+    // The scrape says it too.
+    let scrape = text::parse(&puente::metrics::scrape(&node).await).unwrap();
+    assert_eq!(
+        scrape.value(
+            "puente_peer_catch_up_remaining_seconds",
+            &[("peer", "san-diego")]
+        ),
+        Some(7.0)
+    );
+    assert_eq!(
+        scrape.value("puente_peer_changes_to_receive", &[("peer", "san-diego")]),
+        Some(70_000.0)
+    );
+    clock.advance(7_000);
+    peer(100_000);
+    assert_eq!(
+        node.status().await.unwrap().peers[0].receiving,
+        None,
+        "caught up"
+    );
+}

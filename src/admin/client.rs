@@ -268,6 +268,7 @@ impl Client {
             left_out,
             body: response.into_body(),
             pending: SecretBuf::with_capacity(64 * 1024),
+            start: 0,
             done: false,
             client: self.clone(),
         })
@@ -468,7 +469,9 @@ pub struct ExportStream {
     pub rows: u64,
     pub left_out: Vec<String>,
     body: hyper::body::Incoming,
+    /// Received bytes; those before `start` were handed out already.
     pending: SecretBuf,
+    start: usize,
     done: bool,
     client: Client,
 }
@@ -478,13 +481,11 @@ impl ExportStream {
     /// the end. A stream cut off by the daemon is an error.
     pub async fn next_line(&mut self) -> Result<Option<SecretBuf>, ClientError> {
         loop {
-            if let Some(at) = self.pending.as_slice().iter().position(|b| *b == b'\n') {
-                let bytes = self.pending.as_slice();
+            let bytes = &self.pending.as_slice()[self.start..];
+            if let Some(at) = bytes.iter().position(|b| *b == b'\n') {
                 let mut line = SecretBuf::with_capacity(at);
                 line.extend(&bytes[..at]);
-                let mut rest = SecretBuf::with_capacity((bytes.len() - at).max(64 * 1024));
-                rest.extend(&bytes[at + 1..]);
-                self.pending = rest;
+                self.start += at + 1;
                 return Ok(Some(line));
             }
             if self.done {
@@ -506,7 +507,13 @@ impl ExportStream {
                 }
                 Some(Ok(frame)) => {
                     if let Ok(chunk) = frame.into_data() {
-                        buf::take_chunk(&mut self.pending, chunk);
+                        // Keep only the unread part (the old buffer is wiped).
+                        let rest = &self.pending.as_slice()[self.start..];
+                        let mut next = SecretBuf::with_capacity(rest.len() + chunk.len());
+                        next.extend(rest);
+                        buf::take_chunk(&mut next, chunk);
+                        self.pending = next;
+                        self.start = 0;
                     }
                 }
             }

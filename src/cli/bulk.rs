@@ -25,6 +25,8 @@ use crate::bulk::{ImportLine, ImportReport, Problems};
 
 /// Bytes of import lines sent per chunk.
 const CHUNK: usize = 64 * 1024;
+/// The reader's error when the daemon stopped reading (it said why).
+const GONE: &str = "the daemon stopped reading the import";
 
 fn run<T>(call: impl std::future::Future<Output = Result<T>>) -> Result<T> {
     tokio::runtime::Builder::new_current_thread()
@@ -100,9 +102,9 @@ pub fn import(
     progress.clear();
     let report = match (outcome, sent) {
         (Ok(report), _) => report,
-        // The reader's own error says more than a broken connection.
-        (Err(_), Err(e)) => return Err(e),
-        (Err(e), Ok(())) => return Err(e),
+        // A file that changed says more than the broken stream it caused.
+        (Err(_), Err(e)) if e.to_string() != GONE => return Err(e),
+        (Err(e), _) => return Err(e),
     };
     if !report.written {
         return refused(report, json);
@@ -143,7 +145,6 @@ fn send_rows(
     tx: tokio::sync::mpsc::Sender<Result<hyper::body::Bytes, StreamError>>,
 ) -> Result<()> {
     let mut chunk = SecretBuf::with_capacity(CHUNK + 4096);
-    let gone = "the daemon stopped reading the import";
     let problems = files::read(file, format, &mut |entry| {
         let line = match entry {
             Entry::Header { line, columns } => ImportLine {
@@ -167,7 +168,7 @@ fn send_rows(
         if chunk.len() >= CHUNK {
             let full = std::mem::replace(&mut chunk, SecretBuf::with_capacity(CHUNK + 4096));
             tx.blocking_send(Ok(full.into_bytes()))
-                .map_err(|_| gone.to_string())?;
+                .map_err(|_| GONE.to_string())?;
         }
         Ok(())
     })
@@ -183,7 +184,7 @@ fn send_rows(
     }
     if chunk.len() > 0 {
         tx.blocking_send(Ok(chunk.into_bytes()))
-            .map_err(|_| anyhow!(gone))?;
+            .map_err(|_| anyhow!(GONE))?;
     }
     progress.message(&format!("writing {rows} rows"));
     Ok(())
