@@ -523,3 +523,80 @@ async fn progress_is_drawn_on_a_terminal_and_quiet_in_a_pipe() {
     assert!(out.starts_with(head), "{}", &out[..200.min(out.len())]);
     assert_eq!(out.lines().count(), 40_001);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn imported_sealed_values_reach_no_file_of_either_office() {
+    use support::{Control, Scan, plant_control};
+    // Plain replicas and trace logs: the scan must see a shared value in
+    // the WAL (its control) while no sealed value is anywhere.
+    let mut c = Cluster::new_unencrypted(&[("tijuana", true), ("san-diego", false)]);
+    c.link(TJ, SD);
+    for o in &mut c.lab.offices {
+        o.log_filter = "trace,quinn=debug,quinn_proto=debug,rustls=debug,hyper=debug".into();
+    }
+    c.start_all().await;
+    let files = c.path().join("files");
+    std::fs::create_dir(&files).unwrap();
+    let good = files.join("good.csv");
+    std::fs::write(
+        &good,
+        "id,status,full_name,phone\nimp-0001,Shared-Import-Control,Zyanya Import-Marker,+52 664 999 0001\nimp-0002,active,Citlali Import-Marker,+52 664 999 0002\n",
+    )
+    .unwrap();
+    ok(
+        &c[SD],
+        &["rows", "import", "residents", good.to_str().unwrap()],
+    );
+    let bad = files.join("bad.jsonl");
+    std::fs::write(
+        &bad,
+        "{\"id\": \"imp-0003\", \"full_name\": \"Refused Import-Marker\", \"shoe_size\": 3}\n{\"id\": \"imp-0003\", \"phone\": \"+52 664 999 0003\"}\n",
+    )
+    .unwrap();
+    let (done, _, err) = cli(
+        &c[SD],
+        &["rows", "import", "residents", bad.to_str().unwrap()],
+    );
+    assert!(!done && err.contains("bad lines"), "{err}");
+    wait_converged("after the import", &[&c[TJ], &c[SD]]).await;
+    // Tijuana exports them, revealed, into a file of the admin's (outside
+    // both offices' folders).
+    let out = files.join("revealed.csv");
+    ok(
+        &c[TJ],
+        &[
+            "rows",
+            "export",
+            "residents",
+            "--reveal",
+            "-o",
+            out.to_str().unwrap(),
+        ],
+    );
+    assert!(
+        std::fs::read_to_string(&out)
+            .unwrap()
+            .contains("Zyanya Import-Marker")
+    );
+    let needles = [
+        "Zyanya Import-Marker",
+        "Citlali Import-Marker",
+        "+52 664 999 0001",
+        "Refused Import-Marker",
+        "+52 664 999 0003",
+    ];
+    for o in c.offices() {
+        assert!(
+            o.logs().contains("TRACE"),
+            "{} logged nothing at trace",
+            o.name
+        );
+        let planted = plant_control(&o.data_dir()).unwrap();
+        Scan::forbidding(&needles)
+            .control(Control::in_file("puente.db-wal", "Shared-Import-Control"))
+            .control(Control::in_file("daemon.log", "imp-0002"))
+            .control(planted)
+            .check(&o.dir)
+            .unwrap_or_else(|e| panic!("{}: {e}", o.name));
+    }
+}
