@@ -162,6 +162,47 @@ async fn a_live_scrape_with_peers_passes_promtool_and_matches_status() {
     assert!(status.contains("404"), "{status}");
     assert!(body.contains("only GET /metrics"), "{body}");
 
+    // Families that a healthy pair leaves empty (errors by code, refusals,
+    // a refused peer, a catch-up) pass too.
+    let mut status = c[TJ].status().await;
+    let p = &mut status.peers[0];
+    p.state = puente::node::status::PeerState::Refused;
+    p.counters.errors.insert("invalid_batch".into(), 2);
+    p.counters.errors.insert("schema_mismatch".into(), 1);
+    p.counters.refusals = 3;
+    p.receiving = Some(puente::node::status::CatchUp {
+        done: 10,
+        left: 90,
+        rate_per_s: Some(5.0),
+        eta_s: Some(18.0),
+    });
+    let node_metrics = puente::metrics::NodeMetrics::default();
+    let extra = puente::metrics::collect::Extra::of(&node_metrics, 5_000, 1_000, 4096, 0);
+    let synthetic = puente::metrics::collect::render(&status, &extra);
+    let (ok, said) = promtool(&synthetic);
+    assert!(ok, "{said}\n{synthetic}");
+    let s = text::parse(&synthetic).unwrap();
+    let p = ("peer", "san-diego");
+    assert_eq!(
+        value(
+            &s,
+            "puente_peer_session_errors_total",
+            &[p, ("code", "invalid_batch")]
+        ),
+        2.0
+    );
+    assert_eq!(value(&s, "puente_peer_refusals_total", &[p]), 3.0);
+    assert_eq!(
+        value(&s, "puente_peer_state", &[p, ("state", "refused")]),
+        1.0
+    );
+    assert_eq!(value(&s, "puente_peer_up", &[p]), 0.0);
+    assert_eq!(
+        value(&s, "puente_peer_catch_up_remaining_seconds", &[p]),
+        18.0
+    );
+    assert_eq!(value(&s, "puente_start_time_seconds", &[]), 1.0);
+
     // A positive control for promtool: it does fail a bad scrape.
     let (ok, said) = promtool("# TYPE puente_things counter\npuente_things 3\n");
     assert!(!ok && said.contains("_total"), "{said}");

@@ -7,7 +7,7 @@
 //! (mode 0600, removed again if the export is cut off).
 //! Must not: put a value into an error or a progress line.
 
-use std::io::Write as _;
+use std::io::{IsTerminal as _, Write as _};
 use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -219,7 +219,9 @@ pub fn export(socket: &Path, table: &str, to: &ExportTo<'_>) -> Result<()> {
         if format == Format::Csv {
             out.write(&csv.header())?;
         }
-        let progress = Progress::bar(&format!("exporting {table}"), stream.rows, "rows", false);
+        // Rows printed on the terminal itself leave no room for a bar.
+        let quiet = to.output.is_none() && std::io::stdout().is_terminal();
+        let progress = Progress::bar(&format!("exporting {table}"), stream.rows, "rows", quiet);
         let mut n = 0u64;
         loop {
             let line = match stream.next_line().await {
@@ -249,7 +251,7 @@ pub fn export(socket: &Path, table: &str, to: &ExportTo<'_>) -> Result<()> {
         }
         out.finish()?;
         progress.clear();
-        if progress::drawn(false) {
+        if progress::drawn(quiet) {
             eprintln!(
                 "exported {n} {} of {table}{}",
                 if n == 1 { "row" } else { "rows" },
