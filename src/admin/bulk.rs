@@ -32,8 +32,11 @@ use crate::config::TableDef;
 use crate::store::{CellView, Reveal, StoreError};
 use crate::value::{Plaintext, Value};
 
-/// Rows per store read while exporting (the store is free between pages).
+/// Rows per store read while exporting (the store is free between pages);
+/// fewer when revealing, since each sealed cell is decrypted under the
+/// store's lock and sync waits meanwhile.
 const EXPORT_PAGE: usize = 1000;
+const REVEALED_PAGE: usize = 100;
 /// Headers of an export: its columns (id first), the live rows when it
 /// began, and sealed columns left out for want of reveal.
 pub const COLUMNS_HEADER: &str = "x-puente-columns";
@@ -90,6 +93,11 @@ async fn import(
     if declared.is_some_and(|n| n > MAX_IMPORT_BYTES) {
         return Err(stream_too_large());
     }
+    // The rows of one import are held in memory until they are written:
+    // a second import waits here, before reading its body.
+    let _one_at_a_time = app.imports.acquire().await.map_err(|_| {
+        ApiError::internal("the daemon is shutting down; import the file again after it restarts")
+    })?;
     let mut staging = Staging::new(&def);
     let mut pending = SecretBuf::with_capacity(64 * 1024);
     let mut total = 0u64;
@@ -366,9 +374,13 @@ async fn export(
     // The first page is read before anything is answered: a node that
     // cannot reveal says so as an error, not as a cut-off stream.
     let (t, reveal) = (table.clone(), plan.reveal);
+    let page_rows = match reveal {
+        Reveal::Yes => REVEALED_PAGE,
+        Reveal::No => EXPORT_PAGE,
+    };
     let first = app
         .node
-        .with_store(move |s| s.list(&t, None, EXPORT_PAGE, reveal))
+        .with_store(move |s| s.list(&t, None, page_rows, reveal))
         .await??;
     let rows = app
         .node
@@ -407,7 +419,7 @@ async fn export(
         let mut revealed = 0u64;
         loop {
             let last = page.last().map(|r| r.id.clone());
-            let full = page.len() == EXPORT_PAGE;
+            let full = page.len() == page_rows;
             let mut chunk = SecretBuf::with_capacity(64 * 1024);
             for view in page {
                 match export_line(view, &columns, &mut revealed) {
@@ -426,7 +438,7 @@ async fn export(
             };
             let t = table.clone();
             page = match node
-                .with_store(move |s| s.list(&t, Some(&after), EXPORT_PAGE, reveal))
+                .with_store(move |s| s.list(&t, Some(&after), page_rows, reveal))
                 .await
             {
                 Ok(Ok(page)) => page,

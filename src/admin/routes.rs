@@ -47,6 +47,8 @@ pub(crate) struct AppState {
     pub edits: EditLog,
     /// Who holds which role (`[access]`, resolved at start).
     pub access: Access,
+    /// One import is held in memory at a time; the next waits.
+    pub imports: tokio::sync::Semaphore,
 }
 
 pub(crate) type Shared = Arc<AppState>;
