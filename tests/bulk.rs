@@ -1,8 +1,9 @@
 //! `puente rows import` and `puente rows export` as an admin runs them:
 //! round trips in CSV and JSON Lines with sealed columns revealed at
-//! Tijuana, every bad line of a file reported with nothing written, an
-//! export of a sealed column refused without reveal, and the progress bar
-//! drawn on a terminal but not in a pipe.
+//! Tijuana, every bad line of a file reported with nothing written, a bad
+//! import stream refused whole, an export of a sealed column refused
+//! without reveal, imported sealed values in no file of either office, and
+//! the progress bar drawn on a terminal but not in a pipe.
 
 mod cluster;
 mod support;
@@ -599,4 +600,43 @@ async fn imported_sealed_values_reach_no_file_of_either_office() {
             .check(&o.dir)
             .unwrap_or_else(|e| panic!("{}: {e}", o.name));
     }
+}
+
+/// POSTs an import stream as it is, without the CLI.
+async fn post(socket: &Path, body: &[u8]) -> (u16, String) {
+    support::raw_request(socket, "POST", "/v1/tables/residents/import", Some(body)).await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_bad_import_stream_is_refused_whole() {
+    let node = support::admin_node(Some(support::TEST_IDENTITY));
+    let before = node.node.status().await.unwrap();
+    // Good lines, then one that is not an import line: nothing is written.
+    let (status, body) = post(&node.socket, b"{\"line\": 2, \"id\": \"r1\", \"cells\": {\"status\": \"new\"}}\n{\"line\": 3, \"oops\": 1}\n").await;
+    assert_eq!(status, 400, "{body}");
+    assert!(body.contains("nothing was written"), "{body}");
+    let (status, body) = post(
+        &node.socket,
+        b"{\"line\": 2, \"id\": \"r1\", \"cells\": {\"status\": \"new\"}}\nnot json at all\n",
+    )
+    .await;
+    assert_eq!(status, 400, "{body}");
+    // A row longer than a line may be.
+    let long = format!(
+        "{{\"line\": 2, \"id\": \"r1\", \"cells\": {{\"status\": \"{}\"}}}}",
+        "x".repeat(puente::bulk::MAX_IMPORT_LINE + 10)
+    )
+    .into_bytes();
+    let (status, body) = post(&node.socket, &long).await;
+    assert_eq!(status, 413, "{body}");
+    assert!(body.contains("longer than 1024 KiB"), "{body}");
+    let after = node.node.status().await.unwrap();
+    assert_eq!((after.head, after.digest), (before.head, before.digest));
+    // The same stream without the bad line is written whole.
+    let (status, body) = post(&node.socket, b"{\"line\": 2, \"id\": \"r1\", \"cells\": {\"status\": \"new\"}}\n{\"line\": 3, \"id\": \"r2\", \"cells\": {\"full_name\": \"Nombre\"}}").await;
+    assert_eq!(status, 200, "{body}");
+    let report: puente::bulk::ImportReport = serde_json::from_str(&body).unwrap();
+    assert!(report.written && report.rows == 2, "{report:?}");
+    assert_eq!(node.node.status().await.unwrap().rows["residents"], 2);
+    node.stop().await;
 }
