@@ -225,7 +225,7 @@ async fn a_file_with_bad_lines_writes_nothing_and_every_bad_line_is_named() {
     let mut c = two_offices();
     c.start_all().await;
     let dir = c.path().to_path_buf();
-    c[TJ].put("residents", "r-gone", &[("status", "x")]).await;
+    c[TJ].put("residents", "r-gone", &[("status", "closed")]).await;
     c[TJ]
         .client()
         .delete_row("residents", "r-gone")
@@ -238,7 +238,7 @@ async fn a_file_with_bad_lines_writes_nothing_and_every_bad_line_is_named() {
     let unreadable = dir.join("unreadable.csv");
     std::fs::write(
         &unreadable,
-        "id,status,full_name\nr-1,new,Secreto Uno\nr-2,new\n,new,Secreto Dos\nr-3,new,Secreto Tres\n",
+        "id,status,full_name\nr-1,intake,Secreto Uno\nr-2,intake\n,intake,Secreto Dos\nr-3,intake,Secreto Tres\n",
     )
     .unwrap();
     let (done, _, err) = cli(
@@ -261,11 +261,12 @@ async fn a_file_with_bad_lines_writes_nothing_and_every_bad_line_is_named() {
     assert!(!err.contains("Secreto"), "{err}");
 
     // Lines the daemon refuses: an unknown column, a duplicate id, an
-    // invalid id, a deleted id. Every one is listed.
+    // invalid id, a deleted id, a value of the wrong type. Every one is
+    // listed.
     let refused = dir.join("refused.csv");
     std::fs::write(
         &refused,
-        "id,status,full_name,shoe_size\nr-1,new,Secreto Uno,\nr-1,new,Secreto Uno Bis,\nr 3,new,Secreto Tres,\nr-gone,new,Secreto Cuatro,\nr-5,new,Secreto Cinco,\n",
+        "id,status,full_name,shoe_size\nr-1,intake,Secreto Uno,\nr-1,intake,Secreto Uno Bis,\nr 3,intake,Secreto Tres,\nr-gone,intake,Secreto Cuatro,\nr-5,intake,Secreto Cinco,\nr-6,sometimes,Secreto Seis,\n",
     )
     .unwrap();
     let (done, out, err) = cli(
@@ -280,14 +281,14 @@ async fn a_file_with_bad_lines_writes_nothing_and_every_bad_line_is_named() {
     );
     assert!(!done);
     assert!(
-        err.contains("the import has 4 bad lines; nothing was written"),
+        err.contains("the import has 5 bad lines; nothing was written"),
         "{err}"
     );
     let report: puente::bulk::ImportReport = serde_json::from_str(&out).unwrap();
     assert!(!report.written);
-    assert_eq!(report.rows, 5);
+    assert_eq!(report.rows, 6);
     let listed: Vec<String> = report.problems.iter().map(|p| p.to_string()).collect();
-    assert_eq!(listed.len(), 4, "{listed:#?}");
+    assert_eq!(listed.len(), 5, "{listed:#?}");
     assert!(
         listed[0]
             .starts_with("line 1, column shoe_size: table residents has no column `shoe_size`"),
@@ -304,6 +305,10 @@ async fn a_file_with_bad_lines_writes_nothing_and_every_bad_line_is_named() {
     assert!(
         listed[3].starts_with("line 5, column id: row residents/r-gone was deleted"),
         "{listed:#?}"
+    );
+    assert_eq!(
+        listed[4],
+        "line 7, column status: expects one of `active`, `arrived`, `closed`, `intake`, `moved_on`; got text `sometimes`"
     );
     assert!(!out.contains("Secreto") && !err.contains("Secreto"));
 
@@ -505,7 +510,7 @@ async fn progress_is_drawn_on_a_terminal_and_quiet_in_a_pipe() {
         "{out}"
     );
     let again = dir.join("again.csv");
-    std::fs::write(&again, "id,status\nr-0001,moved\n").unwrap();
+    std::fs::write(&again, "id,status\nr-0001,moved_on\n").unwrap();
     let (done, out, err) = cli(
         &c[TJ],
         &["rows", "import", "residents", again.to_str().unwrap()],
@@ -541,7 +546,7 @@ async fn imported_sealed_values_reach_no_file_of_either_office() {
     let good = files.join("good.csv");
     std::fs::write(
         &good,
-        "id,status,full_name,phone\nimp-0001,Shared-Import-Control,Zyanya Import-Marker,+52 664 999 0001\nimp-0002,active,Citlali Import-Marker,+52 664 999 0002\n",
+        "id,arrival_date,full_name,phone\nimp-0001,2031-07-19,Zyanya Import-Marker,+52 664 999 0001\nimp-0002,2031-07-20,Citlali Import-Marker,+52 664 999 0002\n",
     )
     .unwrap();
     ok(
@@ -594,7 +599,7 @@ async fn imported_sealed_values_reach_no_file_of_either_office() {
         );
         let planted = plant_control(&o.data_dir()).unwrap();
         Scan::forbidding(&needles)
-            .control(Control::in_file("puente.db-wal", "Shared-Import-Control"))
+            .control(Control::in_file("puente.db-wal", "2031-07-19"))
             .control(Control::in_file("daemon.log", "imp-0002"))
             .control(planted)
             .check(&o.dir)
@@ -612,12 +617,12 @@ async fn a_bad_import_stream_is_refused_whole() {
     let node = support::admin_node(Some(support::TEST_IDENTITY));
     let before = node.node.status().await.unwrap();
     // Good lines, then one that is not an import line: nothing is written.
-    let (status, body) = post(&node.socket, b"{\"line\": 2, \"id\": \"r1\", \"cells\": {\"status\": \"new\"}}\n{\"line\": 3, \"oops\": 1}\n").await;
+    let (status, body) = post(&node.socket, b"{\"line\": 2, \"id\": \"r1\", \"cells\": {\"status\": \"intake\"}}\n{\"line\": 3, \"oops\": 1}\n").await;
     assert_eq!(status, 400, "{body}");
     assert!(body.contains("nothing was written"), "{body}");
     let (status, body) = post(
         &node.socket,
-        b"{\"line\": 2, \"id\": \"r1\", \"cells\": {\"status\": \"new\"}}\nnot json at all\n",
+        b"{\"line\": 2, \"id\": \"r1\", \"cells\": {\"status\": \"intake\"}}\nnot json at all\n",
     )
     .await;
     assert_eq!(status, 400, "{body}");
@@ -633,7 +638,7 @@ async fn a_bad_import_stream_is_refused_whole() {
     let after = node.node.status().await.unwrap();
     assert_eq!((after.head, after.digest), (before.head, before.digest));
     // The same stream without the bad line is written whole.
-    let (status, body) = post(&node.socket, b"{\"line\": 2, \"id\": \"r1\", \"cells\": {\"status\": \"new\"}}\n{\"line\": 3, \"id\": \"r2\", \"cells\": {\"full_name\": \"Nombre\"}}").await;
+    let (status, body) = post(&node.socket, b"{\"line\": 2, \"id\": \"r1\", \"cells\": {\"status\": \"intake\"}}\n{\"line\": 3, \"id\": \"r2\", \"cells\": {\"full_name\": \"Nombre\"}}").await;
     assert_eq!(status, 200, "{body}");
     let report: puente::bulk::ImportReport = serde_json::from_str(&body).unwrap();
     assert!(report.written && report.rows == 2, "{report:?}");

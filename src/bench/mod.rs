@@ -13,6 +13,7 @@ pub mod data;
 pub mod latency;
 pub mod merge;
 pub mod report;
+pub mod schema;
 pub mod seal;
 pub mod web;
 
@@ -88,6 +89,9 @@ pub fn run(opts: &BenchOptions) -> Result<Report> {
             .map(|i| merge::run(opts.rows, opts.rows, i % 2 == 1))
             .collect::<Result<Vec<_>>>()?;
         merge_figures(&mut figures, &runs, opts.rows);
+    }
+    if wanted(opts, "schema") {
+        schema_figures(&mut figures, &schema::run(opts.rows)?);
     }
     if wanted(opts, "seal") {
         for recipients in [1, 2] {
@@ -223,6 +227,47 @@ fn merge_figures(figures: &mut Vec<Figure>, runs: &[merge::MergeTimes], rows: us
         .baseline(median(&open_plain))
         .target(&format!("< {OPEN_BOUND_MS:.0} ms"), open_ms < OPEN_BOUND_MS)
         .samples(open),
+    );
+}
+
+/// Adding a column rewrites no row: it must take under a second.
+const ADD_COLUMN_BOUND_S: f64 = 1.0;
+/// Sealing a shared column's values, against raw age encryption.
+const SEAL_COLUMN_BOUND: f64 = 0.7;
+
+fn schema_figures(figures: &mut Vec<Figure>, f: &schema::SchemaFigures) {
+    figures.push(
+        Figure::new(
+            "schema.add_column_s",
+            &format!(
+                "schema: add a column to a {}-row table (encrypted replica)",
+                f.rows
+            ),
+            f.add_column_s,
+            "s",
+        )
+        .target(
+            &format!("< {ADD_COLUMN_BOUND_S} s"),
+            f.add_column_s < ADD_COLUMN_BOUND_S,
+        ),
+    );
+    let ratio = f.seal_cells_per_s / f.raw_per_s_all_cores;
+    figures.push(
+        Figure::new(
+            "schema.seal_column.cells_per_s",
+            &format!(
+                "schema: shared -> sealed, {} values sealed anew, {} cores (baseline: raw age encryptions/s)",
+                f.sealed_cells, f.cores
+            ),
+            f.seal_cells_per_s,
+            "cells/s",
+        )
+        .baseline(f.raw_per_s_all_cores)
+        .ratio(ratio)
+        .target(
+            &format!(">= {SEAL_COLUMN_BOUND} of raw"),
+            ratio >= SEAL_COLUMN_BOUND,
+        ),
     );
 }
 

@@ -16,12 +16,8 @@ use crate::store::{RowWrite, valid_id};
 use crate::value::Plaintext;
 
 /// The type a column's values must have, if the schema gives one.
-///
-/// The hook for column types: this schema has none yet, so every value is
-/// taken as given. When `ColumnDef` carries its `ColumnType`, return it
-/// here and imports check and convert every value like a single write.
-fn column_type(_column: &ColumnDef) -> Option<&ColumnType> {
-    None
+fn column_type(column: &ColumnDef) -> Option<&ColumnType> {
+    column.ty.as_ref()
 }
 
 /// Checks `value` for `column`: the value to store, or why it does not fit

@@ -11,6 +11,7 @@ pub mod progress;
 pub mod remote;
 pub mod rows_view;
 pub mod schedule;
+pub mod schema;
 pub mod staff;
 pub mod wait;
 

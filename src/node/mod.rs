@@ -23,6 +23,7 @@ pub mod progress;
 pub mod replica_key;
 mod running;
 pub mod snapshot;
+pub mod schema_change;
 pub mod status;
 pub mod storage;
 
