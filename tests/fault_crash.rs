@@ -95,20 +95,20 @@ async fn kill_9_during_a_catch_up_ten_times_loses_nothing() {
             .put(
                 &c[1],
                 san_diego,
-                "outreach_events",
+                "residents",
                 &format!("acked-sd-{round}"),
-                &["title"],
-                "acknowledged in San Diego",
+                &["status"],
+                "intake",
             )
             .await;
         model
             .put(
                 &c[0],
                 tijuana,
-                "outreach_events",
+                "residents",
                 &format!("acked-tj-{round}"),
-                &["title"],
-                "acknowledged in Tijuana",
+                &["status"],
+                "arrived",
             )
             .await;
         // Until the catch-up runs again in this run of San Diego (a
@@ -158,7 +158,7 @@ async fn kill_9_during_a_catch_up_ten_times_loses_nothing() {
     c[1].start().await.unwrap();
     wait_converged("after ten crashes", &[&c[0], &c[1]]).await;
     for o in c.offices() {
-        model.verify(o, &["outreach_events"], false).await;
+        model.verify(o, &["residents"], false).await;
         assert_eq!(
             o.client().status().await.unwrap().rows["outreach_events"],
             ROWS as u64,
