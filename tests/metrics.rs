@@ -259,7 +259,7 @@ async fn status_and_metrics_answer_while_the_replica_is_busy() {
     node.put(
         "residents".into(),
         "r1".into(),
-        support::cells(&[("status", "new")]),
+        support::cells(&[("status", "intake")]),
     )
     .await
     .unwrap();
@@ -293,7 +293,7 @@ async fn status_and_metrics_answer_while_the_replica_is_busy() {
     node.put(
         "residents".into(),
         "r2".into(),
-        support::cells(&[("status", "new")]),
+        support::cells(&[("status", "intake")]),
     )
     .await
     .unwrap();
