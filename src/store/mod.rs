@@ -25,6 +25,7 @@ mod merge;
 mod migrate;
 mod open;
 mod read;
+mod sealing;
 mod write;
 
 use std::collections::HashMap;
