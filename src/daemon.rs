@@ -40,6 +40,8 @@ pub enum DaemonError {
     Web(#[from] crate::web::WebError),
     #[error(transparent)]
     Lock(#[from] LockError),
+    #[error(transparent)]
+    Metrics(#[from] crate::metrics::server::BindError),
     #[error("cannot install signal handlers: {0}")]
     Signals(std::io::Error),
     #[error(
@@ -63,6 +65,7 @@ pub struct Running {
     admin: tokio::task::JoinHandle<()>,
     stop_admin: watch::Sender<bool>,
     web: Option<crate::web::WebServer>,
+    metrics: Option<crate::metrics::server::MetricsServer>,
     _lock: DataDirLock,
 }
 
@@ -77,6 +80,11 @@ impl Running {
     /// The address the web agenda listens on, if it is served.
     pub fn web_addr(&self) -> Option<std::net::SocketAddr> {
         self.web.as_ref().map(|w| w.local_addr)
+    }
+
+    /// The address of the `[metrics]` listener, if there is one.
+    pub fn metrics_addr(&self) -> Option<std::net::SocketAddr> {
+        self.metrics.as_ref().map(|m| m.local_addr)
     }
 
     /// Reads the node config and the schema again and puts what a reload
@@ -160,6 +168,9 @@ impl Running {
         if let Some(web) = self.web {
             web.stop().await;
         }
+        if let Some(metrics) = self.metrics {
+            metrics.stop().await;
+        }
         let _ = self.stop_admin.send(true);
         self.sync.stop().await;
         let _ = tokio::time::timeout(Duration::from_secs(2), self.admin).await;
@@ -239,6 +250,10 @@ pub async fn start(config_path: &Path, limits: Limits) -> Result<Running, Daemon
         Some(config) => Some(crate::web::start(node.clone(), config).await?),
         None => None,
     };
+    let metrics = match node.config().metrics.as_ref().map(|m| m.listen) {
+        Some(listen) => Some(crate::metrics::server::start(node.clone(), listen).await?),
+        None => None,
+    };
     let sync = manager::start(node.clone(), checked.identity, limits)?;
     // A reseal an earlier run left unfinished goes on.
     if let Err(e) = node.resume_reseal().await {
@@ -263,6 +278,7 @@ pub async fn start(config_path: &Path, limits: Limits) -> Result<Running, Daemon
         admin,
         stop_admin,
         web,
+        metrics,
         _lock: lock,
     })
 }

@@ -302,6 +302,22 @@ fn render_peer(out: &mut String, p: &PeerStatus, width: usize) {
         parts.push(format!("clock skew {:+.1} s", skew as f64 / 1000.0));
     }
     let _ = writeln!(out, "  {:width$}  {}", p.name, parts.join("  "));
+    for (c, verb, who) in [
+        (&p.receiving, "received", "catching up"),
+        (&p.sending, "sent", "it catches up"),
+    ] {
+        if let Some(c) = c {
+            let eta = match c.eta_s {
+                Some(s) => format!(", about {} left", duration(s.ceil() as u64)),
+                None => String::new(),
+            };
+            let _ = writeln!(
+                out,
+                "  {:width$}  {who}: {} changes {verb}, {} to go{eta}",
+                "", c.done, c.left
+            );
+        }
+    }
     if let Some(e) = &p.last_error {
         let _ = writeln!(out, "  {:width$}  last error: {e}", "");
     }
@@ -353,12 +369,20 @@ mod tests {
             schema_differences: vec![],
             schema_advice: None,
             counters: PeerCounters::default(),
+            receiving: None,
+            sending: None,
         };
         let mut sd = peer("san-diego", PeerState::Connected);
         sd.rtt_ms = Some(14.2);
         sd.in_sync = Some(true);
         let mut ens = peer("ensenada", PeerState::Connected);
         (ens.we_owe, ens.they_owe, ens.in_sync) = (Some(12), Some(0), Some(false));
+        ens.receiving = Some(crate::node::status::CatchUp {
+            done: 40_000,
+            left: 60_000,
+            rate_per_s: Some(2_000.0),
+            eta_s: Some(30.0),
+        });
         let mut far = peer("far", PeerState::Refused);
         far.detail = Some("certificate not pinned".into());
         far.last_error = Some("handshake failed".into());
@@ -413,6 +437,7 @@ mod tests {
             "can unseal  no",
             "  san-diego  connected  rtt 14 ms  in sync",
             "  ensenada   connected  behind: we owe 12, they owe 0",
+            "             catching up: 40000 changes received, 60000 to go, about 30s left",
             "  far        refused: certificate not pinned",
             "last error: handshake failed",
             "  new        connecting",

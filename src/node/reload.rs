@@ -176,10 +176,15 @@ impl Node {
     ) -> Result<Plan, String> {
         let mut plan = plan(&self.config(), &self.schema(), &config, &schema);
         let for_store = schema.clone();
+        let node = self.clone();
         let (planned, adopted) = self
             .with_store(move |s| {
                 let planned = s.schema_plan(&for_store);
-                (planned, s.reload_schema(for_store, keyring))
+                let adopted = s.reload_schema(for_store, keyring);
+                if adopted.is_ok() {
+                    node.refresh_after_reload(s);
+                }
+                (planned, adopted)
             })
             .await
             .map_err(|e| e.to_string())?;

@@ -3,8 +3,9 @@
 //!
 //! Owns: serialising access to the `Store` (blocking work runs on tokio's
 //! blocking pool), announcing every commit on a watch channel (live push
-//! waits on it: no polling), per-peer live state, recent refusals, and
-//! building the status document.
+//! waits on it: no polling), the replica snapshot status reads instead of
+//! waiting for the store, per-peer live state and catch-up progress,
+//! recent refusals, the node's metrics, and building the status document.
 //! Must not: speak QUIC or HTTP (sync/ and admin/ do).
 
 use std::collections::{BTreeMap, VecDeque};
@@ -16,7 +17,10 @@ use tokio::sync::{Notify, watch};
 
 use crate::clock::WallClock;
 use crate::config::{NodeConfig, Schema};
+use crate::metrics::NodeMetrics;
 use crate::node::fingerprint::Fingerprint;
+use crate::node::progress::Tracker;
+use crate::node::snapshot::ReplicaSnapshot;
 use crate::node::status::{AtRestStatus, PeerCounters, PeerState, PeerStatus, Refusal, Status};
 use crate::stamp::SiteId;
 use crate::store::{Cursor, Digest, Store, StoreError, Written};
@@ -46,6 +50,36 @@ pub struct PeerLive {
     /// How the peer's schema differs from ours, in words (while it does).
     pub schema_differences: Vec<String>,
     pub counters: PeerCounters,
+    /// Our cursor of the peer's changes, as last read or stored (how far
+    /// we applied its changes).
+    pub our_cursor: Option<Cursor>,
+    /// Catch-ups in each direction.
+    pub receiving: Tracker,
+    pub sending: Tracker,
+}
+
+impl PeerLive {
+    /// Changes we have that the peer has not applied (from its last
+    /// State), and changes it has that we have not applied.
+    fn owed(&self, head: u64) -> (Option<u64>, Option<u64>) {
+        let we_owe = self.peer_applied.map(|c| head.saturating_sub(c.progress));
+        let they_owe = match (self.peer_head, self.our_cursor) {
+            (Some(h), Some(c)) => Some(h.saturating_sub(c.progress)),
+            _ => None,
+        };
+        (we_owe, they_owe)
+    }
+
+    /// Feeds both catch-up trackers what is owed now.
+    fn observe_progress(&mut self, head: u64, now_ms: u64) {
+        let (we_owe, they_owe) = self.owed(head);
+        if let (Some(left), Some(c)) = (they_owe, self.our_cursor) {
+            self.receiving.observe(now_ms, c.progress, left);
+        }
+        if let (Some(left), Some(c)) = (we_owe, self.peer_applied) {
+            self.sending.observe(now_ms, c.progress, left);
+        }
+    }
 }
 
 impl PeerLive {
@@ -70,6 +104,9 @@ impl PeerLive {
             protocol: None,
             schema_differences: Vec::new(),
             counters: PeerCounters::default(),
+            our_cursor: None,
+            receiving: Tracker::default(),
+            sending: Tracker::default(),
         }
     }
 }
@@ -85,6 +122,17 @@ pub struct Node {
     pub fingerprint: Fingerprint,
     started: Instant,
     store: Arc<Mutex<Store>>,
+    /// Head, digest and counts as of the last commit (status and metrics
+    /// read this, never waiting for the store).
+    replica: Mutex<ReplicaSnapshot>,
+    /// Seal groups this node holds an identity of (a reload may change
+    /// the identities).
+    can_unseal: RwLock<Vec<String>>,
+    /// Site ids the replica had before restores (a restore happens with
+    /// the daemon stopped: read once).
+    retired_sites: Vec<String>,
+    /// Unix milliseconds when the node started.
+    started_ms: u64,
     site: SiteId,
     head: watch::Sender<u64>,
     peers: Mutex<BTreeMap<String, PeerLive>>,
@@ -98,6 +146,8 @@ pub struct Node {
     pub staff_epoch: AtomicU64,
     /// Long work and its reports: reseal progress, the last reload.
     pub life: crate::node::life::Life,
+    /// Counters and histograms for `GET /v1/metrics`.
+    pub metrics: NodeMetrics,
 }
 
 impl std::fmt::Debug for Node {
@@ -123,7 +173,7 @@ impl Node {
         schema: Arc<Schema>,
         fingerprint: Fingerprint,
         clock: Arc<dyn WallClock>,
-        store: Store,
+        mut store: Store,
     ) -> Arc<Node> {
         let peers = config
             .peers
@@ -132,6 +182,19 @@ impl Node {
             .collect();
         let head = store.head();
         let site = store.site_id();
+        let metrics = NodeMetrics::default();
+        let commits = metrics.commit_seconds.clone();
+        store.observe_commits(Arc::new(move |d| commits.observe(d)));
+        let replica = Mutex::new(ReplicaSnapshot::of(&store));
+        let can_unseal = RwLock::new(groups_held(&store));
+        // Unreadable, status shows none: it reads and writes nothing else.
+        let retired_sites = store
+            .retired_sites()
+            .unwrap_or_default()
+            .iter()
+            .map(ToString::to_string)
+            .collect();
+        let started_ms = clock.now_ms();
         let at_rest = match store.cipher_version() {
             Some(version) => AtRestStatus {
                 encrypted: true,
@@ -153,6 +216,10 @@ impl Node {
             fingerprint,
             started: Instant::now(),
             store: Arc::new(Mutex::new(store)),
+            replica,
+            can_unseal,
+            retired_sites,
+            started_ms,
             site,
             head: watch::Sender::new(head),
             peers: Mutex::new(peers),
@@ -162,6 +229,7 @@ impl Node {
             sync_now: Notify::new(),
             staff_epoch: AtomicU64::new(0),
             life: Default::default(),
+            metrics,
         })
     }
 
@@ -229,6 +297,13 @@ impl Node {
         let mut store = Self::lock(&self.store);
         let out = f(&mut store);
         let head = store.head();
+        {
+            // Counts and digest change only with the head.
+            let mut replica = self.replica.lock().unwrap_or_else(|e| e.into_inner());
+            if replica.head != head {
+                *replica = ReplicaSnapshot::of(&store);
+            }
+        }
         drop(store);
         self.head.send_if_modified(|h| {
             let changed = *h != head;
@@ -236,6 +311,14 @@ impl Node {
             changed
         });
         out
+    }
+
+    /// Takes the replica snapshot and the groups this node can open again
+    /// (after a reload changed the schema or the keyring, which need not
+    /// move the head).
+    pub(crate) fn refresh_after_reload(&self, store: &Store) {
+        *self.replica.lock().unwrap_or_else(|e| e.into_inner()) = ReplicaSnapshot::of(store);
+        *self.can_unseal.write().unwrap_or_else(|e| e.into_inner()) = groups_held(store);
     }
 
     /// Subscribes to the head sequence: changes on every commit.
@@ -287,6 +370,9 @@ impl Node {
     /// Remembers a connection refused before any session (unpinned
     /// certificate, failed handshake).
     pub fn record_refusal(&self, remote_address: String, reason: String, now_ms: u64) {
+        self.metrics
+            .refused_connections
+            .fetch_add(1, Ordering::Relaxed);
         let mut refused = self.refused.lock().unwrap_or_else(|e| e.into_inner());
         if refused.len() >= REFUSALS_KEPT {
             refused.pop_front();
@@ -302,49 +388,49 @@ impl Node {
         self.garbage_datagrams.fetch_add(n, Ordering::Relaxed) + n
     }
 
-    /// The status document.
+    /// The replica as of its last commit (never waits for the store).
+    pub fn replica(&self) -> ReplicaSnapshot {
+        self.replica
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
+    }
+
+    /// Unix milliseconds when the node started.
+    pub fn started_ms(&self) -> u64 {
+        self.started_ms
+    }
+
+    /// Feeds a peer's catch-up trackers what is owed now (after an apply,
+    /// a peer's State, or a new cursor).
+    pub fn observe_progress(&self, name: &str) {
+        let head = self.replica.lock().unwrap_or_else(|e| e.into_inner()).head;
+        let now = self.now_ms();
+        self.update_peer(name, |p| p.observe_progress(head, now));
+    }
+
+    /// The status document. It reads the replica snapshot and the live
+    /// peer state only, so it answers at once even while a long apply
+    /// holds the store.
     pub async fn status(self: &Arc<Self>) -> Result<Status, NodeError> {
-        let peer_sites: Vec<(String, Option<SiteId>)> = {
-            let peers = self.peers.lock().unwrap_or_else(|e| e.into_inner());
-            peers.iter().map(|(n, p)| (n.clone(), p.site)).collect()
-        };
-        let (head, digest, stats, can_unseal, cursors, (old_keys, retired)) = self
-            .with_store(move |s| -> Result<_, StoreError> {
-                let stats = s.stats()?;
-                let life = (s.sealed_to_old_keys(), s.retired_sites()?);
-                let groups: Vec<String> = s
-                    .schema()
-                    .groups
-                    .keys()
-                    .filter(|g| s.can_unseal(g))
-                    .cloned()
-                    .collect();
-                let mut cursors = BTreeMap::new();
-                for (name, site) in peer_sites {
-                    if let Some(site) = site {
-                        cursors.insert(name, s.cursor_for(&site)?);
-                    }
-                }
-                Ok((s.head(), s.digest(), stats, groups, cursors, life))
-            })
-            .await??;
+        Ok(self.status_now())
+    }
+
+    fn status_now(&self) -> Status {
+        let replica = self.replica();
+        let (head, digest) = (replica.head, replica.digest);
+        let now = self.now_ms();
         let peers = {
-            let live = self.peers.lock().unwrap_or_else(|e| e.into_inner());
+            let mut live = self.peers.lock().unwrap_or_else(|e| e.into_inner());
             self.config()
                 .peers
                 .iter()
                 .map(|p| {
                     let l = live
-                        .get(&p.name)
-                        .cloned()
-                        .unwrap_or_else(|| PeerLive::new(p.address.is_some()));
-                    let ours = cursors.get(&p.name).copied();
-                    let we_owe = l.peer_applied.map(|c| head.saturating_sub(c.progress));
-                    let they_owe = match (l.peer_head, ours) {
-                        (Some(h), Some(c)) => Some(h.saturating_sub(c.progress)),
-                        (Some(h), None) => Some(h),
-                        _ => None,
-                    };
+                        .entry(p.name.clone())
+                        .or_insert_with(|| PeerLive::new(p.address.is_some()));
+                    l.observe_progress(head, now);
+                    let (we_owe, they_owe) = l.owed(head);
                     let in_sync = l
                         .peer_digest
                         .map(|d| d == digest && we_owe == Some(0) && they_owe == Some(0));
@@ -371,6 +457,8 @@ impl Node {
                             .then(|| crate::config::diff::advice(&p.name)),
                         last_error: l.last_error.clone(),
                         counters: l.counters.clone(),
+                        receiving: l.receiving.view(now),
+                        sending: l.sending.view(now),
                     }
                 })
                 .collect()
@@ -382,7 +470,7 @@ impl Node {
             .iter()
             .cloned()
             .collect();
-        Ok(Status {
+        Status {
             node: self.config().name.clone(),
             version: env!("CARGO_PKG_VERSION").to_string(),
             uptime_s: self.started.elapsed().as_secs(),
@@ -392,18 +480,33 @@ impl Node {
             schema_hash: self.schema().hash().to_string(),
             head,
             digest: digest.to_string(),
-            rows: stats.rows.into_iter().collect(),
-            sealed_cells: stats.sealed_cells,
-            tombstones: stats.tombstones,
-            can_unseal,
+            rows: replica.rows.into_iter().collect(),
+            sealed_cells: replica.sealed_cells,
+            tombstones: replica.tombstones,
+            can_unseal: self
+                .can_unseal
+                .read()
+                .unwrap_or_else(|e| e.into_inner())
+                .clone(),
             peers,
             refused,
             garbage_datagrams: self.garbage_datagrams.load(Ordering::Relaxed),
             at_rest: self.at_rest.clone(),
-            sealed_to_old_keys: old_keys,
+            sealed_to_old_keys: replica.sealed_to_old_keys,
             reseal: self.life.reseal(),
             reload: self.life.reload(),
-            retired_sites: retired.iter().map(ToString::to_string).collect(),
-        })
+            retired_sites: self.retired_sites.clone(),
+        }
     }
+}
+
+/// The seal groups of the store's schema it holds an identity of.
+fn groups_held(store: &Store) -> Vec<String> {
+    store
+        .schema()
+        .groups
+        .keys()
+        .filter(|g| store.can_unseal(g))
+        .cloned()
+        .collect()
 }

@@ -254,6 +254,7 @@ impl Store {
             seal_threads: std::thread::available_parallelism().map_or(1, |n| n.get()),
             cipher,
             at_rest: at_rest.clone(),
+            commit_observer: None,
         })
     }
 

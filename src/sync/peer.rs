@@ -20,7 +20,7 @@ use tokio::task::JoinHandle;
 use super::context::Shared;
 use super::pinning::negotiated_version;
 pub use super::policy::Direction;
-use super::protocol::{ErrorCode, FrameDecoder, MAX_HELLO_FRAME, Violation};
+use super::protocol::{ErrorCode, FrameDecoder, MAX_HELLO_FRAME, Violation, compresses};
 use super::push::{pump_once, send_pull, send_state};
 use super::receive::{apply_group, validate_batch};
 use super::rules::LocalInfo;
@@ -279,6 +279,8 @@ impl Executor {
         };
         let head = *node.subscribe_head().borrow();
         let epoch = Instant::now();
+        let mut decoder = FrameDecoder::with_limit(MAX_HELLO_FRAME);
+        decoder.set_compressed(compresses(version));
         let session = Session::new(
             local,
             limits,
@@ -293,7 +295,7 @@ impl Executor {
             conn,
             limits,
             session,
-            decoder: FrameDecoder::with_limit(MAX_HELLO_FRAME),
+            decoder,
             applying: None,
             pumping: None,
         }
@@ -426,6 +428,7 @@ impl Executor {
                         from,
                         generation,
                         self.limits,
+                        compresses(self.session.version()),
                     );
                     self.pumping = Some(tokio::spawn(task));
                 }
@@ -448,6 +451,9 @@ impl Executor {
                     p.site = Some(site);
                     p.peer_head = Some(hello.head);
                     p.last_contact_ms = Some(now);
+                    // A new session: its catch-ups are measured afresh.
+                    p.receiving.reset();
+                    p.sending.reset();
                 });
                 tracing::info!(peer = %self.shared.peer.name, site = %site, head = hello.head, "session established");
             }
@@ -467,6 +473,7 @@ impl Executor {
                     p.peer_applied = Some(applied);
                     p.last_contact_ms = Some(now);
                 });
+                self.shared.node.observe_progress(&self.shared.peer.name);
             }
         }
     }

@@ -61,6 +61,7 @@ pub(super) async fn apply_group(
     group: Vec<Received>,
 ) -> Result<(), Violation> {
     let node = shared.node.clone();
+    let timed = node.clone();
     let peer = peer_ref(&shared, peer_site);
     let batches = group.len() as u64;
     let head = group.iter().map(|g| g.head).max().unwrap_or(0);
@@ -73,12 +74,16 @@ pub(super) async fn apply_group(
         .map(|g| g.batch.batch().cell_count() as u64)
         .sum();
     let items: Vec<(Validated, Cursor)> = group.into_iter().map(|g| (g.batch, g.cursor)).collect();
+    let last_cursor = items.last().map(|(_, c)| *c);
     tracing::debug!(peer = %shared.peer.name, batches, rows, "applying a group of batches");
     let schema = shared.schema.clone();
     let applied = node
         .with_store(move |s| {
             same_schema(&schema, s.schema())?;
-            s.apply_validated(&peer, items).map_err(store_violation)
+            let started = std::time::Instant::now();
+            let applied = s.apply_validated(&peer, items);
+            timed.metrics.apply_seconds.observe(started.elapsed());
+            applied.map_err(store_violation)
         })
         .await
         .map_err(internal)??;
@@ -94,5 +99,8 @@ pub(super) async fn apply_group(
         p.peer_head = Some(head.max(p.peer_head.unwrap_or(0)));
         p.last_contact_ms = Some(now);
     });
+    if let Some(cursor) = last_cursor {
+        shared.note_our_cursor(cursor);
+    }
     Ok(())
 }
