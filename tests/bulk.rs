@@ -225,7 +225,9 @@ async fn a_file_with_bad_lines_writes_nothing_and_every_bad_line_is_named() {
     let mut c = two_offices();
     c.start_all().await;
     let dir = c.path().to_path_buf();
-    c[TJ].put("residents", "r-gone", &[("status", "closed")]).await;
+    c[TJ]
+        .put("residents", "r-gone", &[("status", "closed")])
+        .await;
     c[TJ]
         .client()
         .delete_row("residents", "r-gone")

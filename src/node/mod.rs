@@ -22,8 +22,8 @@ pub mod preflight;
 pub mod progress;
 pub mod replica_key;
 mod running;
-pub mod snapshot;
 pub mod schema_change;
+pub mod snapshot;
 pub mod status;
 pub mod storage;
 

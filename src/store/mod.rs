@@ -25,6 +25,7 @@ mod merge;
 mod migrate;
 mod open;
 mod read;
+mod settle;
 mod write;
 
 use std::collections::HashMap;
@@ -42,6 +43,7 @@ pub use digest::Digest;
 pub use inspect::{CellRecord, RowKey, Snapshot, TombstoneRecord};
 pub use local::StaffRecord;
 pub use read::{CellView, Reveal, RowView, Stats};
+pub use settle::{SETTLE_WAL_BYTES, Settled};
 pub use write::{RowWrite, Written};
 
 use crate::clock::{Hlc, HlcState, WallClock};
