@@ -42,8 +42,9 @@ mod tests {
     #[test]
     fn reads_fields_of_this_process() {
         let pid = std::process::id();
-        let hwm = status_kib(pid, "VmHWM").unwrap();
+        // RSS first: the peak read after it is at least as high.
         let rss = status_kib(pid, "VmRSS").unwrap();
+        let hwm = status_kib(pid, "VmHWM").unwrap();
         assert!(hwm >= rss && rss > 0, "hwm {hwm} rss {rss}");
         assert!(cpu_seconds(pid).is_some());
     }
