@@ -131,7 +131,12 @@ pub async fn start(config_path: &Path, limits: Limits) -> Result<Running, Daemon
         let clock = clock.clone();
         let at_rest = checked.at_rest;
         tokio::task::spawn_blocking(move || {
-            Store::open_at_rest(&db, &at_rest, schema, keyring, clock)
+            let mut store = Store::open_at_rest(&db, &at_rest, schema, keyring, clock)?;
+            // A WAL left large (a crash after a burst, or a tool that wrote
+            // while the daemon was stopped) is folded in now, at start-up,
+            // rather than by the first commit after it, in a quiet moment.
+            store.settle()?;
+            Ok::<_, crate::store::StoreError>(store)
         })
         .await
         .map_err(|e| DaemonError::TaskFailed {

@@ -26,6 +26,7 @@ mod migrate;
 mod open;
 mod read;
 mod sealing;
+mod settle;
 mod write;
 
 use std::collections::HashMap;
@@ -43,6 +44,7 @@ pub use digest::Digest;
 pub use inspect::{CellRecord, RowKey, Snapshot, TombstoneRecord};
 pub use local::StaffRecord;
 pub use read::{CellView, Reveal, RowView, Stats};
+pub use settle::{SETTLE_WAL_BYTES, Settled};
 pub use write::{RowWrite, Written};
 
 use crate::clock::{Hlc, HlcState, WallClock};
