@@ -7,6 +7,7 @@
 pub mod access;
 pub mod diff;
 pub mod node;
+pub mod rights;
 pub mod schema;
 pub mod types;
 pub mod web;
