@@ -119,8 +119,12 @@ pub async fn start(config_path: &Path, limits: Limits) -> Result<Running, Daemon
         let keyring = checked.keyring.clone();
         let clock = clock.clone();
         let at_rest = checked.at_rest;
+        let office = config.name.clone();
         tokio::task::spawn_blocking(move || {
-            Store::open_at_rest(&db, &at_rest, schema, keyring, clock)
+            let mut store = Store::open_at_rest(&db, &at_rest, schema, keyring, clock)?;
+            // Local writes are held to this office's rights.
+            store.set_office(&office)?;
+            Ok::<_, crate::store::StoreError>(store)
         })
         .await
         .map_err(|e| DaemonError::TaskFailed {

@@ -270,7 +270,7 @@ impl Node {
             let peers = self.peers.lock().unwrap_or_else(|e| e.into_inner());
             peers.iter().map(|(n, p)| (n.clone(), p.site)).collect()
         };
-        let (head, digest, stats, can_unseal, cursors) = self
+        let (head, digest, stats, can_unseal, cursors, held) = self
             .with_store(move |s| -> Result<_, StoreError> {
                 let stats = s.stats()?;
                 let groups: Vec<String> = s
@@ -286,9 +286,11 @@ impl Node {
                         cursors.insert(name, s.cursor_for(&site)?);
                     }
                 }
-                Ok((s.head(), s.digest(), stats, groups, cursors))
+                let held = s.held_summary()?;
+                Ok((s.head(), s.digest(), stats, groups, cursors, held))
             })
             .await??;
+        let held_total: u64 = held.iter().map(|h| h.held).sum();
         let peers = {
             let live = self.peers.lock().unwrap_or_else(|e| e.into_inner());
             self.config
@@ -309,6 +311,11 @@ impl Node {
                     let in_sync = l
                         .peer_digest
                         .map(|d| d == digest && we_owe == Some(0) && they_owe == Some(0));
+                    let from = held.iter().find(|h| h.peer == p.name).cloned().unwrap_or_default();
+                    let caught_up = we_owe == Some(0) && they_owe == Some(0);
+                    let held_note = (in_sync == Some(false) && caught_up)
+                        .then(|| held_note(&p.name, from.held, from.diverged))
+                        .flatten();
                     PeerStatus {
                         name: p.name.clone(),
                         fingerprint: p.fingerprint.to_string(),
@@ -331,6 +338,9 @@ impl Node {
                         schema_advice: (!l.schema_differences.is_empty())
                             .then(|| crate::config::diff::advice(&p.name)),
                         last_error: l.last_error.clone(),
+                        held: from.held,
+                        held_diverged: from.diverged,
+                        held_note,
                         counters: l.counters.clone(),
                     }
                 })
@@ -361,6 +371,31 @@ impl Node {
             refused,
             garbage_datagrams: self.garbage_datagrams.load(Ordering::Relaxed),
             at_rest: self.at_rest.clone(),
+            held: held_total,
         })
+    }
+}
+
+/// Why two caught-up replicas' digests differ, when changes from that
+/// peer are held or were discarded here (not that either is behind).
+fn held_note(peer: &str, held: u64, diverged: u64) -> Option<String> {
+    let plural = |n: u64| if n == 1 { "change" } else { "changes" };
+    match (held, diverged) {
+        (0, 0) => None,
+        (h, 0) => Some(format!(
+            "digests differ because {h} {} from {peer} {} held for review (`puente held list`)",
+            plural(h),
+            if h == 1 { "is" } else { "are" }
+        )),
+        (0, d) => Some(format!(
+            "digests differ because {peer} keeps {d} discarded {} this office could not undo (`puente held list --all`)",
+            plural(d)
+        )),
+        (h, d) => Some(format!(
+            "digests differ because {h} {} from {peer} {} held for review and {peer} keeps {d} discarded {} (`puente held list --all`)",
+            plural(h),
+            if h == 1 { "is" } else { "are" },
+            plural(d)
+        )),
     }
 }

@@ -34,6 +34,10 @@ pub struct Status {
     /// How the replica is stored on disk.
     #[serde(default)]
     pub at_rest: AtRestStatus,
+    /// Changes peers sent that their office may not make, waiting for
+    /// review (`puente held list`).
+    #[serde(default)]
+    pub held: u64,
 }
 
 /// Whether the replica (database and WAL) is encrypted at rest.
@@ -98,6 +102,17 @@ pub struct PeerStatus {
     pub schema_differences: Vec<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub schema_advice: Option<String>,
+    /// Changes from this peer held here for review.
+    #[serde(default)]
+    pub held: u64,
+    /// Changes from this peer discarded here that it keeps (a delete
+    /// cannot be undone): digests stay different.
+    #[serde(default)]
+    pub held_diverged: u64,
+    /// Why the digests differ although neither side is behind (held or
+    /// discarded changes), in a sentence.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub held_note: Option<String>,
     pub counters: PeerCounters,
 }
 
@@ -117,6 +132,13 @@ pub struct PeerCounters {
     pub udp_bytes_out: u64,
     /// Sessions ended by an error, per error code name.
     pub errors: BTreeMap<String, u64>,
+    /// Changes from this peer held for review since the daemon started.
+    #[serde(default)]
+    pub held: u64,
+    /// Changes from this peer that should have been held, dropped because
+    /// the held list was full (a flood), since the daemon started.
+    #[serde(default)]
+    pub held_dropped: u64,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
