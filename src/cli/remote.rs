@@ -303,7 +303,9 @@ fn render_peer(out: &mut String, p: &PeerStatus, width: usize) {
     }
     match (p.in_sync, p.we_owe, p.they_owe) {
         (Some(true), _, _) => parts.push("in sync".to_string()),
-        (_, _, _) if p.held_note.is_some() => parts.push("caught up, with held changes".to_string()),
+        (_, _, _) if p.held_note.is_some() => {
+            parts.push("caught up, with held changes".to_string())
+        }
         (_, Some(we), Some(they)) => parts.push(format!("behind: we owe {we}, they owe {they}")),
         (_, Some(we), None) => parts.push(format!("behind: we owe {we}")),
         (_, None, Some(they)) => parts.push(format!("behind: they owe {they}")),

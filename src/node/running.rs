@@ -311,7 +311,11 @@ impl Node {
                     let in_sync = l
                         .peer_digest
                         .map(|d| d == digest && we_owe == Some(0) && they_owe == Some(0));
-                    let from = held.iter().find(|h| h.peer == p.name).cloned().unwrap_or_default();
+                    let from = held
+                        .iter()
+                        .find(|h| h.peer == p.name)
+                        .cloned()
+                        .unwrap_or_default();
                     let caught_up = we_owe == Some(0) && they_owe == Some(0);
                     let held_note = (in_sync == Some(false) && caught_up)
                         .then(|| held_note(&p.name, from.held, from.diverged))

@@ -171,7 +171,16 @@ impl Store {
                     {
                         let standing = self.tombstone_of(t, &id)?.map(|s| self.stamp(s));
                         if lww::tombstone_replaces(self.stamp((hlc, site)), standing)
-                            && self.hold(peer, t, &id, site, refused, hlc, &[], &mut applied.held_dropped)?
+                            && self.hold(
+                                peer,
+                                t,
+                                &id,
+                                site,
+                                refused,
+                                hlc,
+                                &[],
+                                &mut applied.held_dropped,
+                            )?
                         {
                             applied.held += 1;
                         }
@@ -209,7 +218,16 @@ impl Store {
         for group in groups {
             let (site, refused) = (group[0].clock.site, group[0].refused);
             let hlc = group.iter().map(|c| c.clock.hlc).max().unwrap_or(Hlc::ZERO);
-            if self.hold(peer, t, id, site, refused, hlc, &group, &mut applied.held_dropped)? {
+            if self.hold(
+                peer,
+                t,
+                id,
+                site,
+                refused,
+                hlc,
+                &group,
+                &mut applied.held_dropped,
+            )? {
                 applied.held += 1;
             }
         }

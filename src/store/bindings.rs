@@ -65,7 +65,9 @@ impl Store {
             .prepare("SELECT site, office FROM _puente_bindings")
             .ctx("reading site bindings")?;
         let rows = stmt
-            .query_map([], |r| Ok((r.get::<_, Vec<u8>>(0)?, r.get::<_, String>(1)?)))
+            .query_map([], |r| {
+                Ok((r.get::<_, Vec<u8>>(0)?, r.get::<_, String>(1)?))
+            })
             .ctx("reading site bindings")?
             .collect::<Result<Vec<_>, _>>()
             .ctx("reading site bindings")?;
@@ -77,7 +79,12 @@ impl Store {
             })?;
             self.state.guard.bound.insert(SiteId(site), office);
         }
-        let origins = self.state.sites.iter().map(|s| self.origin_for(s)).collect();
+        let origins = self
+            .state
+            .sites
+            .iter()
+            .map(|s| self.origin_for(s))
+            .collect();
         self.state.guard.origins = origins;
         let (entries, bytes) = self.held_totals()?;
         self.state.guard.held_entries = entries;
@@ -121,7 +128,13 @@ impl Store {
     /// gave it). Binding a site again to the same office is a no-op; to
     /// another office, an error.
     pub fn bind_site(&mut self, site: SiteId, office: &str) -> Result<(), StoreError> {
-        if self.state.guard.bound.get(&site).is_some_and(|b| b == office) {
+        if self
+            .state
+            .guard
+            .bound
+            .get(&site)
+            .is_some_and(|b| b == office)
+        {
             return Ok(());
         }
         self.transaction(|store| store.bind_in_transaction(site, office))

@@ -329,9 +329,12 @@ impl Store {
                         return false;
                     };
                     let current = row.as_ref().and_then(|r| {
-                        r.clocks.0[c]
-                            .is_written()
-                            .then(|| (self.stamp((r.clocks.0[c].hlc, r.clocks.0[c].site)), &r.values[c]))
+                        r.clocks.0[c].is_written().then(|| {
+                            (
+                                self.stamp((r.clocks.0[c].hlc, r.clocks.0[c].site)),
+                                &r.values[c],
+                            )
+                        })
                     });
                     lww::replaces((Stamp { hlc: *hlc, site }, value), current)
                 })
@@ -360,10 +363,16 @@ impl Store {
 
     fn held_cells_of(&self, held: i64) -> Result<Vec<(String, Hlc, Value)>, StoreError> {
         self.conn
-            .prepare_cached("SELECT col, hlc, value FROM _puente_held_cells WHERE held = ?1 ORDER BY col")
+            .prepare_cached(
+                "SELECT col, hlc, value FROM _puente_held_cells WHERE held = ?1 ORDER BY col",
+            )
             .and_then(|mut s| {
                 s.query_map([held], |r| {
-                    Ok((r.get(0)?, Hlc(r.get::<_, i64>(1)? as u64), r.get::<_, Value>(2)?))
+                    Ok((
+                        r.get(0)?,
+                        Hlc(r.get::<_, i64>(1)? as u64),
+                        r.get::<_, Value>(2)?,
+                    ))
                 })?
                 .collect::<Result<Vec<_>, _>>()
             })
@@ -459,10 +468,7 @@ impl Store {
     fn pending(&self, id: i64) -> Result<HeldChange, StoreError> {
         match self.held_get(id)? {
             Some(c) if c.state == "held" => Ok(c),
-            Some(c) => Err(StoreError::HeldDecided {
-                id,
-                state: c.state,
-            }),
+            Some(c) => Err(StoreError::HeldDecided { id, state: c.state }),
             None => Err(StoreError::NoSuchHeld { id }),
         }
     }
@@ -552,48 +558,25 @@ impl Store {
     pub fn held_discard(&mut self, id: i64, by: Option<u32>) -> Result<Decided, StoreError> {
         let change = self.pending(id)?;
         let t = self.table_index(&change.table)?;
-        let mut written = 0;
-        let (diverges, note) = if change.kind == "delete" {
-            (
-                true,
-                format!(
-                    "a delete cannot be undone: {} keeps its tombstone of {}/{} and the two replicas stay different; if the row must exist, write it again under a new id",
-                    change.peer, change.table, change.row
-                ),
-            )
-        } else if self.tombstone_of(t, &change.row)?.is_some() {
-            (
-                false,
-                "this office deleted the row: its tombstone reaches the peer and removes the change there".into(),
-            )
-        } else {
-            match self.reassert(t, &change)? {
-                Reassert::Written(n) => {
-                    written = n;
-                    (
-                        false,
-                        "this office's version was written again as a new version; the peer takes it at the next sync".into(),
-                    )
-                }
-                Reassert::NoRow => (
-                    true,
-                    format!(
-                        "this office has no such row to write back: {} keeps the row it inserted and the two replicas stay different",
-                        change.peer
-                    ),
-                ),
-                Reassert::Refused(why) => (
-                    true,
-                    format!(
-                        "this office cannot write its version back ({why}): {} keeps its version and the two replicas stay different",
-                        change.peer
-                    ),
-                ),
+        // Decided first, so that writing our version again does not drop
+        // the entry as moot meanwhile; undone if that write fails.
+        self.transaction(|store| store.decide(id, "discarded", by, false, None))?;
+        let outcome = self.discard_outcome(t, &change);
+        let (written, diverges, note) = match outcome {
+            Ok(outcome) => outcome,
+            Err(e) => {
+                self.transaction(|store| store.undecide(id))?;
+                return Err(e);
             }
         };
         self.transaction(|store| {
-            store.pending(id)?;
-            store.decide(id, "discarded", by, diverges, Some(&note))?;
+            store
+                .conn
+                .execute(
+                    "UPDATE _puente_held SET diverges = ?2, note = ?3 WHERE id = ?1",
+                    params![id, diverges as i64, note],
+                )
+                .ctx("discarding a held change")?;
             store
                 .conn
                 .execute("DELETE FROM _puente_held_cells WHERE held = ?1", [id])
@@ -604,6 +587,74 @@ impl Store {
         Ok(Decided {
             change: self.held_get(id)?.unwrap_or(change),
             written,
+        })
+    }
+
+    /// Puts a change decided on back on the list (its decision failed).
+    fn undecide(&mut self, id: i64) -> Result<(), StoreError> {
+        let bytes: i64 = self
+            .conn
+            .query_row("SELECT bytes FROM _puente_held WHERE id = ?1", [id], |r| {
+                r.get(0)
+            })
+            .ctx("restoring a held change")?;
+        self.conn
+            .execute(
+                "UPDATE _puente_held SET state = 'held', decided_by = NULL, decided_ms = NULL WHERE id = ?1",
+                [id],
+            )
+            .ctx("restoring a held change")?;
+        self.state.guard.held_entries += 1;
+        self.state.guard.held_bytes += bytes as u64;
+        Ok(())
+    }
+
+    /// What discarding does: cells written, whether the peer keeps its
+    /// version, and the note saying so.
+    fn discard_outcome(
+        &mut self,
+        t: usize,
+        change: &HeldChange,
+    ) -> Result<(usize, bool, String), StoreError> {
+        if change.kind == "delete" {
+            return Ok((
+                0,
+                true,
+                format!(
+                    "a delete cannot be undone: {} keeps its tombstone of {}/{} and the two replicas stay different; if the row must exist, write it again under a new id",
+                    change.peer, change.table, change.row
+                ),
+            ));
+        }
+        if self.tombstone_of(t, &change.row)?.is_some() {
+            return Ok((
+                0,
+                false,
+                "this office deleted the row: its tombstone reaches the peer and removes the change there".into(),
+            ));
+        }
+        Ok(match self.reassert(t, change)? {
+            Reassert::Written(n) => (
+                n,
+                false,
+                "this office's version was written again as a new version; the peer takes it at the next sync".into(),
+            ),
+            Reassert::NoRow => (
+                0,
+                true,
+                format!(
+                    "this office has no such row to write back: {} keeps the row it inserted and the two replicas stay different",
+                    change.peer
+                ),
+            ),
+            Reassert::Refused(why) => (
+                0,
+                true,
+                format!(
+                    "this office cannot write its version back ({why}): {} keeps its version and the two replicas stay different",
+                    change.peer
+                ),
+            ),
         })
     }
 
@@ -618,9 +669,7 @@ impl Store {
             let value = match row.cell(column) {
                 Some(super::CellView::Value(v)) => crate::value::Plaintext::new(v.clone()),
                 Some(super::CellView::Revealed(p)) => p.clone(),
-                Some(super::CellView::Empty) | None => {
-                    crate::value::Plaintext::new(Value::Null)
-                }
+                Some(super::CellView::Empty) | None => crate::value::Plaintext::new(Value::Null),
                 Some(super::CellView::Sealed) => {
                     return Ok(Reassert::Refused(format!(
                         "`{column}` is sealed and this node holds no identity to write it again"

@@ -153,7 +153,12 @@ mod tests {
         let office = |n| Origin::Office(r.office_index(n).unwrap());
         (
             vec![TJ, SD, OWN, STRANGE],
-            vec![office("tijuana"), office("san-diego"), Origin::Own, Origin::Unbound],
+            vec![
+                office("tijuana"),
+                office("san-diego"),
+                Origin::Own,
+                Origin::Unbound,
+            ],
         )
     }
 
@@ -187,10 +192,16 @@ mod tests {
         let judge = |clocks: &[CellClock], new| row(&s.rights, 0, clocks, &sites, &origins, new);
         // notes, status by column index.
         assert_eq!(judge(&[clock(5, 1), clock(5, 1)], true), [None, None]);
-        assert_eq!(judge(&[clock(5, 1), clock(5, 1)], false), [refused(Action::Update), None]);
+        assert_eq!(
+            judge(&[clock(5, 1), clock(5, 1)], false),
+            [refused(Action::Update), None]
+        );
         // A new row with San Diego's update newer than Tijuana's insert: the
         // update is judged as one, whichever column.
-        assert_eq!(judge(&[clock(9, 1), clock(5, 0)], true), [refused(Action::Update), None]);
+        assert_eq!(
+            judge(&[clock(9, 1), clock(5, 0)], true),
+            [refused(Action::Update), None]
+        );
         assert_eq!(judge(&[clock(5, 0), clock(9, 1)], true), [None, None]);
         assert_eq!(judge(&[NONE, clock(9, 1)], false), [None, None]);
     }
@@ -208,7 +219,10 @@ mod tests {
         // Unknown: may insert (both may) and set the status (both may), not
         // update the notes (only Tijuana).
         assert_eq!(judge(&[clock(5, 3), clock(5, 3)], true), [None, None]);
-        assert_eq!(judge(&[clock(5, 3), clock(5, 3)], false), [refused(Action::Update), None]);
+        assert_eq!(
+            judge(&[clock(5, 3), clock(5, 3)], false),
+            [refused(Action::Update), None]
+        );
         let r = &s.rights;
         assert_eq!(tombstone(r, 0, origins[0]), None);
         assert_eq!(tombstone(r, 0, origins[1]), refused(Action::Delete));
@@ -222,7 +236,14 @@ mod tests {
         let s = schema();
         let (sites, origins) = world(&s);
         let open = s.without_rights();
-        let j = row(&open.rights, 0, &[clock(5, 1), clock(5, 2)], &sites, &origins, false);
+        let j = row(
+            &open.rights,
+            0,
+            &[clock(5, 1), clock(5, 2)],
+            &sites,
+            &origins,
+            false,
+        );
         assert_eq!(j[0], None);
         assert!(j[1].is_some_and(|r| r.forged));
         assert_eq!(tombstone(&open.rights, 0, Origin::Unbound), None);

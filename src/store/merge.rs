@@ -149,9 +149,12 @@ impl Store {
             let clock = std::mem::take(&mut row.clocks.0[c]);
             let value = std::mem::replace(&mut row.values[c], Value::Null);
             let wins = existing.is_none_or(|e| {
-                let current = e.clocks.0[c]
-                    .is_written()
-                    .then(|| (self.stamp((e.clocks.0[c].hlc, e.clocks.0[c].site)), &e.values[c]));
+                let current = e.clocks.0[c].is_written().then(|| {
+                    (
+                        self.stamp((e.clocks.0[c].hlc, e.clocks.0[c].site)),
+                        &e.values[c],
+                    )
+                });
                 lww::replaces((self.stamp((clock.hlc, clock.site)), &value), current)
             });
             if wins {

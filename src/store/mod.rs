@@ -128,7 +128,9 @@ pub enum StoreError {
     },
     #[error("no held change {id}; `puente held list` shows the held changes and their numbers")]
     NoSuchHeld { id: i64 },
-    #[error("held change {id} was already {state}; `puente held list --all` shows what was decided")]
+    #[error(
+        "held change {id} was already {state}; `puente held list --all` shows what was decided"
+    )]
     HeldDecided { id: i64, state: String },
     #[error("batch from peer {peer} rejected, nothing applied: {table}/{id}/{column}: {reason}")]
     InvalidBatch {

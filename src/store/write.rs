@@ -11,8 +11,8 @@
 use super::lww::IncomingCell;
 use super::{Store, StoreError, valid_id};
 use crate::clock::Hlc;
-use crate::config::rights::Action;
 use crate::config::Privacy;
+use crate::config::rights::Action;
 use crate::seal::{self, Binding, SealError};
 use crate::value::{Plaintext, Value};
 
