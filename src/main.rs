@@ -143,6 +143,12 @@ enum Command {
         #[command(subcommand)]
         command: StaffCommand,
     },
+    /// Changes peers sent that their office may not make: review them
+    /// (admin role on the socket).
+    Held {
+        #[command(subcommand)]
+        command: HeldCommand,
+    },
     /// Ask the daemon to contact its peers and catch up now.
     Sync {
         #[command(flatten)]
@@ -255,6 +261,39 @@ enum StaffCommand {
 }
 
 #[derive(Subcommand)]
+enum HeldCommand {
+    /// List the changes held for review, oldest first.
+    List {
+        /// Also those already accepted or discarded.
+        #[arg(long)]
+        all: bool,
+        #[command(flatten)]
+        target: Target,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Apply a held change as if its office had been allowed to make it.
+    Accept {
+        /// Its number in `puente held list`.
+        id: i64,
+        #[command(flatten)]
+        target: Target,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Drop a held change and keep this office's version (written again
+    /// so that the peer takes it back, where that can be done).
+    Discard {
+        /// Its number in `puente held list`.
+        id: i64,
+        #[command(flatten)]
+        target: Target,
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+#[derive(Subcommand)]
 enum StorageCommand {
     /// Encrypt an unencrypted replica with a new key in keys/replica.key
     /// (or the key [storage] names) and name it in the config. Safe to
@@ -358,6 +397,7 @@ fn main() -> ExitCode {
             .and_then(|s| cli::remote::sync_now(&s, json)),
         Command::Rows { command } => rows(command),
         Command::Staff { command } => staff(command),
+        Command::Held { command } => held(command),
         Command::Demo { keep } => cli::demo::demo(keep),
         Command::Schedule {
             days,
@@ -431,6 +471,17 @@ fn rows(command: RowsCommand) -> anyhow::Result<()> {
             target,
             json,
         } => remote::rows_delete(&target.socket()?, &table, &id, json),
+    }
+}
+
+fn held(command: HeldCommand) -> anyhow::Result<()> {
+    use cli::held;
+    match command {
+        HeldCommand::List { all, target, json } => held::list(&target.socket()?, all, json),
+        HeldCommand::Accept { id, target, json } => held::decide(&target.socket()?, id, true, json),
+        HeldCommand::Discard { id, target, json } => {
+            held::decide(&target.socket()?, id, false, json)
+        }
     }
 }
 

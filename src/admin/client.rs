@@ -20,6 +20,7 @@ use tokio::net::UnixStream;
 
 use super::api::{Accepted, ErrorBody, Health, Row, RowWrite, RowsPage, WriteResult};
 use super::buf::{self, SecretBuf};
+use super::held_api::{HeldDecision, HeldList};
 use super::staff_api::{StaffAdded, StaffList, StaffNew, StaffRemoved};
 use crate::node::status::Status;
 use crate::value::Plaintext;
@@ -172,6 +173,19 @@ impl Client {
     /// Removes a web staff login; their sessions end at once.
     pub async fn remove_staff(&self, name: &str) -> Result<StaffRemoved, ClientError> {
         self.call(Method::DELETE, format!("/v1/staff/{}", encode(name)), None)
+            .await
+    }
+
+    /// Changes held for review (`all`: decided ones too).
+    pub async fn list_held(&self, all: bool) -> Result<HeldList, ClientError> {
+        let path = if all { "/v1/held?all=true" } else { "/v1/held" };
+        self.call(Method::GET, path.into(), None).await
+    }
+
+    /// Accepts (`accept`) or discards a held change.
+    pub async fn decide_held(&self, id: i64, accept: bool) -> Result<HeldDecision, ClientError> {
+        let decision = if accept { "accept" } else { "discard" };
+        self.call(Method::POST, format!("/v1/held/{id}/{decision}"), None)
             .await
     }
 

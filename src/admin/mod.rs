@@ -13,6 +13,8 @@ pub mod audit;
 pub(crate) mod buf;
 pub mod client;
 mod errors;
+mod held;
+pub mod held_api;
 pub mod roles;
 mod routes;
 pub mod server;

@@ -5,6 +5,7 @@
 //! Must not: hold logic the daemon or tests need (that lives in the library).
 
 pub mod demo;
+pub mod held;
 pub mod local;
 pub mod remote;
 pub mod rows_view;
