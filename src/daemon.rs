@@ -132,6 +132,11 @@ pub async fn start(config_path: &Path, limits: Limits) -> Result<Running, Daemon
             detail: e.to_string(),
         })??
     };
+    let mut store = store;
+    if let Some(held) = config.max_held {
+        tracing::warn!(held, "the held list is capped by [debug] max_held");
+        store.set_held_limits(held, crate::store::MAX_HELD_BYTES);
+    }
     if let Some(pages) = config.max_db_pages {
         tracing::warn!(pages, "the replica is capped by [debug] max_db_pages");
         store.limit_pages(pages)?;

@@ -81,7 +81,7 @@ enum Command {
         /// Outreach events behind the web agenda figures.
         #[arg(long, default_value_t = 2_000)]
         web_events: usize,
-        /// Comma-separated subset: merge, catchup, latency, seal, idle, web.
+        /// Comma-separated subset: merge, rights, catchup, latency, seal, idle, web.
         #[arg(long)]
         only: Option<String>,
         /// Also write the figures as JSON to FILE.

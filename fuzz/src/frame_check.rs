@@ -39,10 +39,12 @@ pub const LOCAL_SITE: SiteId = SiteId([1; 16]);
 /// The peer the stream comes from.
 pub const PEER_SITE: SiteId = SiteId([2; 16]);
 
-/// The built-in schema, parsed once.
+/// The built-in schema without its write rights (the hash the corpus's
+/// Hellos carry; rights change nothing the decoder or validation sees),
+/// parsed once.
 pub fn schema() -> &'static Schema {
     static SCHEMA: OnceLock<Schema> = OnceLock::new();
-    SCHEMA.get_or_init(Schema::default_schema)
+    SCHEMA.get_or_init(|| Schema::default_schema().without_rights())
 }
 
 pub fn local_info() -> LocalInfo {

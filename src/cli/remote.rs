@@ -327,6 +327,9 @@ fn render_peer(out: &mut String, p: &PeerStatus, width: usize) {
             p.name
         );
     }
+    for why in &p.held_reasons {
+        let _ = writeln!(out, "  {:width$}  held: {why}", "");
+    }
     if let Some(e) = &p.last_error {
         let _ = writeln!(out, "  {:width$}  last error: {e}", "");
     }
@@ -379,6 +382,7 @@ mod tests {
             schema_advice: None,
             held: 0,
             held_diverged: 0,
+            held_reasons: vec![],
             held_note: None,
             counters: PeerCounters::default(),
         };
@@ -390,6 +394,8 @@ mod tests {
         let mut rogue = peer("rogue", PeerState::Connected);
         (rogue.we_owe, rogue.they_owe, rogue.in_sync) = (Some(0), Some(0), Some(false));
         rogue.held = 2;
+        rogue.held_reasons =
+            vec!["rogue may not delete rows of residents (rights: delete = tijuana)".into()];
         rogue.held_note = Some(
             "digests differ because 2 changes from rogue are held for review (`puente held list`)"
                 .into(),
@@ -433,6 +439,7 @@ mod tests {
             "  ensenada   connected  behind: we owe 12, they owe 0",
             "  rogue      connected  caught up, with held changes",
             "             digests differ because 2 changes from rogue are held for review (`puente held list`)",
+            "             held: rogue may not delete rows of residents (rights: delete = tijuana)",
             "held        2 changes from peers that their office may not make, waiting for review: `puente held list`",
             "  far        refused: certificate not pinned",
             "last error: handshake failed",

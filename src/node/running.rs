@@ -344,6 +344,7 @@ impl Node {
                         last_error: l.last_error.clone(),
                         held: from.held,
                         held_diverged: from.diverged,
+                        held_reasons: from.reasons.clone(),
                         held_note,
                         counters: l.counters.clone(),
                     }

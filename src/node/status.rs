@@ -109,6 +109,9 @@ pub struct PeerStatus {
     /// cannot be undone): digests stay different.
     #[serde(default)]
     pub held_diverged: u64,
+    /// Why they are held (a few distinct reasons).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub held_reasons: Vec<String>,
     /// Why the digests differ although neither side is behind (held or
     /// discarded changes), in a sentence.
     #[serde(default, skip_serializing_if = "Option::is_none")]

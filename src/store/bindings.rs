@@ -106,7 +106,9 @@ impl Store {
                 node: office.to_string(),
             });
         }
-        self.transaction(|store| store.bind_in_transaction(site, office))?;
+        if !self.state.guard.bound.contains_key(&site) {
+            self.transaction(|store| store.bind_in_transaction(site, office))?;
+        }
         self.office = Some(office.to_string());
         Ok(())
     }

@@ -108,6 +108,8 @@ pub struct HeldFrom {
     pub held: u64,
     /// Discarded, but kept by the peer.
     pub diverged: u64,
+    /// Why they are held: a few distinct reasons, oldest first.
+    pub reasons: Vec<String>,
 }
 
 /// What an admin's decision did.
@@ -442,7 +444,8 @@ impl Store {
 
     /// Held and diverged changes per peer (for status).
     pub fn held_summary(&self) -> Result<Vec<HeldFrom>, StoreError> {
-        self.conn
+        let summary = self
+            .conn
             .prepare_cached(
                 "SELECT peer, sum(state = 'held'), sum(state = 'discarded' AND diverges) FROM _puente_held GROUP BY peer ORDER BY peer",
             )
@@ -452,12 +455,26 @@ impl Store {
                         peer: r.get(0)?,
                         held: r.get::<_, i64>(1)? as u64,
                         diverged: r.get::<_, i64>(2)? as u64,
+                        reasons: Vec::new(),
                     })
                 })?
                 .collect::<Result<Vec<_>, _>>()
             })
-            .ctx("summing up held changes")
-            .map(|v| v.into_iter().filter(|h| h.held + h.diverged > 0).collect())
+            .ctx("summing up held changes")?;
+        let mut out: Vec<HeldFrom> = summary
+            .into_iter()
+            .filter(|h| h.held + h.diverged > 0)
+            .collect();
+        for from in out.iter_mut().filter(|h| h.held > 0) {
+            from.reasons = self
+                .conn
+                .prepare_cached(
+                    "SELECT why FROM _puente_held WHERE peer = ?1 AND state = 'held' GROUP BY why ORDER BY min(id) LIMIT 5",
+                )
+                .and_then(|mut s| s.query_map([&from.peer], |r| r.get(0))?.collect())
+                .ctx("summing up held changes")?;
+        }
+        Ok(out)
     }
 
     /// How many changes are held now.
