@@ -149,6 +149,7 @@ mod tests {
             (
                 StoreError::Forbidden {
                     office: "san-diego".into(),
+                    allowed: vec!["tijuana".into()],
                     message: "san-diego may not delete rows of residents".into(),
                 },
                 403,

@@ -26,6 +26,7 @@ mod lww;
 mod merge;
 mod open;
 mod read;
+mod review;
 mod write;
 
 use std::collections::HashMap;
@@ -109,7 +110,12 @@ pub enum StoreError {
     NoSuchRow { table: String, id: String },
     /// A write this office may not make (the schema's rights).
     #[error("{message}")]
-    Forbidden { office: String, message: String },
+    Forbidden {
+        office: String,
+        /// The offices that may make it (none: the rights must change).
+        allowed: Vec<String>,
+        message: String,
+    },
     #[error(
         "peer `{peer}` presents site id {site}, which belongs to office {office} here: it runs on a copy of {office}'s replica, or it is forged; give {peer} an empty data dir"
     )]

@@ -187,6 +187,7 @@ impl Store {
         };
         StoreError::Forbidden {
             office: who,
+            allowed: may.iter().map(|s| s.to_string()).collect(),
             message: format!("{message}; {advice}"),
         }
     }

@@ -226,14 +226,15 @@ async fn write(
             Err(crate::node::NodeError::Store(StoreError::RowDeleted { .. })) => {
                 return ctx.error_page(app, StatusCode::GONE, ctx.words().no_event);
             }
-            Err(crate::node::NodeError::Store(StoreError::Forbidden { message, .. })) => {
+            Err(crate::node::NodeError::Store(StoreError::Forbidden {
+                message, allowed, ..
+            })) => {
                 tracing::info!(staff = %session.name, id = %id, "web: a write this office may not make was refused: {message}");
                 let office = app.node.config.name.clone();
-                let may = may_write(app, &columns);
                 return ctx.error_page(
                     app,
                     StatusCode::FORBIDDEN,
-                    &i18n::not_this_office(ctx.lang, &office, &may),
+                    &i18n::not_this_office(ctx.lang, &office, &allowed),
                 );
             }
             Err(e) => return failed(ctx, app, "saving an event", e),
@@ -270,29 +271,6 @@ async fn write(
         "{}#e-{id}",
         agenda_page::link(from.as_deref(), 0, None)
     ))
-}
-
-/// The offices that may write these columns of events (insert or update).
-fn may_write(app: &Shared, columns: &[String]) -> Vec<String> {
-    use crate::config::rights::Action;
-    let schema = &app.node.schema;
-    let Some(t) = schema.table_index(schedule::TABLE) else {
-        return Vec::new();
-    };
-    let rights = &schema.rights;
-    rights
-        .offices()
-        .iter()
-        .filter(|o| {
-            let actor = rights.actor(o);
-            rights.allows(t, Action::Insert, None, actor)
-                || columns.iter().all(|c| {
-                    let c = schema.tables[t].column_index(c);
-                    rights.allows(t, Action::Update, c, actor)
-                })
-        })
-        .cloned()
-        .collect()
 }
 
 /// Reads and checks a submitted event form; on refusal the answer to give.

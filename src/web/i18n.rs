@@ -320,10 +320,10 @@ pub fn not_this_office(lang: Lang, office: &str, offices: &[String]) -> String {
             "La oficina {office} no puede hacer este cambio y no se guardó nada: ninguna oficina puede, según los permisos del esquema compartido."
         ),
         (Lang::En, false) => format!(
-            "The {office} office may not make this change, and nothing was saved: only {may} may, by the shared schema's rights. Ask {may} to make it."
+            "The {office} office may not make this change, and nothing was saved: only {may} may, by the rights in the shared schema. Ask {may} to make it."
         ),
         (Lang::En, true) => format!(
-            "The {office} office may not make this change, and nothing was saved: no office may, by the shared schema's rights."
+            "The {office} office may not make this change, and nothing was saved: no office may, by the rights in the shared schema."
         ),
     }
 }
