@@ -9,6 +9,7 @@
 
 mod cluster;
 mod support;
+mod web;
 
 use std::process::Command;
 
@@ -74,9 +75,18 @@ async fn an_honest_san_diego_is_refused_locally_and_what_it_may_do_reaches_tijua
     let sd_config = sd.config.to_str().unwrap();
     let (ok, _, stderr) = run(&["rows", "delete", "residents", "r1", "--config", sd_config]);
     assert!(!ok);
+    // Exactly as the README shows it.
+    let readme =
+        std::fs::read_to_string(std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("README.md"))
+            .unwrap();
+    let line = stderr.trim_end();
+    assert_eq!(
+        line,
+        "error: san-diego may not delete rows of residents (rights: delete = tijuana); ask tijuana to make this change (HTTP 403)"
+    );
     assert!(
-        stderr.contains("san-diego may not delete rows of residents (rights: delete = tijuana); ask tijuana to make this change"),
-        "{stderr}"
+        readme.contains(line),
+        "README.md no longer shows the refusal as it reads"
     );
     // The socket answers 403 with the same sentence.
     let e = forbidden(sd.client().delete_row("residents", "r1").await.unwrap_err());
@@ -260,10 +270,33 @@ async fn a_tampered_san_diego_s_delete_and_case_notes_are_held_then_accepted_and
         "the log says it too"
     );
     // The session goes on: held changes do not stall sync.
-    assert!(matches!(
-        s.next_message().await,
-        Some(Message::State { .. })
-    ));
+    let Some(Message::State { head, .. }) = s.next_message().await else {
+        panic!("Tijuana answers the batch with its State");
+    };
+    // Caught up both ways, the digests differ only by what is held:
+    // status says so, not that either side is behind.
+    s.send(&Message::State {
+        head: 2,
+        digest: puente::store::Digest::EMPTY,
+        applied: Cursor::at(head),
+        wall_ms: jiff::Timestamp::now().as_millisecond() as u64,
+    })
+    .await;
+    wait_for("status explains the different digests", || async {
+        let status = tj.status().await;
+        let peer = status.peers.iter().find(|p| p.name == "san-diego").cloned();
+        peer.and_then(|p| p.held_note).as_deref()
+            == Some("digests differ because 2 changes from san-diego are held for review (`puente held list`)")
+    })
+    .await;
+    let (_, text, _) = run(&["status", "--config", &tj_config]);
+    assert!(
+        text.lines()
+            .any(|l| l.trim_start().starts_with("san-diego  connected")
+                && l.ends_with("caught up, with held changes")),
+        "{text}"
+    );
+    assert!(!text.contains("behind"), "{text}");
 
     // The list, as an admin reads it.
     let (ok, list, stderr) = run(&["held", "list", "--config", &tj_config]);
@@ -416,4 +449,82 @@ async fn a_flood_of_forbidden_changes_is_held_up_to_the_bound_and_closes_the_ses
         tj.logs().contains("the held list is full"),
         "the log says what was dropped"
     );
+}
+
+/// An event form as the web's edit page posts it.
+fn event_form(csrf: &str, title: &str) -> String {
+    let day = jiff::Timestamp::now()
+        .to_zoned_datetime(jiff::tz::TimeZone::get("America/Tijuana").unwrap())
+        .date()
+        .checked_add(jiff::Span::new().days(2))
+        .unwrap()
+        .to_string();
+    web::form(&[
+        ("csrf", csrf),
+        ("title", title),
+        ("start_date", &day),
+        ("start_time", "10:00"),
+        ("end_date", ""),
+        ("end_time", "12:00"),
+        ("location", "Casa del Migrante"),
+        ("office", "san-diego"),
+        ("language", "es"),
+        ("capacity", "25"),
+        ("status", "scheduled"),
+        ("description", ""),
+    ])
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_web_form_refuses_an_edit_this_office_may_not_make_in_the_users_language() {
+    // Events San Diego may add but only Tijuana may edit.
+    let schema = puente::config::schema::DEFAULT_SCHEMA.replace(
+        "# No [tables.outreach_events.rights]: both offices add, edit and delete\n# events.",
+        "[tables.outreach_events.rights]\nupdate = [\"tijuana\"]",
+    );
+    assert_ne!(schema, puente::config::schema::DEFAULT_SCHEMA);
+    let tmp = tempfile::tempdir().unwrap();
+    let lab = puente::lab::Lab::create(
+        &tmp.path().join("lab"),
+        std::path::Path::new(BIN),
+        &[("san-diego", false)],
+        &schema,
+    )
+    .unwrap();
+    let mut c = Cluster { lab, tmp };
+    c.lab.enable_web(0, "America/Tijuana").unwrap();
+    c.start_all().await;
+    let sd = &c[0];
+    let editor = web::add_staff(sd, "editor-sd", "editor").await;
+    for (lang, refusal) in [
+        (
+            "es",
+            "La oficina san-diego no puede hacer este cambio y no se guardó nada: solo tijuana, según los permisos del esquema compartido. Pida a tijuana que lo haga.",
+        ),
+        (
+            "en",
+            "The san-diego office may not make this change, and nothing was saved: only tijuana may, by the rights in the shared schema. Ask tijuana to make it.",
+        ),
+    ] {
+        let mut h = web::Http::new(sd.web.unwrap(), lang);
+        let agenda = h.sign_in(editor.login_url.as_deref().unwrap()).await;
+        let csrf = agenda.csrf();
+        // Adding an event is allowed.
+        let added = h.post("/events", &event_form(&csrf, "Taller")).await;
+        assert_eq!(added.status, 303, "{}", added.body);
+        let ids = web::event_ids(sd).await;
+        let id = ids.last().unwrap().clone();
+        // Editing it is Tijuana's: refused, in the user's language.
+        let edited = h
+            .post(&format!("/events/{id}"), &event_form(&csrf, "Otro"))
+            .await;
+        assert_eq!(edited.status, 403, "{}", edited.body);
+        assert!(edited.body.contains(refusal), "{}", edited.body);
+        assert_eq!(
+            cell(sd, "outreach_events", &id, "title", false)
+                .await
+                .as_deref(),
+            Some("Taller")
+        );
+    }
 }
