@@ -81,7 +81,7 @@ enum Command {
         /// Outreach events behind the web agenda figures.
         #[arg(long, default_value_t = 2_000)]
         web_events: usize,
-        /// Comma-separated subset: merge, rights, catchup, latency, seal, idle, web.
+        /// Comma-separated subset: merge, rights, schema, catchup, latency, seal, idle, web.
         #[arg(long)]
         only: Option<String>,
         /// Also write the figures as JSON to FILE.
@@ -97,6 +97,12 @@ enum Command {
     Storage {
         #[command(subcommand)]
         command: StorageCommand,
+    },
+    /// Schema changes the daemon does not adopt by itself: drops, and
+    /// unsealing a column (stop the daemon first).
+    Schema {
+        #[command(subcommand)]
+        command: SchemaCommand,
     },
     /// Run the daemon (as a systemd service: Type=notify) until SIGTERM.
     Run {
@@ -294,6 +300,34 @@ enum HeldCommand {
 }
 
 #[derive(Subcommand)]
+enum SchemaCommand {
+    /// What adopting the schema file would change in the replica.
+    Plan {
+        #[arg(long, default_value = DEFAULT_CONFIG_PATH)]
+        config: PathBuf,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Adopt the schema file; with --allow-drop, erase the tables and
+    /// columns it no longer lists.
+    Apply {
+        #[arg(long, default_value = DEFAULT_CONFIG_PATH)]
+        config: PathBuf,
+        #[arg(long)]
+        allow_drop: bool,
+    },
+    /// Take a column the schema file now lists as shared from sealed to
+    /// shared: where an identity of its group is held, every value is
+    /// opened (audited) and written back shared.
+    Unseal {
+        table: String,
+        column: String,
+        #[arg(long, default_value = DEFAULT_CONFIG_PATH)]
+        config: PathBuf,
+    },
+}
+
+#[derive(Subcommand)]
 enum StorageCommand {
     /// Encrypt an unencrypted replica with a new key in keys/replica.key
     /// (or the key [storage] names) and name it in the config. Safe to
@@ -388,6 +422,15 @@ fn main() -> ExitCode {
         Command::Storage {
             command: StorageCommand::Rekey { config },
         } => cli::storage_rekey(&config),
+        Command::Schema { command } => match command {
+            SchemaCommand::Plan { config, json } => cli::schema::plan(&config, json),
+            SchemaCommand::Apply { config, allow_drop } => cli::schema::apply(&config, allow_drop),
+            SchemaCommand::Unseal {
+                table,
+                column,
+                config,
+            } => cli::schema::unseal(&config, &table, &column),
+        },
         Command::Run { config } => cli::run_daemon(&config),
         Command::Status { target, json } => {
             target.socket().and_then(|s| cli::remote::status(&s, json))

@@ -22,6 +22,13 @@ pub enum Value {
     Blob(#[serde(with = "serde_bytes")] Vec<u8>),
 }
 
+impl Default for Value {
+    /// An unwritten cell.
+    fn default() -> Self {
+        Value::Null
+    }
+}
+
 impl Value {
     /// A stable, unambiguous byte encoding: one tag byte, then the payload
     /// (integers and reals big-endian, text and blobs length-prefixed).

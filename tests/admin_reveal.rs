@@ -13,7 +13,9 @@ use support::*;
 const NAME: &str = "Reveal-Secret María";
 const PHONE: &str = "+52 664 REVEAL 77";
 /// A shared value written with them: the scan's positive control.
-const SHARED: &str = "Reveal-Shared-Control";
+/// A shared value to find in the live WAL (the scan's positive control):
+/// a date no other test writes.
+const SHARED: &str = "2031-07-19";
 
 fn audit_lines(n: &AdminNode) -> Vec<serde_json::Value> {
     match std::fs::read_to_string(n.audit_log()) {
@@ -35,7 +37,7 @@ async fn put_resident(n: &AdminNode, id: &str) {
                 ("full_name".into(), text(NAME)),
                 ("phone".into(), text(PHONE)),
                 ("household_size".into(), Plaintext::new(Value::Integer(3))),
-                ("status".into(), text(SHARED)),
+                ("arrival_date".into(), text(SHARED)),
             ],
         )
         .await

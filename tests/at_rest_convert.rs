@@ -24,7 +24,7 @@ use puente::store::{AtRest, Digest, ReplicaKey, Store};
 /// Shared values written to the replica: the byte scan's markers.
 const MARKERS: [&str; 4] = [
     "Taller-de-costura-7731",
-    "2026-11-02T09:30",
+    "2026-11-02T09:30:00-08:00",
     "ev-marker-0042",
     "res-marker-0099",
 ];
@@ -91,8 +91,12 @@ async fn killed_plain_node(root: &Path) -> PathBuf {
         &[("title", MARKERS[0]), ("starts_at", MARKERS[1])],
     )
     .await;
-    o.put("residents", MARKERS[3], &[("arrival_date", MARKERS[1])])
-        .await;
+    o.put(
+        "residents",
+        MARKERS[3],
+        &[("arrival_date", &MARKERS[1][..10])],
+    )
+    .await;
     for i in 0..50 {
         o.put(
             "outreach_events",

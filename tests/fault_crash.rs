@@ -20,13 +20,13 @@ use rand::{Rng, SeedableRng};
 const ROWS: usize = 50_000;
 
 /// Fills an office's replica (before it starts, with its key) with `rows`
-/// residents' shared columns, as if a third office had sent them.
+/// outreach events' free-text columns, as if a third office had sent them.
 fn fill(office: &Office, rows: usize) {
     let mut store = office.open_store().unwrap();
     let schema = store.schema().clone();
-    let table = schema.table_index("residents").unwrap() as u16;
-    let def = schema.table("residents").unwrap();
-    let columns: Vec<u16> = ["arrival_date", "household_size", "status"]
+    let table = schema.table_index("outreach_events").unwrap() as u16;
+    let def = schema.table("outreach_events").unwrap();
+    let columns: Vec<u16> = ["title", "description", "location"]
         .iter()
         .map(|c| def.column_index(c).unwrap() as u16)
         .collect();
@@ -95,27 +95,27 @@ async fn kill_9_during_a_catch_up_ten_times_loses_nothing() {
             .put(
                 &c[1],
                 san_diego,
-                "outreach_events",
+                "residents",
                 &format!("acked-sd-{round}"),
-                &["title"],
-                "acknowledged in San Diego",
+                &["status"],
+                "intake",
             )
             .await;
         model
             .put(
                 &c[0],
                 tijuana,
-                "outreach_events",
+                "residents",
                 &format!("acked-tj-{round}"),
-                &["title"],
-                "acknowledged in Tijuana",
+                &["status"],
+                "arrived",
             )
             .await;
         // Until the catch-up runs again in this run of San Diego (a
         // restarted office may take a while to get its session back)...
         wait_for("san diego receiving the catch-up again", || async {
             c[1].client().status().await.is_ok_and(|s| {
-                s.peers[0].counters.rows_in > 0 || s.rows["residents"] as usize == ROWS
+                s.peers[0].counters.rows_in > 0 || s.rows["outreach_events"] as usize == ROWS
             })
         })
         .await;
@@ -130,7 +130,7 @@ async fn kill_9_during_a_catch_up_ten_times_loses_nothing() {
         let mid_catch_up = match (&sd, &tj) {
             (Ok(sd), Ok(tj)) => {
                 let received = sd.peers[0].counters.rows_in > 0;
-                let lacking = (sd.rows["residents"] as usize) < ROWS;
+                let lacking = (sd.rows["outreach_events"] as usize) < ROWS;
                 let owed = tj.peers[0].we_owe.is_some_and(|n| n > 0);
                 received && lacking && owed
             }
@@ -138,7 +138,7 @@ async fn kill_9_during_a_catch_up_ten_times_loses_nothing() {
         };
         eprintln!(
             "round {round}: {} rows at san-diego ({} received in this run), tijuana owes {:?}: {}",
-            sd.as_ref().map_or(0, |s| s.rows["residents"]),
+            sd.as_ref().map_or(0, |s| s.rows["outreach_events"]),
             sd.as_ref().map_or(0, |s| s.peers[0].counters.rows_in),
             tj.as_ref().ok().and_then(|s| s.peers[0].we_owe),
             if mid_catch_up {
@@ -158,9 +158,9 @@ async fn kill_9_during_a_catch_up_ten_times_loses_nothing() {
     c[1].start().await.unwrap();
     wait_converged("after ten crashes", &[&c[0], &c[1]]).await;
     for o in c.offices() {
-        model.verify(o, &["outreach_events"], false).await;
+        model.verify(o, &["residents"], false).await;
         assert_eq!(
-            o.client().status().await.unwrap().rows["residents"],
+            o.client().status().await.unwrap().rows["outreach_events"],
             ROWS as u64,
             "{}",
             o.name
@@ -233,7 +233,7 @@ async fn sigterm_during_a_catch_up_closes_with_a_code_and_resumes_from_the_curso
         stats
             .rows
             .iter()
-            .find(|(t, _)| t == "residents")
+            .find(|(t, _)| t == "outreach_events")
             .map(|(_, n)| *n as usize)
             .unwrap()
     };
@@ -244,7 +244,7 @@ async fn sigterm_during_a_catch_up_closes_with_a_code_and_resumes_from_the_curso
     c[1].start().await.unwrap();
     wait_converged("after the restart", &[&c[0], &c[1]]).await;
     let sd = c[1].status().await;
-    assert_eq!(sd.rows["residents"] as usize, ROWS);
+    assert_eq!(sd.rows["outreach_events"] as usize, ROWS);
     assert_eq!(
         sd.peers[0].counters.rows_in as usize,
         ROWS - held,

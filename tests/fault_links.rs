@@ -46,7 +46,7 @@ async fn workload(office: &Office, n: usize, seed: u64) -> Model {
     let site = site_of(office).await;
     let mut rng = rand::rngs::StdRng::seed_from_u64(seed);
     let mut model = Model::default();
-    let shared = ["title", "status", "location"];
+    let shared = ["title", "description", "location"];
     let sealed = ["full_name", "phone"];
     let mut temporary: Vec<String> = Vec::new();
     for i in 0..n {
@@ -70,7 +70,7 @@ async fn workload(office: &Office, n: usize, seed: u64) -> Model {
                 };
                 let col = sealed[rng.random_range(0..2)];
                 model
-                    .put(office, site, "residents", &id, &[col, "status"], &value)
+                    .put(office, site, "residents", &id, &[col, "case_notes"], &value)
                     .await;
             }
             80..99 => {
@@ -162,7 +162,7 @@ async fn a_partition_during_conflicting_bursts_heals_to_the_rule() {
                 sa,
                 "outreach_events",
                 &format!("ev-{i}"),
-                &["title", "status"],
+                &["title", "description"],
                 "before",
             )
             .await;
@@ -181,7 +181,7 @@ async fn a_partition_during_conflicting_bursts_heals_to_the_rule() {
                     sa,
                     "outreach_events",
                     &id,
-                    &["title", "status"],
+                    &["title", "description"],
                     &format!("tijuana {round}"),
                 )
                 .await;

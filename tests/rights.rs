@@ -111,7 +111,7 @@ async fn an_honest_san_diego_is_refused_locally_and_what_it_may_do_reaches_tijua
     sd.put(
         "residents",
         "r2",
-        &[("full_name", "Beto"), ("status", "new")],
+        &[("full_name", "Beto"), ("status", "intake")],
     )
     .await;
     sd.put("outreach_events", "e1", &[("title", "Feria")]).await;
@@ -126,7 +126,7 @@ async fn an_honest_san_diego_is_refused_locally_and_what_it_may_do_reaches_tijua
         cell(tj, "residents", "r2", "status", false)
             .await
             .as_deref(),
-        Some("new")
+        Some("intake")
     );
     let status = tj.status().await;
     assert_eq!(status.held, 0, "an honest office's changes are never held");

@@ -65,7 +65,7 @@ fn an_honest_san_diego_is_refused_locally_with_the_missing_right() {
         .put(
             "residents",
             "r2",
-            cells(&[("full_name", "Beto"), ("status", "new")]),
+            cells(&[("full_name", "Beto"), ("status", "intake")]),
         )
         .unwrap();
     sd.store
@@ -75,8 +75,8 @@ fn an_honest_san_diego_is_refused_locally_with_the_missing_right() {
     // A bulk put with one forbidden row writes nothing.
     let head = sd.store.head();
     let bulk = vec![
-        ("r3".to_string(), cells(&[("status", "new")])),
-        ("r1".to_string(), cells(&[("status", "left")])),
+        ("r3".to_string(), cells(&[("status", "intake")])),
+        ("r1".to_string(), cells(&[("status", "moved_on")])),
     ];
     forbidden(sd.store.put_many("residents", bulk).unwrap_err());
     assert_eq!(sd.store.head(), head);
@@ -93,7 +93,7 @@ fn an_honest_san_diego_is_refused_locally_with_the_missing_right() {
     let mut nameless = replica("nameless", s.clone(), None, 3_000);
     nameless
         .store
-        .put("residents", "r9", cells(&[("status", "new")]))
+        .put("residents", "r9", cells(&[("status", "intake")]))
         .unwrap();
     let e = forbidden(nameless.store.delete("residents", "r9").unwrap_err());
     assert!(e.starts_with("nameless may not delete"), "{e}");
@@ -279,7 +279,7 @@ fn discarding_an_update_writes_this_office_s_version_again_and_the_peer_converge
         .put(
             "residents",
             "r1",
-            cells(&[("status", "gone"), ("case_notes", "Otra")]),
+            cells(&[("status", "closed"), ("case_notes", "Otra")]),
         )
         .unwrap();
     sync(&sd, &mut tj, 100);
@@ -315,14 +315,14 @@ fn a_held_change_that_a_newer_allowed_write_makes_moot_leaves_the_list() {
     sync(&tj, &mut sd, 100);
     sd.clock.advance(10);
     sd.store
-        .put("residents", "r1", cells(&[("status", "gone")]))
+        .put("residents", "r1", cells(&[("status", "closed")]))
         .unwrap();
     sync(&sd, &mut tj, 100);
     assert_eq!(tj.store.held_count(), 1);
     // Tijuana writes the column again, later: the held version would lose.
     tj.clock.advance(60_000);
     tj.store
-        .put("residents", "r1", cells(&[("status", "back")]))
+        .put("residents", "r1", cells(&[("status", "arrived")]))
         .unwrap();
     assert_eq!(tj.store.held_count(), 0);
     assert!(tj.store.held_list(true).unwrap().is_empty());
@@ -346,7 +346,7 @@ fn forged(id: &str, site: SiteId, tombstone: bool) -> Batch {
                 column: 7, // status (canonical order)
                 hlc,
                 site: 0,
-                value: Value::Text("forged".into()),
+                value: Value::Text("closed".into()),
             }],
         }
     };

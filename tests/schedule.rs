@@ -98,13 +98,30 @@ async fn both_offices_print_the_same_agenda() {
         None,
     )
     .await;
-    put_event(
-        tj,
-        "tj-sin-fecha",
-        &[("title", "Posada"), ("starts_at", "mediados de diciembre")],
-        None,
-    )
-    .await;
+    // A date that is not one is refused where it is written, saying what
+    // to write (before column types it was taken, and the event silently
+    // left the agenda at both offices).
+    let refused = tj
+        .client()
+        .put_row(
+            "outreach_events",
+            "tj-sin-fecha",
+            vec![
+                ("title".into(), Plaintext::text("Posada")),
+                ("starts_at".into(), Plaintext::text("mediados de diciembre")),
+            ],
+        )
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(
+        refused.contains("`starts_at` expects a date and time with its offset")
+            && refused.contains("2026-12-01T10:00:00-08:00")
+            && refused.contains("mediados de diciembre"),
+        "{refused}"
+    );
+    // An event whose start was never written still shows, as unreadable.
+    put_event(tj, "tj-sin-fecha", &[("title", "Posada")], None).await;
     // San Diego writes in UTC and in New York time.
     put_event(
         sd,
@@ -174,7 +191,7 @@ async fn both_offices_print_the_same_agenda() {
          \x20 08:00        [CANCELADO] Resource fair · san-diego · Chicano Park\n\
          \n\
          Eventos con fechas que no se pueden leer (escriba starts_at y ends_at en RFC 3339 con desfase, p. ej. 2026-12-01T10:00:00-08:00, con `puente rows put outreach_events ID starts_at=…`)\n\
-         \x20 Posada  (id tj-sin-fecha: starts_at «mediados de diciembre» no es una fecha RFC 3339 con desfase)\n"
+         \x20 Posada  (id tj-sin-fecha: no tiene starts_at)\n"
     );
 
     let en = agendas(&c, Lang::En, false).await;
@@ -207,7 +224,7 @@ async fn both_offices_print_the_same_agenda() {
     );
     assert_eq!(v["days"][0]["events"][1]["capacity"], "25");
     assert_eq!(v["days"][1]["events"][0]["cancelled"], true);
-    assert_eq!(v["unreadable"][0]["problem"], "bad_start");
+    assert_eq!(v["unreadable"][0]["problem"], "no_start");
 }
 
 /// Runs `puente schedule ARGS` in Tijuana's zone with a Spanish locale.

@@ -15,8 +15,8 @@ use support::*;
 
 const REPLICAS: usize = 3;
 const TABLES: [(&str, &[&str]); 2] = [
-    ("outreach_events", &["title", "status", "location"]),
-    ("residents", &["status", "full_name"]),
+    ("outreach_events", &["title", "description", "location"]),
+    ("residents", &["case_notes", "full_name"]),
 ];
 
 #[derive(Debug, Clone)]

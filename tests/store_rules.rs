@@ -580,11 +580,12 @@ mod opening {
     }
 
     #[test]
-    fn a_changed_table_layout_is_refused_but_new_recipients_are_fine() {
+    fn a_dropped_column_is_refused_without_a_word_but_new_recipients_are_fine() {
         let tmp = tempfile::tempdir().unwrap();
         let db = tmp.path().join("puente.db");
         drop(open(&db).unwrap());
-        let other = schema_text(&[]).replace("capacity = \"shared\"", "seats = \"shared\"");
+        let other =
+            schema_text(&[]).replace("capacity = { type = \"integer\" }", "seats = \"shared\"");
         let changed = Arc::new(
             puente::config::Schema::parse(std::path::Path::new("s.toml"), &other).unwrap(),
         );
@@ -595,7 +596,14 @@ mod opening {
             ManualClock::new(1) as Arc<dyn WallClock>,
         )
         .unwrap_err();
-        assert!(matches!(e, StoreError::LayoutChanged { .. }), "{e}");
+        // A rename is a drop and an add: the drop needs `--allow-drop`, and
+        // nothing changes (the original schema opens it as before).
+        assert!(matches!(e, StoreError::SchemaChangeRefused { .. }), "{e}");
+        let text = e.to_string();
+        assert!(
+            text.contains("column `outreach_events.capacity`") && text.contains("--allow-drop"),
+            "{text}"
+        );
         Store::open(
             &db,
             schema(&[TEST_RECIPIENT]),

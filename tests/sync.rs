@@ -12,7 +12,8 @@ const TJ: usize = 0;
 const SD: usize = 1;
 
 /// A shared value the byte scans must find (their positive control).
-const SHARED_CONTROL: &str = "Shared-Scan-Control";
+/// A shared value no other test writes: the scans' positive control.
+const SHARED_CONTROL: &str = "2031-08-23";
 
 fn two_offices() -> Cluster {
     let c = Cluster::new(&[("tijuana", true), ("san-diego", false)]);
@@ -50,7 +51,7 @@ async fn two_offices_writing_concurrently_converge_and_sealed_data_stays_sealed(
                 // The same five rows are edited at both offices.
                 let shared = format!("shared-{}", i % 5);
                 let cells = vec![(
-                    "status".to_string(),
+                    "description".to_string(),
                     puente::value::Plaintext::text(format!("{prefix} {i}")),
                 )];
                 client
@@ -80,7 +81,7 @@ async fn two_offices_writing_concurrently_converge_and_sealed_data_stays_sealed(
     .await;
     // A shared value, plaintext by design in an unencrypted replica: the
     // scans' positive control for the database and its WAL.
-    sd.put("residents", "res-3", &[("status", SHARED_CONTROL)])
+    sd.put("residents", "res-3", &[("arrival_date", SHARED_CONTROL)])
         .await;
     sd.client()
         .delete_row("outreach_events", "san-diego-07")
@@ -359,8 +360,8 @@ async fn a_schema_mismatch_is_refused_with_the_reason_on_both_sides() {
     std::fs::write(
         &schema,
         text.replace(
-            "capacity = \"shared\"",
-            "capacity = \"shared\"\nseats = \"shared\"",
+            "capacity = { type = \"integer\" }",
+            "capacity = { type = \"integer\" }\nseats = \"shared\"",
         ),
     )
     .unwrap();

@@ -39,12 +39,18 @@ pub const LOCAL_SITE: SiteId = SiteId([1; 16]);
 /// The peer the stream comes from.
 pub const PEER_SITE: SiteId = SiteId([2; 16]);
 
-/// The built-in schema without its write rights (the hash the corpus's
-/// Hellos carry; rights change nothing the decoder or validation sees),
-/// parsed once.
+/// The schema the corpus was written with (puente 0.1.0's shipped schema,
+/// kept here so the seeds' schema hash stays valid when the shipped one
+/// changes), parsed once.
 pub fn schema() -> &'static Schema {
     static SCHEMA: OnceLock<Schema> = OnceLock::new();
-    SCHEMA.get_or_init(|| Schema::default_schema().without_rights())
+    SCHEMA.get_or_init(|| {
+        Schema::parse(
+            std::path::Path::new("schema-0.1.0.toml"),
+            include_str!("schema-0.1.0.toml"),
+        )
+        .expect("the corpus schema parses")
+    })
 }
 
 pub fn local_info() -> LocalInfo {

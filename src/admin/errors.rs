@@ -49,9 +49,9 @@ impl From<StoreError> for ApiError {
             StoreError::UnknownTable { .. }
             | StoreError::UnknownColumn { .. }
             | StoreError::NoSuchRow { .. } => StatusCode::NOT_FOUND,
-            StoreError::InvalidId { .. } | StoreError::InvalidWrite { .. } => {
-                StatusCode::BAD_REQUEST
-            }
+            StoreError::InvalidId { .. }
+            | StoreError::InvalidWrite { .. }
+            | StoreError::InvalidValue { .. } => StatusCode::BAD_REQUEST,
             StoreError::RowDeleted { .. } => StatusCode::GONE,
             StoreError::Forbidden { .. } => StatusCode::FORBIDDEN,
             StoreError::NoSuchHeld { .. } => StatusCode::NOT_FOUND,

@@ -74,7 +74,7 @@ pub fn plain_insert(dir: &Path, schema: &Schema, rows: &data::Rows) -> Result<f6
     Ok(start.elapsed().as_secs_f64())
 }
 
-fn open(path: &Path, at_rest: &AtRest, schema: Arc<Schema>) -> Result<Store> {
+pub(super) fn open(path: &Path, at_rest: &AtRest, schema: Arc<Schema>) -> Result<Store> {
     Ok(Store::open_at_rest(
         path,
         at_rest,

@@ -14,6 +14,7 @@ pub mod latency;
 pub mod merge;
 pub mod report;
 pub mod rights;
+pub mod schema;
 pub mod seal;
 pub mod web;
 
@@ -95,6 +96,9 @@ pub fn run(opts: &BenchOptions) -> Result<Report> {
             .map(|i| rights::run(opts.rows, i % 2 == 0))
             .collect::<Result<Vec<_>>>()?;
         rights_figures(&mut figures, &runs, opts.rows);
+    }
+    if wanted(opts, "schema") {
+        schema_figures(&mut figures, &schema::run(opts.rows)?);
     }
     if wanted(opts, "seal") {
         for recipients in [1, 2] {
@@ -254,6 +258,47 @@ fn rights_figures(figures: &mut Vec<Figure>, runs: &[rights::RightsTimes], rows:
         &pick(|r| r.update_open_s),
         RIGHTS_BOUND,
     ));
+}
+
+/// Adding a column rewrites no row: it must take under a second.
+const ADD_COLUMN_BOUND_S: f64 = 1.0;
+/// Sealing a shared column's values, against raw age encryption.
+const SEAL_COLUMN_BOUND: f64 = 0.7;
+
+fn schema_figures(figures: &mut Vec<Figure>, f: &schema::SchemaFigures) {
+    figures.push(
+        Figure::new(
+            "schema.add_column_s",
+            &format!(
+                "schema: add a column to a {}-row table (encrypted replica)",
+                f.rows
+            ),
+            f.add_column_s,
+            "s",
+        )
+        .target(
+            &format!("< {ADD_COLUMN_BOUND_S} s"),
+            f.add_column_s < ADD_COLUMN_BOUND_S,
+        ),
+    );
+    let ratio = f.seal_cells_per_s / f.raw_per_s_all_cores;
+    figures.push(
+        Figure::new(
+            "schema.seal_column.cells_per_s",
+            &format!(
+                "schema: shared -> sealed, {} values sealed anew, {} cores (baseline: raw age encryptions/s)",
+                f.sealed_cells, f.cores
+            ),
+            f.seal_cells_per_s,
+            "cells/s",
+        )
+        .baseline(f.raw_per_s_all_cores)
+        .ratio(ratio)
+        .target(
+            &format!(">= {SEAL_COLUMN_BOUND} of raw"),
+            ratio >= SEAL_COLUMN_BOUND,
+        ),
+    );
 }
 
 fn seal_figures(figures: &mut Vec<Figure>, f: &seal::SealFigures) {

@@ -32,7 +32,11 @@ fn recipients(n: usize) -> Vec<String> {
 }
 
 /// Raw age encryptions per second of an envelope of a typical sealed value.
-fn raw_rate(schema: &crate::config::Schema, count: usize, threads: usize) -> Result<f64> {
+pub(super) fn raw_rate(
+    schema: &crate::config::Schema,
+    count: usize,
+    threads: usize,
+) -> Result<f64> {
     let group = schema
         .group("mx")
         .ok_or_else(|| anyhow::anyhow!("bench group missing"))?;

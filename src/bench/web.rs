@@ -194,7 +194,10 @@ pub async fn run(n: usize, samples: usize) -> Result<WebFigures> {
         node.put(
             "residents".into(),
             "bench-touch".into(),
-            vec![("status".into(), Plaintext::text(i.to_string()))],
+            vec![(
+                "household_size".into(),
+                Plaintext::new(Value::Integer(i as i64 + 1)),
+            )],
         )
         .await?;
         let started = Instant::now();

@@ -10,6 +10,7 @@ pub mod local;
 pub mod remote;
 pub mod rows_view;
 pub mod schedule;
+pub mod schema;
 pub mod staff;
 
 use std::path::Path;

@@ -15,6 +15,7 @@ use serde::de::{self, Deserializer, MapAccess, Visitor};
 use toml::Spanned;
 
 use super::rights::{self, Rights};
+use super::types::{ColumnType, TYPE_NAMES};
 use super::{ConfigError, is_identifier, read_text};
 
 /// The schema shipped with puente (the first user's tables); `puente init`
@@ -32,10 +33,12 @@ pub enum Privacy {
     Sealed { group: String },
 }
 
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct ColumnDef {
     pub name: String,
     pub privacy: Privacy,
+    /// What the column may hold (none: anything).
+    pub ty: Option<ColumnType>,
 }
 
 impl ColumnDef {
@@ -189,6 +192,9 @@ impl Schema {
         self.canonical_text(true)
     }
 
+    /// With `with_recipients: false`, only what a replica's layout
+    /// depends on. A column's type is written only when it has one, so a
+    /// schema without types keeps the text (and hash) puente 0.1.0 gave it.
     fn canonical_text(&self, with_recipients: bool) -> String {
         let mut out = String::from("puente-schema-v1\n");
         if with_recipients {
@@ -203,10 +209,17 @@ impl Schema {
         for table in &self.tables {
             out.push_str(&format!("table {}\n", table.name));
             for column in &table.columns {
+                let ty = column
+                    .ty
+                    .as_ref()
+                    .map(|t| format!(" type {}", t.canonical()))
+                    .unwrap_or_default();
                 match &column.privacy {
-                    Privacy::Shared => out.push_str(&format!("column {} shared\n", column.name)),
+                    Privacy::Shared => {
+                        out.push_str(&format!("column {} shared{ty}\n", column.name))
+                    }
                     Privacy::Sealed { group } => {
-                        out.push_str(&format!("column {} sealed {}\n", column.name, group))
+                        out.push_str(&format!("column {} sealed {}{ty}\n", column.name, group))
                     }
                 }
             }
@@ -353,12 +366,12 @@ fn parse_column(
             ),
         ));
     }
-    let privacy = match spec.get_ref() {
-        ColumnSpec::Shared => Privacy::Shared,
-        ColumnSpec::Sealed(group) if groups.contains_key(group) => Privacy::Sealed {
+    let privacy = match &spec.get_ref().sealed {
+        None => Privacy::Shared,
+        Some(group) if groups.contains_key(group) => Privacy::Sealed {
             group: group.clone(),
         },
-        ColumnSpec::Sealed(group) => {
+        Some(group) => {
             let known: Vec<_> = groups.keys().cloned().collect();
             return Err(err(
                 spec.span(),
@@ -373,9 +386,32 @@ fn parse_column(
             ));
         }
     };
+    let ty = match &spec.get_ref().ty {
+        None => None,
+        Some(TypeSpec::Named(name)) => Some(ColumnType::named(name).ok_or_else(|| {
+            err(
+                spec.span(),
+                format!(
+                    "tables.{tname}.columns.{cname}: unknown type `{name}`; use one of {}, or `one_of = [\"…\", …]` for a list of values",
+                    TYPE_NAMES.join(", ")
+                ),
+            )
+        })?),
+        Some(TypeSpec::OneOf(values)) => {
+            Some(ColumnType::one_of(values.iter().cloned()).ok_or_else(|| {
+                err(
+                    spec.span(),
+                    format!(
+                        "tables.{tname}.columns.{cname}: `one_of` needs at least one value and no empty ones, e.g. one_of = [\"scheduled\", \"cancelled\"]"
+                    ),
+                )
+            })?)
+        }
+    };
     Ok(ColumnDef {
         name: cname,
         privacy,
+        ty,
     })
 }
 
@@ -449,10 +485,17 @@ impl<'de, T: Deserialize<'de>> Deserialize<'de> for Entries<T> {
     }
 }
 
-/// `"shared"` or `{ sealed = "GROUP" }`.
-enum ColumnSpec {
-    Shared,
-    Sealed(String),
+/// `"shared"`, or a table of `sealed = "GROUP"`, `type = "NAME"` and
+/// `one_of = ["…", …]` (each optional; without `sealed` the column is
+/// shared).
+struct ColumnSpec {
+    sealed: Option<String>,
+    ty: Option<TypeSpec>,
+}
+
+enum TypeSpec {
+    Named(String),
+    OneOf(Vec<String>),
 }
 
 impl<'de> Deserialize<'de> for ColumnSpec {
@@ -461,31 +504,47 @@ impl<'de> Deserialize<'de> for ColumnSpec {
         impl<'de> Visitor<'de> for SpecVisitor {
             type Value = ColumnSpec;
             fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
-                f.write_str(r#""shared" or { sealed = "GROUP" }"#)
+                f.write_str(r#""shared" or a table like { sealed = "GROUP", type = "date" }"#)
             }
             fn visit_str<E: de::Error>(self, v: &str) -> Result<ColumnSpec, E> {
                 if v == "shared" {
-                    Ok(ColumnSpec::Shared)
+                    Ok(ColumnSpec {
+                        sealed: None,
+                        ty: None,
+                    })
                 } else {
                     Err(E::custom(format!(
-                        r#"unknown privacy class `{v}`; write "shared" or {{ sealed = "GROUP" }}"#
+                        r#"unknown privacy class `{v}`; write "shared", {{ sealed = "GROUP" }} or {{ type = "integer" }}"#
                     )))
                 }
             }
             fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<ColumnSpec, A::Error> {
-                let mut group = None;
+                let mut spec = ColumnSpec {
+                    sealed: None,
+                    ty: None,
+                };
                 while let Some(key) = map.next_key::<String>()? {
-                    if key == "sealed" {
-                        group = Some(map.next_value::<String>()?);
-                    } else {
-                        return Err(de::Error::custom(format!(
-                            "unknown key `{key}` in a column; the only key is `sealed`"
-                        )));
+                    match key.as_str() {
+                        "sealed" => spec.sealed = Some(map.next_value::<String>()?),
+                        "type" if spec.ty.is_none() => {
+                            spec.ty = Some(TypeSpec::Named(map.next_value::<String>()?))
+                        }
+                        "one_of" if spec.ty.is_none() => {
+                            spec.ty = Some(TypeSpec::OneOf(map.next_value::<Vec<String>>()?))
+                        }
+                        "type" | "one_of" => {
+                            return Err(de::Error::custom(
+                                "give a column either `type` or `one_of`, not both",
+                            ));
+                        }
+                        _ => {
+                            return Err(de::Error::custom(format!(
+                                "unknown key `{key}` in a column; the keys are `sealed`, `type` and `one_of`"
+                            )));
+                        }
                     }
                 }
-                group.map(ColumnSpec::Sealed).ok_or_else(|| {
-                    de::Error::custom(r#"a sealed column needs a group: { sealed = "GROUP" }"#)
-                })
+                Ok(spec)
             }
         }
         deserializer.deserialize_any(SpecVisitor)

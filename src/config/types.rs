@@ -146,6 +146,12 @@ impl ColumnType {
         }
     }
 
+    /// Whether `value` is already in the form `coerce` gives (what a peer
+    /// must send for a typed column).
+    pub fn holds(&self, value: &Value) -> bool {
+        self.coerce(value).is_ok_and(|v| &v == value)
+    }
+
     /// Checks a value written to a column of this type and gives the value
     /// to store: text that spells a number becomes the number, `true` and
     /// `false` become 1 and 0, dates and datetimes stay the text given.
@@ -163,6 +169,12 @@ impl ColumnType {
                 Value::Integer(t.trim().parse::<i64>().map_err(|_| bad())?)
             }
             (ColumnType::Number, Value::Integer(_)) => value.clone(),
+            // A whole number is stored as an integer (as SQLite's NUMERIC
+            // affinity would store it anyway), so every replica holds the
+            // same value whatever form it was written in.
+            (ColumnType::Number, Value::Real(r)) if r.fract() == 0.0 && r.abs() < 9.0e15 => {
+                Value::Integer(*r as i64)
+            }
             (ColumnType::Number, Value::Real(r)) if r.is_finite() => value.clone(),
             (ColumnType::Number, Value::Text(t)) => {
                 let t = t.trim();
@@ -170,6 +182,7 @@ impl ColumnType {
                     Value::Integer(i)
                 } else {
                     match t.parse::<f64>() {
+                        Ok(r) if r.fract() == 0.0 && r.abs() < 9.0e15 => Value::Integer(r as i64),
                         Ok(r) if r.is_finite() => Value::Real(r),
                         _ => return Err(bad()),
                     }
@@ -220,6 +233,8 @@ mod tests {
         let num = ColumnType::Number;
         assert_eq!(num.coerce(&text("2.5")), Ok(Value::Real(2.5)));
         assert_eq!(num.coerce(&text("7")), Ok(Value::Integer(7)));
+        assert_eq!(num.coerce(&text("7.0")), Ok(Value::Integer(7)));
+        assert_eq!(num.coerce(&Value::Real(7.0)), Ok(Value::Integer(7)));
         let b = ColumnType::Boolean;
         assert_eq!(b.coerce(&text("true")), Ok(Value::Integer(1)));
         assert_eq!(b.coerce(&Value::Integer(0)), Ok(Value::Integer(0)));

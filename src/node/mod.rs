@@ -19,6 +19,7 @@ pub mod lock;
 pub mod preflight;
 pub mod replica_key;
 mod running;
+pub mod schema_change;
 pub mod status;
 pub mod storage;
 

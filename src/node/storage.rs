@@ -260,6 +260,26 @@ impl Run {
     }
 }
 
+/// Copies of the replica that format migrations left in the data dir
+/// (puente.db.format-N.bak).
+fn migration_copies(data_dir: &Path) -> Vec<PathBuf> {
+    let Ok(entries) = std::fs::read_dir(data_dir) else {
+        return Vec::new();
+    };
+    let mut copies: Vec<PathBuf> = entries
+        .flatten()
+        .map(|e| e.path())
+        .filter(|p| {
+            p.file_name().is_some_and(|n| {
+                let n = n.to_string_lossy();
+                n.starts_with("puente.db.format-") && n.ends_with(".bak")
+            })
+        })
+        .collect();
+    copies.sort();
+    copies
+}
+
 /// Encrypts a stopped node's plain replica with a new key in
 /// keys/replica.key (or the key the config already names), then names the
 /// key in the config. Run again after a crash, it finishes the work.
@@ -327,6 +347,18 @@ pub fn encrypt(config_file: &Path, options: &Options) -> Result<Vec<String>, Sto
                 run.notes
                     .push("the replica is already encrypted with this key".to_string());
             }
+        }
+    }
+    // A format migration kept a copy of the replica as it was: plain, it
+    // would tell a reader what the encrypted replica hides.
+    for copy in migration_copies(&config.data_dir) {
+        if cipher::file_kind(&copy).is_ok_and(|k| k == FileKind::PlainSqlite) {
+            fsutil::overwrite_and_remove(&copy)
+                .map_err(Run::io(&copy, "overwriting and removing"))?;
+            run.notes.push(format!(
+                "overwrote and removed {}, the plain copy a format migration kept",
+                copy.display()
+            ));
         }
     }
     if to_configure {

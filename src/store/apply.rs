@@ -141,7 +141,8 @@ impl Store {
                     let incoming = cells
                         .into_iter()
                         .map(|c| IncomingCell {
-                            column: c.column as usize,
+                            // The wire's canonical index → this replica's slot.
+                            column: self.tables[table as usize].slot_of[c.column as usize],
                             hlc: c.hlc,
                             site: sites[c.site as usize],
                             via,
@@ -356,6 +357,22 @@ fn check(schema: &Schema, peer: &PeerRef, batch: &Batch) -> Result<Hlc, StoreErr
                                 ),
                             ));
                         }
+                    } else if let Some(ty) = &column.ty
+                        && !ty.holds(&cell.value)
+                    {
+                        // An office of this schema stores only values in
+                        // their typed form; anything else is refused, as a
+                        // store would turn it into another value.
+                        return Err(reject(
+                            &def.name,
+                            id,
+                            &column.name,
+                            format!(
+                                "a {} that is not {} in its stored form",
+                                cell.value.kind(),
+                                ty.expected()
+                            ),
+                        ));
                     }
                     max_hlc = max_hlc.max(cell.hlc);
                 }

@@ -73,13 +73,14 @@ impl Store {
                         path: self.path.clone(),
                         detail: format!("cell metadata of {}/{id} has the wrong size", sql.name),
                     })?;
+                // The wire names columns in canonical order.
                 candidates.push((
                     seq,
                     Candidate::Row {
                         t,
                         id,
-                        clocks,
-                        values,
+                        clocks: RowClocks(sql.to_canonical(clocks.0)),
+                        values: sql.to_canonical(values),
                     },
                 ));
             }

@@ -92,35 +92,42 @@ impl RowClocks {
     }
 
     /// Decodes a blob for a table of `columns` columns; `None` if the blob
-    /// is malformed (a damaged row).
+    /// is malformed (a damaged row). A blob written when the table had
+    /// fewer columns (columns are only ever added at the end) decodes with
+    /// the later columns unwritten: adding a column rewrites no row.
     pub fn decode(bytes: &[u8], columns: usize) -> Option<RowClocks> {
         let (&tag, rest) = bytes.split_first()?;
         match tag {
             UNIFORM => {
-                let map_len = columns.div_ceil(8);
-                if rest.len() != map_len + CELL_BYTES {
+                let map_len = rest.len().checked_sub(CELL_BYTES)?;
+                if map_len > columns.div_ceil(8) {
                     return None;
                 }
                 let clock = CellClock::read(&rest[map_len..])?;
+                // No bit may name a column the table does not have.
+                for i in columns..map_len * 8 {
+                    if rest[i / 8] & (1 << (i % 8)) != 0 {
+                        return None;
+                    }
+                }
                 let cells = (0..columns)
                     .map(|i| {
-                        if rest[i / 8] & (1 << (i % 8)) != 0 {
-                            clock
-                        } else {
-                            CellClock::default()
-                        }
+                        let written = i / 8 < map_len && rest[i / 8] & (1 << (i % 8)) != 0;
+                        if written { clock } else { CellClock::default() }
                     })
                     .collect();
                 Some(RowClocks(cells))
             }
             PER_CELL => {
-                if rest.len() != columns * CELL_BYTES {
+                if rest.len() % CELL_BYTES != 0 || rest.len() / CELL_BYTES > columns {
                     return None;
                 }
-                rest.chunks_exact(CELL_BYTES)
+                let mut cells = rest
+                    .chunks_exact(CELL_BYTES)
                     .map(CellClock::read)
-                    .collect::<Option<Vec<_>>>()
-                    .map(RowClocks)
+                    .collect::<Option<Vec<_>>>()?;
+                cells.resize(columns, CellClock::default());
+                Some(RowClocks(cells))
             }
             _ => None,
         }
@@ -148,7 +155,13 @@ mod tests {
         }
         let bytes = r.encode();
         assert_eq!(bytes.len(), 1 + 2 + CELL_BYTES);
-        assert_eq!(RowClocks::decode(&bytes, 9), Some(r));
+        assert_eq!(RowClocks::decode(&bytes, 9), Some(r.clone()));
+        // A table that has grown to 17 columns reads it with the new ones
+        // unwritten; one of 8 cannot hold bit 8.
+        let mut wider = r.clone();
+        wider.0.resize(17, CellClock::default());
+        assert_eq!(RowClocks::decode(&bytes, 17), Some(wider));
+        assert_eq!(RowClocks::decode(&bytes, 8), None);
     }
 
     #[test]
@@ -160,6 +173,10 @@ mod tests {
         assert_eq!(bytes.len(), 1 + 3 * CELL_BYTES);
         assert_eq!(RowClocks::decode(&bytes, 3), Some(r.clone()));
         assert_eq!(RowClocks::decode(&bytes, 2), None);
+        // Read with a column more (added since): the new one is unwritten.
+        let mut wider = r.clone();
+        wider.0.push(CellClock::default());
+        assert_eq!(RowClocks::decode(&bytes, 4), Some(wider));
         assert_eq!(RowClocks::decode(&[9, 1, 2], 3), None);
         assert_eq!(RowClocks::decode(&[], 3), None);
         // A row with nothing written yet.

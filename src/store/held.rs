@@ -173,7 +173,8 @@ impl Store {
         key.extend_from_slice(&hlc.0.to_le_bytes());
         let mut bytes = 128 + id.len() as u64;
         for cell in cells {
-            key.extend_from_slice(&(cell.column as u32).to_le_bytes());
+            key.extend_from_slice(self.tables[t].defs[cell.column].name.as_bytes());
+            key.push(0);
             key.extend_from_slice(&cell.clock.hlc.0.to_le_bytes());
             cell.value.encode_into(&mut key);
             bytes += 32 + cell.value.encoded_len() as u64;
@@ -194,7 +195,8 @@ impl Store {
             *dropped += 1;
             return Ok(false);
         }
-        let columns: Vec<usize> = cells.iter().map(|c| c.column).collect();
+        let slots: Vec<usize> = cells.iter().map(|c| c.column).collect();
+        let columns = self.canonical_columns(t, &slots);
         let (origin, why) = self.describe_refusal(peer, t, site, refused, &columns);
         let now = self.clock.now_ms() as i64;
         self.conn
@@ -228,7 +230,7 @@ impl Store {
                 .and_then(|mut s| {
                     s.execute(params![
                         held,
-                        self.schema.tables[t].columns[cell.column].name,
+                        self.tables[t].defs[cell.column].name,
                         cell.clock.hlc.0 as i64,
                         &cell.value
                     ])
@@ -241,7 +243,18 @@ impl Store {
         Ok(true)
     }
 
+    /// The schema's column indices (as rights are indexed) of storage
+    /// slots; a slot the schema no longer lists is left out.
+    pub(super) fn canonical_columns(&self, t: usize, slots: &[usize]) -> Vec<usize> {
+        let canonical = &self.tables[t].canonical_of;
+        slots
+            .iter()
+            .filter_map(|&s| canonical.get(s).copied().flatten().map(usize::from))
+            .collect()
+    }
+
     /// The office a held change is judged as, in words, and why it is held.
+    /// `columns`: the schema's column indices.
     fn describe_refusal(
         &self,
         peer: &super::PeerRef,
@@ -327,7 +340,7 @@ impl Store {
             } else {
                 let cells = self.held_cells_of(held)?;
                 cells.iter().any(|(column, hlc, value)| {
-                    let Some(c) = self.schema.tables[t].column_index(column) else {
+                    let Some(c) = self.tables[t].slot(column) else {
                         return false;
                     };
                     let current = row.as_ref().and_then(|r| {

@@ -95,7 +95,7 @@ impl Store {
                 for (c, (clock, value)) in clocks.0.iter().zip(values).enumerate() {
                     if clock.is_written() {
                         cells.insert(
-                            table.columns[c].name.clone(),
+                            sql.defs[c].name.clone(),
                             CellRecord {
                                 value,
                                 stamp: Stamp {

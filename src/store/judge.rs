@@ -67,14 +67,16 @@ pub(super) fn tombstone(rights: &Rights, t: usize, origin: Origin) -> Option<Ref
     }
 }
 
-/// Judges each written cell of a row change (`clocks` by column; site
-/// indices resolve through `sites` and `origins`): `None` where the cell
-/// may be written. `new_row`: this replica has neither the row nor its
-/// tombstone.
+/// Judges each written cell of a row change (`clocks` by storage slot,
+/// `canonical` the schema's column index of each slot, as rights are
+/// indexed; site indices resolve through `sites` and `origins`): `None`
+/// where the cell may be written. `new_row`: this replica has neither the
+/// row nor its tombstone.
 pub(super) fn row(
     rights: &Rights,
     t: usize,
     clocks: &[CellClock],
+    canonical: &[Option<u16>],
     sites: &[SiteId],
     origins: &[Origin],
     new_row: bool,
@@ -115,7 +117,12 @@ pub(super) fn row(
             match origin.actor() {
                 None => Some(refused),
                 Some(actor) => {
-                    let column = (action == Action::Update).then_some(c);
+                    // A slot the schema no longer lists (a drop not yet
+                    // applied) is judged by the table's `update` right.
+                    let column = match action {
+                        Action::Update => canonical.get(c).copied().flatten().map(usize::from),
+                        _ => None,
+                    };
                     (!rights.allows(t, action, column, actor)).then_some(refused)
                 }
             }
@@ -178,6 +185,9 @@ mod tests {
         seq: 0,
     };
 
+    /// Slots in the schema's column order (notes, status).
+    const IDENTITY: [Option<u16>; 2] = [Some(0), Some(1)];
+
     const fn refused(action: Action) -> Option<Refused> {
         Some(Refused {
             action,
@@ -189,7 +199,8 @@ mod tests {
     fn san_diego_may_insert_a_resident_and_set_its_status_but_not_change_its_notes() {
         let s = schema();
         let (sites, origins) = world(&s);
-        let judge = |clocks: &[CellClock], new| row(&s.rights, 0, clocks, &sites, &origins, new);
+        let judge =
+            |clocks: &[CellClock], new| row(&s.rights, 0, clocks, &IDENTITY, &sites, &origins, new);
         // notes, status by column index.
         assert_eq!(judge(&[clock(5, 1), clock(5, 1)], true), [None, None]);
         assert_eq!(
@@ -210,7 +221,8 @@ mod tests {
     fn own_sites_are_forged_and_unknown_sites_get_what_every_office_may() {
         let s = schema();
         let (sites, origins) = world(&s);
-        let judge = |clocks: &[CellClock], new| row(&s.rights, 0, clocks, &sites, &origins, new);
+        let judge =
+            |clocks: &[CellClock], new| row(&s.rights, 0, clocks, &IDENTITY, &sites, &origins, new);
         let forged = Some(Refused {
             action: Action::Insert,
             forged: true,
@@ -240,6 +252,7 @@ mod tests {
             &open.rights,
             0,
             &[clock(5, 1), clock(5, 2)],
+            &IDENTITY,
             &sites,
             &origins,
             false,
@@ -247,5 +260,24 @@ mod tests {
         assert_eq!(j[0], None);
         assert!(j[1].is_some_and(|r| r.forged));
         assert_eq!(tombstone(&open.rights, 0, Origin::Unbound), None);
+    }
+
+    #[test]
+    fn column_rights_follow_the_slot_to_its_schema_column() {
+        // A replica whose slots differ from the schema's order (a column
+        // added in the middle): slot 0 holds `status`, slot 1 `notes`.
+        let s = schema();
+        let (sites, origins) = world(&s);
+        let swapped = [Some(1), Some(0)];
+        let j = row(
+            &s.rights,
+            0,
+            &[clock(5, 1), clock(5, 1)],
+            &swapped,
+            &sites,
+            &origins,
+            false,
+        );
+        assert_eq!(j, [None, refused(Action::Update)]);
     }
 }

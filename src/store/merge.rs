@@ -104,7 +104,7 @@ impl Store {
         }
     }
 
-    fn hash_cell(
+    pub(super) fn hash_cell(
         &self,
         t: usize,
         id: &str,
@@ -112,11 +112,11 @@ impl Store {
         value: &Value,
         clock: &CellClock,
     ) -> super::Digest {
-        let table = &self.schema.tables[t];
+        let table = &self.tables[t];
         cell_hash(
             &table.name,
             id,
-            &table.columns[column].name,
+            &table.defs[column].name,
             value,
             clock.hlc,
             &self.state.sites[clock.site as usize],
@@ -129,6 +129,7 @@ impl Store {
             &self.schema.rights,
             t,
             &row.clocks.0,
+            &self.tables[t].canonical_of,
             &self.state.sites,
             &self.state.guard.origins,
             new_row,
@@ -219,7 +220,7 @@ impl Store {
                     written += 1;
                     let h = self.hash_cell(t, id, c, value, clock);
                     self.state.digest.add(&h);
-                    if self.schema.tables[t].columns[c].is_sealed() {
+                    if self.tables[t].defs[c].is_sealed() {
                         self.state.counts.sealed_cells += 1;
                     }
                 }
@@ -273,7 +274,7 @@ impl Store {
             match outcome {
                 CellOutcome::Kept => continue,
                 CellOutcome::Filled => {
-                    if self.schema.tables[t].columns[c].is_sealed() {
+                    if self.tables[t].defs[c].is_sealed() {
                         self.state.counts.sealed_cells += 1;
                     }
                 }
@@ -364,7 +365,7 @@ impl Store {
                 if clock.is_written() {
                     let h = self.hash_cell(t, id, c, &existing.row.values[c], clock);
                     self.state.digest.sub(&h);
-                    if self.schema.tables[t].columns[c].is_sealed() {
+                    if self.tables[t].defs[c].is_sealed() {
                         self.state.counts.sealed_cells -= 1;
                     }
                 }

@@ -9,6 +9,8 @@
 //! Must not: do network IO, read the system clock (time comes from the
 //! injected `WallClock`), or let a sealed plaintext reach SQLite or an error.
 
+mod adopt;
+mod adopt_exec;
 mod apply;
 mod batching;
 mod bindings;
@@ -16,6 +18,7 @@ mod change;
 mod changes;
 pub mod cipher;
 mod clocks;
+mod columns;
 pub mod digest;
 mod held;
 mod inspect;
@@ -24,6 +27,7 @@ mod layout;
 mod local;
 mod lww;
 mod merge;
+mod migrate;
 mod open;
 mod read;
 mod review;
@@ -35,6 +39,7 @@ use std::sync::Arc;
 
 use rusqlite::{Connection, OptionalExtension, params};
 
+pub use adopt::{Allow, Plan};
 pub use apply::{Applied, Validated, validate};
 pub use batching::Outgoing;
 pub use change::{Batch, CellChange, Change, Cursor, PeerRef};
@@ -79,8 +84,27 @@ pub enum StoreError {
         found: i64,
         known: i64,
     },
-    #[error("{} was created with different tables, columns or privacy classes than the schema now lists; changing them is not supported yet: restore the schema the offices agreed on (`puente check` prints its hash)", path.display())]
-    LayoutChanged { path: PathBuf },
+    #[error("the schema cannot be adopted by replica {} as it is: {why}", path.display())]
+    SchemaChangeRefused { path: PathBuf, why: String },
+    #[error(
+        "the schema types {table}.{column} as {expected}, but {count} of its values do not fit ({examples}); fix those rows with `puente rows put` under the old schema, or drop the type, then start puente again"
+    )]
+    TypeMisfits {
+        table: String,
+        column: String,
+        expected: String,
+        count: usize,
+        examples: String,
+    },
+    #[error("cannot keep a copy of the replica at {} before migrating it ({detail}); free disk space or fix the permissions of the data dir, then start again (the replica is untouched)", path.display())]
+    MigrationCopy { path: PathBuf, detail: String },
+    #[error("{table}/{id}: column `{column}` {mismatch}")]
+    InvalidValue {
+        table: String,
+        id: String,
+        column: String,
+        mismatch: String,
+    },
     #[error("replica {} is damaged ({detail}); stop the daemon, keep a copy of the data dir, and restore from a backup or re-sync from a peer into an empty data dir", path.display())]
     Corrupt { path: PathBuf, detail: String },
     #[error("database error while {context}: {source}")]
@@ -212,18 +236,18 @@ impl Counts {
 
     /// Counts by scanning every table (slow; at open of a replica that has
     /// no saved counts, and in tests).
-    fn scan(conn: &Connection, schema: &crate::config::Schema) -> Result<Counts, StoreError> {
+    fn scan(conn: &Connection, tables: &[TableSql]) -> Result<Counts, StoreError> {
         let mut counts = Counts {
             rows: Vec::new(),
             sealed_cells: 0,
         };
-        for table in &schema.tables {
+        for table in tables {
             let q = layout::quote(&table.name);
             let n: i64 = conn
                 .query_row(&format!("SELECT count(*) FROM {q}"), [], |r| r.get(0))
                 .ctx("counting rows")?;
             counts.rows.push(n as u64);
-            for column in table.columns.iter().filter(|c| c.is_sealed()) {
+            for column in table.defs.iter().filter(|c| c.is_sealed()) {
                 let n: i64 = conn
                     .query_row(
                         &format!("SELECT count({}) FROM {q}", layout::quote(&column.name)),
@@ -412,26 +436,25 @@ impl Store {
             })
     }
 
+    /// The slot of `column` in table `t`.
     fn column_index(&self, t: usize, column: &str) -> Result<usize, StoreError> {
-        let table = &self.schema.tables[t];
-        table
-            .column_index(column)
-            .ok_or_else(|| StoreError::UnknownColumn {
-                table: table.name.clone(),
-                column: column.to_string(),
-                known: table
-                    .columns
-                    .iter()
-                    .map(|c| c.name.as_str())
-                    .collect::<Vec<_>>()
-                    .join(", "),
-            })
+        let table = &self.tables[t];
+        table.slot(column).ok_or_else(|| StoreError::UnknownColumn {
+            table: table.name.clone(),
+            column: column.to_string(),
+            known: table
+                .display_order
+                .iter()
+                .map(|&s| table.defs[s].name.as_str())
+                .collect::<Vec<_>>()
+                .join(", "),
+        })
     }
 
     /// Recounts rows and sealed cells by scanning (tests compare it with
     /// the counts kept incrementally).
     pub fn recount(&self) -> Result<(Vec<u64>, u64), StoreError> {
-        let c = Counts::scan(&self.conn, &self.schema)?;
+        let c = Counts::scan(&self.conn, &self.tables)?;
         Ok((c.rows, c.sealed_cells))
     }
 

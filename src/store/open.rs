@@ -1,9 +1,11 @@
 //! Opening a replica: the key (plain or SQLCipher, see `cipher`), format
-//! and layout checks, creation, and loading the in-memory state from
-//! `_puente_meta`.
+//! checks and migrations (migrate.rs), creation, loading the in-memory
+//! state from `_puente_meta` with the layout the replica records
+//! (columns.rs), then adopting the schema (adopt.rs).
 //!
 //! Must not: modify an existing file that is not a puente replica of a
-//! format this build knows; on any error nothing is created.
+//! format this build knows; on any error nothing is created, and a schema
+//! change that is refused changes nothing.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -11,11 +13,13 @@ use std::sync::Arc;
 
 use rusqlite::{Connection, OpenFlags, params};
 
+use super::adopt::Allow;
 use super::cipher::{self, AtRest};
+use super::columns::{self, COLUMNS_DDL, StoredTable};
 use super::layout::{FORMAT_VERSION, INTERNAL_DDL, TableSql};
-use super::{Counts, Digest, SqlContext, State, Store, StoreError};
+use super::{Counts, Digest, SqlContext, State, Store, StoreError, migrate};
 use crate::clock::{Hlc, HlcState, WallClock};
-use crate::config::Schema;
+use crate::config::{Schema, TableDef};
 use crate::seal::Keyring;
 use crate::stamp::SiteId;
 
@@ -47,6 +51,28 @@ impl Store {
         Store::open_with_site(path, at_rest, schema, keyring, clock, SiteId::random())
     }
 
+    /// As `open_at_rest`, adopting a schema change that needs a word from
+    /// the admin (`puente schema apply --allow-drop`, `puente schema
+    /// unseal`).
+    pub fn open_allowing(
+        path: &Path,
+        at_rest: &AtRest,
+        schema: Arc<Schema>,
+        keyring: Arc<Keyring>,
+        clock: Arc<dyn WallClock>,
+        allow: &Allow,
+    ) -> Result<Store, StoreError> {
+        Store::open_full(
+            path,
+            at_rest,
+            schema,
+            keyring,
+            clock,
+            SiteId::random(),
+            allow,
+        )
+    }
+
     /// As `open_at_rest`, but a replica created here takes the site id
     /// `new_site` (the simulator replays runs from a seed; the daemon always
     /// uses a random one). An existing replica keeps its own.
@@ -57,6 +83,59 @@ impl Store {
         keyring: Arc<Keyring>,
         clock: Arc<dyn WallClock>,
         new_site: SiteId,
+    ) -> Result<Store, StoreError> {
+        Store::open_full(
+            path,
+            at_rest,
+            schema,
+            keyring,
+            clock,
+            new_site,
+            &Allow::default(),
+        )
+    }
+
+    /// Opens the replica as it records its layout, without adopting
+    /// `schema` (for `puente schema plan` and `apply`, which adopt
+    /// explicitly).
+    pub fn open_unadopted(
+        path: &Path,
+        at_rest: &AtRest,
+        schema: Arc<Schema>,
+        keyring: Arc<Keyring>,
+        clock: Arc<dyn WallClock>,
+    ) -> Result<Store, StoreError> {
+        Store::open_inner(
+            path,
+            at_rest,
+            schema,
+            keyring,
+            clock,
+            SiteId::random(),
+            None,
+        )
+    }
+
+    fn open_full(
+        path: &Path,
+        at_rest: &AtRest,
+        schema: Arc<Schema>,
+        keyring: Arc<Keyring>,
+        clock: Arc<dyn WallClock>,
+        new_site: SiteId,
+        allow: &Allow,
+    ) -> Result<Store, StoreError> {
+        Store::open_inner(path, at_rest, schema, keyring, clock, new_site, Some(allow))
+    }
+
+    fn open_inner(
+        path: &Path,
+        at_rest: &AtRest,
+        schema: Arc<Schema>,
+        keyring: Arc<Keyring>,
+        clock: Arc<dyn WallClock>,
+        new_site: SiteId,
+        allow: Option<&Allow>,
     ) -> Result<Store, StoreError> {
         let dir = path
             .parent()
@@ -83,8 +162,21 @@ impl Store {
                 source,
             }
         })?;
-        let result = cipher::unlock(&conn, at_rest)
-            .and_then(|()| Store::prepare(conn, path, at_rest, schema, keyring, clock, new_site));
+        let result = cipher::unlock(&conn, at_rest).and_then(|()| {
+            let store = Store::prepare(
+                conn,
+                path,
+                at_rest,
+                schema.clone(),
+                keyring,
+                clock,
+                new_site,
+            )?;
+            match allow {
+                Some(allow) => store.adopted(schema, allow),
+                None => Ok(store),
+            }
+        });
         if result.is_err() && !existed {
             for p in cipher::companions(path) {
                 let _ = std::fs::remove_file(p);
@@ -106,12 +198,16 @@ impl Store {
     ) -> Result<Store, StoreError> {
         let found = read_format(&conn, path, at_rest)?;
         configure(&conn, path)?;
-        let tables: Vec<TableSql> = schema.tables.iter().map(TableSql::new).collect();
-        if found == Found::Empty {
-            create(&conn, &schema, &tables, clock.now_ms(), new_site)?;
+        match found {
+            Found::Empty => create(&conn, &schema, clock.now_ms(), new_site)?,
+            Found::Replica(1) => migrate::format_1_to_2(&conn, path, &schema)?,
+            Found::Replica(_) => {}
         }
-        let meta = parse_meta(path, &schema, read_meta(&conn)?)?;
-        let state = load_state(&conn, path, &schema, &tables, meta)?;
+        // Loaded as the replica records itself; `adopted` then brings it to
+        // the schema.
+        let tables = tables_as_stored(&columns::read(&conn)?);
+        let meta = parse_meta(path, read_meta(&conn)?)?;
+        let state = load_state(&conn, path, &tables, meta)?;
         let cipher = match at_rest {
             AtRest::Plain => None,
             AtRest::Encrypted { .. } => conn
@@ -146,8 +242,32 @@ impl Store {
 enum Found {
     /// A new or empty database: the replica is created in it.
     Empty,
-    /// A puente replica of a format this build knows.
-    Replica,
+    /// A puente replica of a format this build knows (migrated if older).
+    Replica(i64),
+}
+
+/// The tables as the replica records them: slots, privacy and types as
+/// stored (the canonical maps are those of the stored columns alone until
+/// the schema is adopted).
+pub(super) fn tables_as_stored(stored: &[StoredTable]) -> Vec<TableSql> {
+    stored
+        .iter()
+        .map(|t| {
+            let mut columns = t.columns.clone();
+            columns.sort_by(|a, b| a.name.cmp(&b.name));
+            let file_order = t
+                .columns
+                .iter()
+                .filter_map(|c| columns.iter().position(|d| d.name == c.name))
+                .collect();
+            let def = TableDef {
+                name: t.name.clone(),
+                columns,
+                file_order,
+            };
+            TableSql::new(&def, t.columns.clone())
+        })
+        .collect()
 }
 
 /// Reads the format number and the number of tables: the first read, so
@@ -178,7 +298,7 @@ fn classify(path: &Path, version: i64, tables: i64) -> Result<Found, StoreError>
         (0, _) => Err(StoreError::NotPuente {
             path: path.to_path_buf(),
         }),
-        _ => Ok(Found::Replica),
+        (v, _) => Ok(Found::Replica(v)),
     }
 }
 
@@ -202,31 +322,28 @@ fn configure(conn: &Connection, path: &Path) -> Result<(), StoreError> {
 
 /// Creates the tables and metadata of a new replica with site id `site`,
 /// in one transaction.
-fn create(
-    conn: &Connection,
-    schema: &Schema,
-    tables: &[TableSql],
-    now_ms: u64,
-    site: SiteId,
-) -> Result<(), StoreError> {
+fn create(conn: &Connection, schema: &Schema, now_ms: u64, site: SiteId) -> Result<(), StoreError> {
     use rusqlite::types::Value as V;
     let tx = conn.unchecked_transaction().ctx("creating the replica")?;
     tx.execute_batch(INTERNAL_DDL)
         .ctx("creating internal tables")?;
-    for t in tables {
-        tx.execute_batch(&t.create).ctx("creating user tables")?;
+    tx.execute_batch(COLUMNS_DDL)
+        .ctx("creating internal tables")?;
+    for t in &schema.tables {
+        tx.execute_batch(&TableSql::for_new_table(t).create)
+            .ctx("creating user tables")?;
     }
+    columns::write(&tx, &columns::from_schema(schema))?;
     tx.execute(
         "INSERT INTO _puente_sites (idx, site) VALUES (0, ?1)",
         [&site.0[..]],
     )
     .ctx("recording the site id")?;
-    let meta: [(&str, V); 6] = [
+    let meta: [(&str, V); 5] = [
         ("site_id", V::Blob(site.0.to_vec())),
         ("hlc", V::Integer(0)),
         ("head", V::Integer(0)),
         ("digest", V::Blob(Digest::EMPTY.to_bytes().to_vec())),
-        ("layout_hash", V::Text(schema.layout_hash().to_string())),
         ("created_ms", V::Integer(now_ms as i64)),
     ];
     for (k, v) in meta {
@@ -268,27 +385,14 @@ fn read_meta(conn: &Connection) -> Result<BTreeMap<String, MetaValue>, StoreErro
 
 type MetaValue = rusqlite::types::Value;
 
-/// Checks the metadata: the layout must be the schema's, the site id 16
-/// bytes, the clock and head non-negative, the digest well formed.
-fn parse_meta(
-    path: &Path,
-    schema: &Schema,
-    mut meta: BTreeMap<String, MetaValue>,
-) -> Result<Meta, StoreError> {
+/// Checks the metadata: the site id 16 bytes, the clock and head
+/// non-negative, the digest well formed.
+fn parse_meta(path: &Path, mut meta: BTreeMap<String, MetaValue>) -> Result<Meta, StoreError> {
     use rusqlite::types::Value as V;
     let corrupt = |detail: &str| StoreError::Corrupt {
         path: path.to_path_buf(),
         detail: detail.to_string(),
     };
-    match meta.get("layout_hash") {
-        Some(V::Text(s)) if s == schema.layout_hash() => {}
-        Some(V::Text(_)) => {
-            return Err(StoreError::LayoutChanged {
-                path: path.to_path_buf(),
-            });
-        }
-        _ => return Err(corrupt("layout hash missing")),
-    }
     let site = match meta.remove("site_id") {
         Some(V::Blob(b)) => SiteId(b.try_into().map_err(|_| corrupt("site id missing"))?),
         _ => return Err(corrupt("site id missing")),
@@ -347,7 +451,6 @@ fn index_sites(
 fn load_state(
     conn: &Connection,
     path: &Path,
-    schema: &Schema,
     tables: &[TableSql],
     meta: Meta,
 ) -> Result<State, StoreError> {
@@ -380,7 +483,7 @@ fn load_state(
     let counts = match meta.counts.and_then(|b| Counts::decode(&b, tables.len())) {
         Some(c) => c,
         // Older or fresh replicas: count once; saved with the next write.
-        None => Counts::scan(conn, schema)?,
+        None => Counts::scan(conn, tables)?,
     };
     // The HLC never goes backwards: resume from the persisted value.
     Ok(State {
@@ -409,7 +512,8 @@ mod tests {
     #[test]
     fn the_format_decides_create_open_or_refuse() {
         assert_eq!(classify(path(), 0, 0).unwrap(), Found::Empty);
-        assert_eq!(classify(path(), 1, 7).unwrap(), Found::Replica);
+        assert_eq!(classify(path(), 1, 7).unwrap(), Found::Replica(1));
+        assert_eq!(classify(path(), 2, 7).unwrap(), Found::Replica(2));
         assert!(matches!(
             classify(path(), 0, 3),
             Err(StoreError::NotPuente { .. })
@@ -420,13 +524,12 @@ mod tests {
         ));
     }
 
-    fn good_meta(schema: &Schema) -> BTreeMap<String, MetaValue> {
+    fn good_meta() -> BTreeMap<String, MetaValue> {
         [
             ("site_id", V::Blob(vec![7; 16])),
             ("hlc", V::Integer(42)),
             ("head", V::Integer(9)),
             ("digest", V::Blob(Digest::EMPTY.to_bytes().to_vec())),
-            ("layout_hash", V::Text(schema.layout_hash().to_string())),
             ("created_ms", V::Integer(1)),
         ]
         .into_iter()
@@ -443,27 +546,21 @@ mod tests {
 
     #[test]
     fn metadata_is_checked_key_by_key() {
-        let schema = Schema::default_schema();
-        let meta = parse_meta(path(), &schema, good_meta(&schema)).unwrap();
+        let meta = parse_meta(path(), good_meta()).unwrap();
         assert_eq!(
             (meta.site, meta.hlc, meta.head, meta.counts),
             (SiteId([7; 16]), Hlc(42), 9, None)
         );
 
         let with = |key: &str, value: Option<V>| {
-            let mut m = good_meta(&schema);
+            let mut m = good_meta();
             match value {
                 Some(v) => m.insert(key.to_string(), v),
                 None => m.remove(key),
             };
-            parse_meta(path(), &schema, m)
+            parse_meta(path(), m)
         };
-        assert!(matches!(
-            with("layout_hash", Some(V::Text("other".into()))),
-            Err(StoreError::LayoutChanged { .. })
-        ));
         let cases = [
-            ("layout_hash", None, "layout hash missing"),
             ("site_id", Some(V::Blob(vec![1; 15])), "site id missing"),
             ("site_id", None, "site id missing"),
             ("hlc", Some(V::Integer(-1)), "hlc"),

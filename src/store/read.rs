@@ -12,7 +12,7 @@ use super::clocks::RowClocks;
 use super::digest::{Digest, cell_hash, tombstone_hash};
 use super::{SqlContext, Store, StoreError, valid_id};
 use crate::clock::Hlc;
-use crate::config::{Privacy, TableDef};
+use crate::config::Privacy;
 use crate::seal::{self, Binding, SealError};
 use crate::stamp::SiteId;
 use crate::value::{Plaintext, Value};
@@ -173,7 +173,7 @@ impl Store {
         if reveal == Reveal::No {
             return Ok(());
         }
-        for column in &self.schema.tables[t].columns {
+        for column in &self.tables[t].defs {
             if let Privacy::Sealed { group } = &column.privacy
                 && !self.can_unseal(group)
             {
@@ -186,7 +186,7 @@ impl Store {
         Ok(())
     }
 
-    fn decode_clocks(&self, t: usize, raw: &Raw) -> Result<RowClocks, StoreError> {
+    pub(super) fn decode_clocks(&self, t: usize, raw: &Raw) -> Result<RowClocks, StoreError> {
         RowClocks::decode(&raw.1, self.tables[t].columns).ok_or_else(|| StoreError::Corrupt {
             path: self.path.clone(),
             detail: format!(
@@ -196,7 +196,7 @@ impl Store {
         })
     }
 
-    fn open_cell(
+    pub(super) fn open_cell(
         &self,
         t: usize,
         id: &str,
@@ -205,8 +205,8 @@ impl Store {
         hlc: &Hlc,
         site: u32,
     ) -> Result<Plaintext, StoreError> {
-        let table: &TableDef = &self.schema.tables[t];
-        let column = &table.columns[c];
+        let table = &self.tables[t];
+        let column = &table.defs[c];
         let group_name = column.group().unwrap_or_default();
         let group = self
             .schema
@@ -231,11 +231,11 @@ impl Store {
 
     fn view(&self, t: usize, raw: Raw, reveal: Reveal) -> Result<RowView, StoreError> {
         let clocks = self.decode_clocks(t, &raw)?;
-        let table = &self.schema.tables[t];
+        let table = &self.tables[t];
         let (id, _, mut values) = raw;
         let mut cells = Vec::with_capacity(values.len());
-        for &c in &table.file_order {
-            let column = &table.columns[c];
+        for &c in &table.display_order {
+            let column = &table.defs[c];
             let clock = clocks.0[c];
             let view = if !column.is_sealed() {
                 CellView::Value(std::mem::replace(&mut values[c], Value::Null))
@@ -288,8 +288,7 @@ impl Store {
     /// it to check the incremental digest).
     pub fn recompute_digest(&self) -> Result<Digest, StoreError> {
         let mut digest = Digest::EMPTY;
-        for (t, table) in self.schema.tables.iter().enumerate() {
-            let sql = &self.tables[t];
+        for (t, sql) in self.tables.iter().enumerate() {
             let mut stmt = self.conn.prepare(&sql.page).ctx("recomputing the digest")?;
             let raws = stmt
                 .query_map(rusqlite::params!["", i64::MAX], |r| {
@@ -302,9 +301,9 @@ impl Store {
                 for (c, clock) in clocks.0.iter().enumerate() {
                     if clock.is_written() {
                         digest.add(&cell_hash(
-                            &table.name,
+                            &sql.name,
                             &raw.0,
-                            &table.columns[c].name,
+                            &sql.defs[c].name,
                             &raw.2[c],
                             clock.hlc,
                             &self.state.sites[clock.site as usize],
@@ -337,9 +336,9 @@ impl Store {
 }
 
 /// (id, clocks blob, values in canonical order)
-type Raw = (String, Vec<u8>, Vec<Value>);
+pub(super) type Raw = (String, Vec<u8>, Vec<Value>);
 
-fn read_raw(r: &rusqlite::Row<'_>, columns: usize) -> rusqlite::Result<Raw> {
+pub(super) fn read_raw(r: &rusqlite::Row<'_>, columns: usize) -> rusqlite::Result<Raw> {
     let id: String = r.get(0)?;
     let clocks: Vec<u8> = r.get(1)?;
     let mut values = Vec::with_capacity(columns);

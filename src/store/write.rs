@@ -33,10 +33,10 @@ pub type RowWrite = (String, Vec<(String, Plaintext)>);
 /// Rows sealed with at least this many sealed cells use every core.
 const PARALLEL_SEAL_THRESHOLD: usize = 16;
 
-/// One row of a bulk put, validated: column indices instead of names.
-struct PendingRow {
-    id: String,
-    cells: Vec<(usize, Plaintext)>,
+/// One row of a bulk put, validated: column slots instead of names.
+pub(super) struct PendingRow {
+    pub id: String,
+    pub cells: Vec<(usize, Plaintext)>,
 }
 
 impl Store {
@@ -81,6 +81,7 @@ impl Store {
                         reason: format!("column `{column}` is given twice for {id}"),
                     });
                 }
+                let value = self.typed(t, &id, c, value)?;
                 indexed.push((c, value));
             }
             pending.push(PendingRow { id, cells: indexed });
@@ -95,6 +96,53 @@ impl Store {
                 }
                 store.check_put(t, row)?;
             }
+            store.write_rows(t, pending)
+        })
+    }
+
+    /// Checks a value against its column's type and gives the value to
+    /// store (the plaintext of a sealed column is checked before sealing;
+    /// an error shows the value only for a shared column).
+    fn typed(
+        &self,
+        t: usize,
+        id: &str,
+        c: usize,
+        value: Plaintext,
+    ) -> Result<Plaintext, StoreError> {
+        let def = &self.tables[t].defs[c];
+        let Some(ty) = &def.ty else {
+            return Ok(value);
+        };
+        match ty.coerce(value.expose()) {
+            Ok(v) => Ok(Plaintext::new(v)),
+            Err(mismatch) => {
+                let mismatch = if def.is_sealed() {
+                    mismatch
+                } else {
+                    mismatch.showing(value.expose())
+                };
+                Err(StoreError::InvalidValue {
+                    table: self.tables[t].name.clone(),
+                    id: id.to_string(),
+                    column: def.name.clone(),
+                    mismatch: mismatch.to_string(),
+                })
+            }
+        }
+    }
+
+    /// Writes validated rows as new local versions: stamps, seals sealed
+    /// cells (on every core for many), merges (inside the caller's
+    /// transaction).
+    pub(super) fn write_rows(
+        &mut self,
+        t: usize,
+        pending: Vec<PendingRow>,
+    ) -> Result<Vec<Written>, StoreError> {
+        let store = self;
+        let table = store.tables[t].name.clone();
+        {
             let now = store.clock.now_ms();
             let stamps: Vec<Hlc> = pending.iter().map(|_| store.state.hlc.tick(now)).collect();
             let mut sealed = store.seal_all(t, &pending, &stamps)?.into_iter();
@@ -103,7 +151,7 @@ impl Store {
             for (row, hlc) in pending.into_iter().zip(stamps) {
                 let mut incoming = Vec::with_capacity(row.cells.len());
                 for (c, plaintext) in row.cells {
-                    let value = if store.schema.tables[t].columns[c].is_sealed() {
+                    let value = if store.tables[t].defs[c].is_sealed() {
                         // Invariant: seal_all returned one ciphertext per sealed
                         // cell, in this order.
                         Value::Blob(sealed.next().unwrap_or_default())
@@ -119,7 +167,7 @@ impl Store {
                     });
                 }
                 let cells = store.merge_row(t, &row.id, incoming, false)?.written;
-                tracing::trace!(table, id = %row.id, %hlc, cells, "local put");
+                tracing::trace!(table = %table, id = %row.id, %hlc, cells, "local put");
                 out.push(Written {
                     id: row.id,
                     hlc,
@@ -128,7 +176,7 @@ impl Store {
                 });
             }
             Ok(out)
-        })
+        }
     }
 
     /// Refuses a put this office may not make: an insert of a row this
@@ -145,10 +193,10 @@ impl Store {
                 false => Err(self.forbidden(t, Action::Insert, &[])),
             };
         }
-        let refused: Vec<usize> = row
-            .cells
-            .iter()
-            .map(|(c, _)| *c)
+        let slots: Vec<usize> = row.cells.iter().map(|(slot, _)| *slot).collect();
+        let refused: Vec<usize> = self
+            .canonical_columns(t, &slots)
+            .into_iter()
             .filter(|c| !rights.allows(t, Action::Update, Some(*c), actor))
             .collect();
         match refused.is_empty() {
@@ -157,7 +205,8 @@ impl Store {
         }
     }
 
-    /// The error for a write this office may not make.
+    /// The error for a write this office may not make (`columns`: the
+    /// schema's column indices of the refused columns).
     fn forbidden(&self, t: usize, action: Action, columns: &[usize]) -> StoreError {
         let rights = &self.schema.rights;
         let table = &self.schema.tables[t];
@@ -199,12 +248,12 @@ impl Store {
         rows: &[PendingRow],
         stamps: &[Hlc],
     ) -> Result<Vec<Vec<u8>>, SealError> {
-        let table = &self.schema.tables[t];
+        let table = &self.tables[t];
         let site = self.state.site;
         let mut jobs = Vec::new();
         for (row, hlc) in rows.iter().zip(stamps) {
             for (c, plaintext) in &row.cells {
-                if let Privacy::Sealed { group } = &table.columns[*c].privacy {
+                if let Privacy::Sealed { group } = &table.defs[*c].privacy {
                     let group =
                         self.schema
                             .group(group)
@@ -214,7 +263,7 @@ impl Store {
                     let binding = Binding {
                         table: &table.name,
                         id: &row.id,
-                        column: &table.columns[*c].name,
+                        column: &table.defs[*c].name,
                         hlc: *hlc,
                         site,
                     };
