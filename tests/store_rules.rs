@@ -310,7 +310,9 @@ fn invalid_batches_are_rejected_whole_and_name_peer_table_column_and_id() {
         .unwrap()
         .column_index("full_name")
         .unwrap() as u16;
-    let mut batch = row_change(0, "ok-row", 0, Value::Text("fine".into()));
+    let events = s.table("outreach_events").unwrap();
+    let title = events.column_index("title").unwrap() as u16;
+    let mut batch = row_change(0, "ok-row", title, Value::Text("fine".into()));
     // A second change carries plaintext in a sealed column.
     batch
         .changes
