@@ -36,6 +36,8 @@ pub enum DaemonError {
     Web(#[from] crate::web::WebError),
     #[error(transparent)]
     Lock(#[from] LockError),
+    #[error(transparent)]
+    Metrics(#[from] crate::metrics::server::BindError),
     #[error("cannot install signal handlers: {0}")]
     Signals(std::io::Error),
     #[error(
@@ -56,6 +58,7 @@ pub struct Running {
     admin: tokio::task::JoinHandle<()>,
     stop_admin: watch::Sender<bool>,
     web: Option<crate::web::WebServer>,
+    metrics: Option<crate::metrics::server::MetricsServer>,
     _lock: DataDirLock,
 }
 
@@ -72,9 +75,17 @@ impl Running {
         self.web.as_ref().map(|w| w.local_addr)
     }
 
+    /// The address of the `[metrics]` listener, if there is one.
+    pub fn metrics_addr(&self) -> Option<std::net::SocketAddr> {
+        self.metrics.as_ref().map(|m| m.local_addr)
+    }
+
     pub async fn shutdown(self) {
         if let Some(web) = self.web {
             web.stop().await;
+        }
+        if let Some(metrics) = self.metrics {
+            metrics.stop().await;
         }
         let _ = self.stop_admin.send(true);
         self.sync.stop().await;
@@ -162,6 +173,10 @@ pub async fn start(config_path: &Path, limits: Limits) -> Result<Running, Daemon
         Some(config) => Some(crate::web::start(node.clone(), config).await?),
         None => None,
     };
+    let metrics = match node.config.metrics.as_ref().map(|m| m.listen) {
+        Some(listen) => Some(crate::metrics::server::start(node.clone(), listen).await?),
+        None => None,
+    };
     let sync = manager::start(node.clone(), checked.identity, limits)?;
     let (stop_admin, stop_rx) = watch::channel(false);
     let admin = {
@@ -182,6 +197,7 @@ pub async fn start(config_path: &Path, limits: Limits) -> Result<Running, Daemon
         admin,
         stop_admin,
         web,
+        metrics,
         _lock: lock,
     })
 }

@@ -6,11 +6,13 @@
 
 pub mod admin;
 pub mod bench;
+pub mod bulk;
 pub mod cli;
 pub mod clock;
 pub mod config;
 pub mod daemon;
 pub mod lab;
+pub mod metrics;
 pub mod node;
 pub mod schedule;
 pub mod seal;

@@ -157,6 +157,13 @@ enum Command {
     },
     /// Ask the daemon to contact its peers and catch up now.
     Sync {
+        /// Wait until every pinned peer is connected and in sync, with a
+        /// progress bar on a terminal.
+        #[arg(long)]
+        wait: bool,
+        /// Give up waiting after this many seconds.
+        #[arg(long, default_value_t = 600, requires = "wait")]
+        timeout: u64,
         #[command(flatten)]
         target: Target,
         #[arg(long)]
@@ -231,6 +238,40 @@ enum RowsCommand {
         target: Target,
         #[arg(long)]
         json: bool,
+    },
+    /// Write the rows of a CSV file (with a header line naming `id` and the
+    /// columns) or a JSON Lines file: all of them in one transaction, or
+    /// none when any line is bad (each bad line is listed).
+    Import {
+        table: String,
+        file: PathBuf,
+        /// csv or jsonl (default: from the file name).
+        #[arg(long)]
+        format: Option<String>,
+        #[command(flatten)]
+        target: Target,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Write a table's rows as CSV or JSON Lines: shared columns, and
+    /// sealed ones only with --reveal (reveal role; audited).
+    Export {
+        table: String,
+        /// csv or jsonl (default: from --output's name, else csv).
+        #[arg(long)]
+        format: Option<String>,
+        /// Comma-separated columns (default: all the export may show).
+        #[arg(long)]
+        columns: Option<String>,
+        /// Include sealed columns, decrypted (only where this node holds the
+        /// group's key; the export is written to the audit log).
+        #[arg(long)]
+        reveal: bool,
+        /// Write to this new file (mode 0600) instead of standard output.
+        #[arg(long, short)]
+        output: Option<PathBuf>,
+        #[command(flatten)]
+        target: Target,
     },
 }
 
@@ -435,9 +476,18 @@ fn main() -> ExitCode {
         Command::Status { target, json } => {
             target.socket().and_then(|s| cli::remote::status(&s, json))
         }
-        Command::Sync { target, json } => target
-            .socket()
-            .and_then(|s| cli::remote::sync_now(&s, json)),
+        Command::Sync {
+            wait,
+            timeout,
+            target,
+            json,
+        } => target.socket().and_then(|s| {
+            if wait {
+                cli::wait::sync_and_wait(&s, std::time::Duration::from_secs(timeout), json)
+            } else {
+                cli::remote::sync_now(&s, json)
+            }
+        }),
         Command::Rows { command } => rows(command),
         Command::Staff { command } => staff(command),
         Command::Held { command } => held(command),
@@ -514,6 +564,30 @@ fn rows(command: RowsCommand) -> anyhow::Result<()> {
             target,
             json,
         } => remote::rows_delete(&target.socket()?, &table, &id, json),
+        RowsCommand::Import {
+            table,
+            file,
+            format,
+            target,
+            json,
+        } => cli::bulk::import(&target.socket()?, &table, &file, format.as_deref(), json),
+        RowsCommand::Export {
+            table,
+            format,
+            columns,
+            reveal,
+            output,
+            target,
+        } => cli::bulk::export(
+            &target.socket()?,
+            &table,
+            &cli::bulk::ExportTo {
+                format: format.as_deref(),
+                columns: columns.as_deref(),
+                reveal,
+                output: output.as_deref(),
+            },
+        ),
     }
 }
 

@@ -311,6 +311,50 @@ async fn each_role_is_needed_and_refusals_say_which() {
         &["rows", "get", "residents", "r1", "--reveal"],
     ));
 
+    // Bulk: import needs `write`, export `read`, a revealing export
+    // `reveal` too.
+    let file = c.path().join("import.csv");
+    std::fs::write(&file, "id,title\ne9,Importado\n").unwrap();
+    std::fs::set_permissions(&file, std::fs::Permissions::from_mode(0o644)).unwrap();
+    let f = file.to_str().unwrap();
+    let bulk = |uid, gid, groups: &[u32], rest: &[&str]| {
+        let mut a: Vec<&str> = rest.to_vec();
+        a.extend(socket);
+        as_user(uid, gid, groups, &a)
+    };
+    let err = refused(
+        &bulk(
+            reader_uid,
+            reader_uid,
+            &[],
+            &["rows", "import", "outreach_events", f],
+        ),
+        "write",
+    );
+    assert!(err.contains("may not import rows"), "{err}");
+    let csv = allowed(&bulk(
+        reader_uid,
+        reader_uid,
+        &[],
+        &["rows", "export", "residents"],
+    ));
+    assert!(csv.contains("\nr1,") && !csv.contains("Nombre"), "{csv}");
+    refused(
+        &bulk(
+            reader_uid,
+            reader_uid,
+            &[],
+            &["rows", "export", "residents", "--reveal"],
+        ),
+        "reveal",
+    );
+    allowed(&bulk(
+        w.uid,
+        w.gid,
+        &[],
+        &["rows", "import", "outreach_events", f],
+    ));
+
     // Nothing a refusal touched was written.
     let ids: Vec<String> = tj
         .client()
@@ -334,5 +378,12 @@ async fn each_role_is_needed_and_refusals_say_which() {
             .as_deref(),
         Some("Taller"),
         "only the writer's put went through"
+    );
+    assert_eq!(
+        cell(tj, "outreach_events", "e9", "title", false)
+            .await
+            .as_deref(),
+        Some("Importado"),
+        "the writer's import went through"
     );
 }

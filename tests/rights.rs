@@ -1,6 +1,6 @@
 //! Write rights with real daemons (the shipped schema: both offices edit
 //! events and insert residents; only Tijuana changes or deletes them):
-//! an honest San Diego is refused locally; a tampered San Diego (the
+//! an honest San Diego is refused locally (CLI, socket, import); a tampered San Diego (the
 //! rogue, holding San Diego's pinned certificate) gets its delete and its
 //! update of `case_notes` held at Tijuana, nothing is lost, status says
 //! why, `held accept` applies one and `held discard` keeps Tijuana's
@@ -107,6 +107,26 @@ async fn an_honest_san_diego_is_refused_locally_and_what_it_may_do_reaches_tijua
         ),
         "{e}"
     );
+    // An import that would change a resident is refused whole, naming the
+    // right: its new resident is not written either.
+    let file = c.path().join("residents.csv");
+    std::fs::write(&file, "id,status\nr3,intake\nr1,closed\n").unwrap();
+    let (ok, _, stderr) = run(&[
+        "rows",
+        "import",
+        "residents",
+        file.to_str().unwrap(),
+        "--config",
+        sd_config,
+    ]);
+    assert!(!ok);
+    assert!(
+        stderr.contains(
+            "san-diego may not update status of residents (rights: update = tijuana); ask tijuana to make this change"
+        ),
+        "{stderr}"
+    );
+    assert_eq!(cell(sd, "residents", "r3", "status", false).await, None);
     // What San Diego may do: a new resident's intake, the schedule.
     sd.put(
         "residents",
@@ -268,6 +288,13 @@ async fn a_tampered_san_diego_s_delete_and_case_notes_are_held_then_accepted_and
     assert!(
         tj.logs().contains("held changes san-diego may not make"),
         "the log says it too"
+    );
+    let metrics = tj.client().metrics().await.unwrap();
+    assert!(
+        metrics
+            .lines()
+            .any(|l| l == "puente_peer_held_changes{peer=\"san-diego\"} 2"),
+        "and the metrics: {metrics}"
     );
     // The session goes on: held changes do not stall sync.
     let Some(Message::State { head, .. }) = s.next_message().await else {

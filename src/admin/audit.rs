@@ -1,6 +1,8 @@
 //! The reveal audit log: `DATA_DIR/audit.log`, one JSON line per sealed
 //! cell revealed through the admin socket — who (uid and pid from the
-//! socket's peer credentials), when, which table, row and column.
+//! socket's peer credentials), when, which table, row and column — and one
+//! line per export that reveals: who, when, which table, which columns and
+//! how many rows.
 //!
 //! Owns: appending those lines (O_APPEND, mode 0600 when created) and
 //! making them durable (fsync) before the caller answers the request.
@@ -102,6 +104,44 @@ impl AuditLog {
             serde_json::to_writer(&mut text, &line).map_err(|e| self.error(e.into()))?;
             text.push(b'\n');
         }
+        append_durably(&self.path, &self.lock, &text).map_err(|e| self.error(e))
+    }
+
+    /// Appends the line of an export that reveals `columns` of `table`
+    /// (about `rows` rows: the live rows when it began) and syncs it.
+    /// Blocking.
+    pub fn record_export(
+        &self,
+        caller: Caller,
+        table: &str,
+        columns: &[String],
+        rows: u64,
+    ) -> Result<(), AuditError> {
+        #[derive(Serialize)]
+        struct Export<'a> {
+            at: &'a str,
+            uid: u32,
+            pid: Option<i32>,
+            table: &'a str,
+            export: bool,
+            columns: &'a [String],
+            rows: u64,
+        }
+        let now = jiff::Timestamp::now();
+        let at = jiff::Timestamp::from_millisecond(now.as_millisecond())
+            .unwrap_or(now)
+            .to_string();
+        let mut text = serde_json::to_vec(&Export {
+            at: &at,
+            uid: caller.uid,
+            pid: caller.pid,
+            table,
+            export: true,
+            columns,
+            rows,
+        })
+        .map_err(|e| self.error(e.into()))?;
+        text.push(b'\n');
         append_durably(&self.path, &self.lock, &text).map_err(|e| self.error(e))
     }
 

@@ -20,8 +20,11 @@ use tokio::net::UnixStream;
 
 use super::api::{Accepted, ErrorBody, Health, Row, RowWrite, RowsPage, WriteResult};
 use super::buf::{self, SecretBuf};
+use super::bulk::{COLUMNS_HEADER, LEFT_OUT_HEADER, ROWS_HEADER};
 use super::held_api::{HeldDecision, HeldList};
 use super::staff_api::{StaffAdded, StaffList, StaffNew, StaffRemoved};
+use super::stream::ChannelBody;
+use crate::bulk::ImportReport;
 use crate::node::status::Status;
 use crate::value::Plaintext;
 
@@ -99,6 +102,22 @@ impl Client {
         self.call(Method::GET, "/v1/status".into(), None).await
     }
 
+    /// The Prometheus text exposition of the node (`GET /v1/metrics`).
+    pub async fn metrics(&self) -> Result<String, ClientError> {
+        let exchange = self.exchange(Method::GET, "/v1/metrics".into(), None);
+        let (status, answer) = tokio::time::timeout(self.timeout, exchange)
+            .await
+            .map_err(|_| ClientError::Timeout {
+                socket: self.socket.clone(),
+                secs: self.timeout.as_secs(),
+            })??;
+        if !status.is_success() {
+            return Err(self.refused(status, &answer));
+        }
+        String::from_utf8(answer.as_slice().to_vec())
+            .map_err(|_| self.protocol("the metrics are not UTF-8".into()))
+    }
+
     /// One page of live rows ordered by id, after `after`; `limit` defaults
     /// to the server's (100). Sealed cells are revealed only with `reveal`
     /// (and on a node holding the identity; each reveal is audited).
@@ -155,6 +174,162 @@ impl Client {
         self.call(Method::DELETE, row_path(table, id), None).await
     }
 
+    /// Streams import lines (`body`) to the daemon, which writes every row
+    /// in one transaction or none; the report says which, and why not.
+    /// Waits up to an hour (sealing many rows takes a while).
+    pub async fn import_rows(
+        &self,
+        table: &str,
+        body: ChannelBody,
+    ) -> Result<ImportReport, ClientError> {
+        let path = format!("/v1/tables/{}/import", encode(table));
+        let call = async {
+            let response = self
+                .send(Method::POST, path, "application/x-ndjson", body)
+                .await?;
+            let status = response.status();
+            let answer = self.collect(response.into_body()).await?;
+            if status.is_success() || status == StatusCode::UNPROCESSABLE_ENTITY {
+                return serde_json::from_slice::<ImportReport>(answer.as_slice())
+                    .map_err(|e| self.protocol(format!("HTTP {status}: {e}")));
+            }
+            Err(self.refused(status, &answer))
+        };
+        tokio::time::timeout(Duration::from_secs(3600), call)
+            .await
+            .map_err(|_| ClientError::Timeout {
+                socket: self.socket.clone(),
+                secs: 3600,
+            })?
+    }
+
+    /// Starts an export of `table`: the columns (all shared ones unless
+    /// `columns` names some; sealed ones only with `reveal`, audited).
+    /// Lines come from the stream returned.
+    pub async fn export_rows(
+        &self,
+        table: &str,
+        columns: Option<&str>,
+        reveal: bool,
+    ) -> Result<ExportStream, ClientError> {
+        let mut query = Vec::new();
+        if let Some(c) = columns {
+            query.push(format!("columns={}", encode(c)));
+        }
+        if reveal {
+            query.push("reveal=true".to_string());
+        }
+        let mut path = format!("/v1/tables/{}/export", encode(table));
+        if !query.is_empty() {
+            path = format!("{path}?{}", query.join("&"));
+        }
+        let response = tokio::time::timeout(
+            self.timeout,
+            self.send(
+                Method::GET,
+                path,
+                "application/json",
+                http_body_util::Empty::<Bytes>::new(),
+            ),
+        )
+        .await
+        .map_err(|_| ClientError::Timeout {
+            socket: self.socket.clone(),
+            secs: self.timeout.as_secs(),
+        })??;
+        let status = response.status();
+        if !status.is_success() {
+            let answer = self.collect(response.into_body()).await?;
+            return Err(self.refused(status, &answer));
+        }
+        let list = |name: &str| -> Vec<String> {
+            response
+                .headers()
+                .get(name)
+                .and_then(|v| v.to_str().ok())
+                .map(|v| {
+                    v.split(',')
+                        .filter(|s| !s.is_empty())
+                        .map(str::to_string)
+                        .collect()
+                })
+                .unwrap_or_default()
+        };
+        let columns = list(COLUMNS_HEADER);
+        let left_out = list(LEFT_OUT_HEADER);
+        let rows = response
+            .headers()
+            .get(ROWS_HEADER)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(0);
+        Ok(ExportStream {
+            columns,
+            rows,
+            left_out,
+            body: response.into_body(),
+            pending: SecretBuf::with_capacity(64 * 1024),
+            start: 0,
+            done: false,
+            client: self.clone(),
+        })
+    }
+
+    /// Sends one request with `body` on a new connection (driven by a task
+    /// of its own) and gives back the response as it starts.
+    async fn send<B>(
+        &self,
+        method: Method,
+        path: String,
+        content_type: &str,
+        body: B,
+    ) -> Result<hyper::Response<hyper::body::Incoming>, ClientError>
+    where
+        B: hyper::body::Body + Send + 'static,
+        B::Data: Send,
+        B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+    {
+        let stream =
+            UnixStream::connect(&self.socket)
+                .await
+                .map_err(|source| ClientError::Connect {
+                    socket: self.socket.clone(),
+                    source,
+                })?;
+        let (mut sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
+            .await
+            .map_err(|e| self.transport(e))?;
+        tokio::spawn(async move {
+            let _ = conn.await;
+        });
+        let request = Request::builder()
+            .method(method)
+            .uri(path)
+            .header(header::HOST, "localhost")
+            .header(header::CONTENT_TYPE, content_type)
+            .body(body)
+            .map_err(|e| self.protocol(format!("could not build the request: {e}")))?;
+        sender
+            .send_request(request)
+            .await
+            .map_err(|e| self.transport(e))
+    }
+
+    /// Reads a (small) answer body whole.
+    async fn collect(&self, mut body: hyper::body::Incoming) -> Result<SecretBuf, ClientError> {
+        let mut answer = SecretBuf::with_capacity(4096);
+        while let Some(frame) = body.frame().await {
+            let frame = frame.map_err(|e| self.transport(e))?;
+            if let Ok(chunk) = frame.into_data() {
+                if answer.len() + chunk.len() > MAX_RESPONSE {
+                    return Err(self.protocol("the answer is too large".into()));
+                }
+                buf::take_chunk(&mut answer, chunk);
+            }
+        }
+        Ok(answer)
+    }
+
     /// Adds a web staff login; the answer holds its tokens (shown once).
     pub async fn add_staff(&self, name: &str, role: &str) -> Result<StaffAdded, ClientError> {
         let body = buf::to_json(&StaffNew {
@@ -209,15 +384,7 @@ impl Client {
                 secs: self.timeout.as_secs(),
             })??;
         if !status.is_success() {
-            return Err(
-                match serde_json::from_slice::<ErrorBody>(answer.as_slice()) {
-                    Ok(e) => ClientError::Api {
-                        status: status.as_u16(),
-                        message: e.error,
-                    },
-                    Err(_) => self.protocol(format!("HTTP {status} without an error message")),
-                },
-            );
+            return Err(self.refused(status, &answer));
         }
         serde_json::from_slice(answer.as_slice())
             .map_err(|e| self.protocol(format!("HTTP {status}: {e}")))
@@ -283,6 +450,17 @@ impl Client {
         }
     }
 
+    /// The error of a refused request, from its JSON error body.
+    fn refused(&self, status: StatusCode, answer: &SecretBuf) -> ClientError {
+        match serde_json::from_slice::<ErrorBody>(answer.as_slice()) {
+            Ok(e) => ClientError::Api {
+                status: status.as_u16(),
+                message: e.error,
+            },
+            Err(_) => self.protocol(format!("HTTP {status} without an error message")),
+        }
+    }
+
     fn transport(&self, e: hyper::Error) -> ClientError {
         ClientError::Transport {
             socket: self.socket.clone(),
@@ -294,6 +472,65 @@ impl Client {
         ClientError::Protocol {
             socket: self.socket.clone(),
             detail,
+        }
+    }
+}
+
+/// An export as it arrives: its columns (`id` first), the live rows when
+/// it began, the sealed columns left out, and its lines one by one.
+pub struct ExportStream {
+    pub columns: Vec<String>,
+    pub rows: u64,
+    pub left_out: Vec<String>,
+    body: hyper::body::Incoming,
+    /// Received bytes; those before `start` were handed out already.
+    pending: SecretBuf,
+    start: usize,
+    done: bool,
+    client: Client,
+}
+
+impl ExportStream {
+    /// The next line (one row as JSON, without its newline), or None at
+    /// the end. A stream cut off by the daemon is an error.
+    pub async fn next_line(&mut self) -> Result<Option<SecretBuf>, ClientError> {
+        loop {
+            let bytes = &self.pending.as_slice()[self.start..];
+            if let Some(at) = bytes.iter().position(|b| *b == b'\n') {
+                let mut line = SecretBuf::with_capacity(at);
+                line.extend(&bytes[..at]);
+                self.start += at + 1;
+                return Ok(Some(line));
+            }
+            if self.done {
+                return Ok(None);
+            }
+            let frame = tokio::time::timeout(self.client.timeout, self.body.frame())
+                .await
+                .map_err(|_| ClientError::Timeout {
+                    socket: self.client.socket.clone(),
+                    secs: self.client.timeout.as_secs(),
+                })?;
+            match frame {
+                None => self.done = true,
+                Some(Err(e)) => {
+                    return Err(ClientError::Transport {
+                        socket: self.client.socket.clone(),
+                        detail: format!("the export was cut off ({e})"),
+                    });
+                }
+                Some(Ok(frame)) => {
+                    if let Ok(chunk) = frame.into_data() {
+                        // Keep only the unread part (the old buffer is wiped).
+                        let rest = &self.pending.as_slice()[self.start..];
+                        let mut next = SecretBuf::with_capacity(rest.len() + chunk.len());
+                        next.extend(rest);
+                        buf::take_chunk(&mut next, chunk);
+                        self.pending = next;
+                        self.start = 0;
+                    }
+                }
+            }
         }
     }
 }

@@ -3,14 +3,16 @@
 //! Owns: the server the daemon runs (`server`: bind and serve; `routes`:
 //! the endpoints; `errors`: HTTP error mapping), the reveal audit log
 //! (`audit`), the JSON shapes both sides share (`api`, blobs as base64),
-//! bodies that may hold plaintext in wiped buffers (`buf`) and the
-//! typed client the CLI uses (`client`).
+//! bodies that may hold plaintext in wiped buffers (`buf`), bodies fed
+//! from a channel (`stream`), the bulk import and export endpoints
+//! (`bulk`) and the typed client the CLI uses (`client`).
 //! Must not: decide anything about the replica (the `Node` and `Store` do),
 //! or let a sealed value reach a log line or an error message.
 
 pub mod api;
 pub mod audit;
 pub(crate) mod buf;
+pub mod bulk;
 pub mod client;
 mod errors;
 mod held;
@@ -20,6 +22,7 @@ mod routes;
 pub mod server;
 mod staff;
 pub mod staff_api;
+pub mod stream;
 
 use std::path::PathBuf;
 

@@ -255,6 +255,7 @@ pub fn needed(method: &str, path: &str, query: Option<&str>) -> Needed {
     match (method, path) {
         (_, "/v1/health") => need(vec![], "check health"),
         ("GET", "/v1/status") => need(vec![Role::Read], "read the status"),
+        ("GET", "/v1/metrics") => need(vec![Role::Read], "read the metrics"),
         (_, "/v1/sync") => need(vec![Role::Admin], "start a sync"),
         (_, p) if p == "/v1/staff" || p.starts_with("/v1/staff/") => {
             need(vec![Role::Admin], "manage staff logins")
@@ -267,6 +268,7 @@ pub fn needed(method: &str, path: &str, query: Option<&str>) -> Needed {
         }
         ("GET", _) if rows => need(vec![Role::Read], "read rows"),
         ("PUT", _) if rows => need(vec![Role::Write], "write rows"),
+        ("POST", _) if rows => need(vec![Role::Write], "import rows"),
         ("DELETE", _) if rows => need(vec![Role::Write], "delete rows"),
         _ => need(vec![Role::Read], "use this endpoint"),
     }
@@ -351,6 +353,7 @@ mod tests {
         let roles = |m, p, q| needed(m, p, q).roles;
         assert_eq!(roles("GET", "/v1/health", None), []);
         assert_eq!(roles("GET", "/v1/status", None), [Role::Read]);
+        assert_eq!(roles("GET", "/v1/metrics", None), [Role::Read]);
         assert_eq!(
             roles("GET", "/v1/tables/residents/rows", None),
             [Role::Read]
@@ -368,6 +371,12 @@ mod tests {
             [Role::Read]
         );
         assert_eq!(roles("PUT", "/v1/tables/t/rows/r", None), [Role::Write]);
+        assert_eq!(roles("POST", "/v1/tables/t/import", None), [Role::Write]);
+        assert_eq!(roles("GET", "/v1/tables/t/export", None), [Role::Read]);
+        assert_eq!(
+            roles("GET", "/v1/tables/t/export", Some("columns=a&reveal=true")),
+            [Role::Read, Role::Reveal]
+        );
         assert_eq!(roles("DELETE", "/v1/tables/t/rows/r", None), [Role::Write]);
         assert_eq!(roles("POST", "/v1/sync", None), [Role::Admin]);
         assert_eq!(roles("POST", "/v1/staff", None), [Role::Admin]);

@@ -47,6 +47,8 @@ pub(crate) struct AppState {
     pub edits: EditLog,
     /// Who holds which role (`[access]`, resolved at start).
     pub access: Access,
+    /// One import is held in memory at a time; the next waits.
+    pub imports: tokio::sync::Semaphore,
 }
 
 pub(crate) type Shared = Arc<AppState>;
@@ -63,6 +65,7 @@ pub(crate) fn router(state: Shared) -> Router {
     Router::new()
         .route("/v1/health", get(health))
         .route("/v1/status", get(status))
+        .route("/v1/metrics", get(metrics))
         .route("/v1/sync", post(sync_now))
         .route("/v1/tables/{table}/rows", get(list_rows))
         .route(
@@ -71,6 +74,7 @@ pub(crate) fn router(state: Shared) -> Router {
         )
         .merge(super::staff::routes())
         .merge(super::held::routes())
+        .merge(super::bulk::routes())
         .fallback(unknown_route)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(middleware::from_fn_with_state(state.clone(), check_access))
@@ -166,6 +170,17 @@ async fn status(State(app): State<Shared>) -> Result<Response, ApiError> {
     Ok(json(StatusCode::OK, &status))
 }
 
+/// Prometheus text exposition (never waits for the store).
+async fn metrics(State(app): State<Shared>) -> Response {
+    let body = crate::metrics::scrape(&app.node).await;
+    (
+        StatusCode::OK,
+        [(header::CONTENT_TYPE, crate::metrics::text::CONTENT_TYPE)],
+        body,
+    )
+        .into_response()
+}
+
 async fn sync_now(State(app): State<Shared>) -> Response {
     app.node.sync_now.notify_waiters();
     json(StatusCode::OK, &Accepted { ok: true })
@@ -173,7 +188,7 @@ async fn sync_now(State(app): State<Shared>) -> Response {
 
 async fn unknown_route(method: Method, uri: axum::http::Uri) -> ApiError {
     ApiError::not_found(format!(
-        "no endpoint {method} {}; the API has GET /v1/health, GET /v1/status, POST /v1/sync, GET /v1/tables/TABLE/rows, GET, PUT or DELETE /v1/tables/TABLE/rows/ID, GET or POST /v1/staff and DELETE /v1/staff/NAME, and GET /v1/held and POST /v1/held/ID/accept or /v1/held/ID/discard",
+        "no endpoint {method} {}; the API has GET /v1/health, GET /v1/status, GET /v1/metrics, POST /v1/sync, GET /v1/tables/TABLE/rows, GET, PUT or DELETE /v1/tables/TABLE/rows/ID, POST /v1/tables/TABLE/import, GET /v1/tables/TABLE/export, GET or POST /v1/staff and DELETE /v1/staff/NAME, and GET /v1/held and POST /v1/held/ID/accept or /v1/held/ID/discard",
         uri.path()
     ))
 }
@@ -295,7 +310,7 @@ fn to_api(node: &Node, view: RowView, revealed: &mut Vec<RevealedCell>) -> Row {
 
 /// The caller of a reveal: refused if the socket did not say who it is
 /// (the audit log must name them).
-fn revealer(peer: Peer, reveal: Reveal) -> Result<Option<Caller>, ApiError> {
+pub(super) fn revealer(peer: Peer, reveal: Reveal) -> Result<Option<Caller>, ApiError> {
     match (reveal, peer.caller) {
         (Reveal::No, _) => Ok(None),
         (Reveal::Yes, Some(caller)) => Ok(Some(caller)),
@@ -319,7 +334,9 @@ async fn audit(
     if revealed.is_empty() {
         return Ok(());
     }
+    let cells = revealed.len() as u64;
     let app = app.clone();
+    let node = app.node.clone();
     tokio::task::spawn_blocking(move || app.audit.record(caller, &table, &revealed))
         .await
         .map_err(|e| {
@@ -327,6 +344,9 @@ async fn audit(
                 "writing the reveal audit log failed ({e}); nothing was revealed, retry"
             ))
         })??;
+    node.metrics
+        .revealed_cells
+        .fetch_add(cells, std::sync::atomic::Ordering::Relaxed);
     Ok(())
 }
 

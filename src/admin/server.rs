@@ -143,6 +143,7 @@ pub async fn serve_with(
         audit,
         edits,
         access,
+        imports: tokio::sync::Semaphore::new(1),
     }));
     let (stop_tx, stop_rx) = watch::channel(false);
     let mut connections = JoinSet::new();

@@ -4,14 +4,17 @@
 //! results for people (or JSON for scripts). `anyhow` lives here only.
 //! Must not: hold logic the daemon or tests need (that lives in the library).
 
+pub mod bulk;
 pub mod demo;
 pub mod held;
 pub mod local;
+pub mod progress;
 pub mod remote;
 pub mod rows_view;
 pub mod schedule;
 pub mod schema;
 pub mod staff;
+pub mod wait;
 
 use std::path::Path;
 

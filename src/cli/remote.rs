@@ -330,6 +330,22 @@ fn render_peer(out: &mut String, p: &PeerStatus, width: usize) {
     for why in &p.held_reasons {
         let _ = writeln!(out, "  {:width$}  held: {why}", "");
     }
+    for (c, verb, who) in [
+        (&p.receiving, "received", "catching up"),
+        (&p.sending, "sent", "it catches up"),
+    ] {
+        if let Some(c) = c {
+            let eta = match c.eta_s {
+                Some(s) => format!(", about {} left", duration(s.ceil() as u64)),
+                None => String::new(),
+            };
+            let _ = writeln!(
+                out,
+                "  {:width$}  {who}: {} changes {verb}, {} to go{eta}",
+                "", c.done, c.left
+            );
+        }
+    }
     if let Some(e) = &p.last_error {
         let _ = writeln!(out, "  {:width$}  last error: {e}", "");
     }
@@ -385,6 +401,8 @@ mod tests {
             held_reasons: vec![],
             held_note: None,
             counters: PeerCounters::default(),
+            receiving: None,
+            sending: None,
         };
         let mut sd = peer("san-diego", PeerState::Connected);
         sd.rtt_ms = Some(14.2);
@@ -400,6 +418,12 @@ mod tests {
             "digests differ because 2 changes from rogue are held for review (`puente held list`)"
                 .into(),
         );
+        ens.receiving = Some(crate::node::status::CatchUp {
+            done: 40_000,
+            left: 60_000,
+            rate_per_s: Some(2_000.0),
+            eta_s: Some(30.0),
+        });
         let mut far = peer("far", PeerState::Refused);
         far.detail = Some("certificate not pinned".into());
         far.last_error = Some("handshake failed".into());
@@ -437,6 +461,7 @@ mod tests {
             "can unseal  no",
             "  san-diego  connected  rtt 14 ms  in sync",
             "  ensenada   connected  behind: we owe 12, they owe 0",
+            "             catching up: 40000 changes received, 60000 to go, about 30s left",
             "  rogue      connected  caught up, with held changes",
             "             digests differ because 2 changes from rogue are held for review (`puente held list`)",
             "             held: rogue may not delete rows of residents (rights: delete = tijuana)",

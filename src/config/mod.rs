@@ -6,6 +6,7 @@
 
 pub mod access;
 pub mod diff;
+pub mod metrics;
 pub mod node;
 pub mod rights;
 pub mod schema;

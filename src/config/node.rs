@@ -13,6 +13,7 @@ use serde::Deserialize;
 use toml::Spanned;
 
 use super::access::{AccessConfig, AccessFile};
+use super::metrics::{MetricsConfig, MetricsFile};
 use super::web::{WebConfig, WebFile};
 use super::{ConfigError, is_identifier, read_text};
 use crate::node::fingerprint::Fingerprint;
@@ -93,6 +94,8 @@ pub struct NodeConfig {
     pub access: AccessConfig,
     /// The staff agenda over HTTP (`[web]`); off without that section.
     pub web: Option<WebConfig>,
+    /// A TCP listener for Prometheus (`[metrics]`); off without that section.
+    pub metrics: Option<MetricsConfig>,
 }
 
 impl NodeConfig {
@@ -229,6 +232,7 @@ impl NodeConfig {
             None => AccessConfig::default(),
         };
         let web = raw.web.map(|w| w.check(file, text, base)).transpose()?;
+        let metrics = raw.metrics.map(|m| m.check(file, text)).transpose()?;
         let replica_key = match raw.storage {
             None => None,
             Some(storage) => Some(parse_storage(storage, &resolve, &err, file)?),
@@ -255,6 +259,7 @@ impl NodeConfig {
             protocols,
             access,
             web,
+            metrics,
         })
     }
 
@@ -343,6 +348,8 @@ struct NodeFile {
     access: Option<AccessFile>,
     #[serde(default)]
     web: Option<WebFile>,
+    #[serde(default)]
+    metrics: Option<MetricsFile>,
 }
 
 #[derive(Deserialize)]

@@ -1,8 +1,10 @@
 //! The node: one office's daemon state and what makes it.
 //!
 //! Owns, one room each: the running node (`running`: the replica behind a
-//! lock, commit notifications, live peer state, the status document), its
-//! serialisable status (`status`), making a node (`init`), its TLS identity
+//! lock, commit notifications, live peer state, the status document), the
+//! replica snapshot status reads without waiting for the store
+//! (`snapshot`), catch-up progress (`progress`), its serialisable status
+//! (`status`), making a node (`init`), its TLS identity
 //! files (`identity`) and certificate fingerprints (`fingerprint`), loading
 //! everything once before start (`preflight`), the replica key's file or
 //! credential (`replica_key`), the data-dir lock (`lock`), the storage
@@ -17,9 +19,11 @@ pub mod identity;
 pub mod init;
 pub mod lock;
 pub mod preflight;
+pub mod progress;
 pub mod replica_key;
 mod running;
 pub mod schema_change;
+pub mod snapshot;
 pub mod status;
 pub mod storage;
 

@@ -3,8 +3,9 @@
 //!
 //! Owns: serialising access to the `Store` (blocking work runs on tokio's
 //! blocking pool), announcing every commit on a watch channel (live push
-//! waits on it: no polling), per-peer live state, recent refusals, and
-//! building the status document.
+//! waits on it: no polling), the replica snapshot status reads instead of
+//! waiting for the store, per-peer live state and catch-up progress,
+//! recent refusals, the node's metrics, and building the status document.
 //! Must not: speak QUIC or HTTP (sync/ and admin/ do).
 
 use std::collections::{BTreeMap, VecDeque};
@@ -16,7 +17,10 @@ use tokio::sync::{Notify, watch};
 
 use crate::clock::WallClock;
 use crate::config::{NodeConfig, Schema};
+use crate::metrics::NodeMetrics;
 use crate::node::fingerprint::Fingerprint;
+use crate::node::progress::Tracker;
+use crate::node::snapshot::ReplicaSnapshot;
 use crate::node::status::{AtRestStatus, PeerCounters, PeerState, PeerStatus, Refusal, Status};
 use crate::stamp::SiteId;
 use crate::store::{Cursor, Digest, Store, StoreError, Written};
@@ -46,6 +50,36 @@ pub struct PeerLive {
     /// How the peer's schema differs from ours, in words (while it does).
     pub schema_differences: Vec<String>,
     pub counters: PeerCounters,
+    /// Our cursor of the peer's changes, as last read or stored (how far
+    /// we applied its changes).
+    pub our_cursor: Option<Cursor>,
+    /// Catch-ups in each direction.
+    pub receiving: Tracker,
+    pub sending: Tracker,
+}
+
+impl PeerLive {
+    /// Changes we have that the peer has not applied (from its last
+    /// State), and changes it has that we have not applied.
+    fn owed(&self, head: u64) -> (Option<u64>, Option<u64>) {
+        let we_owe = self.peer_applied.map(|c| head.saturating_sub(c.progress));
+        let they_owe = match (self.peer_head, self.our_cursor) {
+            (Some(h), Some(c)) => Some(h.saturating_sub(c.progress)),
+            _ => None,
+        };
+        (we_owe, they_owe)
+    }
+
+    /// Feeds both catch-up trackers what is owed now.
+    fn observe_progress(&mut self, head: u64, now_ms: u64) {
+        let (we_owe, they_owe) = self.owed(head);
+        if let (Some(left), Some(c)) = (they_owe, self.our_cursor) {
+            self.receiving.observe(now_ms, c.progress, left);
+        }
+        if let (Some(left), Some(c)) = (we_owe, self.peer_applied) {
+            self.sending.observe(now_ms, c.progress, left);
+        }
+    }
 }
 
 impl PeerLive {
@@ -70,6 +104,9 @@ impl PeerLive {
             protocol: None,
             schema_differences: Vec::new(),
             counters: PeerCounters::default(),
+            our_cursor: None,
+            receiving: Tracker::default(),
+            sending: Tracker::default(),
         }
     }
 }
@@ -82,6 +119,13 @@ pub struct Node {
     pub fingerprint: Fingerprint,
     started: Instant,
     store: Arc<Mutex<Store>>,
+    /// Head, digest and counts as of the last commit (status and metrics
+    /// read this, never waiting for the store).
+    replica: Mutex<ReplicaSnapshot>,
+    /// Seal groups this node holds an identity of.
+    can_unseal: Vec<String>,
+    /// Unix milliseconds when the node started.
+    started_ms: u64,
     site: SiteId,
     head: watch::Sender<u64>,
     peers: Mutex<BTreeMap<String, PeerLive>>,
@@ -93,6 +137,8 @@ pub struct Node {
     /// Bumped whenever a web staff login is removed: the web server then
     /// checks its sessions against the staff table before serving them.
     pub staff_epoch: AtomicU64,
+    /// Counters and histograms for `GET /v1/metrics`.
+    pub metrics: NodeMetrics,
 }
 
 impl std::fmt::Debug for Node {
@@ -118,7 +164,7 @@ impl Node {
         schema: Arc<Schema>,
         fingerprint: Fingerprint,
         clock: Arc<dyn WallClock>,
-        store: Store,
+        mut store: Store,
     ) -> Arc<Node> {
         let peers = config
             .peers
@@ -127,6 +173,18 @@ impl Node {
             .collect();
         let head = store.head();
         let site = store.site_id();
+        let metrics = NodeMetrics::default();
+        let commits = metrics.commit_seconds.clone();
+        store.observe_commits(Arc::new(move |d| commits.observe(d)));
+        let replica = Mutex::new(ReplicaSnapshot::of(&store));
+        let can_unseal = store
+            .schema()
+            .groups
+            .keys()
+            .filter(|g| store.can_unseal(g))
+            .cloned()
+            .collect();
+        let started_ms = clock.now_ms();
         let at_rest = match store.cipher_version() {
             Some(version) => AtRestStatus {
                 encrypted: true,
@@ -148,6 +206,9 @@ impl Node {
             fingerprint,
             started: Instant::now(),
             store: Arc::new(Mutex::new(store)),
+            replica,
+            can_unseal,
+            started_ms,
             site,
             head: watch::Sender::new(head),
             peers: Mutex::new(peers),
@@ -156,6 +217,7 @@ impl Node {
             at_rest,
             sync_now: Notify::new(),
             staff_epoch: AtomicU64::new(0),
+            metrics,
         })
     }
 
@@ -191,6 +253,12 @@ impl Node {
         let mut store = Self::lock(&self.store);
         let out = f(&mut store);
         let head = store.head();
+        {
+            // Counts and digest change only with the head, the held
+            // summary only with the held list.
+            let mut replica = self.replica.lock().unwrap_or_else(|e| e.into_inner());
+            replica.refresh(&store);
+        }
         drop(store);
         self.head.send_if_modified(|h| {
             let changed = *h != head;
@@ -249,6 +317,9 @@ impl Node {
     /// Remembers a connection refused before any session (unpinned
     /// certificate, failed handshake).
     pub fn record_refusal(&self, remote_address: String, reason: String, now_ms: u64) {
+        self.metrics
+            .refused_connections
+            .fetch_add(1, Ordering::Relaxed);
         let mut refused = self.refused.lock().unwrap_or_else(|e| e.into_inner());
         if refused.len() >= REFUSALS_KEPT {
             refused.pop_front();
@@ -264,54 +335,55 @@ impl Node {
         self.garbage_datagrams.fetch_add(n, Ordering::Relaxed) + n
     }
 
-    /// The status document.
+    /// The replica as of its last commit (never waits for the store).
+    pub fn replica(&self) -> ReplicaSnapshot {
+        self.replica
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
+    }
+
+    /// Unix milliseconds when the node started.
+    pub fn started_ms(&self) -> u64 {
+        self.started_ms
+    }
+
+    /// Feeds a peer's catch-up trackers what is owed now (after an apply,
+    /// a peer's State, or a new cursor).
+    pub fn observe_progress(&self, name: &str) {
+        let head = self.replica.lock().unwrap_or_else(|e| e.into_inner()).head;
+        let now = self.now_ms();
+        self.update_peer(name, |p| p.observe_progress(head, now));
+    }
+
+    /// The status document. It reads the replica snapshot and the live
+    /// peer state only, so it answers at once even while a long apply
+    /// holds the store.
     pub async fn status(self: &Arc<Self>) -> Result<Status, NodeError> {
-        let peer_sites: Vec<(String, Option<SiteId>)> = {
-            let peers = self.peers.lock().unwrap_or_else(|e| e.into_inner());
-            peers.iter().map(|(n, p)| (n.clone(), p.site)).collect()
-        };
-        let (head, digest, stats, can_unseal, cursors, held) = self
-            .with_store(move |s| -> Result<_, StoreError> {
-                let stats = s.stats()?;
-                let groups: Vec<String> = s
-                    .schema()
-                    .groups
-                    .keys()
-                    .filter(|g| s.can_unseal(g))
-                    .cloned()
-                    .collect();
-                let mut cursors = BTreeMap::new();
-                for (name, site) in peer_sites {
-                    if let Some(site) = site {
-                        cursors.insert(name, s.cursor_for(&site)?);
-                    }
-                }
-                let held = s.held_summary()?;
-                Ok((s.head(), s.digest(), stats, groups, cursors, held))
-            })
-            .await??;
-        let held_total: u64 = held.iter().map(|h| h.held).sum();
+        Ok(self.status_now())
+    }
+
+    fn status_now(&self) -> Status {
+        let replica = self.replica();
+        let (head, digest) = (replica.head, replica.digest);
+        let held_total: u64 = replica.held.iter().map(|h| h.held).sum();
+        let now = self.now_ms();
         let peers = {
-            let live = self.peers.lock().unwrap_or_else(|e| e.into_inner());
+            let mut live = self.peers.lock().unwrap_or_else(|e| e.into_inner());
             self.config
                 .peers
                 .iter()
                 .map(|p| {
                     let l = live
-                        .get(&p.name)
-                        .cloned()
-                        .unwrap_or_else(|| PeerLive::new(p.address.is_some()));
-                    let ours = cursors.get(&p.name).copied();
-                    let we_owe = l.peer_applied.map(|c| head.saturating_sub(c.progress));
-                    let they_owe = match (l.peer_head, ours) {
-                        (Some(h), Some(c)) => Some(h.saturating_sub(c.progress)),
-                        (Some(h), None) => Some(h),
-                        _ => None,
-                    };
+                        .entry(p.name.clone())
+                        .or_insert_with(|| PeerLive::new(p.address.is_some()));
+                    l.observe_progress(head, now);
+                    let (we_owe, they_owe) = l.owed(head);
                     let in_sync = l
                         .peer_digest
                         .map(|d| d == digest && we_owe == Some(0) && they_owe == Some(0));
-                    let from = held
+                    let from = replica
+                        .held
                         .iter()
                         .find(|h| h.peer == p.name)
                         .cloned()
@@ -347,6 +419,8 @@ impl Node {
                         held_reasons: from.reasons.clone(),
                         held_note,
                         counters: l.counters.clone(),
+                        receiving: l.receiving.view(now),
+                        sending: l.sending.view(now),
                     }
                 })
                 .collect()
@@ -358,7 +432,7 @@ impl Node {
             .iter()
             .cloned()
             .collect();
-        Ok(Status {
+        Status {
             node: self.config.name.clone(),
             version: env!("CARGO_PKG_VERSION").to_string(),
             uptime_s: self.started.elapsed().as_secs(),
@@ -368,16 +442,16 @@ impl Node {
             schema_hash: self.schema.hash().to_string(),
             head,
             digest: digest.to_string(),
-            rows: stats.rows.into_iter().collect(),
-            sealed_cells: stats.sealed_cells,
-            tombstones: stats.tombstones,
-            can_unseal,
+            rows: replica.rows.into_iter().collect(),
+            sealed_cells: replica.sealed_cells,
+            tombstones: replica.tombstones,
+            can_unseal: self.can_unseal.clone(),
             peers,
             refused,
             garbage_datagrams: self.garbage_datagrams.load(Ordering::Relaxed),
             at_rest: self.at_rest.clone(),
             held: held_total,
-        })
+        }
     }
 }
 

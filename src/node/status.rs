@@ -8,6 +8,8 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
+pub use super::progress::CatchUp;
+
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 pub struct Status {
     pub node: String,
@@ -117,6 +119,14 @@ pub struct PeerStatus {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub held_note: Option<String>,
     pub counters: PeerCounters,
+    /// While this node catches up with the peer's changes: done, left,
+    /// estimated time.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub receiving: Option<CatchUp>,
+    /// While the peer catches up with this node's changes (as its State
+    /// messages say).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sending: Option<CatchUp>,
 }
 
 #[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, Eq)]
@@ -142,6 +152,10 @@ pub struct PeerCounters {
     /// the held list was full (a flood), since the daemon started.
     #[serde(default)]
     pub held_dropped: u64,
+    /// Dial attempts refused by pinning (either side) or by having no
+    /// protocol version in common.
+    #[serde(default)]
+    pub refusals: u64,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]

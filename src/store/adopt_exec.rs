@@ -157,15 +157,52 @@ impl Store {
         }
         columns::write(&self.conn, &layout)?;
         self.schema = schema.clone();
-        self.tables = tables_for(schema, &layout);
-        self.recount_state()
+        let before = std::mem::replace(&mut self.tables, tables_for(schema, &layout));
+        let cells_changed = !plan.to_seal.is_empty()
+            || plan.to_unseal.iter().any(|c| allow.unseal.contains(c))
+            || !plan.dropped_columns.is_empty()
+            || !plan.dropped_tables.is_empty();
+        if cells_changed {
+            self.recount_state()
+        } else {
+            // Only the layout moved (new tables and columns start empty):
+            // no need to read every row again.
+            self.carry_counts(&before);
+            Ok(())
+        }
     }
 
     /// Works on the tables as `layout` records them (privacy and types as
-    /// stored), with counts to match.
+    /// stored). The counts follow by table name; steps that change cells
+    /// recount at the end.
     fn use_layout(&mut self, layout: &[StoredTable]) -> Result<(), StoreError> {
-        self.tables = tables_as_stored(layout);
-        self.recount_state()
+        let before = std::mem::replace(&mut self.tables, tables_as_stored(layout));
+        self.carry_counts(&before);
+        Ok(())
+    }
+
+    /// Re-keys the per-table counts from `before`'s order to the current
+    /// tables' order by name (a table new to the replica has none).
+    fn carry_counts(&mut self, before: &[TableSql]) {
+        let carried = |values: &[u64], name: &str| {
+            before
+                .iter()
+                .position(|t| t.name == name)
+                .and_then(|i| values.get(i).copied())
+                .unwrap_or(0)
+        };
+        let rows = self
+            .tables
+            .iter()
+            .map(|t| carried(&self.state.counts.rows, &t.name))
+            .collect();
+        let tombstones = self
+            .tables
+            .iter()
+            .map(|t| carried(&self.state.tombstones, &t.name))
+            .collect();
+        self.state.counts.rows = rows;
+        self.state.tombstones = tombstones;
     }
 
     fn recount_state(&mut self) -> Result<(), StoreError> {

@@ -36,6 +36,9 @@ pub(super) struct Guard {
     /// Changes held for review, and their bytes (for the bound).
     pub held_entries: u64,
     pub held_bytes: u64,
+    /// Moves with every change of the held list (held, dropped as moot,
+    /// decided), so that a copy for status knows when to read it again.
+    pub held_version: u64,
 }
 
 impl Store {

@@ -239,6 +239,7 @@ impl Store {
         }
         self.state.guard.held_entries += 1;
         self.state.guard.held_bytes += bytes;
+        self.state.guard.held_version += 1;
         tracing::debug!(peer = %peer.name, %origin, table = %self.schema.tables[t].name, row = id, kind, "held a change: {why}");
         Ok(true)
     }
@@ -372,6 +373,7 @@ impl Store {
             .and_then(|mut s| s.execute([held]))
             .ctx("dropping a held change")?;
         self.state.guard.held_entries = self.state.guard.held_entries.saturating_sub(1);
+        self.state.guard.held_version += 1;
         self.state.guard.held_bytes = self.state.guard.held_bytes.saturating_sub(bytes);
         Ok(())
     }
@@ -488,6 +490,12 @@ impl Store {
                 .ctx("summing up held changes")?;
         }
         Ok(out)
+    }
+
+    /// A number that moves whenever the held list changes (what status
+    /// shows of it is read again only then).
+    pub fn held_version(&self) -> u64 {
+        self.state.guard.held_version
     }
 
     /// How many changes are held now.

@@ -278,7 +278,12 @@ pub struct Store {
     office: Option<String>,
     /// The bound on held changes: entries and bytes.
     held_limits: (u64, u64),
+    /// Told how long each COMMIT took (the node's metrics).
+    commit_observer: Option<CommitObserver>,
 }
+
+/// Called with the duration of each COMMIT.
+pub type CommitObserver = Arc<dyn Fn(std::time::Duration) + Send + Sync>;
 
 impl std::fmt::Debug for Store {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -367,7 +372,12 @@ impl Store {
             .ctx("starting a transaction")?;
         let result = f(self).and_then(|value| {
             self.save_state()?;
+            // A duration for metrics, not a time any decision depends on.
+            let started = self.commit_observer.is_some().then(std::time::Instant::now);
             self.conn.execute_batch("COMMIT").ctx("committing")?;
+            if let (Some(observe), Some(started)) = (&self.commit_observer, started) {
+                observe(started.elapsed());
+            }
             Ok(value)
         });
         if result.is_err() {
@@ -456,6 +466,11 @@ impl Store {
     pub fn recount(&self) -> Result<(Vec<u64>, u64), StoreError> {
         let c = Counts::scan(&self.conn, &self.tables)?;
         Ok((c.rows, c.sealed_cells))
+    }
+
+    /// Has `observer` told the duration of every COMMIT from now on.
+    pub fn observe_commits(&mut self, observer: CommitObserver) {
+        self.commit_observer = Some(observer);
     }
 
     /// Caps the database at `pages` pages: writes beyond fail as if the

@@ -226,6 +226,7 @@ impl Store {
             cipher,
             office: None,
             held_limits: (super::MAX_HELD_ENTRIES, super::MAX_HELD_BYTES),
+            commit_observer: None,
         };
         store.load_guard()?;
         Ok(store)

@@ -48,6 +48,7 @@ impl Store {
             )
             .ctx("deciding on a held change")?;
         self.state.guard.held_entries = self.state.guard.held_entries.saturating_sub(1);
+        self.state.guard.held_version += 1;
         self.state.guard.held_bytes = self.state.guard.held_bytes.saturating_sub(bytes as u64);
         Ok(())
     }
@@ -130,6 +131,7 @@ impl Store {
                     params![id, diverges as i64, note],
                 )
                 .ctx("discarding a held change")?;
+            store.state.guard.held_version += 1;
             store
                 .conn
                 .execute("DELETE FROM _puente_held_cells WHERE held = ?1", [id])
@@ -158,6 +160,7 @@ impl Store {
             )
             .ctx("restoring a held change")?;
         self.state.guard.held_entries += 1;
+        self.state.guard.held_version += 1;
         self.state.guard.held_bytes += bytes as u64;
         Ok(())
     }

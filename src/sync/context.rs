@@ -14,7 +14,7 @@ use tokio::sync::mpsc;
 use super::protocol::{ErrorCode, Message, Violation, encode};
 use crate::config::PeerConfig;
 use crate::node::{Node, NodeError, PeerLive};
-use crate::store::StoreError;
+use crate::store::{Cursor, StoreError};
 
 /// A clock this far off is logged as a warning.
 pub const SKEW_WARNING_MS: i64 = 60_000;
@@ -39,6 +39,21 @@ impl Shared {
         self.control
             .send(frame)
             .map_err(|_| Violation::new(ErrorCode::Normal, "the connection closed"))
+    }
+
+    /// Records how far this node has applied the peer's changes (read
+    /// from or just stored in the replica; never moves backwards), for
+    /// status and progress.
+    pub fn note_our_cursor(&self, cursor: Cursor) {
+        self.update(|p| {
+            let newer = p
+                .our_cursor
+                .is_none_or(|c| (cursor.progress, cursor.base) >= (c.progress, c.base));
+            if newer {
+                p.our_cursor = Some(cursor);
+            }
+        });
+        self.node.observe_progress(&self.peer.name);
     }
 
     /// Records the peer's clock skew, warning when it is large and new.

@@ -442,6 +442,9 @@ impl Dialer {
             p.state = state;
             p.detail = Some(reason.clone());
             p.last_error = Some(reason);
+            if refused {
+                p.counters.refusals += 1;
+            }
         });
     }
 

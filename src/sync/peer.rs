@@ -452,6 +452,9 @@ impl Executor {
                     p.site = Some(site);
                     p.peer_head = Some(hello.head);
                     p.last_contact_ms = Some(now);
+                    // A new session: its catch-ups are measured afresh.
+                    p.receiving.reset();
+                    p.sending.reset();
                 });
                 tracing::info!(peer = %self.shared.peer.name, site = %site, head = hello.head, "session established");
             }
@@ -471,6 +474,7 @@ impl Executor {
                     p.peer_applied = Some(applied);
                     p.last_contact_ms = Some(now);
                 });
+                self.shared.node.observe_progress(&self.shared.peer.name);
             }
         }
     }

@@ -68,6 +68,7 @@ pub(super) async fn send_pull(shared: &Arc<Shared>, peer_site: SiteId) -> Result
         .await
         .map_err(internal)?
         .map_err(store_violation)?;
+    shared.note_our_cursor(cursor);
     shared.send_control(&Message::Pull { cursor })
 }
 
@@ -79,6 +80,7 @@ pub(super) async fn send_state(shared: &Arc<Shared>, peer_site: SiteId) -> Resul
         .await
         .map_err(internal)?
         .map_err(store_violation)?;
+    shared.note_our_cursor(applied);
     shared.send_control(&Message::State {
         head,
         digest,

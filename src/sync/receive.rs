@@ -73,6 +73,7 @@ pub(super) async fn apply_group(
     group: Vec<Received>,
 ) -> Result<(), Violation> {
     let node = shared.node.clone();
+    let timed = node.clone();
     let peer = peer_ref(&shared, peer_site);
     let batches = group.len() as u64;
     let head = group.iter().map(|g| g.head).max().unwrap_or(0);
@@ -85,9 +86,15 @@ pub(super) async fn apply_group(
         .map(|g| g.batch.batch().cell_count() as u64)
         .sum();
     let items: Vec<(Validated, Cursor)> = group.into_iter().map(|g| (g.batch, g.cursor)).collect();
+    let last_cursor = items.last().map(|(_, c)| *c);
     tracing::debug!(peer = %shared.peer.name, batches, rows, "applying a group of batches");
     let applied = node
-        .with_store(move |s| s.apply_validated(&peer, items))
+        .with_store(move |s| {
+            let started = std::time::Instant::now();
+            let applied = s.apply_validated(&peer, items);
+            timed.metrics.apply_seconds.observe(started.elapsed());
+            applied
+        })
         .await
         .map_err(internal)?
         .map_err(store_violation)?;
@@ -105,6 +112,9 @@ pub(super) async fn apply_group(
         p.peer_head = Some(head.max(p.peer_head.unwrap_or(0)));
         p.last_contact_ms = Some(now);
     });
+    if let Some(cursor) = last_cursor {
+        shared.note_our_cursor(cursor);
+    }
     if applied.held_dropped > 0 {
         // What was held is committed and the cursor moved on; the peer is
         // told why the session ends.
