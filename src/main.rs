@@ -88,7 +88,7 @@ enum Command {
         /// Outreach events behind the web agenda figures.
         #[arg(long, default_value_t = 2_000)]
         web_events: usize,
-        /// Comma-separated subset: merge, catchup, latency, seal, idle, web;
+        /// Comma-separated subset: merge, rights, schema, catchup, latency, seal, idle, web, wan;
         /// `million` (only when named) runs the million-row catch-up.
         #[arg(long)]
         only: Option<String>,
@@ -167,6 +167,12 @@ enum Command {
     Staff {
         #[command(subcommand)]
         command: StaffCommand,
+    },
+    /// Changes peers sent that their office may not make: review them
+    /// (admin role on the socket).
+    Held {
+        #[command(subcommand)]
+        command: HeldCommand,
     },
     /// Ask the daemon to contact its peers and catch up now.
     Sync {
@@ -313,6 +319,39 @@ enum StaffCommand {
     /// Remove a login: their link and feed stop working, their sessions end.
     Remove {
         name: String,
+        #[command(flatten)]
+        target: Target,
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+#[derive(Subcommand)]
+enum HeldCommand {
+    /// List the changes held for review, oldest first.
+    List {
+        /// Also those already accepted or discarded.
+        #[arg(long)]
+        all: bool,
+        #[command(flatten)]
+        target: Target,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Apply a held change as if its office had been allowed to make it.
+    Accept {
+        /// Its number in `puente held list`.
+        id: i64,
+        #[command(flatten)]
+        target: Target,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Drop a held change and keep this office's version (written again
+    /// so that the peer takes it back, where that can be done).
+    Discard {
+        /// Its number in `puente held list`.
+        id: i64,
         #[command(flatten)]
         target: Target,
         #[arg(long)]
@@ -480,6 +519,7 @@ fn main() -> ExitCode {
         }),
         Command::Rows { command } => rows(command),
         Command::Staff { command } => staff(command),
+        Command::Held { command } => held(command),
         Command::Demo { keep } => cli::demo::demo(keep),
         Command::Schedule {
             days,
@@ -577,6 +617,17 @@ fn rows(command: RowsCommand) -> anyhow::Result<()> {
                 output: output.as_deref(),
             },
         ),
+    }
+}
+
+fn held(command: HeldCommand) -> anyhow::Result<()> {
+    use cli::held;
+    match command {
+        HeldCommand::List { all, target, json } => held::list(&target.socket()?, all, json),
+        HeldCommand::Accept { id, target, json } => held::decide(&target.socket()?, id, true, json),
+        HeldCommand::Discard { id, target, json } => {
+            held::decide(&target.socket()?, id, false, json)
+        }
     }
 }
 

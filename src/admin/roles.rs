@@ -260,6 +260,9 @@ pub fn needed(method: &str, path: &str, query: Option<&str>) -> Needed {
         (_, p) if p == "/v1/staff" || p.starts_with("/v1/staff/") => {
             need(vec![Role::Admin], "manage staff logins")
         }
+        (_, p) if p == "/v1/held" || p.starts_with("/v1/held/") => {
+            need(vec![Role::Admin], "review held changes")
+        }
         ("GET", _) if rows && asks_reveal(query) => {
             need(vec![Role::Read, Role::Reveal], "reveal sealed values")
         }
@@ -378,6 +381,8 @@ mod tests {
         assert_eq!(roles("POST", "/v1/sync", None), [Role::Admin]);
         assert_eq!(roles("POST", "/v1/staff", None), [Role::Admin]);
         assert_eq!(roles("DELETE", "/v1/staff/x", None), [Role::Admin]);
+        assert_eq!(roles("GET", "/v1/held", None), [Role::Admin]);
+        assert_eq!(roles("POST", "/v1/held/3/accept", None), [Role::Admin]);
         assert_eq!(roles("GET", "/v2/whatever", None), [Role::Read]);
     }
 

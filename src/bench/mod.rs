@@ -16,6 +16,7 @@ pub mod million;
 pub mod million_figures;
 pub mod proc_stat;
 pub mod report;
+pub mod rights;
 pub mod schema;
 pub mod seal;
 pub mod wan;
@@ -102,6 +103,12 @@ pub fn run(opts: &BenchOptions) -> Result<Report> {
             .map(|i| merge::run(opts.rows, opts.rows, i % 2 == 1))
             .collect::<Result<Vec<_>>>()?;
         merge_figures(&mut figures, &runs, opts.rows);
+    }
+    if wanted(opts, "rights") {
+        let runs = (0..repeat)
+            .map(|i| rights::run(opts.rows, i % 2 == 0))
+            .collect::<Result<Vec<_>>>()?;
+        rights_figures(&mut figures, &runs, opts.rows);
     }
     if wanted(opts, "schema") {
         schema_figures(&mut figures, &schema::run(opts.rows)?);
@@ -271,6 +278,29 @@ fn merge_figures(figures: &mut Vec<Figure>, runs: &[merge::MergeTimes], rows: us
         .target(&format!("< {OPEN_BOUND_MS:.0} ms"), open_ms < OPEN_BOUND_MS)
         .samples(open),
     );
+}
+
+/// The bound on applying with rights / without (the 5 %).
+const RIGHTS_BOUND: f64 = 1.05;
+
+fn rights_figures(figures: &mut Vec<Figure>, runs: &[rights::RightsTimes], rows: usize) {
+    let pick = |f: fn(&rights::RightsTimes) -> f64| runs.iter().map(f).collect::<Vec<f64>>();
+    figures.push(paired(
+        "rights.apply_s",
+        &format!("rights: apply {rows} new rows from a peer that may insert them, schema with rights (baseline: without)"),
+        "s",
+        &pick(|r| r.insert_s),
+        &pick(|r| r.insert_open_s),
+        RIGHTS_BOUND,
+    ));
+    figures.push(paired(
+        "rights.update_s",
+        &format!("rights: apply updates of 2 columns of {rows} rows from a peer that may make them, with rights (baseline: without)"),
+        "s",
+        &pick(|r| r.update_s),
+        &pick(|r| r.update_open_s),
+        RIGHTS_BOUND,
+    ));
 }
 
 /// Adding a column rewrites no row: it must take under a second.

@@ -6,6 +6,7 @@
 
 pub mod bulk;
 pub mod demo;
+pub mod held;
 pub mod local;
 pub mod progress;
 pub mod remote;
