@@ -488,6 +488,9 @@ fn a_large_batch_sealed_ahead_of_its_merge_reveals_every_row() {
 
     let mut b = replica("b", schema(&[]), None, 1_000);
     let e = b.store.put_many("residents", rows(2_500)).unwrap_err();
-    assert!(e.to_string().contains("group `mx` has no recipients"), "{e}");
+    assert!(
+        e.to_string().contains("group `mx` has no recipients"),
+        "{e}"
+    );
     assert_eq!(b.store.head(), 0);
 }

@@ -30,9 +30,9 @@ mod merge;
 mod migrate;
 mod open;
 mod read;
+mod review;
 mod sealing;
 mod settle;
-mod review;
 mod write;
 
 use std::collections::HashMap;
