@@ -216,8 +216,16 @@ pub async fn start(config_path: &Path, limits: Limits) -> Result<Running, Daemon
         let keyring = checked.keyring.clone();
         let clock = clock.clone();
         let at_rest = checked.at_rest;
+        let office = config.name.clone();
         tokio::task::spawn_blocking(move || {
-            Store::open_at_rest(&db, &at_rest, schema, keyring, clock)
+            let mut store = Store::open_at_rest(&db, &at_rest, schema, keyring, clock)?;
+            // A WAL left large (a crash after a burst, or a tool that wrote
+            // while the daemon was stopped) is folded in now, at start-up,
+            // rather than by the first commit after it, in a quiet moment.
+            store.settle()?;
+            // Local writes are held to this office's rights.
+            store.set_office(&office)?;
+            Ok::<_, crate::store::StoreError>(store)
         })
         .await
         .map_err(|e| DaemonError::TaskFailed {
@@ -225,6 +233,11 @@ pub async fn start(config_path: &Path, limits: Limits) -> Result<Running, Daemon
             detail: e.to_string(),
         })??
     };
+    let mut store = store;
+    if let Some(held) = config.max_held {
+        tracing::warn!(held, "the held list is capped by [debug] max_held");
+        store.set_held_limits(held, crate::store::MAX_HELD_BYTES);
+    }
     if let Some(pages) = config.max_db_pages {
         tracing::warn!(pages, "the replica is capped by [debug] max_db_pages");
         store.limit_pages(pages)?;

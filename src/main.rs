@@ -10,6 +10,13 @@ use clap::{Parser, Subcommand};
 use puente::cli;
 use puente::config::node::DEFAULT_CONFIG_PATH;
 
+/// jemalloc with background purging: memory freed after a catch-up goes
+/// back to the system within seconds (glibc's malloc keeps it in its
+/// arenas). See docs/performance.md, "Memory after a burst".
+#[cfg(feature = "jemalloc")]
+#[global_allocator]
+static ALLOCATOR: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
+
 #[derive(Parser)]
 #[command(
     name = "puente",
@@ -81,10 +88,21 @@ enum Command {
         /// Outreach events behind the web agenda figures.
         #[arg(long, default_value_t = 2_000)]
         web_events: usize,
-        /// Comma-separated subset: merge, catchup, latency, seal, idle, web,
-        /// backup, reseal.
+        /// Comma-separated subset: merge, rights, schema, catchup, latency, seal, idle, web, wan,
+        /// backup, reseal; `million` (only when named) runs the million-row catch-up.
         #[arg(long)]
         only: Option<String>,
+        /// Rows of the million-row catch-up.
+        #[arg(long, default_value_t = 1_000_000)]
+        million_rows: usize,
+        /// A receiver to compare in the million-row catch-up, as
+        /// LABEL:PATH[:K=V,K=V] (an empty PATH is this binary); repeatable.
+        #[arg(long = "million-variant")]
+        million_variants: Vec<String>,
+        /// Seconds watched after the million-row catch-up (RSS at the
+        /// middle and the end, CPU in six windows).
+        #[arg(long, default_value_t = 60.0)]
+        million_after_seconds: f64,
         /// Also write the figures as JSON to FILE.
         #[arg(long)]
         json: Option<PathBuf>,
@@ -149,6 +167,12 @@ enum Command {
     Staff {
         #[command(subcommand)]
         command: StaffCommand,
+    },
+    /// Changes peers sent that their office may not make: review them
+    /// (admin role on the socket).
+    Held {
+        #[command(subcommand)]
+        command: HeldCommand,
     },
     /// Ask the daemon to contact its peers and catch up now.
     Sync {
@@ -306,6 +330,39 @@ enum StaffCommand {
 }
 
 #[derive(Subcommand)]
+enum HeldCommand {
+    /// List the changes held for review, oldest first.
+    List {
+        /// Also those already accepted or discarded.
+        #[arg(long)]
+        all: bool,
+        #[command(flatten)]
+        target: Target,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Apply a held change as if its office had been allowed to make it.
+    Accept {
+        /// Its number in `puente held list`.
+        id: i64,
+        #[command(flatten)]
+        target: Target,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Drop a held change and keep this office's version (written again
+    /// so that the peer takes it back, where that can be done).
+    Discard {
+        /// Its number in `puente held list`.
+        id: i64,
+        #[command(flatten)]
+        target: Target,
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+#[derive(Subcommand)]
 enum SchemaCommand {
     /// What adopting the schema file would change in the replica.
     Plan {
@@ -402,12 +459,22 @@ fn main() -> ExitCode {
             repeat,
             web_events,
             only,
+            million_rows,
+            million_variants,
+            million_after_seconds,
             json,
         } => std::env::current_exe()
             .map_err(anyhow::Error::from)
             .and_then(|bin| {
+                let million_variants = million_variants
+                    .iter()
+                    .map(|v| puente::bench::million::Variant::parse(v))
+                    .collect::<anyhow::Result<Vec<_>>>()?;
                 cli::bench(
                     &puente::bench::BenchOptions {
+                        million_rows,
+                        million_variants,
+                        million_after_seconds,
                         rows,
                         only,
                         seal_count,
@@ -466,6 +533,7 @@ fn main() -> ExitCode {
         }),
         Command::Rows { command } => rows(command),
         Command::Staff { command } => staff(command),
+        Command::Held { command } => held(command),
         Command::Demo { keep } => cli::demo::demo(keep),
         Command::Schedule {
             days,
@@ -563,6 +631,17 @@ fn rows(command: RowsCommand) -> anyhow::Result<()> {
                 output: output.as_deref(),
             },
         ),
+    }
+}
+
+fn held(command: HeldCommand) -> anyhow::Result<()> {
+    use cli::held;
+    match command {
+        HeldCommand::List { all, target, json } => held::list(&target.socket()?, all, json),
+        HeldCommand::Accept { id, target, json } => held::decide(&target.socket()?, id, true, json),
+        HeldCommand::Discard { id, target, json } => {
+            held::decide(&target.socket()?, id, false, json)
+        }
     }
 }
 

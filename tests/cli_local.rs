@@ -164,6 +164,26 @@ fn check_prints_the_schema_hash_and_peer_add_keeps_comments() {
         "{}",
         stdout(&check)
     );
+    let all = format!("{}{}", stdout(&check), stderr(&check));
+    assert!(!all.contains("do not list"), "{all}");
+    // A node the schema's rights do not name is warned about.
+    let c = tmp.path().join("c");
+    let init = puente(&[
+        "init",
+        "--dir",
+        path(&c),
+        "--name",
+        "ensenada",
+        "--listen",
+        "127.0.0.1:7443",
+    ]);
+    assert!(init.status.success(), "{}", stderr(&init));
+    let check = puente(&["check", "--config", path(&c.join("puente.toml"))]);
+    let all = format!("{}{}", stdout(&check), stderr(&check));
+    assert!(
+        all.contains("this node is named `ensenada`, which the schema's offices (san-diego, tijuana) do not list"),
+        "{all}"
+    );
 
     // A malformed fingerprint is refused and the file is unchanged.
     let bad = puente(&[

@@ -104,14 +104,15 @@ async fn a_deleted_resident_leaves_no_byte_in_either_replica_after_sync_and_chec
         }
     }
 
-    // San Diego deletes the row; both offices sync and checkpoint.
+    // Tijuana deletes the row (the shipped rights let only Tijuana delete
+    // residents); both offices sync and checkpoint.
     puente(&[
         "rows",
         "delete",
         "residents",
         gone,
         "--config",
-        c[1].config.to_str().unwrap(),
+        c[0].config.to_str().unwrap(),
     ]);
     wait_converged("the delete everywhere", &[&c[0], &c[1]]).await;
     for o in [&c[0], &c[1]] {

@@ -297,3 +297,20 @@ async fn an_unfinished_reseal_resumes_when_the_node_starts_again() {
     assert!(pending.is_empty());
     assert!(node.resume_reseal().await.unwrap().is_none());
 }
+
+#[test]
+fn a_reseal_is_only_for_an_office_that_may_update_the_groups_columns() {
+    use support::*;
+    // The shipped rights: only Tijuana updates residents' sealed columns.
+    // San Diego holding the identity still may not re-seal them: every
+    // other office would hold its new versions for review.
+    let s = schema(&[TEST_RECIPIENT]);
+    let tj = replica("tijuana", s.clone(), Some(TEST_IDENTITY), 1_000);
+    let sd = replica("san-diego", s.clone(), Some(TEST_IDENTITY), 2_000);
+    assert!(tj.store.reseal_forbidden("mx").is_empty());
+    let refused = sd.store.reseal_forbidden("mx");
+    assert!(
+        refused.contains(&"residents.full_name".to_string()),
+        "{refused:?}"
+    );
+}

@@ -385,7 +385,7 @@ fn length_without_grease(file: &[u8]) -> usize {
 #[test]
 fn short_plaintexts_all_give_ciphertexts_of_one_length() {
     let s = schema(&[TEST_RECIPIENT]);
-    let mut a = replica("a", s, None, 1_000);
+    let mut a = replica("tijuana", s, None, 1_000);
     let mut lengths = std::collections::BTreeSet::new();
     let mut totals = std::collections::BTreeSet::new();
     for n in 1..=60 {

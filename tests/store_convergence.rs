@@ -79,7 +79,9 @@ struct Model {
 }
 
 fn run(ops: Vec<Op>, start_skews: [u64; REPLICAS]) -> Result<(), TestCaseError> {
-    let s = schema(&[TEST_RECIPIENT]);
+    // The merge rules alone: every replica may write everything (rights
+    // are tested in tests/rights_store.rs and the simulator).
+    let s = std::sync::Arc::new(schema(&[TEST_RECIPIENT]).without_rights());
     let mut replicas: Vec<Replica> = (0..REPLICAS)
         .map(|i| {
             let identity = (i == 0).then_some(TEST_IDENTITY);

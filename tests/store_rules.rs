@@ -470,7 +470,7 @@ fn a_plain_sqlite_reader_sees_a_real_table() {
 #[test]
 fn the_incremental_digest_matches_a_full_recomputation() {
     let s = schema(&[TEST_RECIPIENT]);
-    let mut a = replica("a", s.clone(), Some(TEST_IDENTITY), 1_000);
+    let mut a = replica("tijuana", s.clone(), Some(TEST_IDENTITY), 1_000);
     for i in 0..20 {
         a.store
             .put(

@@ -21,6 +21,7 @@ use tokio::net::UnixStream;
 use super::api::{Accepted, ErrorBody, Health, Row, RowWrite, RowsPage, WriteResult};
 use super::buf::{self, SecretBuf};
 use super::bulk::{COLUMNS_HEADER, LEFT_OUT_HEADER, ROWS_HEADER};
+use super::held_api::{HeldDecision, HeldList};
 use super::life_api::{BACKUP_INFO_HEADER, BackupRequest, Checkpointed, ResealRequest};
 use super::staff_api::{StaffAdded, StaffList, StaffNew, StaffRemoved};
 use super::stream::ChannelBody;
@@ -349,6 +350,19 @@ impl Client {
     /// Removes a web staff login; their sessions end at once.
     pub async fn remove_staff(&self, name: &str) -> Result<StaffRemoved, ClientError> {
         self.call(Method::DELETE, format!("/v1/staff/{}", encode(name)), None)
+            .await
+    }
+
+    /// Changes held for review (`all`: decided ones too).
+    pub async fn list_held(&self, all: bool) -> Result<HeldList, ClientError> {
+        let path = if all { "/v1/held?all=true" } else { "/v1/held" };
+        self.call(Method::GET, path.into(), None).await
+    }
+
+    /// Accepts (`accept`) or discards a held change.
+    pub async fn decide_held(&self, id: i64, accept: bool) -> Result<HeldDecision, ClientError> {
+        let decision = if accept { "accept" } else { "discard" };
+        self.call(Method::POST, format!("/v1/held/{id}/{decision}"), None)
             .await
     }
 

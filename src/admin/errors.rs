@@ -53,6 +53,9 @@ impl From<StoreError> for ApiError {
             | StoreError::InvalidWrite { .. }
             | StoreError::InvalidValue { .. } => StatusCode::BAD_REQUEST,
             StoreError::RowDeleted { .. } => StatusCode::GONE,
+            StoreError::Forbidden { .. } => StatusCode::FORBIDDEN,
+            StoreError::NoSuchHeld { .. } => StatusCode::NOT_FOUND,
+            StoreError::HeldDecided { .. } => StatusCode::CONFLICT,
             StoreError::Seal(seal) => return seal_error(seal, &e),
             _ => StatusCode::INTERNAL_SERVER_ERROR,
         };
@@ -143,6 +146,15 @@ mod tests {
                 422,
             ),
             (SealError::NoRecipients { group: "mx".into() }.into(), 500),
+            (
+                StoreError::Forbidden {
+                    office: "san-diego".into(),
+                    allowed: vec!["tijuana".into()],
+                    message: "san-diego may not delete rows of residents".into(),
+                },
+                403,
+            ),
+            (StoreError::NoSuchHeld { id: 4 }, 404),
         ];
         for (e, status) in cases {
             assert_eq!(ApiError::from(e).status.as_u16(), status);

@@ -162,9 +162,9 @@ async fn make_backup(
 fn reseal_error(e: ResealError) -> ApiError {
     match e {
         ResealError::UnknownGroup { .. } => ApiError::not_found(e.to_string()),
-        ResealError::NoIdentity { .. } | ResealError::NothingSealed => {
-            ApiError::new(StatusCode::CONFLICT, e.to_string())
-        }
+        ResealError::NoIdentity { .. }
+        | ResealError::NotAllowed { .. }
+        | ResealError::NothingSealed => ApiError::new(StatusCode::CONFLICT, e.to_string()),
         ResealError::Node(n) => n.into(),
         ResealError::Store(s) => s.into(),
     }

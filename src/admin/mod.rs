@@ -15,6 +15,8 @@ pub(crate) mod buf;
 pub mod bulk;
 pub mod client;
 mod errors;
+mod held;
+pub mod held_api;
 mod life;
 pub mod life_api;
 pub mod roles;

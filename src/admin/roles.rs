@@ -264,6 +264,9 @@ pub fn needed(method: &str, path: &str, query: Option<&str>) -> Needed {
         ("GET", "/v1/reseal") => need(vec![Role::Read], "read the reseal's progress"),
         (_, "/v1/reseal") => need(vec![Role::Admin], "re-seal cells"),
         (_, "/v1/checkpoint") => need(vec![Role::Admin], "checkpoint the replica"),
+        (_, p) if p == "/v1/held" || p.starts_with("/v1/held/") => {
+            need(vec![Role::Admin], "review held changes")
+        }
         ("GET", _) if rows && asks_reveal(query) => {
             need(vec![Role::Read, Role::Reveal], "reveal sealed values")
         }
@@ -382,6 +385,8 @@ mod tests {
         assert_eq!(roles("POST", "/v1/sync", None), [Role::Admin]);
         assert_eq!(roles("POST", "/v1/staff", None), [Role::Admin]);
         assert_eq!(roles("DELETE", "/v1/staff/x", None), [Role::Admin]);
+        assert_eq!(roles("GET", "/v1/held", None), [Role::Admin]);
+        assert_eq!(roles("POST", "/v1/held/3/accept", None), [Role::Admin]);
         assert_eq!(roles("GET", "/v2/whatever", None), [Role::Read]);
     }
 

@@ -1,5 +1,5 @@
 //! The admin API's endpoints: health, status, rows (list, get, put,
-//! delete) and sync-now.
+//! delete) and sync-now (staff and held changes have files of their own).
 //!
 //! Owns: reading requests (paths, query parameters, the JSON body straight
 //! into `Plaintext`, then wiping the body buffer), calling the `Node`,
@@ -74,6 +74,7 @@ pub(crate) fn router(state: Shared) -> Router {
         )
         .merge(super::staff::routes())
         .merge(super::life::routes())
+        .merge(super::held::routes())
         .merge(super::bulk::routes())
         .fallback(unknown_route)
         .method_not_allowed_fallback(method_not_allowed)
@@ -188,7 +189,7 @@ async fn sync_now(State(app): State<Shared>) -> Response {
 
 async fn unknown_route(method: Method, uri: axum::http::Uri) -> ApiError {
     ApiError::not_found(format!(
-        "no endpoint {method} {}; the API has GET /v1/health, GET /v1/status, GET /v1/metrics, POST /v1/sync, GET /v1/tables/TABLE/rows, GET, PUT or DELETE /v1/tables/TABLE/rows/ID, POST /v1/tables/TABLE/import, GET /v1/tables/TABLE/export, GET or POST /v1/staff and DELETE /v1/staff/NAME, and POST /v1/backup, GET or POST /v1/reseal and POST /v1/checkpoint",
+        "no endpoint {method} {}; the API has GET /v1/health, GET /v1/status, GET /v1/metrics, POST /v1/sync, GET /v1/tables/TABLE/rows, GET, PUT or DELETE /v1/tables/TABLE/rows/ID, POST /v1/tables/TABLE/import, GET /v1/tables/TABLE/export, GET or POST /v1/staff and DELETE /v1/staff/NAME, GET /v1/held and POST /v1/held/ID/accept or /v1/held/ID/discard, and POST /v1/backup, GET or POST /v1/reseal and POST /v1/checkpoint",
         uri.path()
     ))
 }

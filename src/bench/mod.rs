@@ -13,7 +13,11 @@ pub mod data;
 pub mod latency;
 pub mod life;
 pub mod merge;
+pub mod million;
+pub mod million_figures;
+pub mod proc_stat;
 pub mod report;
+pub mod rights;
 pub mod schema;
 pub mod seal;
 pub mod wan;
@@ -42,6 +46,15 @@ pub struct BenchOptions {
     pub web_events: usize,
     /// The `puente` binary to run daemons with.
     pub bin: PathBuf,
+    /// Rows of the million-row catch-up (`--only million`; never run
+    /// unless asked for by name).
+    pub million_rows: usize,
+    /// Receiver builds and settings the million-row catch-up compares;
+    /// empty: this binary as it is.
+    pub million_variants: Vec<million::Variant>,
+    /// Seconds watched after the million-row catch-up (60: RSS at 30 s,
+    /// CPU in six windows).
+    pub million_after_seconds: f64,
 }
 
 /// Requests per web figure.
@@ -97,6 +110,12 @@ pub fn run(opts: &BenchOptions) -> Result<Report> {
             .map(|i| merge::run(opts.rows, opts.rows, i % 2 == 1))
             .collect::<Result<Vec<_>>>()?;
         merge_figures(&mut figures, &runs, opts.rows);
+    }
+    if wanted(opts, "rights") {
+        let runs = (0..repeat)
+            .map(|i| rights::run(opts.rows, i % 2 == 0))
+            .collect::<Result<Vec<_>>>()?;
+        rights_figures(&mut figures, &runs, opts.rows);
     }
     if wanted(opts, "schema") {
         schema_figures(&mut figures, &schema::run(opts.rows)?);
@@ -185,6 +204,25 @@ pub fn run(opts: &BenchOptions) -> Result<Report> {
         }
         catchup_figures(&mut figures, &plain, &encrypted, opts.rows);
     }
+    // Long (minutes at 1,000,000 rows): only when named.
+    if opts
+        .only
+        .as_deref()
+        .is_some_and(|o| o.split(',').any(|p| p.trim() == "million"))
+    {
+        let variants = if opts.million_variants.is_empty() {
+            vec![million::Variant::parse("this-build")?]
+        } else {
+            opts.million_variants.clone()
+        };
+        let f = runtime.block_on(million::run(
+            &opts.bin,
+            opts.million_rows,
+            opts.million_after_seconds,
+            &variants,
+        ))?;
+        figures.extend(million_figures::figures(&f));
+    }
     Ok(Report {
         puente_version: env!("CARGO_PKG_VERSION").to_string(),
         machine: Machine::this(),
@@ -195,6 +233,7 @@ pub fn run(opts: &BenchOptions) -> Result<Report> {
             "idle_seconds": opts.idle_seconds,
             "repeat": repeat,
             "web_events": opts.web_events,
+            "million_rows": opts.million_rows,
         }),
         figures,
     })
@@ -259,6 +298,29 @@ fn merge_figures(figures: &mut Vec<Figure>, runs: &[merge::MergeTimes], rows: us
         .target(&format!("< {OPEN_BOUND_MS:.0} ms"), open_ms < OPEN_BOUND_MS)
         .samples(open),
     );
+}
+
+/// The bound on applying with rights / without (the 5 %).
+const RIGHTS_BOUND: f64 = 1.05;
+
+fn rights_figures(figures: &mut Vec<Figure>, runs: &[rights::RightsTimes], rows: usize) {
+    let pick = |f: fn(&rights::RightsTimes) -> f64| runs.iter().map(f).collect::<Vec<f64>>();
+    figures.push(paired(
+        "rights.apply_s",
+        &format!("rights: apply {rows} new rows from a peer that may insert them, schema with rights (baseline: without)"),
+        "s",
+        &pick(|r| r.insert_s),
+        &pick(|r| r.insert_open_s),
+        RIGHTS_BOUND,
+    ));
+    figures.push(paired(
+        "rights.update_s",
+        &format!("rights: apply updates of 2 columns of {rows} rows from a peer that may make them, with rights (baseline: without)"),
+        "s",
+        &pick(|r| r.update_s),
+        &pick(|r| r.update_open_s),
+        RIGHTS_BOUND,
+    ));
 }
 
 /// Adding a column rewrites no row: it must take under a second.

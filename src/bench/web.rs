@@ -156,6 +156,8 @@ pub async fn run(n: usize, samples: usize) -> Result<WebFigures> {
         Arc::new(Keyring::empty()),
         clock.clone(),
     )?;
+    // The office the daemon's config names (it writes residents below).
+    store.set_office(&config.name)?;
     store.put_many(crate::schedule::TABLE, events(n, now))?;
     let token = crate::web::tokens::new_token(&mut rand::rng());
     let hash = crate::web::tokens::hash(&token);

@@ -6,6 +6,7 @@
 
 pub mod bulk;
 pub mod demo;
+pub mod held;
 pub mod life;
 pub mod local;
 pub mod progress;

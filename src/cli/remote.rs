@@ -264,6 +264,17 @@ pub fn render_status(s: &Status) -> String {
             let _ = writeln!(out, "  {at}  {}  {}", r.remote_address, r.reason);
         }
     }
+    if s.held > 0 {
+        line(
+            &mut out,
+            "held",
+            &format!(
+                "{} {} from peers that their office may not make, waiting for review: `puente held list`",
+                s.held,
+                if s.held == 1 { "change" } else { "changes" }
+            ),
+        );
+    }
     if s.garbage_datagrams > 0 {
         line(
             &mut out,
@@ -293,6 +304,9 @@ fn render_peer(out: &mut String, p: &PeerStatus, width: usize) {
     }
     match (p.in_sync, p.we_owe, p.they_owe) {
         (Some(true), _, _) => parts.push("in sync".to_string()),
+        (_, _, _) if p.held_note.is_some() => {
+            parts.push("caught up, with held changes".to_string())
+        }
         (_, Some(we), Some(they)) => parts.push(format!("behind: we owe {we}, they owe {they}")),
         (_, Some(we), None) => parts.push(format!("behind: we owe {we}")),
         (_, None, Some(they)) => parts.push(format!("behind: they owe {they}")),
@@ -302,6 +316,21 @@ fn render_peer(out: &mut String, p: &PeerStatus, width: usize) {
         parts.push(format!("clock skew {:+.1} s", skew as f64 / 1000.0));
     }
     let _ = writeln!(out, "  {:width$}  {}", p.name, parts.join("  "));
+    if let Some(note) = &p.held_note {
+        let _ = writeln!(out, "  {:width$}  {note}", "");
+    } else if p.held > 0 {
+        let _ = writeln!(
+            out,
+            "  {:width$}  {} {} from {} held for review (`puente held list`)",
+            "",
+            p.held,
+            if p.held == 1 { "change" } else { "changes" },
+            p.name
+        );
+    }
+    for why in &p.held_reasons {
+        let _ = writeln!(out, "  {:width$}  held: {why}", "");
+    }
     for (c, verb, who) in [
         (&p.receiving, "received", "catching up"),
         (&p.sending, "sent", "it catches up"),
@@ -368,6 +397,10 @@ mod tests {
             protocol: None,
             schema_differences: vec![],
             schema_advice: None,
+            held: 0,
+            held_diverged: 0,
+            held_reasons: vec![],
+            held_note: None,
             counters: PeerCounters::default(),
             receiving: None,
             sending: None,
@@ -377,6 +410,15 @@ mod tests {
         sd.in_sync = Some(true);
         let mut ens = peer("ensenada", PeerState::Connected);
         (ens.we_owe, ens.they_owe, ens.in_sync) = (Some(12), Some(0), Some(false));
+        let mut rogue = peer("rogue", PeerState::Connected);
+        (rogue.we_owe, rogue.they_owe, rogue.in_sync) = (Some(0), Some(0), Some(false));
+        rogue.held = 2;
+        rogue.held_reasons =
+            vec!["rogue may not delete rows of residents (rights: delete = tijuana)".into()];
+        rogue.held_note = Some(
+            "digests differ because 2 changes from rogue are held for review (`puente held list`)"
+                .into(),
+        );
         ens.receiving = Some(crate::node::status::CatchUp {
             done: 40_000,
             left: 60_000,
@@ -400,9 +442,10 @@ mod tests {
             sealed_cells: 6,
             tombstones: 0,
             can_unseal: vec![],
-            peers: vec![sd, ens, far, peer("new", PeerState::Connecting)],
+            peers: vec![sd, ens, rogue, far, peer("new", PeerState::Connecting)],
             refused: vec![],
             garbage_datagrams: 0,
+            held: 2,
             at_rest: AtRestStatus {
                 encrypted: true,
                 cipher: Some("4.20.0 community".into()),
@@ -438,6 +481,10 @@ mod tests {
             "  san-diego  connected  rtt 14 ms  in sync",
             "  ensenada   connected  behind: we owe 12, they owe 0",
             "             catching up: 40000 changes received, 60000 to go, about 30s left",
+            "  rogue      connected  caught up, with held changes",
+            "             digests differ because 2 changes from rogue are held for review (`puente held list`)",
+            "             held: rogue may not delete rows of residents (rights: delete = tijuana)",
+            "held        2 changes from peers that their office may not make, waiting for review: `puente held list`",
             "  far        refused: certificate not pinned",
             "last error: handshake failed",
             "  new        connecting",

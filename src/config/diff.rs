@@ -1,5 +1,6 @@
 //! What differs between two schemas, in words: tables and columns added or
-//! removed, privacy changed, types changed, recipients changed, anything
+//! removed, privacy changed, types changed, recipients changed, offices and
+//! write rights changed, anything
 //! else the canonical text holds. Both offices compute it from their own
 //! schema and the canonical text the other sent in its Hello, so each says
 //! the same thing from its side.
@@ -15,6 +16,10 @@ struct Described {
     groups: BTreeMap<String, BTreeSet<String>>,
     /// table → column → (privacy, type)
     tables: BTreeMap<String, BTreeMap<String, (String, Option<String>)>>,
+    /// The listed offices (None: no `offices` line).
+    offices: Option<BTreeSet<String>>,
+    /// (table, action, column) → offices ("-" for none).
+    rights: BTreeMap<(String, String, Option<String>), String>,
     /// Lines of kinds this build does not know, kept whole.
     other: BTreeSet<String>,
 }
@@ -33,6 +38,28 @@ fn describe(text: &str) -> Described {
                     .map(str::to_string)
                     .collect();
                 d.groups.insert(name.to_string(), keys);
+            }
+            (Some("offices"), Some(list), None) => {
+                d.offices = Some(list.split(',').map(str::to_string).collect());
+            }
+            (Some("rights"), Some(table), Some(rest)) => {
+                let words: Vec<&str> = rest.split(' ').collect();
+                let key = match words.as_slice() {
+                    [action, list] => Some(((*action).to_string(), None, *list)),
+                    [action, column, list] => {
+                        Some(((*action).to_string(), Some((*column).to_string()), *list))
+                    }
+                    _ => None,
+                };
+                match key {
+                    Some((action, column, list)) => {
+                        d.rights
+                            .insert((table.to_string(), action, column), list.to_string());
+                    }
+                    None => {
+                        d.other.insert(line.to_string());
+                    }
+                }
             }
             (Some("table"), Some(name), None) => {
                 table = Some(name.to_string());
@@ -61,6 +88,15 @@ fn privacy_words(privacy: &str) -> String {
     match privacy.strip_prefix("sealed ") {
         Some(group) => format!("sealed to `{group}`"),
         None => privacy.to_string(),
+    }
+}
+
+/// Offices of a rights line as people read them.
+fn office_words(list: Option<&String>) -> String {
+    match list.map(String::as_str) {
+        None => "every office".into(),
+        Some("-") => "no office".into(),
+        Some(list) => list.replace(',', ", "),
     }
 }
 
@@ -143,11 +179,42 @@ pub fn differences(ours: &str, theirs: &str, peer: &str) -> Vec<String> {
             _ => {}
         }
     }
+    if a.offices != b.offices {
+        let list = |o: &Option<BTreeSet<String>>| match o {
+            Some(set) => set.iter().cloned().collect::<Vec<_>>().join(", "),
+            None => "none".into(),
+        };
+        out.push(format!(
+            "the offices listed differ: {} here, {} at {peer}",
+            list(&a.offices),
+            list(&b.offices)
+        ));
+    }
+    for key in a
+        .rights
+        .keys()
+        .chain(b.rights.keys())
+        .collect::<BTreeSet<_>>()
+    {
+        let (here, there) = (a.rights.get(key), b.rights.get(key));
+        if here != there {
+            let (table, action, column) = key;
+            let what = match column {
+                Some(c) => format!("update `{table}.{c}`"),
+                None => format!("{action} rows of `{table}`"),
+            };
+            out.push(format!(
+                "write rights differ: who may {what} is {} here and {} at {peer}",
+                office_words(here),
+                office_words(there)
+            ));
+        }
+    }
     let here: Vec<_> = a.other.difference(&b.other).collect();
     let there: Vec<_> = b.other.difference(&a.other).collect();
     if !here.is_empty() || !there.is_empty() {
         out.push(format!(
-            "other settings differ ({} lines only here, {} only at {peer}), e.g. write rights",
+            "other settings differ ({} lines only here, {} only at {peer}); a newer puente may say what they are",
             here.len(),
             there.len()
         ));
@@ -194,7 +261,10 @@ column full_name sealed mx
 column nationality sealed mx
 table volunteers
 column name shared
+offices san-diego,tijuana
 rights residents delete tijuana
+rights residents update full_name -
+flavour vanilla
 ";
         let d = differences(A, b, "san-diego");
         let want = [
@@ -203,7 +273,10 @@ rights residents delete tijuana
             "column `outreach_events.capacity` is typed integer here and untyped at san-diego",
             "column `residents.nationality` is shared here and sealed to `mx` at san-diego",
             "seal group `mx` has other recipients: 1 only here, 1 only at san-diego",
-            "other settings differ (0 lines only here, 1 only at san-diego), e.g. write rights",
+            "the offices listed differ: none here, san-diego, tijuana at san-diego",
+            "write rights differ: who may delete rows of `residents` is every office here and tijuana at san-diego",
+            "write rights differ: who may update `residents.full_name` is every office here and no office at san-diego",
+            "other settings differ (0 lines only here, 1 only at san-diego); a newer puente may say what they are",
         ];
         for w in want {
             assert!(d.iter().any(|s| s == w), "missing {w:?} in {d:#?}");

@@ -8,6 +8,7 @@ pub mod access;
 pub mod diff;
 pub mod metrics;
 pub mod node;
+pub mod rights;
 pub mod schema;
 pub mod types;
 pub mod web;

@@ -83,6 +83,9 @@ pub struct NodeConfig {
     /// Caps the replica's size in pages (tests of a full disk; none in
     /// production).
     pub max_db_pages: Option<u64>,
+    /// Lowers the bound on changes held for review (tests of a flood of
+    /// forbidden changes; the built-in bound in production).
+    pub max_held: Option<u64>,
     /// The sync protocol versions this node speaks, oldest first (all this
     /// build speaks, unless `[debug] protocols` narrows or widens the list
     /// to test version negotiation).
@@ -252,6 +255,7 @@ impl NodeConfig {
                 .map_or_else(|| "info".to_string(), Spanned::into_inner),
             clock_offset_ms: raw.debug.clock_offset_ms,
             max_db_pages: raw.debug.max_db_pages,
+            max_held: raw.debug.max_held,
             protocols,
             access,
             web,
@@ -387,6 +391,8 @@ struct DebugFile {
     clock_offset_ms: i64,
     #[serde(default)]
     max_db_pages: Option<u64>,
+    #[serde(default)]
+    max_held: Option<u64>,
     #[serde(default)]
     protocols: Option<Spanned<Vec<u16>>>,
 }

@@ -14,6 +14,7 @@ use serde::Deserialize;
 use serde::de::{self, Deserializer, MapAccess, Visitor};
 use toml::Spanned;
 
+use super::rights::{self, Rights};
 use super::types::{ColumnType, TYPE_NAMES};
 use super::{ConfigError, is_identifier, read_text};
 
@@ -100,6 +101,8 @@ pub struct Schema {
     /// Sorted by name: a table's index here is its id on the wire.
     pub tables: Vec<TableDef>,
     pub groups: BTreeMap<String, Group>,
+    /// Who may insert, update and delete what (config/rights.rs).
+    pub rights: Rights,
     hash: String,
     layout_hash: String,
 }
@@ -125,23 +128,39 @@ impl Schema {
                         .into(),
             });
         }
+        let mut sections = Vec::new();
         let mut tables = file
             .tables
             .entries
             .into_iter()
-            .map(|(name, table)| parse_table(name, table.into_inner(), &groups, &err))
+            .map(|(name, table)| {
+                let mut table = table.into_inner();
+                sections.push((name.get_ref().clone(), table.rights.take()));
+                parse_table(name, table, &groups, &err)
+            })
             .collect::<Result<Vec<_>, _>>()?;
         tables.sort_by(|a, b| a.name.cmp(&b.name));
+        let rights = rights::build(file.offices, sections, &tables, &err)?;
 
         let mut schema = Schema {
             tables,
             groups,
+            rights,
             hash: String::new(),
             layout_hash: String::new(),
         };
         schema.hash = sha256_hex(schema.canonical_text(true).as_bytes());
         schema.layout_hash = sha256_hex(schema.canonical_text(false).as_bytes());
         Ok(schema)
+    }
+
+    /// The same schema without its rights (and offices): every office may
+    /// do everything. For comparisons (the rights benchmark) and tests.
+    pub fn without_rights(&self) -> Schema {
+        let mut schema = self.clone();
+        schema.rights = Rights::none();
+        schema.hash = sha256_hex(schema.canonical_text(true).as_bytes());
+        schema
     }
 
     /// The default schema built into the binary.
@@ -152,7 +171,9 @@ impl Schema {
     }
 
     /// Canonical hash: stable across key order, comments and whitespace;
-    /// changes with any table, column, privacy class or recipient.
+    /// changes with any table, column, privacy class, recipient, listed
+    /// office or right (a schema without offices and rights hashes as it
+    /// did before rights existed).
     pub fn hash(&self) -> &str {
         &self.hash
     }
@@ -164,8 +185,9 @@ impl Schema {
     }
 
     /// The canonical text the hash is taken of (tables, columns, privacy
-    /// classes and recipients; no comments, sorted), exchanged in Hello so
-    /// that two offices can say what differs.
+    /// classes, recipients, then offices and rights when given; no
+    /// comments, sorted), exchanged in Hello so that two offices can say
+    /// what differs.
     pub fn canonical(&self) -> String {
         self.canonical_text(true)
     }
@@ -201,6 +223,9 @@ impl Schema {
                     }
                 }
             }
+        }
+        if with_recipients {
+            out.push_str(&self.rights.canonical_lines(&self.tables));
         }
         out
     }
@@ -409,6 +434,8 @@ pub(crate) fn hex(bytes: &[u8]) -> String {
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 struct SchemaFile {
+    /// The node names of the offices (rights name them).
+    offices: Option<rights::OfficesFile>,
     #[serde(default)]
     groups: Entries<Spanned<Vec<Spanned<String>>>>,
     #[serde(default)]
@@ -420,12 +447,13 @@ struct SchemaFile {
 struct TableFile {
     #[serde(default)]
     columns: Entries<Spanned<ColumnSpec>>,
+    rights: Option<Spanned<rights::RightsFile>>,
 }
 
 /// A TOML table read as an ordered list of (key, value), keeping the file's
 /// order and each key's span.
-struct Entries<T> {
-    entries: Vec<(Spanned<String>, T)>,
+pub(super) struct Entries<T> {
+    pub(super) entries: Vec<(Spanned<String>, T)>,
 }
 
 impl<T> Default for Entries<T> {

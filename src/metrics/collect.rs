@@ -241,6 +241,20 @@ fn peer_families(e: &mut Exposition, s: &Status, x: &Extra) {
         "Dial attempts refused by pinning (either side) or for want of a common protocol version.",
         &|p| p.counters.refusals,
     );
+    counter(
+        e,
+        "puente_peer_held_dropped_total",
+        "Changes from the peer that its office may not make, dropped because the held list was full (a flood).",
+        &|p| p.counters.held_dropped,
+    );
+    let mut f = e.family(
+        "puente_peer_held_changes",
+        Kind::Gauge,
+        "Changes from the peer that its office may not make, held for review (`puente held list`).",
+    );
+    for p in peers {
+        f.sample(&[("peer", &p.name)], p.held as f64);
+    }
     let mut f = e.family(
         "puente_peer_session_errors_total",
         Kind::Counter,

@@ -41,6 +41,30 @@ pub struct Checked {
     pub warnings: Vec<String>,
 }
 
+/// Offices the schema's rights do not list: this node (its own writes are
+/// then held to what every office may) and its peers (their changes too).
+fn office_warnings(config: &NodeConfig, schema: &Schema) -> Vec<String> {
+    let rights = &schema.rights;
+    if !rights.is_active() {
+        return Vec::new();
+    }
+    let listed = rights.offices().join(", ");
+    let mut out = Vec::new();
+    if !rights.knows(&config.name) {
+        out.push(format!(
+            "this node is named `{}`, which the schema's offices ({listed}) do not list: it may only make the writes every office may; name it as the schema does, or add it to `offices` in the schema at every office",
+            config.name
+        ));
+    }
+    for p in config.peers.iter().filter(|p| !rights.knows(&p.name)) {
+        out.push(format!(
+            "peer `{}` is not one of the schema's offices ({listed}): its changes are held to what every office may; name the peer as the schema does (`puente peer add --name`)",
+            p.name
+        ));
+    }
+    out
+}
+
 pub fn load(config: &Path) -> Result<Checked, PreflightError> {
     let config = NodeConfig::load(config)?;
     let schema = Arc::new(Schema::load(&config.schema_file)?);
@@ -75,6 +99,7 @@ pub fn load(config: &Path) -> Result<Checked, PreflightError> {
             peer: p.name.clone(),
         });
     }
+    warnings.extend(office_warnings(&config, &schema));
     // Names in [access] that this machine does not know grant nothing.
     let read = |path: &str| std::fs::read_to_string(path).unwrap_or_default();
     let (_, unknown) = crate::admin::roles::Access::resolve(

@@ -38,6 +38,10 @@ pub enum ResealError {
         "this node holds no identity of group `{group}`, so it cannot open the cells to re-seal them; run `puente reseal` at an office that holds one (list the identity file under [privacy] identities and reload)"
     )]
     NoIdentity { group: String },
+    #[error(
+        "this office may not update {columns} (the write rights in the schema), so every other office would hold its re-sealed versions for review; run `puente reseal` at an office that may update them"
+    )]
+    NotAllowed { columns: String },
     #[error("the schema has no seal group with sealed columns; there is nothing to re-seal")]
     NothingSealed,
     #[error(transparent)]
@@ -96,6 +100,17 @@ impl Node {
             });
             if !can.await? {
                 return Err(ResealError::NoIdentity { group: g.clone() });
+            }
+            let forbidden = self
+                .with_store({
+                    let g = g.clone();
+                    move |s| s.reseal_forbidden(&g)
+                })
+                .await?;
+            if !forbidden.is_empty() {
+                return Err(ResealError::NotAllowed {
+                    columns: forbidden.join(", "),
+                });
             }
         }
         self.with_store({

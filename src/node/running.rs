@@ -298,11 +298,10 @@ impl Node {
         let out = f(&mut store);
         let head = store.head();
         {
-            // Counts and digest change only with the head.
+            // Counts and digest change only with the head, the held
+            // summary only with the held list.
             let mut replica = self.replica.lock().unwrap_or_else(|e| e.into_inner());
-            if replica.head != head {
-                *replica = ReplicaSnapshot::of(&store);
-            }
+            replica.refresh(&store);
         }
         drop(store);
         self.head.send_if_modified(|h| {
@@ -419,6 +418,7 @@ impl Node {
     fn status_now(&self) -> Status {
         let replica = self.replica();
         let (head, digest) = (replica.head, replica.digest);
+        let held_total: u64 = replica.held.iter().map(|h| h.held).sum();
         let now = self.now_ms();
         let peers = {
             let mut live = self.peers.lock().unwrap_or_else(|e| e.into_inner());
@@ -434,6 +434,16 @@ impl Node {
                     let in_sync = l
                         .peer_digest
                         .map(|d| d == digest && we_owe == Some(0) && they_owe == Some(0));
+                    let from = replica
+                        .held
+                        .iter()
+                        .find(|h| h.peer == p.name)
+                        .cloned()
+                        .unwrap_or_default();
+                    let caught_up = we_owe == Some(0) && they_owe == Some(0);
+                    let held_note = (in_sync == Some(false) && caught_up)
+                        .then(|| held_note(&p.name, from.held, from.diverged))
+                        .flatten();
                     PeerStatus {
                         name: p.name.clone(),
                         fingerprint: p.fingerprint.to_string(),
@@ -456,6 +466,10 @@ impl Node {
                         schema_advice: (!l.schema_differences.is_empty())
                             .then(|| crate::config::diff::advice(&p.name)),
                         last_error: l.last_error.clone(),
+                        held: from.held,
+                        held_diverged: from.diverged,
+                        held_reasons: from.reasons.clone(),
+                        held_note,
                         counters: l.counters.clone(),
                         receiving: l.receiving.view(now),
                         sending: l.sending.view(now),
@@ -496,6 +510,7 @@ impl Node {
             reseal: self.life.reseal(),
             reload: self.life.reload(),
             retired_sites: self.retired_sites.clone(),
+            held: held_total,
         }
     }
 }
@@ -509,4 +524,28 @@ fn groups_held(store: &Store) -> Vec<String> {
         .filter(|g| store.can_unseal(g))
         .cloned()
         .collect()
+}
+
+/// Why two caught-up replicas' digests differ, when changes from that
+/// peer are held or were discarded here (not that either is behind).
+fn held_note(peer: &str, held: u64, diverged: u64) -> Option<String> {
+    let plural = |n: u64| if n == 1 { "change" } else { "changes" };
+    match (held, diverged) {
+        (0, 0) => None,
+        (h, 0) => Some(format!(
+            "digests differ because {h} {} from {peer} {} held for review (`puente held list`)",
+            plural(h),
+            if h == 1 { "is" } else { "are" }
+        )),
+        (0, d) => Some(format!(
+            "digests differ because {peer} keeps {d} discarded {} this office could not undo (`puente held list --all`)",
+            plural(d)
+        )),
+        (h, d) => Some(format!(
+            "digests differ because {h} {} from {peer} {} held for review and {peer} keeps {d} discarded {} (`puente held list --all`)",
+            plural(h),
+            if h == 1 { "is" } else { "are" },
+            plural(d)
+        )),
+    }
 }

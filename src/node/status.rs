@@ -49,6 +49,10 @@ pub struct Status {
     /// Site ids this replica had before it was restored from backups.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub retired_sites: Vec<String>,
+    /// Changes peers sent that their office may not make, waiting for
+    /// review (`puente held list`).
+    #[serde(default)]
+    pub held: u64,
 }
 
 /// Progress of re-sealing cells to their group's current recipients.
@@ -147,6 +151,20 @@ pub struct PeerStatus {
     pub schema_differences: Vec<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub schema_advice: Option<String>,
+    /// Changes from this peer held here for review.
+    #[serde(default)]
+    pub held: u64,
+    /// Changes from this peer discarded here that it keeps (a delete
+    /// cannot be undone): digests stay different.
+    #[serde(default)]
+    pub held_diverged: u64,
+    /// Why they are held (a few distinct reasons).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub held_reasons: Vec<String>,
+    /// Why the digests differ although neither side is behind (held or
+    /// discarded changes), in a sentence.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub held_note: Option<String>,
     pub counters: PeerCounters,
     /// While this node catches up with the peer's changes: done, left,
     /// estimated time.
@@ -174,6 +192,13 @@ pub struct PeerCounters {
     pub udp_bytes_out: u64,
     /// Sessions ended by an error, per error code name.
     pub errors: BTreeMap<String, u64>,
+    /// Changes from this peer held for review since the daemon started.
+    #[serde(default)]
+    pub held: u64,
+    /// Changes from this peer that should have been held, dropped because
+    /// the held list was full (a flood), since the daemon started.
+    #[serde(default)]
+    pub held_dropped: u64,
     /// Dial attempts refused by pinning (either side) or by having no
     /// protocol version in common.
     #[serde(default)]

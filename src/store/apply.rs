@@ -3,7 +3,10 @@
 //! Owns: validating a whole batch before anything is written (known tables
 //! and columns, valid ids and site references, age files in sealed
 //! columns), then merging it and storing the peer's cursor in the same
-//! transaction, so a batch is applied entirely or not at all.
+//! transaction, so a batch is applied entirely or not at all. Under the
+//! schema's rights, what the change's office may not do is held instead
+//! (judge.rs decides, held.rs keeps it) while the rest applies and the
+//! cursor moves on: sync never stalls on a held change.
 //! Must not: decrypt anything (merge never needs a key).
 
 use std::collections::HashSet;
@@ -11,7 +14,9 @@ use std::collections::HashSet;
 use rusqlite::params;
 
 use super::change::{Batch, Change, Cursor, PeerRef};
-use super::lww::IncomingCell;
+use super::held::HeldCell;
+use super::judge;
+use super::lww::{self, IncomingCell};
 use super::{SqlContext, Store, StoreError, valid_id};
 use crate::clock::Hlc;
 use crate::config::Schema;
@@ -26,6 +31,11 @@ pub struct Applied {
     pub tombstones_written: usize,
     /// The greatest timestamp in the batch (for clock-skew reporting).
     pub max_hlc: Hlc,
+    /// Changes held for review (their office may not make them).
+    pub held: usize,
+    /// Changes that should have been held but were dropped: the held list
+    /// is full (a flood of forbidden changes).
+    pub held_dropped: usize,
 }
 
 impl Store {
@@ -71,6 +81,9 @@ impl Store {
             .unwrap_or(Hlc::ZERO);
         self.transaction(|store| {
             store.state.hlc.observe(max_hlc);
+            // The batch comes over a connection pinned to `peer`, whose
+            // Hello gave its site: that binds the site to the office.
+            store.bind_in_transaction(peer.site, &peer.name)?;
             let mut applied = Applied {
                 max_hlc,
                 ..Applied::default()
@@ -82,6 +95,20 @@ impl Store {
             }
             if let Some(cursor) = last_cursor {
                 store.save_cursor(peer, cursor)?;
+                if applied.held > 0 || applied.held_dropped > 0 {
+                    tracing::warn!(
+                        peer = %peer.name,
+                        held = applied.held,
+                        dropped = applied.held_dropped,
+                        "held changes {} may not make (`puente held list` shows them){}",
+                        peer.name,
+                        if applied.held_dropped > 0 {
+                            "; the held list is full, so the excess was dropped"
+                        } else {
+                            ""
+                        }
+                    );
+                }
                 tracing::trace!(
                     peer = %peer.name,
                     rows = applied.rows_written,
@@ -107,6 +134,7 @@ impl Store {
             .iter()
             .map(|s| self.intern_site(*s))
             .collect::<Result<_, _>>()?;
+        let judging = self.schema.rights.is_active();
         for change in batch.changes {
             match change {
                 Change::Row { table, id, cells } => {
@@ -121,10 +149,14 @@ impl Store {
                             value: c.value,
                         })
                         .collect();
-                    let written = self.merge_row(table as usize, &id, incoming)?;
-                    if written > 0 {
+                    let t = table as usize;
+                    let merged = self.merge_row(t, &id, incoming, true)?;
+                    if merged.written > 0 {
                         applied.rows_written += 1;
-                        applied.cells_written += written;
+                        applied.cells_written += merged.written;
+                    }
+                    if !merged.held.is_empty() {
+                        self.hold_cells(peer, t, &id, merged.held, applied)?;
                     }
                 }
                 Change::Tombstone {
@@ -133,10 +165,71 @@ impl Store {
                     hlc,
                     site,
                 } => {
-                    if self.merge_tombstone(table as usize, &id, hlc, sites[site as usize], via)? {
+                    let (t, site) = (table as usize, sites[site as usize]);
+                    let origin = self.state.guard.origins[site as usize];
+                    if judging
+                        && let Some(refused) = judge::tombstone(&self.schema.rights, t, origin)
+                    {
+                        let standing = self.tombstone_of(t, &id)?.map(|s| self.stamp(s));
+                        if lww::tombstone_replaces(self.stamp((hlc, site)), standing)
+                            && self.hold(
+                                peer,
+                                t,
+                                &id,
+                                site,
+                                refused,
+                                hlc,
+                                &[],
+                                &mut applied.held_dropped,
+                            )?
+                        {
+                            applied.held += 1;
+                        }
+                        continue;
+                    }
+                    if self.merge_tombstone(t, &id, hlc, site, via)? {
                         applied.tombstones_written += 1;
                     }
                 }
+            }
+        }
+        Ok(())
+    }
+
+    /// Holds the refused cells of one row change, one entry per site and
+    /// kind of change.
+    fn hold_cells(
+        &mut self,
+        peer: &PeerRef,
+        t: usize,
+        id: &str,
+        cells: Vec<HeldCell>,
+        applied: &mut Applied,
+    ) -> Result<(), StoreError> {
+        let mut groups: Vec<Vec<HeldCell>> = Vec::new();
+        for cell in cells {
+            let same = |g: &Vec<HeldCell>| {
+                g[0].clock.site == cell.clock.site && g[0].refused == cell.refused
+            };
+            match groups.iter_mut().find(|g| same(g)) {
+                Some(g) => g.push(cell),
+                None => groups.push(vec![cell]),
+            }
+        }
+        for group in groups {
+            let (site, refused) = (group[0].clock.site, group[0].refused);
+            let hlc = group.iter().map(|c| c.clock.hlc).max().unwrap_or(Hlc::ZERO);
+            if self.hold(
+                peer,
+                t,
+                id,
+                site,
+                refused,
+                hlc,
+                &group,
+                &mut applied.held_dropped,
+            )? {
+                applied.held += 1;
             }
         }
         Ok(())

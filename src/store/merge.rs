@@ -4,7 +4,9 @@
 //! Owns: reading the row or tombstone a change meets, writing the winner
 //! with the next change sequence, and keeping the digest and counts in step.
 //! The rules themselves (which version wins, that a tombstone beats every
-//! update of its id and erases the row) are `lww`'s.
+//! update of its id and erases the row) are `lww`'s; which cells of a
+//! peer's change this office may take is `judge`'s (the cells it may not
+//! take, that would have won, are returned to be held).
 //! Must not: open transactions (callers do), validate input (callers do) or
 //! decide a winner itself.
 
@@ -12,6 +14,8 @@ use rusqlite::{OptionalExtension, params, params_from_iter};
 
 use super::clocks::{CellClock, RowClocks};
 use super::digest::{cell_hash, tombstone_hash};
+use super::held::HeldCell;
+use super::judge::{self, Refused};
 use super::lww::{self, CellOutcome, IncomingCell, RowCells};
 use super::{SqlContext, Store, StoreError};
 use crate::clock::Hlc;
@@ -19,13 +23,23 @@ use crate::stamp::Stamp;
 use crate::value::Value;
 
 /// An existing row as read for merging.
-struct Existing {
+pub(super) struct Existing {
     rowid: i64,
-    row: RowCells,
+    pub row: RowCells,
+}
+
+/// What merging one row change did.
+#[derive(Debug, Default)]
+pub(super) struct RowMerge {
+    /// Cells written.
+    pub written: usize,
+    /// Cells this office may not take from the change and that would have
+    /// won: for the caller to hold.
+    pub held: Vec<HeldCell>,
 }
 
 impl Store {
-    fn stamp(&self, (hlc, site): (Hlc, u32)) -> Stamp {
+    pub(super) fn stamp(&self, (hlc, site): (Hlc, u32)) -> Stamp {
         Stamp {
             hlc,
             site: self.state.sites[site as usize],
@@ -51,7 +65,11 @@ impl Store {
             .ctx("looking up a tombstone")
     }
 
-    fn read_for_merge(&self, t: usize, id: &str) -> Result<Option<Existing>, StoreError> {
+    pub(super) fn read_for_merge(
+        &self,
+        t: usize,
+        id: &str,
+    ) -> Result<Option<Existing>, StoreError> {
         let sql = &self.tables[t];
         let columns = sql.columns;
         let mut stmt = self
@@ -105,22 +123,91 @@ impl Store {
         )
     }
 
+    /// Judges the written cells of `row` (as a row new here, or not).
+    fn judge_row(&self, t: usize, row: &RowCells, new_row: bool) -> Vec<Option<Refused>> {
+        judge::row(
+            &self.schema.rights,
+            t,
+            &row.clocks.0,
+            &self.tables[t].canonical_of,
+            &self.state.sites,
+            &self.state.guard.origins,
+            new_row,
+        )
+    }
+
+    /// Moves the refused cells out of `row`; those that would replace what
+    /// `existing` holds (everything, for a new row) go to `held`.
+    fn take_refused(
+        &self,
+        row: &mut RowCells,
+        verdicts: &[Option<Refused>],
+        existing: Option<&RowCells>,
+        held: &mut Vec<HeldCell>,
+    ) {
+        for (c, verdict) in verdicts.iter().enumerate() {
+            let Some(refused) = verdict else { continue };
+            let clock = std::mem::take(&mut row.clocks.0[c]);
+            let value = std::mem::replace(&mut row.values[c], Value::Null);
+            let wins = existing.is_none_or(|e| {
+                let current = e.clocks.0[c].is_written().then(|| {
+                    (
+                        self.stamp((e.clocks.0[c].hlc, e.clocks.0[c].site)),
+                        &e.values[c],
+                    )
+                });
+                lww::replaces((self.stamp((clock.hlc, clock.site)), &value), current)
+            });
+            if wins {
+                held.push(HeldCell {
+                    column: c,
+                    clock,
+                    value,
+                    refused: *refused,
+                });
+            }
+        }
+    }
+
     /// Merges cell versions into row `id` of table `t`. Returns how many
     /// cells were written (0 if every version lost or the row is deleted).
+    /// `judged`: a peer's change, checked against the schema's rights; the
+    /// cells it may not write are returned instead (local writes and
+    /// accepted changes are not judged here).
     pub(super) fn merge_row(
         &mut self,
         t: usize,
         id: &str,
         incoming: Vec<IncomingCell>,
-    ) -> Result<usize, StoreError> {
+        judged: bool,
+    ) -> Result<RowMerge, StoreError> {
         let tombstone = self.tombstone_of(t, id)?.map(|s| self.stamp(s));
         if !lww::update_allowed(tombstone) {
-            return Ok(0);
+            return Ok(RowMerge::default());
         }
         let columns = self.tables[t].columns;
         let Some(mut resolved) = lww::resolve_incoming(columns, incoming, &self.state.sites) else {
-            return Ok(0);
+            return Ok(RowMerge::default());
         };
+        let judging = judged && self.schema.rights.is_active();
+        let mut held = Vec::new();
+        if judging {
+            let as_new = self.judge_row(t, &resolved, true);
+            if as_new.iter().any(Option::is_some) {
+                // Not every cell may be written if the row is new here:
+                // find out whether it is.
+                if let Some(existing) = self.read_for_merge(t, id)? {
+                    let verdicts = self.judge_row(t, &resolved, false);
+                    self.take_refused(&mut resolved, &verdicts, Some(&existing.row), &mut held);
+                    let written = self.merge_existing(t, id, existing, resolved)?;
+                    return Ok(RowMerge { written, held });
+                }
+                self.take_refused(&mut resolved, &as_new, None, &mut held);
+                if !resolved.clocks.0.iter().any(CellClock::is_written) {
+                    return Ok(RowMerge { written: 0, held });
+                }
+            }
+        }
         // Fast path: a row this replica has never seen takes every version
         // with one insert (no lookup first).
         let seq = self.next_seq();
@@ -139,17 +226,44 @@ impl Store {
                     }
                 }
             }
-            return Ok(written);
+            self.after_write(t, id)?;
+            return Ok(RowMerge { written, held });
         }
         // The row exists: merge cell by cell. The sequence taken above is
         // given back so that only real writes consume one.
         self.state.head -= 1;
-        let Some(Existing { rowid, mut row }) = self.read_for_merge(t, id)? else {
+        let Some(existing) = self.read_for_merge(t, id)? else {
             return Err(StoreError::Corrupt {
                 path: self.path.clone(),
                 detail: format!("row {}/{id} neither inserts nor reads", self.tables[t].name),
             });
         };
+        if judging {
+            // Judged as a new row, but it is not: judge again as an update.
+            let verdicts = self.judge_row(t, &resolved, false);
+            self.take_refused(&mut resolved, &verdicts, Some(&existing.row), &mut held);
+        }
+        let written = self.merge_existing(t, id, existing, resolved)?;
+        Ok(RowMerge { written, held })
+    }
+
+    /// Held changes of a row that a write made moot leave the list.
+    fn after_write(&mut self, t: usize, id: &str) -> Result<(), StoreError> {
+        if self.state.guard.held_entries > 0 {
+            self.recheck_held(t, id)?;
+        }
+        Ok(())
+    }
+
+    /// Merges resolved versions into a stored row, cell by cell.
+    fn merge_existing(
+        &mut self,
+        t: usize,
+        id: &str,
+        existing: Existing,
+        resolved: RowCells,
+    ) -> Result<usize, StoreError> {
+        let Existing { rowid, mut row } = existing;
         let outcomes = lww::resolve_against(&mut row, resolved, &self.state.sites);
         let written = outcomes.iter().filter(|o| o.changed()).count();
         if written == 0 {
@@ -181,6 +295,7 @@ impl Store {
             self.state.digest.add(&h);
         }
         self.update_row(t, rowid, &row, seq)?;
+        self.after_write(t, id)?;
         Ok(written)
     }
 
@@ -289,6 +404,7 @@ impl Store {
         if previous.is_none() {
             self.state.tombstones[t] += 1;
         }
+        self.after_write(t, id)?;
         Ok(true)
     }
 }

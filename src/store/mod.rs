@@ -3,7 +3,9 @@
 //! Owns: opening and creating a replica (WAL, secure_delete, format
 //! version), the in-memory state kept in step with it (site id, HLC, head
 //! sequence, digest), transactions, and the public operations implemented in
-//! the submodules: local writes, reads, changes-since, apply, digest.
+//! the submodules: local writes, reads, changes-since, apply, digest, and
+//! the schema's rights (which office a site is, judging a peer's changes,
+//! holding what its office may not do).
 //! Must not: do network IO, read the system clock (time comes from the
 //! injected `WallClock`), or let a sealed plaintext reach SQLite or an error.
 
@@ -12,14 +14,17 @@ mod adopt_exec;
 mod apply;
 pub mod backup;
 mod batching;
+mod bindings;
 mod change;
 mod changes;
 pub mod cipher;
 mod clocks;
 mod columns;
 pub mod digest;
+mod held;
 mod history;
 mod inspect;
+mod judge;
 mod keysets;
 mod layout;
 mod local;
@@ -29,7 +34,9 @@ mod migrate;
 mod open;
 mod read;
 pub mod reseal;
+mod review;
 mod sealing;
+mod settle;
 mod swap;
 mod write;
 
@@ -45,9 +52,11 @@ pub use batching::Outgoing;
 pub use change::{Batch, CellChange, Change, Cursor, PeerRef};
 pub use cipher::{AtRest, ReplicaKey};
 pub use digest::Digest;
+pub use held::{Decided, HeldChange, HeldFrom, MAX_HELD_BYTES, MAX_HELD_ENTRIES};
 pub use inspect::{CellRecord, RowKey, Snapshot, TombstoneRecord};
 pub use local::StaffRecord;
 pub use read::{CellView, Reveal, RowView, Stats};
+pub use settle::{SETTLE_WAL_BYTES, Settled};
 pub use write::{RowWrite, Written};
 
 use crate::clock::{Hlc, HlcState, WallClock};
@@ -131,6 +140,36 @@ pub enum StoreError {
     RowDeleted { table: String, id: String },
     #[error("no row {table}/{id}")]
     NoSuchRow { table: String, id: String },
+    /// A write this office may not make (the schema's rights).
+    #[error("{message}")]
+    Forbidden {
+        office: String,
+        /// The offices that may make it (none: the rights must change).
+        allowed: Vec<String>,
+        message: String,
+    },
+    #[error(
+        "peer `{peer}` presents site id {site}, which belongs to office {office} here: it runs on a copy of {office}'s replica, or it is forged; give {peer} an empty data dir"
+    )]
+    SiteOfAnotherOffice {
+        site: String,
+        office: String,
+        peer: String,
+    },
+    #[error(
+        "the replica in {} belongs to office {office}, but this node is named {node}: its data dir was copied from {office}; give {node} an empty data dir (or its own replica) and start again", path.display()
+    )]
+    ReplicaOfAnotherOffice {
+        path: PathBuf,
+        office: String,
+        node: String,
+    },
+    #[error("no held change {id}; `puente held list` shows the held changes and their numbers")]
+    NoSuchHeld { id: i64 },
+    #[error(
+        "held change {id} was already {state}; `puente held list --all` shows what was decided"
+    )]
+    HeldDecided { id: i64, state: String },
     #[error("batch from peer {peer} rejected, nothing applied: {table}/{id}/{column}: {reason}")]
     InvalidBatch {
         peer: String,
@@ -171,6 +210,9 @@ struct State {
     counts: Counts,
     /// Sealed cells per group and recipient set (`keysets.rs`).
     keysets: keysets::Keysets,
+    /// Sites bound to offices, how each interned site is judged, and the
+    /// held changes' totals.
+    guard: bindings::Guard,
 }
 
 /// Live rows per table and written sealed cells.
@@ -245,6 +287,10 @@ pub struct Store {
     /// How the file is stored, with its key (backups open a second
     /// connection with it).
     at_rest: AtRest,
+    /// The office local writes are made as (`set_office`).
+    office: Option<String>,
+    /// The bound on held changes: entries and bytes.
+    held_limits: (u64, u64),
     /// Told how long each COMMIT took (the node's metrics).
     commit_observer: Option<CommitObserver>,
 }
@@ -389,6 +435,8 @@ impl Store {
             .ctx("recording a site id")?;
         self.state.sites.push(site);
         self.state.site_index.insert(site, idx);
+        let origin = self.origin_for(&site);
+        self.state.guard.origins.push(origin);
         Ok(idx)
     }
 

@@ -243,7 +243,7 @@ impl Store {
                 .query_row("PRAGMA cipher_version", [], |r| r.get::<_, String>(0))
                 .ok(),
         };
-        Ok(Store {
+        let mut store = Store {
             conn,
             path: path.to_path_buf(),
             schema,
@@ -254,8 +254,12 @@ impl Store {
             seal_threads: std::thread::available_parallelism().map_or(1, |n| n.get()),
             cipher,
             at_rest: at_rest.clone(),
+            office: None,
+            held_limits: (super::MAX_HELD_ENTRIES, super::MAX_HELD_BYTES),
             commit_observer: None,
-        })
+        };
+        store.load_guard()?;
+        Ok(store)
     }
 
     /// How many threads seal the cells of a bulk put (default: every core).
@@ -535,6 +539,7 @@ fn load_state(
         tombstones,
         counts,
         keysets,
+        guard: Default::default(),
     })
 }
 

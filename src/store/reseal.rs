@@ -8,6 +8,9 @@
 //! lock released (`seal_batch`, a free function), and writing the new
 //! versions in one transaction through the ordinary merge — skipping any
 //! cell that changed since it was read, so nothing newer is overwritten.
+//! Also: which of a group's columns this office may not update (the
+//! schema's rights), so that a reseal is refused where its versions would
+//! be held.
 //! Must not: decide when to run or how big a batch is (node/reseal.rs
 //! does), or let a plaintext out of `seal::reseal`.
 
@@ -17,6 +20,7 @@ use super::lww::IncomingCell;
 use super::{SqlContext, Store, StoreError};
 use crate::clock::Hlc;
 use crate::config::Schema;
+use crate::config::rights::Action;
 use crate::seal::{self, Binding, Keyring, SealError, keyset_id, marker_of};
 use crate::stamp::SiteId;
 use crate::value::Value;
@@ -246,13 +250,37 @@ impl Store {
                 }
                 if !incoming.is_empty() {
                     let n = incoming.len() as u64;
-                    let written = store.merge_row(t, &id, incoming)? as u64;
+                    let written = store.merge_row(t, &id, incoming, false)?.written as u64;
                     out.written += written;
                     out.skipped += n - written;
                 }
             }
             Ok(out)
         })
+    }
+
+    /// The columns sealed to `group` that this office may not update (the
+    /// schema's write rights), as `table.column`: re-sealed versions of
+    /// them would be held for review at every other office.
+    pub fn reseal_forbidden(&self, group: &str) -> Vec<String> {
+        let rights = &self.schema.rights;
+        let actor = self.own_actor();
+        let mut out = Vec::new();
+        for (t, table) in self.tables.iter().enumerate() {
+            if !rights.restricts(t) {
+                continue;
+            }
+            for (slot, def) in table.defs.iter().enumerate() {
+                let canonical = table.canonical_of.get(slot).copied().flatten();
+                if def.group() == Some(group)
+                    && let Some(c) = canonical
+                    && !rights.allows(t, Action::Update, Some(usize::from(c)), actor)
+                {
+                    out.push(format!("{}.{}", table.name, def.name));
+                }
+            }
+        }
+        out
     }
 
     /// Remembers the groups of a reseal until it finishes (empty: none

@@ -1,7 +1,9 @@
 //! Local writes: put (partial row update) and delete.
 //!
-//! Owns: validating a writer's input against the schema, stamping it with
-//! a fresh HLC, sealing sealed columns (in parallel for bulk puts) before
+//! Owns: validating a writer's input against the schema and against this
+//! office's rights (an honest office never makes a change the others
+//! would refuse: a row this replica has is updated, one it has not is
+//! inserted, a delete deletes), stamping it with a fresh HLC, sealing sealed columns (in parallel for bulk puts) before
 //! anything reaches SQLite, and merging through the same path as peers'
 //! changes.
 //! Must not: log or return any value; plaintext stays in `Plaintext`.
@@ -10,6 +12,7 @@ use super::lww::IncomingCell;
 use super::sealing::Sealer;
 use super::{Store, StoreError, valid_id};
 use crate::clock::Hlc;
+use crate::config::rights::Action;
 use crate::value::{Plaintext, Value};
 
 /// What a local write did.
@@ -91,6 +94,7 @@ impl Store {
                         id: row.id.clone(),
                     });
                 }
+                store.check_put(t, row)?;
             }
             store.write_rows(t, pending)
         })
@@ -180,6 +184,68 @@ impl Store {
         })
     }
 
+    /// Refuses a put this office may not make: an insert of a row this
+    /// replica does not have, or an update of the columns of one it has.
+    fn check_put(&self, t: usize, row: &PendingRow) -> Result<(), StoreError> {
+        if !self.schema.rights.restricts(t) {
+            return Ok(());
+        }
+        let actor = self.own_actor();
+        let rights = &self.schema.rights;
+        if !self.row_exists(t, &row.id)? {
+            return match rights.allows(t, Action::Insert, None, actor) {
+                true => Ok(()),
+                false => Err(self.forbidden(t, Action::Insert, &[])),
+            };
+        }
+        let slots: Vec<usize> = row.cells.iter().map(|(slot, _)| *slot).collect();
+        let refused: Vec<usize> = self
+            .canonical_columns(t, &slots)
+            .into_iter()
+            .filter(|c| !rights.allows(t, Action::Update, Some(*c), actor))
+            .collect();
+        match refused.is_empty() {
+            true => Ok(()),
+            false => Err(self.forbidden(t, Action::Update, &refused)),
+        }
+    }
+
+    /// The error for a write this office may not make (`columns`: the
+    /// schema's column indices of the refused columns).
+    fn forbidden(&self, t: usize, action: Action, columns: &[usize]) -> StoreError {
+        let rights = &self.schema.rights;
+        let table = &self.schema.tables[t];
+        let who = self.office.clone().unwrap_or_else(|| {
+            "this replica (no office name set: it may only do what every office may)".into()
+        });
+        let message = rights.refusal(table, t, action, columns, &who);
+        // Who may, so the error says whom to ask.
+        let may: Vec<&str> = rights
+            .offices()
+            .iter()
+            .filter(|o| {
+                let actor = rights.actor(o);
+                match action {
+                    Action::Update => columns
+                        .iter()
+                        .all(|c| rights.allows(t, action, Some(*c), actor)),
+                    _ => rights.allows(t, action, None, actor),
+                }
+            })
+            .map(String::as_str)
+            .collect();
+        let advice = if may.is_empty() {
+            "no office may: the rights in the schema must change first, at every office".to_string()
+        } else {
+            format!("ask {} to make this change", may.join(" or "))
+        };
+        StoreError::Forbidden {
+            office: who,
+            allowed: may.iter().map(|s| s.to_string()).collect(),
+            message: format!("{message}; {advice}"),
+        }
+    }
+
     /// Merges stamped rows whose sealed cells are sealed, in row and
     /// column order.
     fn merge_written(
@@ -211,7 +277,7 @@ impl Store {
                     value,
                 });
             }
-            let cells = self.merge_row(t, &row.id, incoming)?;
+            let cells = self.merge_row(t, &row.id, incoming, false)?.written;
             tracing::trace!(table = %table, id = %row.id, %hlc, cells, "local put");
             out.push(Written {
                 id: row.id,
@@ -228,6 +294,13 @@ impl Store {
         let t = self.table_index(table)?;
         if !valid_id(id) {
             return Err(StoreError::InvalidId { id: id.to_string() });
+        }
+        if !self
+            .schema
+            .rights
+            .allows(t, Action::Delete, None, self.own_actor())
+        {
+            return Err(self.forbidden(t, Action::Delete, &[]));
         }
         self.transaction(|store| {
             if let Some((hlc, _)) = store.tombstone_of(t, id)? {

@@ -98,6 +98,9 @@ pub(super) fn internal(e: NodeError) -> Violation {
 pub(super) fn store_violation(e: StoreError) -> Violation {
     match e {
         StoreError::InvalidBatch { .. } => Violation::new(ErrorCode::InvalidBatch, e.to_string()),
+        StoreError::SiteOfAnotherOffice { .. } => {
+            Violation::new(ErrorCode::SameSite, e.to_string())
+        }
         other => Violation::new(
             ErrorCode::ApplyFailed,
             format!("could not store the peer's changes: {other}"),

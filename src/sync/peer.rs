@@ -22,7 +22,7 @@ use super::pinning::negotiated_version;
 pub use super::policy::Direction;
 use super::protocol::{ErrorCode, FrameDecoder, MAX_HELLO_FRAME, Violation, compresses};
 use super::push::{pump_once, send_pull, send_state};
-use super::receive::{apply_group, validate_batch};
+use super::receive::{apply_group, bind_peer, validate_batch};
 use super::rules::LocalInfo;
 use super::session::{Action, Input, Limits, Pumped, Report, Session, Timing};
 use crate::config::PeerConfig;
@@ -432,7 +432,12 @@ impl Executor {
                     );
                     self.pumping = Some(tokio::spawn(task));
                 }
-                Action::Report(report) => self.report(report, handshaken),
+                Action::Report(report) => {
+                    if let Report::Established { hello } = &report {
+                        bind_peer(&self.shared, hello.site).await?;
+                    }
+                    self.report(report, handshaken)
+                }
                 Action::Close(violation) => return Err(violation),
             }
         }

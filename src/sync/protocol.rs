@@ -159,10 +159,13 @@ pub enum ErrorCode {
     /// No Hello in time.
     Timeout = 13,
     Internal = 14,
+    /// The peer sent more changes its office may not make than this node
+    /// holds for review (the excess was dropped and counted).
+    ForbiddenFlood = 15,
 }
 
 impl ErrorCode {
-    pub const ALL: [ErrorCode; 15] = [
+    pub const ALL: [ErrorCode; 16] = [
         ErrorCode::Normal,
         ErrorCode::ProtocolMismatch,
         ErrorCode::SchemaMismatch,
@@ -178,6 +181,7 @@ impl ErrorCode {
         ErrorCode::Flood,
         ErrorCode::Timeout,
         ErrorCode::Internal,
+        ErrorCode::ForbiddenFlood,
     ];
 
     pub fn code(self) -> u32 {
@@ -209,6 +213,7 @@ impl ErrorCode {
             ErrorCode::Flood => "flood",
             ErrorCode::Timeout => "timeout",
             ErrorCode::Internal => "internal",
+            ErrorCode::ForbiddenFlood => "forbidden_flood",
         }
     }
 }

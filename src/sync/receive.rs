@@ -1,7 +1,9 @@
 //! Carries out the session's receiving actions against the replica:
-//! validating one batch against the schema (on a blocking thread when it
-//! is large, so it overlaps the group being applied) and applying a group
-//! of batches in one transaction with the last cursor.
+//! binding the peer's site to its office once its Hello passed, validating
+//! one batch against the schema (on a blocking thread when it is large, so
+//! it overlaps the group being applied) and applying a group of batches in
+//! one transaction with the last cursor (what the peer's office may not do
+//! is held; a flood of it beyond the held bound closes the session).
 //!
 //! Must not: decide grouping or order (session.rs does) or read the stream.
 
@@ -10,7 +12,7 @@ use std::sync::Arc;
 use super::context::{
     SKEW_WARNING_MS, Shared, internal, same_schema, store_violation, task_failed,
 };
-use super::protocol::Violation;
+use super::protocol::{ErrorCode, Violation};
 use super::session::Received;
 use crate::clock::lead_ms;
 use crate::stamp::SiteId;
@@ -25,6 +27,18 @@ fn peer_ref(shared: &Shared, site: SiteId) -> PeerRef {
         site,
         name: shared.peer.name.clone(),
     }
+}
+
+/// Binds the peer's site (from its Hello) to the office it is pinned as;
+/// a site that belongs to another office here ends the session.
+pub(super) async fn bind_peer(shared: &Arc<Shared>, site: SiteId) -> Result<(), Violation> {
+    let office = shared.peer.name.clone();
+    shared
+        .node
+        .with_store(move |s| s.bind_site(site, &office))
+        .await
+        .map_err(internal)?
+        .map_err(store_violation)
 }
 
 /// Checks a batch against the schema.
@@ -54,6 +68,25 @@ pub(super) async fn validate_batch(
     })
 }
 
+/// After a catch-up (a group reaching the sender's head), folds a grown
+/// WAL into the database and frees SQLite's cache, now rather than in a
+/// quiet moment later. The batches are committed already: a failure here
+/// is worth a warning, not the session.
+fn settle(store: &mut crate::store::Store) {
+    match store.settle() {
+        Ok(s) if s.truncated => {
+            tracing::debug!(wal_bytes = s.wal_bytes_before, "caught up: WAL truncated")
+        }
+        Ok(s) if s.wal_bytes_before >= crate::store::SETTLE_WAL_BYTES => {
+            tracing::warn!(
+                "caught up, but the WAL could not be truncated: another process reads the replica"
+            )
+        }
+        Ok(_) => {}
+        Err(e) => tracing::warn!("caught up, but the WAL could not be checkpointed: {e}"),
+    }
+}
+
 /// Applies batches that arrived together in one transaction.
 pub(super) async fn apply_group(
     shared: Arc<Shared>,
@@ -73,6 +106,8 @@ pub(super) async fn apply_group(
         .iter()
         .map(|g| g.batch.batch().cell_count() as u64)
         .sum();
+    // The group reaches the sender's head: a burst ends here.
+    let caught_up = group.iter().any(|g| g.complete);
     let items: Vec<(Validated, Cursor)> = group.into_iter().map(|g| (g.batch, g.cursor)).collect();
     let last_cursor = items.last().map(|(_, c)| *c);
     tracing::debug!(peer = %shared.peer.name, batches, rows, "applying a group of batches");
@@ -83,6 +118,9 @@ pub(super) async fn apply_group(
             let started = std::time::Instant::now();
             let applied = s.apply_validated(&peer, items);
             timed.metrics.apply_seconds.observe(started.elapsed());
+            if caught_up && applied.is_ok() {
+                settle(s);
+            }
             applied.map_err(store_violation)
         })
         .await
@@ -96,11 +134,24 @@ pub(super) async fn apply_group(
         p.counters.batches_in += batches;
         p.counters.rows_in += rows;
         p.counters.cells_in += cells;
+        p.counters.held += applied.held as u64;
+        p.counters.held_dropped += applied.held_dropped as u64;
         p.peer_head = Some(head.max(p.peer_head.unwrap_or(0)));
         p.last_contact_ms = Some(now);
     });
     if let Some(cursor) = last_cursor {
         shared.note_our_cursor(cursor);
+    }
+    if applied.held_dropped > 0 {
+        // What was held is committed and the cursor moved on; the peer is
+        // told why the session ends.
+        return Err(Violation::new(
+            ErrorCode::ForbiddenFlood,
+            format!(
+                "the peer sent more changes its office may not make than this node holds for review: {} dropped (review the held list with `puente held list`)",
+                applied.held_dropped
+            ),
+        ));
     }
     Ok(())
 }

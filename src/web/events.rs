@@ -226,6 +226,17 @@ async fn write(
             Err(crate::node::NodeError::Store(StoreError::RowDeleted { .. })) => {
                 return ctx.error_page(app, StatusCode::GONE, ctx.words().no_event);
             }
+            Err(crate::node::NodeError::Store(StoreError::Forbidden {
+                message, allowed, ..
+            })) => {
+                tracing::info!(staff = %session.name, id = %id, "web: a write this office may not make was refused: {message}");
+                let office = app.node.config().name.clone();
+                return ctx.error_page(
+                    app,
+                    StatusCode::FORBIDDEN,
+                    &i18n::not_this_office(ctx.lang, &office, &allowed),
+                );
+            }
             Err(e) => return failed(ctx, app, "saving an event", e),
         }
         let by = Editor::Web {

@@ -308,6 +308,26 @@ pub fn unknown_field(lang: Lang, field: &str) -> String {
     }
 }
 
+/// A write this office may not make (the schema's rights); `office` is
+/// this office, `offices` those that may (empty: none).
+pub fn not_this_office(lang: Lang, office: &str, offices: &[String]) -> String {
+    let may = offices.join(", ");
+    match (lang, offices.is_empty()) {
+        (Lang::Es, false) => format!(
+            "La oficina {office} no puede hacer este cambio y no se guardó nada: solo {may}, según los permisos del esquema compartido. Pida a {may} que lo haga."
+        ),
+        (Lang::Es, true) => format!(
+            "La oficina {office} no puede hacer este cambio y no se guardó nada: ninguna oficina puede, según los permisos del esquema compartido."
+        ),
+        (Lang::En, false) => format!(
+            "The {office} office may not make this change, and nothing was saved: only {may} may, by the rights in the shared schema. Ask {may} to make it."
+        ),
+        (Lang::En, true) => format!(
+            "The {office} office may not make this change, and nothing was saved: no office may, by the rights in the shared schema."
+        ),
+    }
+}
+
 /// "hace 3 min" / "3 min ago".
 pub fn ago(lang: Lang, seconds: u64) -> String {
     let (n, unit) = match seconds {

@@ -114,6 +114,22 @@ impl RogueSession {
         .await;
     }
 
+    /// A valid Hello presenting the replica `site` (a tampered office's
+    /// own, so that its forged changes can carry it).
+    pub async fn hello_as(&mut self, site: SiteId, schema_hash: &str) {
+        self.send(&Message::Hello(Hello {
+            protocol: PROTOCOL_VERSION,
+            versions: (1..=PROTOCOL_VERSION).collect(),
+            site,
+            node: "rogue".into(),
+            schema_hash: schema_hash.into(),
+            schema: Some(String::new()),
+            head: 0,
+            wall_ms: 0,
+        }))
+        .await;
+    }
+
     pub async fn valid_hello(&mut self, schema_hash: &str) {
         self.hello(schema_hash, PROTOCOL_VERSION).await;
     }

@@ -2,8 +2,12 @@
 //! the model (model.rs): no stored cursor is ahead of the changes applied,
 //! and the incremental digest and counts equal a full recomputation.
 
+use std::collections::BTreeSet;
+
 use puente::stamp::Stamp;
 use puente::store::{Snapshot, Store};
+
+use super::dishonest::Key;
 
 /// Whether `at` holds the version `stamp` of a cell of `key`, or
 /// something that beats it.
@@ -20,15 +24,28 @@ fn covers_cell(at: &Snapshot, key: &(String, String), column: &str, stamp: Stamp
 /// The cursor `receiver` stores for `sender` promises (see `store::Cursor`):
 /// every change the sender numbered up to `base` is applied, and so is
 /// every row whose latest change is up to `progress`. Checks that promise
-/// against both replicas as they are now.
-pub fn cursor_is_not_ahead(receiver: &Snapshot, sender: &Snapshot) -> Result<(), String> {
+/// against both replicas as they are now. `excused`: changes the receiver
+/// holds for review instead (or cannot be seen as sent: see dishonest.rs).
+pub fn cursor_is_not_ahead(
+    receiver: &Snapshot,
+    sender: &Snapshot,
+    excused: &BTreeSet<Key>,
+) -> Result<(), String> {
     let Some(cursor) = receiver.cursors.get(&sender.site).copied() else {
         return Ok(());
     };
     for (key, (row_seq, cells)) in &sender.rows {
         for (column, cell) in cells {
             let promised = *row_seq <= cursor.progress || cell.seq <= cursor.base;
-            if promised && !covers_cell(receiver, key, column, cell.stamp) {
+            let held = || {
+                excused.contains(&(
+                    key.0.clone(),
+                    key.1.clone(),
+                    Some(column.clone()),
+                    cell.stamp,
+                ))
+            };
+            if promised && !covers_cell(receiver, key, column, cell.stamp) && !held() {
                 return Err(format!(
                     "the cursor {cursor:?} for the sender is ahead of what was applied: {}/{}/{column} (sender's sequence {}, row {row_seq}) is missing",
                     key.0, key.1, cell.seq
@@ -41,7 +58,8 @@ pub fn cursor_is_not_ahead(receiver: &Snapshot, sender: &Snapshot) -> Result<(),
         let covered = receiver
             .tombstones
             .get(key)
-            .is_some_and(|r| r.stamp >= t.stamp);
+            .is_some_and(|r| r.stamp >= t.stamp)
+            || excused.contains(&(key.0.clone(), key.1.clone(), None, t.stamp));
         if promised && !covered {
             return Err(format!(
                 "the cursor {cursor:?} for the sender is ahead of what was applied: the tombstone of {}/{} (sequence {}) is missing",

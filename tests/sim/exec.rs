@@ -123,7 +123,9 @@ impl World {
                         continue;
                     };
                     let own = self.offices[office].site;
-                    if batch.sites.contains(&own) {
+                    let sender = self.conns[&conn].ends[1 - side];
+                    // (The dishonest office sends forged stamps on purpose.)
+                    if batch.sites.contains(&own) && !self.plan.is_dishonest(sender) {
                         let from = self.offices[self.conns[&conn].ends[1 - side]].name.clone();
                         self.fail(format!(
                             "{from} sent {} changes this office wrote back to it",
@@ -179,6 +181,18 @@ impl World {
                 }
                 Action::Report(Report::Established { hello }) => {
                     let peer = self.conns[&conn].ends[1 - side];
+                    // As the daemon: the Hello over a pinned connection
+                    // binds the peer's site to its office.
+                    let peer_name = self.offices[peer].name.clone();
+                    let bound = self.offices[office]
+                        .store_mut()
+                        .bind_site(hello.site, &peer_name);
+                    // (A full disk may refuse it; the apply binds it again.)
+                    if let Err(e) = bound
+                        && !self.offices[office].disk_full
+                    {
+                        self.fail(format!("binding {peer_name}'s site: {e}"));
+                    }
                     if let Some(b) = self.offices[office].backoff.get_mut(&peer) {
                         b.reset();
                     }
@@ -345,11 +359,22 @@ impl World {
             site,
             name: self.offices[sender].name.clone(),
         };
+        let forbidden: Vec<puente::store::Batch> = if self.plan.is_dishonest(sender) {
+            group.iter().map(|r| r.batch.batch().clone()).collect()
+        } else {
+            Vec::new()
+        };
         let items = group.into_iter().map(|r| (r.batch, r.cursor)).collect();
         let before = self.offices[office].store().head();
         let result = self.offices[office]
             .store_mut()
             .apply_validated(&peer, items);
+        if let Ok(applied) = &result {
+            self.stats.held += applied.held as u64;
+            for batch in &forbidden {
+                self.record_forbidden(office, batch);
+            }
+        }
         let result = result.map(|_| ()).map_err(|e| {
             puente::sync::protocol::Violation::new(ErrorCode::ApplyFailed, e.to_string())
         });
@@ -402,6 +427,11 @@ impl World {
             complete: out.complete,
             head: out.head,
         };
+        let mut out = out;
+        if self.plan.is_dishonest(office) {
+            let to = self.conns[&conn].ends[1 - side];
+            self.forge(office, to, &mut out.batch);
+        }
         self.send(
             conn,
             side,
@@ -440,7 +470,12 @@ impl World {
         let s = self.offices[sender].store().snapshot();
         match (r, s) {
             (Ok(r), Ok(s)) => {
-                if let Err(e) = check::cursor_is_not_ahead(&r, &s) {
+                self.check_nothing_forbidden_applied(receiver, &r);
+                let excused = match super::dishonest::excused(self, receiver, sender, &s) {
+                    Ok(e) => e,
+                    Err(e) => return self.fail(format!("reading held changes: {e}")),
+                };
+                if let Err(e) = check::cursor_is_not_ahead(&r, &s, &excused) {
                     let names = (
                         self.offices[receiver].name.clone(),
                         self.offices[sender].name.clone(),

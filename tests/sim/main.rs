@@ -10,6 +10,7 @@
 //! seed and prints every event.
 
 mod check;
+mod dishonest;
 mod exec;
 mod model;
 mod run;
@@ -66,6 +67,10 @@ fn seeds_converge_to_the_model_of_acknowledged_writes() {
     let next = AtomicU64::new(first);
     let failures: Mutex<Vec<(u64, run::Failure)>> = Mutex::new(Vec::new());
     let totals = Mutex::new((0u64, 0usize, 0u64, 0u64, 0u64));
+    // Runs with rights, with a dishonest office, writes refused, held.
+    let rights = Mutex::new((0u64, 0u64, 0u64, 0u64, 0u64));
+    // Seconds spent on seeds with rights, and on the others.
+    let spent = Mutex::new((0f64, 0f64));
     let started = Instant::now();
     std::thread::scope(|scope| {
         for _ in 0..threads {
@@ -75,14 +80,29 @@ fn seeds_converge_to_the_model_of_acknowledged_writes() {
                     if seed >= first + count {
                         return;
                     }
+                    let began = Instant::now();
                     match run_one(seed, false) {
                         Ok(s) => {
+                            let secs = began.elapsed().as_secs_f64();
+                            let mut sp = spent.lock().unwrap();
+                            if s.rights {
+                                sp.0 += secs;
+                            } else {
+                                sp.1 += secs;
+                            }
+                            drop(sp);
                             let mut t = totals.lock().unwrap();
                             t.0 += s.stats.events;
                             t.1 += s.acknowledged;
                             t.2 += s.stats.crashes;
                             t.3 += s.stats.sessions;
                             t.4 = t.4.max(s.converged_after_ms);
+                            let mut r = rights.lock().unwrap();
+                            r.0 += u64::from(s.rights);
+                            r.1 += u64::from(s.dishonest);
+                            r.2 += s.stats.refused;
+                            r.3 += s.stats.held;
+                            r.4 += s.stats.held_at_end;
                         }
                         Err(f) => failures.lock().unwrap().push((seed, f)),
                     }
@@ -95,6 +115,11 @@ fn seeds_converge_to_the_model_of_acknowledged_writes() {
         "simulated seeds {first}..{}: {events} events, {acknowledged} acknowledged writes, {crashes} crashes, {sessions} sessions; slowest convergence {slowest} ms after the last fault; {:.1} s",
         first + count,
         started.elapsed().as_secs_f64()
+    );
+    let (with_rights, dishonest, refused, held, held_at_end) = *rights.lock().unwrap();
+    let (rights_s, other_s) = *spent.lock().unwrap();
+    eprintln!(
+        "with rights: {with_rights} seeds ({rights_s:.1} s; the others {other_s:.1} s), {dishonest} with a dishonest office; {refused} honest writes refused locally, {held} changes held on apply, {held_at_end} forbidden cells and deletes still held at the end"
     );
     let mut failures = failures.into_inner().unwrap();
     failures.sort_by_key(|(seed, _)| *seed);

@@ -17,6 +17,7 @@ use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 
 use super::check;
+use super::dishonest::{self, RightsPlan};
 use super::model::Expect;
 use super::scenario::{Fault, Scenario};
 use super::world::{Ev, Office, Stats, World};
@@ -31,6 +32,9 @@ const CHECK_EVERY_MS: u64 = 1_000;
 #[derive(Debug, Clone, Copy)]
 pub struct Summary {
     pub stats: Stats,
+    /// Whether the run had rights, and a dishonest office.
+    pub rights: bool,
+    pub dishonest: bool,
     pub acknowledged: usize,
     pub converged_after_ms: u64,
 }
@@ -65,12 +69,8 @@ fn keys() -> &'static Keys {
     })
 }
 
-fn schema(recipient: &str) -> Schema {
-    let text = format!(
-        "[groups]\nmx = [\"{recipient}\"]\n\n\
-         [tables.events.columns]\ntitle = \"shared\"\nplace = \"shared\"\nseats = \"shared\"\n\n\
-         [tables.people.columns]\nstatus = \"shared\"\nname = {{ sealed = \"mx\" }}\nphone = {{ sealed = \"mx\" }}\n"
-    );
+fn schema(recipient: &str, plan: &RightsPlan, offices: usize) -> Schema {
+    let text = dishonest::schema_text(recipient, plan, offices);
     Schema::parse(Path::new("sim-schema.toml"), &text).expect("the simulator's schema parses")
 }
 
@@ -86,7 +86,7 @@ fn scratch() -> tempfile::TempDir {
 }
 
 fn open_store(world_schema: &Arc<Schema>, office: &Office) -> Result<Store, StoreError> {
-    let store = Store::open_with_site(
+    let mut store = Store::open_with_site(
         &office.path,
         &puente::store::AtRest::Plain,
         world_schema.clone(),
@@ -95,6 +95,7 @@ fn open_store(world_schema: &Arc<Schema>, office: &Office) -> Result<Store, Stor
         office.site,
     )?;
     store.relax_durability_for_simulation()?;
+    store.set_office(&office.name)?;
     if office.disk_full {
         store.limit_pages(1)?;
     }
@@ -107,9 +108,10 @@ fn open_store(world_schema: &Arc<Schema>, office: &Office) -> Result<Store, Stor
 pub fn run(seed: u64, trace: bool) -> Result<Summary, Failure> {
     let dir = scratch();
     let keys = keys();
-    let schema = Arc::new(schema(&keys.recipient));
     let mut rng = StdRng::seed_from_u64(seed);
-    let scenario = Scenario::draw(&mut rng);
+    let mut scenario = Scenario::draw(&mut rng);
+    let plan = RightsPlan::draw(seed, &mut scenario);
+    let schema = Arc::new(schema(&keys.recipient, &plan, scenario.offices));
     let offices = (0..scenario.offices)
         .map(|i| {
             let mut site = [0u8; 16];
@@ -136,10 +138,13 @@ pub fn run(seed: u64, trace: bool) -> Result<Summary, Failure> {
             }
         })
         .collect();
-    let mut world = World::new(rng, scenario, schema, keys.keyring.clone(), offices);
+    let mut world = World::new(rng, scenario, schema, keys.keyring.clone(), offices, plan);
     world.tracing = trace;
     if trace {
-        eprintln!("{:#?}", world.scenario);
+        eprintln!("{:#?}\n{:?}", world.scenario, world.plan);
+        for o in &world.offices {
+            eprintln!("{}: site {}", o.name, o.site);
+        }
     }
     let result = simulate(&mut world);
     drop(dir);
@@ -152,7 +157,8 @@ pub fn run(seed: u64, trace: bool) -> Result<Summary, Failure> {
 fn simulate(world: &mut World) -> Result<Summary, String> {
     for i in 0..world.offices.len() {
         world.sync_clock(i);
-        let store = open_store(&world.schema, &world.offices[i])
+        let schema = world.schema_of(i);
+        let store = open_store(&schema, &world.offices[i])
             .map_err(|e| format!("creating office {i}: {e}"))?;
         world.offices[i].store = Some(store);
     }
@@ -212,6 +218,8 @@ fn simulate(world: &mut World) -> Result<Summary, String> {
             if converged(world)? {
                 return Ok(Summary {
                     stats: world.stats,
+                    rights: world.plan.on,
+                    dishonest: world.plan.dishonest.is_some(),
                     acknowledged: world.model.acknowledged,
                     converged_after_ms: world.now - quiet_from,
                 });
@@ -326,6 +334,10 @@ fn write(world: &mut World, office: usize) {
     world.sync_clock(office);
     let t = world.rng.random_range(0..2usize);
     let table = world.schema.tables[t].name.clone();
+    if world.plan.on && table == dishonest::PEOPLE {
+        dishonest::write_people(world, office);
+        return;
+    }
     let id = format!("r{}", world.rng.random_range(0..world.scenario.ids));
     let site = world.offices[office].site;
     let name = world.offices[office].name.clone();
@@ -387,9 +399,7 @@ fn write(world: &mut World, office: usize) {
 /// A write refused for a reason other than the row's state: only a full
 /// disk excuses it.
 fn refused(world: &mut World, office: usize, e: StoreError) {
-    if !world.offices[office].disk_full {
-        world.fail(format!("a local write failed: {e}"));
-    }
+    world.refused_write(office, e);
 }
 
 fn crash(world: &mut World, office: usize, down_ms: u64) {
@@ -408,7 +418,8 @@ fn crash(world: &mut World, office: usize, down_ms: u64) {
 
 fn restart(world: &mut World, office: usize) {
     world.sync_clock(office);
-    let store = match open_store(&world.schema, &world.offices[office]) {
+    let schema = world.schema_of(office);
+    let store = match open_store(&schema, &world.offices[office]) {
         Ok(s) => s,
         Err(e) => {
             world.fail(format!("office-{office} does not reopen: {e}"));
@@ -435,11 +446,19 @@ fn converged(world: &mut World) -> Result<bool, String> {
     if world.offices.iter().any(|o| !o.is_up()) {
         return Ok(false);
     }
-    let digests: Vec<_> = world.offices.iter().map(|o| o.store().digest()).collect();
+    // The dishonest office keeps what it may not do: only the honest ones
+    // must agree (with each other and with the model).
+    let honest: Vec<usize> = (0..world.offices.len())
+        .filter(|i| !world.plan.is_dishonest(*i))
+        .collect();
+    let digests: Vec<_> = honest
+        .iter()
+        .map(|i| world.offices[*i].store().digest())
+        .collect();
     if digests.windows(2).any(|w| w[0] != w[1]) {
         return Ok(false);
     }
-    for o in &world.offices {
+    for o in honest.iter().map(|i| &world.offices[*i]) {
         let store = o.store();
         check::bookkeeping_is_exact(store).map_err(|e| format!("{}: {e}", o.name))?;
         let snap = store.snapshot().map_err(|e| e.to_string())?;
@@ -453,6 +472,9 @@ fn converged(world: &mut World) -> Result<bool, String> {
         .collect();
     for (a, b) in pairs {
         world.check_cursor(a, b);
+    }
+    if world.plan.on {
+        world.stats.held_at_end = world.check_held()?;
     }
     match world.failure.take() {
         Some(f) => Err(f),

@@ -29,6 +29,7 @@ use puente::sync::session::{Received, Session};
 use rand::Rng;
 use rand::rngs::StdRng;
 
+use super::dishonest::{Key, RightsPlan};
 use super::model::Model;
 use super::scenario::{LinkSpec, Scenario};
 
@@ -220,6 +221,14 @@ pub struct World {
     pub conns: BTreeMap<u64, Conn>,
     next_conn: u64,
     pub model: Model,
+    /// Whether the run has rights, and a dishonest office.
+    pub plan: RightsPlan,
+    /// The schema the dishonest office's own store uses (no rights).
+    pub dishonest_schema: Arc<Schema>,
+    /// Forbidden changes the dishonest office sent, per receiver.
+    pub forbidden_sent: BTreeMap<usize, std::collections::BTreeSet<Key>>,
+    /// Numbers ids that only one office writes.
+    pub fresh: u64,
     /// The first broken invariant, if any.
     pub failure: Option<String>,
     /// The last events, for the failure report.
@@ -234,6 +243,12 @@ pub struct Stats {
     pub frames: u64,
     pub sessions: u64,
     pub crashes: u64,
+    /// Honest writes refused for want of a right.
+    pub refused: u64,
+    /// Changes held on apply.
+    pub held: u64,
+    /// Changes held at the end (honest offices).
+    pub held_at_end: u64,
 }
 
 impl World {
@@ -243,6 +258,7 @@ impl World {
         schema: Arc<Schema>,
         keyring: Arc<Keyring>,
         offices: Vec<Office>,
+        plan: RightsPlan,
     ) -> World {
         let links = scenario
             .links
@@ -259,13 +275,17 @@ impl World {
             seq: 0,
             queue: BinaryHeap::new(),
             scenario,
-            schema,
+            schema: schema.clone(),
             keyring,
             offices,
             links,
             conns: BTreeMap::new(),
             next_conn: 1,
             model: Model::default(),
+            dishonest_schema: Arc::new(schema.without_rights()),
+            plan,
+            forbidden_sent: BTreeMap::new(),
+            fresh: 0,
             failure: None,
             trace: VecDeque::new(),
             tracing: false,
@@ -291,6 +311,24 @@ impl World {
         self.now = next.at;
         self.stats.events += 1;
         Some(next.ev)
+    }
+
+    /// The schema an office's own store uses (the dishonest office's
+    /// checks no rights).
+    pub fn schema_of(&self, office: usize) -> Arc<Schema> {
+        if self.plan.is_dishonest(office) {
+            self.dishonest_schema.clone()
+        } else {
+            self.schema.clone()
+        }
+    }
+
+    /// A local write refused for a reason other than the row's state or a
+    /// right: only a full disk excuses it.
+    pub fn refused_write(&mut self, office: usize, e: puente::store::StoreError) {
+        if !self.offices[office].disk_full {
+            self.fail(format!("a local write failed: {e}"));
+        }
     }
 
     /// Records a broken invariant (the first one wins).

@@ -77,13 +77,16 @@ pub fn replica(name: &str, schema: Arc<Schema>, identity: Option<&str>, start_ms
         None => Arc::new(Keyring::empty()),
     };
     let clock = ManualClock::new(start_ms);
-    let store = Store::open(
+    let mut store = Store::open(
         &data.join("puente.db"),
         schema,
         keyring,
         clock.clone() as Arc<dyn WallClock>,
     )
     .unwrap();
+    // The replica writes as the office `name` (with the shipped schema,
+    // only tijuana may update and delete residents).
+    store.set_office(name).unwrap();
     Replica {
         dir,
         store,

@@ -1,0 +1,98 @@
+//! The held-changes endpoints of the admin socket (`/v1/held`, admin
+//! role): list what peers sent that their office may not make, accept one
+//! (applied as if it had been allowed, recorded with the caller's uid) or
+//! discard one (this office's version stays and is written again where it
+//! can be).
+//!
+//! Owns: reading the requests, calling the store, and the log line of each
+//! decision with who made it.
+//! Must not: judge or apply changes itself (store/ does), or show a value.
+
+use std::collections::BTreeMap;
+
+use axum::Router;
+use axum::extract::rejection::{PathRejection, QueryRejection};
+use axum::extract::{ConnectInfo, Path, Query, State};
+use axum::http::StatusCode;
+use axum::response::Response;
+use axum::routing::{get, post};
+
+use super::errors::ApiError;
+use super::held_api::{HeldDecision, HeldEntry, HeldList};
+use super::routes::{Peer, Shared, json};
+
+pub(super) fn routes() -> Router<Shared> {
+    Router::new()
+        .route("/v1/held", get(list))
+        .route("/v1/held/{id}/{decision}", post(decide))
+}
+
+async fn list(
+    State(app): State<Shared>,
+    query: Result<Query<BTreeMap<String, String>>, QueryRejection>,
+) -> Result<Response, ApiError> {
+    let Query(query) = query.map_err(|e| {
+        ApiError::bad_request(format!(
+            "the query string is not valid ({e}); write e.g. ?all=true"
+        ))
+    })?;
+    let mut all = false;
+    for (key, value) in query {
+        match (key.as_str(), value.as_str()) {
+            ("all", "true" | "1" | "yes") => all = true,
+            ("all", "false" | "0" | "no" | "") => all = false,
+            _ => {
+                return Err(ApiError::bad_request(format!(
+                    "unknown query parameter `{key}` (or value); this endpoint takes all=true|false"
+                )));
+            }
+        }
+    }
+    let held = app.node.with_store(move |s| s.held_list(all)).await??;
+    Ok(json(
+        StatusCode::OK,
+        &HeldList {
+            held: held.into_iter().map(HeldEntry::from).collect(),
+        },
+    ))
+}
+
+async fn decide(
+    State(app): State<Shared>,
+    ConnectInfo(peer): ConnectInfo<Peer>,
+    path: Result<Path<(String, String)>, PathRejection>,
+) -> Result<Response, ApiError> {
+    let usage =
+        "write /v1/held/ID/accept or /v1/held/ID/discard with a number from `puente held list`";
+    let Path((id, decision)) =
+        path.map_err(|e| ApiError::bad_request(format!("the path is not valid ({e}); {usage}")))?;
+    let id: i64 = id.parse().map_err(|_| {
+        ApiError::bad_request(format!("`{id}` is not a held change number; {usage}"))
+    })?;
+    let by = peer.caller.map(|c| c.uid);
+    let decided = match decision.as_str() {
+        "accept" => {
+            app.node
+                .with_store(move |s| s.held_accept(id, by))
+                .await??
+        }
+        "discard" => {
+            app.node
+                .with_store(move |s| s.held_discard(id, by))
+                .await??
+        }
+        _ => {
+            return Err(ApiError::not_found(format!(
+                "no decision `{decision}`; {usage}"
+            )));
+        }
+    };
+    tracing::info!(held = id, uid = by, decision = %decision, peer = %decided.change.peer, "a held change was decided on the admin socket");
+    Ok(json(
+        StatusCode::OK,
+        &HeldDecision {
+            change: HeldEntry::from(decided.change),
+            written: decided.written,
+        },
+    ))
+}
