@@ -20,7 +20,7 @@ fn lossy() -> Conditions {
         jitter: Duration::from_millis(10),
         loss: 0.05,
         duplicate: 0.01,
-        cut: false,
+        ..Conditions::CLEAN
     }
 }
 

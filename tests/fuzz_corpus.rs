@@ -21,7 +21,7 @@ use puente::stamp::SiteId;
 use puente::store::{Batch, CellChange, Change, Cursor, Digest};
 use puente::sync::protocol::{
     ErrorCode, FrameDecoder, Hello, LENGTH_BYTES, MAX_FRAME, MAX_HELLO_FRAME, MESSAGE_FORMAT,
-    Message, encode,
+    Message, compress_frame, encode,
 };
 use puente::value::{Plaintext, Value};
 
@@ -315,6 +315,36 @@ fn seeds() -> Vec<Seed> {
     stray.push(0);
     let stray_len = (stray.len() - LENGTH_BYTES) as u32;
     stray[..LENGTH_BYTES].copy_from_slice(&stray_len.to_be_bytes());
+    let v3 = |name, stream: Vec<u8>, expect| Seed {
+        name,
+        bytes: {
+            let mut b = input_bytes(false, &[], &stream);
+            b[0] |= frame_check::FLAG_VERSION_3;
+            b
+        },
+        expect,
+    };
+    // A batch of ten long titles: compressed by a version 3 sender.
+    let long_rows = batch(
+        (0..10)
+            .map(|i| {
+                row(
+                    "outreach_events",
+                    &format!("ev-long-{i}"),
+                    vec![(
+                        "title",
+                        Value::Text("Clínica legal en el centro comunitario. ".repeat(12)),
+                    )],
+                )
+            })
+            .collect(),
+    );
+    let compressed_rows = compress_frame(frame(&long_rows));
+    assert_eq!(
+        compressed_rows[LENGTH_BYTES], 3,
+        "the seed batch compresses"
+    );
+    let bomb = zstd::bulk::compress(&vec![0u8; 17 << 20], 3).unwrap();
 
     vec![
         // The handshake, from the first byte, as the read loop sees it.
@@ -606,7 +636,45 @@ fn seeds() -> Vec<Seed> {
             None,
         ),
         before("random-bytes-before-hello", noise(128, 7), None),
+        // Protocol version 3: compressed frames.
+        v3(
+            "v3-compressed-batch",
+            concat(&[frame(&pull()), compressed_rows.clone(), frame(&state())]),
+            outcome(&["pull", "batch", "state"], 1, need(0)),
+        ),
+        v3(
+            "v3-compressed-bomb",
+            raw_frame(&compressed_body(17 << 20, &bomb)),
+            outcome(&[], 0, End::Decoder(ErrorCode::FrameTooLarge)),
+        ),
+        v3(
+            "v3-compressed-size-a-lie",
+            raw_frame(&compressed_body(1_000, &bomb)),
+            outcome(&[], 0, End::Decoder(ErrorCode::MalformedFrame)),
+        ),
+        v3(
+            "v3-compressed-unknown-format-inside",
+            raw_frame(&compressed_body(
+                64,
+                &zstd::bulk::compress(&[9u8; 64], 3).unwrap(),
+            )),
+            outcome(&[], 0, End::Decoder(ErrorCode::UnknownMessageVersion)),
+        ),
+        after(
+            "v1-compressed-batch",
+            // Format 3 is unknown to a connection of version 1 or 2.
+            compressed_rows,
+            outcome(&[], 0, End::Decoder(ErrorCode::UnknownMessageVersion)),
+        ),
     ]
+}
+
+/// A compressed body (format 3) stating `size`.
+fn compressed_body(size: u32, packed: &[u8]) -> Vec<u8> {
+    let mut body = vec![3u8];
+    body.extend_from_slice(&size.to_be_bytes());
+    body.extend_from_slice(packed);
+    body
 }
 
 // ---- random inputs ----

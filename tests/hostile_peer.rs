@@ -11,7 +11,9 @@ use cluster::*;
 use puente::clock::Hlc;
 use puente::stamp::SiteId;
 use puente::store::{Batch, CellChange, Change, Cursor};
-use puente::sync::protocol::{ErrorCode, MAX_FRAME, Message, encode};
+use puente::sync::protocol::{
+    ErrorCode, MAX_FRAME, MAX_HELLO_FRAME, Message, PROTOCOL_VERSION, compress_frame, encode,
+};
 use puente::value::Value;
 
 const TJ: usize = 0;
@@ -159,7 +161,8 @@ async fn every_kind_of_bad_input_closes_the_session_with_its_code() {
     // too many).
     for versions in [vec![], vec![0, 2], vec![2, 1], (1..=500).collect()] {
         let mut s = rogue.connect(tj).await.unwrap();
-        s.hello_advertising(&hash, 2, versions.clone()).await;
+        s.hello_advertising(&hash, PROTOCOL_VERSION, versions.clone())
+            .await;
         assert_eq!(
             s.closed_with().await,
             Some(ErrorCode::ProtocolMismatch),
@@ -171,7 +174,9 @@ async fn every_kind_of_bad_input_closes_the_session_with_its_code() {
     let rogue_status = status.peers.iter().find(|p| p.name == "rogue").unwrap();
     let why = rogue_status.last_error.as_deref().unwrap_or("");
     assert!(
-        why.contains("does not agree with version 2 negotiated"),
+        why.contains(&format!(
+            "does not agree with version {PROTOCOL_VERSION} negotiated"
+        )),
         "{why}"
     );
 
@@ -273,4 +278,137 @@ async fn every_kind_of_bad_input_closes_the_session_with_its_code() {
         "{:?}",
         sd_peer.counters.errors
     );
+}
+
+/// A compressed frame (format 3): the zstd frame inside and the size it
+/// states, whatever they are.
+fn compressed(stated: u32, packed: &[u8]) -> Vec<u8> {
+    let mut body = vec![3u8];
+    body.extend_from_slice(&stated.to_be_bytes());
+    body.extend_from_slice(packed);
+    let mut frame = (body.len() as u32).to_be_bytes().to_vec();
+    frame.extend(body);
+    frame
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn compressed_frames_are_read_within_the_limit_and_bombs_are_refused() {
+    let mut c = Cluster::new(&[("tijuana", true)]);
+    let rogue = Rogue::new(&c.path().join("rogue"), "rogue");
+    puente(&[
+        "peer",
+        "add",
+        "--config",
+        c[TJ].config.to_str().unwrap(),
+        "--name",
+        "rogue",
+        "--fingerprint",
+        &rogue.fingerprint,
+    ]);
+    c.start_all().await;
+    let tj = &c[TJ];
+    let hash = tj.status().await.schema_hash.clone();
+    let title = schema_index(tj, "outreach_events", "title");
+
+    // A positive control: a compressed batch of a long title is applied.
+    let mut s = handshaken(&rogue, tj, &hash).await;
+    let long = "a walk-in clinic at the community centre; ".repeat(200);
+    let frame =
+        compress_frame(encode(&batch(title.0, title.1, Value::Text(long.clone()))).unwrap());
+    assert_eq!(frame[4], 3, "the rogue's batch went compressed");
+    s.send_raw(&frame).await;
+    wait_for("the compressed batch is applied", || async {
+        cell(tj, "outreach_events", "hostile-row", "title", false)
+            .await
+            .as_deref()
+            == Some(long.as_str())
+    })
+    .await;
+    drop(s);
+    let before = tj.status().await;
+
+    // 64 MiB of zeros: a few kilobytes compressed.
+    let bomb = zstd_bomb();
+    let cases: Vec<(&str, Vec<u8>, ErrorCode)> = vec![
+        (
+            "a bomb stating its 64 MiB",
+            compressed(64 << 20, &bomb),
+            ErrorCode::FrameTooLarge,
+        ),
+        (
+            "a frame stating one byte over the limit",
+            compressed((MAX_FRAME + 1) as u32, &bomb),
+            ErrorCode::FrameTooLarge,
+        ),
+        (
+            "a bomb stating a kilobyte",
+            compressed(1_000, &bomb),
+            ErrorCode::MalformedFrame,
+        ),
+        (
+            "a compressed frame that is not zstd",
+            compressed(1_000, b"not zstd at all"),
+            ErrorCode::MalformedFrame,
+        ),
+    ];
+    let mut expected = Vec::new();
+    for (what, bytes, code) in cases {
+        let mut s = handshaken(&rogue, tj, &hash).await;
+        s.send_raw(&bytes).await;
+        assert_eq!(s.closed_with().await, Some(code), "{what}");
+        expected.push(code);
+    }
+    // Before Hello the limit is a Hello's: a compressed frame stating more
+    // is refused as well.
+    let mut s = rogue.connect(tj).await.unwrap();
+    s.send_raw(&compressed((MAX_HELLO_FRAME + 1) as u32, &bomb))
+        .await;
+    assert_eq!(s.closed_with().await, Some(ErrorCode::FrameTooLarge));
+
+    let after = tj.status().await;
+    assert_eq!((after.head, &after.digest), (before.head, &before.digest));
+    let counted = &after
+        .peers
+        .iter()
+        .find(|p| p.name == "rogue")
+        .unwrap()
+        .counters
+        .errors;
+    assert!(
+        counted.get("frame_too_large").copied().unwrap_or(0) >= 3,
+        "{counted:?}"
+    );
+    assert!(
+        counted.get("malformed_frame").copied().unwrap_or(0) >= 2,
+        "{counted:?}"
+    );
+    // The daemon's peak memory never held a decompressed bomb.
+    let status = std::fs::read_to_string(format!("/proc/{}/status", tj.pid().unwrap())).unwrap();
+    let peak_kib: u64 = status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmHWM:"))
+        .and_then(|v| v.split_whitespace().next())
+        .and_then(|v| v.parse().ok())
+        .unwrap();
+    assert!(
+        peak_kib > 1024 && peak_kib < 60 * 1024,
+        "peak RSS {peak_kib} KiB"
+    );
+    assert!(tj.client().health().await.is_ok());
+}
+
+fn zstd_bomb() -> Vec<u8> {
+    zstd::bulk::compress(&vec![0u8; 64 << 20], 19).unwrap()
+}
+
+/// (table, column) indices of a column in the office's schema.
+fn schema_index(o: &Office, table: &str, column: &str) -> (u16, u16) {
+    let schema = puente::config::Schema::parse(
+        std::path::Path::new("s"),
+        &std::fs::read_to_string(o.dir.join("schema.toml")).unwrap(),
+    )
+    .unwrap();
+    let t = schema.table_index(table).unwrap();
+    let c = schema.table(table).unwrap().column_index(column).unwrap();
+    (t as u16, c as u16)
 }

@@ -453,3 +453,44 @@ fn bulk_puts_seal_on_every_core_and_reveal_correctly() {
         Some(text("Persona 17"))
     );
 }
+
+/// A batch large enough to be sealed a chunk ahead of its merge: every
+/// value opens bound to its own row, across chunk boundaries, including
+/// rows with no sealed cell among them; a batch that cannot be sealed
+/// writes nothing at all.
+#[test]
+fn a_large_batch_sealed_ahead_of_its_merge_reveals_every_row() {
+    let rows = |n: usize| -> Vec<_> {
+        (0..n)
+            .map(|i| {
+                let row = if i % 7 == 3 {
+                    cells(&[("status", "active")])
+                } else {
+                    cells(&[("full_name", &format!("Persona {i}")), ("status", "active")])
+                };
+                (format!("big{i:04}"), row)
+            })
+            .collect()
+    };
+    let mut a = replica("a", schema(&[TEST_RECIPIENT]), Some(TEST_IDENTITY), 1_000);
+    let written = a.store.put_many("residents", rows(2_500)).unwrap();
+    assert_eq!(written.len(), 2_500);
+    assert!(written.windows(2).all(|w| w[0].hlc < w[1].hlc));
+    for i in [0, 1_023, 1_024, 2_046, 2_048, 2_499] {
+        assert_eq!(
+            reveal(&a, &format!("big{i:04}"), "full_name").unwrap(),
+            Some(text(&format!("Persona {i}"))),
+            "row {i}"
+        );
+    }
+    let with_a_name = (0..2_500).filter(|i| i % 7 != 3).count() as u64;
+    assert_eq!(a.store.stats().unwrap().sealed_cells, with_a_name);
+
+    let mut b = replica("b", schema(&[]), None, 1_000);
+    let e = b.store.put_many("residents", rows(2_500)).unwrap_err();
+    assert!(
+        e.to_string().contains("group `mx` has no recipients"),
+        "{e}"
+    );
+    assert_eq!(b.store.head(), 0);
+}

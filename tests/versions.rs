@@ -22,9 +22,9 @@ fn protocol_with(s: &puente::node::status::Status, peer: &str) -> Option<u16> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn offices_negotiate_the_newest_common_version_or_refuse_naming_both() {
-    // tijuana speaks what this build speaks (1, 2); `old` only 1, like
-    // puente 0.1.0; `newer` advertises 1 to 3, like a release after this
-    // one; `lonely` only 3.
+    // tijuana speaks what this build speaks (1, 2, 3); `old` only 1, like
+    // puente 0.1.0; `newer` advertises 1 to 4, like a release after this
+    // one; `lonely` only 4.
     let mut c = Cluster::new(&[
         ("tijuana", true),
         ("old", false),
@@ -32,8 +32,8 @@ async fn offices_negotiate_the_newest_common_version_or_refuse_naming_both() {
         ("lonely", false),
     ]);
     c.debug_setting(OLD, "protocols = [1]");
-    c.debug_setting(NEWER, "protocols = [1, 2, 3]");
-    c.debug_setting(LONELY, "protocols = [3]");
+    c.debug_setting(NEWER, "protocols = [1, 2, 3, 4]");
+    c.debug_setting(LONELY, "protocols = [4]");
     c.link(TJ, OLD);
     c.link(TJ, NEWER);
     c.link(NEWER, OLD);
@@ -45,9 +45,9 @@ async fn offices_negotiate_the_newest_common_version_or_refuse_naming_both() {
         let s = tj.status().await;
         let n = newer.status().await;
         protocol_with(&s, "old") == Some(1)
-            && protocol_with(&s, "newer") == Some(2)
+            && protocol_with(&s, "newer") == Some(3)
             && protocol_with(&n, "old") == Some(1)
-            && protocol_with(&n, "tijuana") == Some(2)
+            && protocol_with(&n, "tijuana") == Some(3)
     })
     .await;
     assert_eq!(protocol_with(&old.status().await, "tijuana"), Some(1));
@@ -56,9 +56,9 @@ async fn offices_negotiate_the_newest_common_version_or_refuse_naming_both() {
     old.put("outreach_events", "from-old", &[("title", "v1 office")])
         .await;
     newer
-        .put("outreach_events", "from-newer", &[("title", "v2 office")])
+        .put("outreach_events", "from-newer", &[("title", "v3 office")])
         .await;
-    wait_for("writes cross version 1 and 2 links", || async {
+    wait_for("writes cross version 1 and 3 links", || async {
         cell(tj, "outreach_events", "from-old", "title", false)
             .await
             .is_some()
@@ -74,7 +74,7 @@ async fn offices_negotiate_the_newest_common_version_or_refuse_naming_both() {
         let p = s.peers.iter().find(|p| p.name == "lonely").unwrap();
         p.last_error.as_deref().is_some_and(|e| {
             e.contains("no protocol version in common")
-                && e.contains("speaks 3, this node speaks 1, 2")
+                && e.contains("speaks 4, this node speaks 1, 2, 3")
         })
     })
     .await;
@@ -84,7 +84,7 @@ async fn offices_negotiate_the_newest_common_version_or_refuse_naming_both() {
         p.state == PeerState::Refused
             && p.detail.as_deref().is_some_and(|e| {
                 e.contains("no protocol version in common")
-                    && e.contains("speaks 1, 2, this node speaks 3")
+                    && e.contains("speaks 1, 2, 3, this node speaks 4")
             })
     })
     .await;

@@ -19,7 +19,7 @@ use puente::stamp::SiteId;
 use puente::store::{self, Batch, Change, PeerRef, StoreError};
 use puente::sync::protocol::{
     self, ErrorCode, FrameDecoder, Hello, KNOWN_FORMATS, LENGTH_BYTES, MAX_FRAME, MAX_HELLO_FRAME,
-    Message, PROTOCOL_VERSION,
+    Message,
 };
 use puente::sync::rules::LocalInfo;
 use puente::sync::session::{self as machine, Action, Limits, Received, Session, Timing};
@@ -31,6 +31,11 @@ use puente::value::Value;
 pub const FLAG_BEFORE_HELLO: u8 = 0x80;
 /// Header flag: the connection negotiated protocol version 2 (else 1).
 pub const FLAG_VERSION_2: u8 = 0x40;
+/// Header flag: the connection negotiated protocol version 3, which reads
+/// compressed frames (wins over `FLAG_VERSION_2`).
+pub const FLAG_VERSION_3: u8 = 0x20;
+/// The format byte of a compressed frame (protocol version 3).
+const FORMAT_COMPRESSED: u8 = 3;
 /// Header bits: how many chunk-size bytes follow the header byte.
 pub const CHUNK_COUNT_MASK: u8 = 0x0f;
 
@@ -59,7 +64,7 @@ pub fn local_info() -> LocalInfo {
         node: "fuzz-local".into(),
         schema_hash: schema().hash().to_string(),
         schema: schema().canonical(),
-        versions: vec![1, PROTOCOL_VERSION],
+        versions: protocol::SPOKEN.to_vec(),
     }
 }
 
@@ -116,7 +121,13 @@ impl<'a> Input<'a> {
         let (sizes, stream) = rest.split_at(count);
         Input {
             before_hello: header & FLAG_BEFORE_HELLO != 0,
-            version: if header & FLAG_VERSION_2 != 0 { 2 } else { 1 },
+            version: if header & FLAG_VERSION_3 != 0 {
+                3
+            } else if header & FLAG_VERSION_2 != 0 {
+                2
+            } else {
+                1
+            },
             chunks: sizes.iter().map(|&s| usize::from(s)).collect(),
             stream,
         }
@@ -214,6 +225,7 @@ struct Run<'a> {
     stream: &'a [u8],
     fed: usize,
     decoder: FrameDecoder,
+    version: u16,
     limit: usize,
     session: Session,
     messages: Vec<&'static str>,
@@ -251,10 +263,13 @@ impl<'a> Run<'a> {
             );
             MAX_FRAME
         };
+        let mut decoder = FrameDecoder::with_limit(limit);
+        decoder.set_compressed(protocol::compresses(version));
         Run {
             stream,
             fed: 0,
-            decoder: FrameDecoder::with_limit(limit),
+            decoder,
+            version,
             limit,
             session,
             messages: Vec::new(),
@@ -320,7 +335,24 @@ impl<'a> Run<'a> {
                             rest.len() >= LENGTH_BYTES + len,
                             "an error on an incomplete frame: {violation}"
                         );
-                        if !KNOWN_FORMATS.contains(&rest[LENGTH_BYTES]) {
+                        let format = rest[LENGTH_BYTES];
+                        let stated = rest
+                            .get(LENGTH_BYTES + 1..LENGTH_BYTES + 5)
+                            .map(|b| u32::from_be_bytes([b[0], b[1], b[2], b[3]]) as usize);
+                        if !KNOWN_FORMATS.contains(&format)
+                            || (format == FORMAT_COMPRESSED && self.version < 3)
+                        {
+                            ErrorCode::UnknownMessageVersion
+                        } else if format == FORMAT_COMPRESSED
+                            && len >= 5
+                            && stated.is_some_and(|n| n > self.limit)
+                        {
+                            // A bomb: refused by its stated size.
+                            ErrorCode::FrameTooLarge
+                        } else if format == FORMAT_COMPRESSED
+                            && violation.code == ErrorCode::UnknownMessageVersion
+                        {
+                            // The body inside has a format this node does not read.
                             ErrorCode::UnknownMessageVersion
                         } else {
                             ErrorCode::MalformedFrame

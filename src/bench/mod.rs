@@ -16,6 +16,7 @@ pub mod report;
 pub mod rights;
 pub mod schema;
 pub mod seal;
+pub mod wan;
 pub mod web;
 
 use std::path::PathBuf;
@@ -141,6 +142,16 @@ pub fn run(opts: &BenchOptions) -> Result<Report> {
                 "ms",
             ));
         }
+    }
+    // Issue 16: a catch-up through a WAN-shaped relay, protocol 2 against
+    // this build's newest (see wan.rs).
+    if wanted(opts, "wan") {
+        let (mut plain, mut compressed) = (Vec::new(), Vec::new());
+        for _ in 0..repeat {
+            plain.push(runtime.block_on(wan::run(&opts.bin, opts.rows, Some(&[1, 2])))?);
+            compressed.push(runtime.block_on(wan::run(&opts.bin, opts.rows, None))?);
+        }
+        figures.extend(wan::figures(&plain, &compressed, opts.rows));
     }
     if wanted(opts, "web") {
         let f = runtime.block_on(web::run(opts.web_events, WEB_SAMPLES))?;

@@ -12,6 +12,7 @@
 
 pub mod relay;
 pub mod scan;
+pub mod shaper;
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};

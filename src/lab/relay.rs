@@ -1,65 +1,32 @@
 //! A UDP relay that makes a link bad on purpose: delay with jitter, loss,
-//! duplication (and reordering, which jitter causes), and cut/heal, each
-//! direction controlled separately. This kernel has no netem; tests and
-//! benchmarks put this between two daemons on 127.0.0.1 instead.
+//! duplication (and reordering, which jitter causes), cut/heal, and a WAN's
+//! bottleneck (a rate and a router queue), each direction controlled
+//! separately. This kernel has no netem; tests and benchmarks put this
+//! between two daemons on 127.0.0.1 instead. What happens to each datagram
+//! is decided in shaper.rs (seeded, time passed in); this file moves bytes.
 //!
 //! Owns: forwarding datagrams between clients that send to `addr()` and one
-//! upstream address, through one upstream socket per client.
+//! upstream address, through one upstream socket per client, and sending
+//! each copy at its time from one delivery thread (a thread sleeps to the
+//! microsecond; tokio timers round every delay up to the next millisecond).
 //! Must not: inspect or alter payloads, or bind anything but 127.0.0.1.
 
-use std::collections::HashMap;
+use std::collections::{BinaryHeap, HashMap};
 use std::net::SocketAddr;
-use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::sync::{Arc, Mutex, mpsc};
+use std::time::{Duration, Instant};
 
 use tokio::net::UdpSocket;
 use tokio::task::JoinHandle;
 
-/// What happens to datagrams in one direction.
-#[derive(Debug, Clone, Copy, PartialEq)]
-pub struct Conditions {
-    /// Fixed one-way delay.
-    pub delay: Duration,
-    /// Each datagram is delayed by an extra uniform amount in
-    /// [-jitter, +jitter] (never below zero): this reorders datagrams.
-    pub jitter: Duration,
-    /// Probability that a datagram is dropped.
-    pub loss: f64,
-    /// Probability that a datagram is delivered twice.
-    pub duplicate: f64,
-    /// Drop everything (a cut link).
-    pub cut: bool,
-}
+use super::shaper::Shaper;
+pub use super::shaper::{Conditions, Counts};
 
-impl Conditions {
-    pub const CLEAN: Conditions = Conditions {
-        delay: Duration::ZERO,
-        jitter: Duration::ZERO,
-        loss: 0.0,
-        duplicate: 0.0,
-        cut: false,
-    };
-
-    pub fn delayed(delay: Duration) -> Conditions {
-        Conditions {
-            delay,
-            ..Conditions::CLEAN
-        }
-    }
-}
-
-#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
-pub struct Counts {
-    pub forwarded: u64,
-    pub dropped: u64,
-    pub duplicated: u64,
-}
-
-#[derive(Debug)]
 struct State {
     to_upstream: Conditions,
     to_client: Conditions,
-    counts: Counts,
+    up: Shaper,
+    down: Shaper,
 }
 
 pub struct Relay {
@@ -68,17 +35,116 @@ pub struct Relay {
     task: JoinHandle<()>,
 }
 
+/// A copy of a datagram waiting for its time.
+struct Parcel {
+    at: Instant,
+    order: u64,
+    data: Vec<u8>,
+    socket: Arc<std::net::UdpSocket>,
+    to: Option<SocketAddr>,
+}
+
+impl PartialEq for Parcel {
+    fn eq(&self, other: &Self) -> bool {
+        (self.at, self.order) == (other.at, other.order)
+    }
+}
+impl Eq for Parcel {}
+impl PartialOrd for Parcel {
+    fn partial_cmp(&self, other: &Self) -> Option<std::cmp::Ordering> {
+        Some(self.cmp(other))
+    }
+}
+impl Ord for Parcel {
+    /// Reversed: the heap gives the earliest first.
+    fn cmp(&self, other: &Self) -> std::cmp::Ordering {
+        (other.at, other.order).cmp(&(self.at, self.order))
+    }
+}
+
+/// Sends every parcel at its time; ends when every sender is gone.
+fn deliver(parcels: mpsc::Receiver<Parcel>) {
+    let mut heap: BinaryHeap<Parcel> = BinaryHeap::new();
+    loop {
+        let now = Instant::now();
+        while heap.peek().is_some_and(|p| p.at <= now) {
+            if let Some(p) = heap.pop() {
+                send_now(&p);
+            }
+        }
+        let next = match heap.peek() {
+            Some(p) => parcels.recv_timeout(p.at.saturating_duration_since(now)),
+            None => parcels
+                .recv()
+                .map_err(|_| mpsc::RecvTimeoutError::Disconnected),
+        };
+        match next {
+            Ok(p) => heap.push(p),
+            Err(mpsc::RecvTimeoutError::Timeout) => {}
+            Err(mpsc::RecvTimeoutError::Disconnected) => return,
+        }
+    }
+}
+
+fn send_now(p: &Parcel) {
+    // The socket is non-blocking (tokio reads it): a full send buffer on
+    // loopback clears in microseconds.
+    for _ in 0..100 {
+        let sent = match p.to {
+            Some(to) => p.socket.send_to(&p.data, to),
+            None => p.socket.send(&p.data),
+        };
+        match sent {
+            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {
+                std::thread::sleep(Duration::from_micros(50));
+            }
+            _ => return,
+        }
+    }
+}
+
+/// A 127.0.0.1 socket for tokio to read and a handle for the delivery
+/// thread to send with.
+fn bind_pair(
+    connect: Option<SocketAddr>,
+) -> std::io::Result<(UdpSocket, Arc<std::net::UdpSocket>)> {
+    let socket = std::net::UdpSocket::bind("127.0.0.1:0")?;
+    if let Some(to) = connect {
+        socket.connect(to)?;
+    }
+    socket.set_nonblocking(true)?;
+    let sender = Arc::new(socket.try_clone()?);
+    Ok((UdpSocket::from_std(socket)?, sender))
+}
+
 impl Relay {
     /// Listens on 127.0.0.1 (a free port) and forwards to `upstream`.
     pub async fn start(upstream: SocketAddr) -> std::io::Result<Relay> {
-        let front = Arc::new(UdpSocket::bind("127.0.0.1:0").await?);
+        Relay::start_seeded(upstream, rand::random()).await
+    }
+
+    /// The same, with the randomness of loss, jitter and duplication drawn
+    /// from `seed`.
+    pub async fn start_seeded(upstream: SocketAddr, seed: u64) -> std::io::Result<Relay> {
+        let (front, front_sender) = bind_pair(None)?;
         let addr = front.local_addr()?;
         let state = Arc::new(Mutex::new(State {
             to_upstream: Conditions::CLEAN,
             to_client: Conditions::CLEAN,
-            counts: Counts::default(),
+            up: Shaper::new(seed),
+            down: Shaper::new(seed ^ 0x5eed_d0_5eed),
         }));
-        let task = tokio::spawn(run(front, upstream, state.clone()));
+        let (parcels, inbox) = mpsc::channel();
+        std::thread::Builder::new()
+            .name("relay-delivery".into())
+            .spawn(move || deliver(inbox))?;
+        let link = Link {
+            epoch: Instant::now(),
+            state: state.clone(),
+            parcels,
+            order: Arc::new(std::sync::atomic::AtomicU64::new(0)),
+        };
+        let task = tokio::spawn(run(Arc::new(front), front_sender, upstream, link));
         Ok(Relay { addr, state, task })
     }
 
@@ -117,8 +183,23 @@ impl Relay {
         s.to_client.cut = false;
     }
 
+    /// Both directions together.
     pub fn counts(&self) -> Counts {
-        self.lock().counts
+        let s = self.lock();
+        let (a, b) = (s.up.counts, s.down.counts);
+        Counts {
+            forwarded: a.forwarded + b.forwarded,
+            dropped: a.dropped + b.dropped,
+            overflowed: a.overflowed + b.overflowed,
+            duplicated: a.duplicated + b.duplicated,
+            bytes: a.bytes + b.bytes,
+        }
+    }
+
+    /// Towards the upstream, and towards the clients.
+    pub fn counts_each(&self) -> (Counts, Counts) {
+        let s = self.lock();
+        (s.up.counts, s.down.counts)
     }
 }
 
@@ -128,96 +209,97 @@ impl Drop for Relay {
     }
 }
 
-/// Decides the fate of one datagram: the delays at which to deliver it
-/// (none: dropped; two: duplicated).
-fn fate(c: &Conditions, counts: &mut Counts) -> Vec<Duration> {
-    if c.cut || (c.loss > 0.0 && rand::random::<f64>() < c.loss) {
-        counts.dropped += 1;
-        return Vec::new();
-    }
-    let one = || {
-        let jitter = c.jitter.as_secs_f64() * (rand::random::<f64>() * 2.0 - 1.0);
-        Duration::from_secs_f64((c.delay.as_secs_f64() + jitter).max(0.0))
-    };
-    counts.forwarded += 1;
-    let mut out = vec![one()];
-    if c.duplicate > 0.0 && rand::random::<f64>() < c.duplicate {
-        counts.duplicated += 1;
-        out.push(one());
-    }
-    out
+/// What the reading tasks share: the decisions and the delivery thread.
+#[derive(Clone)]
+struct Link {
+    epoch: Instant,
+    state: Arc<Mutex<State>>,
+    parcels: mpsc::Sender<Parcel>,
+    order: Arc<std::sync::atomic::AtomicU64>,
 }
 
-fn send_later(socket: Arc<UdpSocket>, data: Vec<u8>, to: Option<SocketAddr>, delay: Duration) {
-    let send = async move {
-        let _ = match to {
-            Some(to) => socket.send_to(&data, to).await,
-            None => socket.send(&data).await,
+impl Link {
+    /// Decides the fate of one datagram that just arrived and queues its
+    /// copies.
+    fn forward(
+        &self,
+        data: &[u8],
+        upstream: bool,
+        socket: &Arc<std::net::UdpSocket>,
+        to: Option<SocketAddr>,
+    ) {
+        let now = self.epoch.elapsed();
+        let times = {
+            let mut s = self.state.lock().unwrap_or_else(|e| e.into_inner());
+            let s = &mut *s;
+            if upstream {
+                s.up.admit(&s.to_upstream, data.len(), now)
+            } else {
+                s.down.admit(&s.to_client, data.len(), now)
+            }
         };
-    };
-    if delay.is_zero() {
-        tokio::spawn(send);
-    } else {
-        tokio::spawn(async move {
-            tokio::time::sleep(delay).await;
-            send.await;
-        });
+        for at in times {
+            let order = self
+                .order
+                .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            let _ = self.parcels.send(Parcel {
+                at: self.epoch + at,
+                order,
+                data: data.to_vec(),
+                socket: socket.clone(),
+                to,
+            });
+        }
     }
 }
 
-async fn run(front: Arc<UdpSocket>, upstream: SocketAddr, state: Arc<Mutex<State>>) {
-    let mut backs: HashMap<SocketAddr, (Arc<UdpSocket>, JoinHandle<()>)> = HashMap::new();
+/// Aborts the tasks answering clients when the relay goes.
+struct Backs(HashMap<SocketAddr, (Arc<std::net::UdpSocket>, JoinHandle<()>)>);
+
+impl Drop for Backs {
+    fn drop(&mut self) {
+        for (_, task) in self.0.values() {
+            task.abort();
+        }
+    }
+}
+
+async fn run(
+    front: Arc<UdpSocket>,
+    front_sender: Arc<std::net::UdpSocket>,
+    upstream: SocketAddr,
+    link: Link,
+) {
+    let mut backs = Backs(HashMap::new());
     let mut buf = vec![0u8; 65_536];
     loop {
         let Ok((n, client)) = front.recv_from(&mut buf).await else {
             continue;
         };
-        let back = match backs.get(&client) {
+        let back = match backs.0.get(&client) {
             Some((b, _)) => b.clone(),
             None => {
-                let Ok(b) = UdpSocket::bind("127.0.0.1:0").await else {
+                let Ok((reader, sender)) = bind_pair(Some(upstream)) else {
                     continue;
                 };
-                if b.connect(upstream).await.is_err() {
-                    continue;
-                }
-                let b = Arc::new(b);
-                let reader = tokio::spawn(answer(b.clone(), front.clone(), client, state.clone()));
-                backs.insert(client, (b.clone(), reader));
-                b
+                let answers =
+                    tokio::spawn(answer(reader, front_sender.clone(), client, link.clone()));
+                backs.0.insert(client, (sender.clone(), answers));
+                sender
             }
         };
-        let delays = {
-            let mut s = state.lock().unwrap_or_else(|e| e.into_inner());
-            let c = s.to_upstream;
-            fate(&c, &mut s.counts)
-        };
-        for d in delays {
-            send_later(back.clone(), buf[..n].to_vec(), None, d);
-        }
+        link.forward(&buf[..n], true, &back, None);
     }
 }
 
 /// Carries the upstream's answers back to one client.
-async fn answer(
-    back: Arc<UdpSocket>,
-    front: Arc<UdpSocket>,
-    client: SocketAddr,
-    state: Arc<Mutex<State>>,
-) {
+async fn answer(back: UdpSocket, front: Arc<std::net::UdpSocket>, client: SocketAddr, link: Link) {
     let mut buf = vec![0u8; 65_536];
     loop {
         let Ok(n) = back.recv(&mut buf).await else {
             continue;
         };
-        let delays = {
-            let mut s = state.lock().unwrap_or_else(|e| e.into_inner());
-            let c = s.to_client;
-            fate(&c, &mut s.counts)
-        };
-        for d in delays {
-            send_later(front.clone(), buf[..n].to_vec(), Some(client), d);
-        }
+        link.forward(&buf[..n], false, &front, Some(client));
     }
 }
 

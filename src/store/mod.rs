@@ -31,6 +31,7 @@ mod migrate;
 mod open;
 mod read;
 mod review;
+mod sealing;
 mod write;
 
 use std::collections::HashMap;

@@ -9,11 +9,10 @@
 //! Must not: log or return any value; plaintext stays in `Plaintext`.
 
 use super::lww::IncomingCell;
+use super::sealing::Sealer;
 use super::{Store, StoreError, valid_id};
 use crate::clock::Hlc;
-use crate::config::Privacy;
 use crate::config::rights::Action;
-use crate::seal::{self, Binding, SealError};
 use crate::value::{Plaintext, Value};
 
 /// What a local write did.
@@ -30,8 +29,9 @@ pub struct Written {
 /// One row of a bulk put: its id and (column, value) pairs.
 pub type RowWrite = (String, Vec<(String, Plaintext)>);
 
-/// Rows sealed with at least this many sealed cells use every core.
-const PARALLEL_SEAL_THRESHOLD: usize = 16;
+/// Rows of a large batch are sealed a chunk of this many ahead of the
+/// merge.
+const PIPELINE_CHUNK: usize = 1_024;
 
 /// One row of a bulk put, validated: column slots instead of names.
 pub(super) struct PendingRow {
@@ -133,50 +133,55 @@ impl Store {
     }
 
     /// Writes validated rows as new local versions: stamps, seals sealed
-    /// cells (on every core for many), merges (inside the caller's
+    /// cells (on every core for many; for a large batch, the next chunk is
+    /// sealed while the previous one merges), merges (inside the caller's
     /// transaction).
     pub(super) fn write_rows(
         &mut self,
         t: usize,
         pending: Vec<PendingRow>,
     ) -> Result<Vec<Written>, StoreError> {
-        let store = self;
-        let table = store.tables[t].name.clone();
-        {
-            let now = store.clock.now_ms();
-            let stamps: Vec<Hlc> = pending.iter().map(|_| store.state.hlc.tick(now)).collect();
-            let mut sealed = store.seal_all(t, &pending, &stamps)?.into_iter();
-            let local = store.state.local_site;
-            let mut out = Vec::with_capacity(pending.len());
-            for (row, hlc) in pending.into_iter().zip(stamps) {
-                let mut incoming = Vec::with_capacity(row.cells.len());
-                for (c, plaintext) in row.cells {
-                    let value = if store.tables[t].defs[c].is_sealed() {
-                        // Invariant: seal_all returned one ciphertext per sealed
-                        // cell, in this order.
-                        Value::Blob(sealed.next().unwrap_or_default())
-                    } else {
-                        plaintext.into_shared()
-                    };
-                    incoming.push(IncomingCell {
-                        column: c,
-                        hlc,
-                        site: local,
-                        via: local,
-                        value,
-                    });
+        let now = self.clock.now_ms();
+        let stamps: Vec<Hlc> = pending.iter().map(|_| self.state.hlc.tick(now)).collect();
+        let sealer = Sealer {
+            table: self.tables[t].clone(),
+            schema: self.schema.clone(),
+            site: self.state.site,
+            threads: self.seal_threads,
+        };
+        if pending.len() < PIPELINE_CHUNK * 2 || !sealer.seals_any(&pending) {
+            let sealed = sealer.seal_all(&pending, &stamps)?;
+            return self.merge_written(t, pending, stamps, sealed);
+        }
+        let mut chunks = Vec::new();
+        let (mut rows, mut stamps) = (pending.into_iter(), stamps.into_iter());
+        loop {
+            let chunk: Vec<PendingRow> = rows.by_ref().take(PIPELINE_CHUNK).collect();
+            if chunk.is_empty() {
+                break;
+            }
+            let chunk_stamps: Vec<Hlc> = stamps.by_ref().take(chunk.len()).collect();
+            chunks.push((chunk, chunk_stamps));
+        }
+        std::thread::scope(|scope| {
+            // One chunk sealed ahead: memory stays bounded, and dropping
+            // the receiver (an error while merging) stops the sealing.
+            let (sealed_tx, sealed_rx) = std::sync::mpsc::sync_channel(1);
+            scope.spawn(move || {
+                for (rows, stamps) in chunks {
+                    let sealed = sealer.seal_all(&rows, &stamps);
+                    let failed = sealed.is_err();
+                    if sealed_tx.send((rows, stamps, sealed)).is_err() || failed {
+                        break;
+                    }
                 }
-                let cells = store.merge_row(t, &row.id, incoming, false)?.written;
-                tracing::trace!(table = %table, id = %row.id, %hlc, cells, "local put");
-                out.push(Written {
-                    id: row.id,
-                    hlc,
-                    seq: store.state.head,
-                    cells,
-                });
+            });
+            let mut out = Vec::new();
+            for (rows, stamps, sealed) in sealed_rx {
+                out.extend(self.merge_written(t, rows, stamps, sealed?)?);
             }
             Ok(out)
-        }
+        })
     }
 
     /// Refuses a put this office may not make: an insert of a row this
@@ -241,66 +246,47 @@ impl Store {
         }
     }
 
-    /// Seals every sealed cell of `rows`, in row and column order.
-    fn seal_all(
-        &self,
+    /// Merges stamped rows whose sealed cells are sealed, in row and
+    /// column order.
+    fn merge_written(
+        &mut self,
         t: usize,
-        rows: &[PendingRow],
-        stamps: &[Hlc],
-    ) -> Result<Vec<Vec<u8>>, SealError> {
-        let table = &self.tables[t];
-        let site = self.state.site;
-        let mut jobs = Vec::new();
-        for (row, hlc) in rows.iter().zip(stamps) {
-            for (c, plaintext) in &row.cells {
-                if let Privacy::Sealed { group } = &table.defs[*c].privacy {
-                    let group =
-                        self.schema
-                            .group(group)
-                            .ok_or_else(|| SealError::NoRecipients {
-                                group: group.clone(),
-                            })?;
-                    let binding = Binding {
-                        table: &table.name,
-                        id: &row.id,
-                        column: &table.defs[*c].name,
-                        hlc: *hlc,
-                        site,
-                    };
-                    jobs.push((group, binding, plaintext));
-                }
+        pending: Vec<PendingRow>,
+        stamps: Vec<Hlc>,
+        sealed: Vec<Vec<u8>>,
+    ) -> Result<Vec<Written>, StoreError> {
+        let table = self.tables[t].name.clone();
+        let mut sealed = sealed.into_iter();
+        let local = self.state.local_site;
+        let mut out = Vec::with_capacity(pending.len());
+        for (row, hlc) in pending.into_iter().zip(stamps) {
+            let mut incoming = Vec::with_capacity(row.cells.len());
+            for (c, plaintext) in row.cells {
+                let value = if self.tables[t].defs[c].is_sealed() {
+                    // Invariant: seal_all returned one ciphertext per sealed
+                    // cell, in this order.
+                    Value::Blob(sealed.next().unwrap_or_default())
+                } else {
+                    plaintext.into_shared()
+                };
+                incoming.push(IncomingCell {
+                    column: c,
+                    hlc,
+                    site: local,
+                    via: local,
+                    value,
+                });
             }
+            let cells = self.merge_row(t, &row.id, incoming, false)?.written;
+            tracing::trace!(table = %table, id = %row.id, %hlc, cells, "local put");
+            out.push(Written {
+                id: row.id,
+                hlc,
+                seq: self.state.head,
+                cells,
+            });
         }
-        let run = |jobs: &[(&crate::config::Group, Binding<'_>, &Plaintext)]| -> Vec<Result<Vec<u8>, SealError>> {
-            jobs.iter().map(|(g, b, p)| seal::seal(g, b, p)).collect()
-        };
-        let threads = self.seal_threads;
-        let results: Vec<Result<Vec<u8>, SealError>> =
-            if jobs.len() < PARALLEL_SEAL_THRESHOLD || threads == 1 {
-                run(&jobs)
-            } else {
-                let chunk = jobs.len().div_ceil(threads);
-                std::thread::scope(|scope| {
-                    let handles: Vec<_> = jobs
-                        .chunks(chunk)
-                        .map(|part| scope.spawn(move || run(part)))
-                        .collect();
-                    handles
-                        .into_iter()
-                        .flat_map(|h| {
-                            h.join().unwrap_or_else(|_| {
-                                vec![Err(SealError::Encrypt {
-                                    table: table.name.clone(),
-                                    id: String::new(),
-                                    column: String::new(),
-                                    reason: "a sealing thread panicked".into(),
-                                })]
-                            })
-                        })
-                        .collect()
-                })
-            };
-        results.into_iter().collect()
+        Ok(out)
     }
 
     /// Deletes a row for good: a tombstone that beats every update of `id`.

@@ -3,14 +3,16 @@
 //! format 1 is every message as puente 0.1.0 wrote it (its Hello without
 //! versions or schema); format 2 is the version 2 Hello; format 0 is the
 //! `Versions` message of a connection without a version in common, a
-//! layout that never changes. Pull, Batch and State are written in format
-//! 1 by every version so far.
+//! layout that never changes; format 3 (from protocol version 3) wraps
+//! another body compressed (compress.rs). Pull, Batch and State are
+//! written in format 1 by every version so far, compressed or not.
 //!
 //! Owns: encoding, the hard size limits, and the incremental decoder.
 //! Must not: do IO or decide what a message means (session.rs does).
 
 use serde::{Deserialize, Serialize};
 
+use super::compress::{FORMAT_COMPRESSED, decompress_body};
 use super::protocol::{ErrorCode, Hello, Message, Violation};
 use crate::stamp::SiteId;
 use crate::store::{Batch, Cursor, Digest};
@@ -27,7 +29,12 @@ pub const LENGTH_BYTES: usize = 4;
 pub const MAX_HELLO_FRAME: usize = 64 * 1024;
 
 /// Format bytes this build reads.
-pub const KNOWN_FORMATS: &[u8] = &[FORMAT_VERSIONS, MESSAGE_FORMAT, FORMAT_HELLO_V2];
+pub const KNOWN_FORMATS: &[u8] = &[
+    FORMAT_VERSIONS,
+    MESSAGE_FORMAT,
+    FORMAT_HELLO_V2,
+    FORMAT_COMPRESSED,
+];
 const FORMAT_VERSIONS: u8 = 0;
 /// The format of Pull, Batch, State and the version 1 Hello.
 pub const MESSAGE_FORMAT: u8 = 1;
@@ -213,6 +220,9 @@ pub struct FrameDecoder {
     /// made decoding many small frames quadratic.
     start: usize,
     limit: usize,
+    /// Whether compressed frames are read (the connection's version has
+    /// them); without, format 3 is unknown as it is to older nodes.
+    compressed: bool,
     /// Bytes of complete frames decoded so far.
     pub bytes_decoded: u64,
 }
@@ -223,6 +233,7 @@ impl Default for FrameDecoder {
             buffer: Vec::new(),
             start: 0,
             limit: MAX_FRAME,
+            compressed: false,
             bytes_decoded: 0,
         }
     }
@@ -243,6 +254,11 @@ impl FrameDecoder {
 
     pub fn set_limit(&mut self, limit: usize) {
         self.limit = limit.min(MAX_FRAME);
+    }
+
+    /// Reads compressed frames from now on (or not).
+    pub fn set_compressed(&mut self, compressed: bool) {
+        self.compressed = compressed;
     }
 
     pub fn push(&mut self, bytes: &[u8]) {
@@ -277,7 +293,12 @@ impl FrameDecoder {
         if buffer.len() < LENGTH_BYTES + len {
             return Ok(None);
         }
-        let message = decode_body(&buffer[LENGTH_BYTES..LENGTH_BYTES + len]);
+        let body = &buffer[LENGTH_BYTES..LENGTH_BYTES + len];
+        let message = if body[0] == FORMAT_COMPRESSED && !self.compressed {
+            Err(unknown_format(FORMAT_COMPRESSED))
+        } else {
+            decode_body_within(body, self.limit)
+        };
         self.start += LENGTH_BYTES + len;
         self.bytes_decoded += (LENGTH_BYTES + len) as u64;
         message.map(Some)
@@ -286,10 +307,17 @@ impl FrameDecoder {
 
 /// Decodes a frame body (format byte + message).
 pub fn decode_body(body: &[u8]) -> Result<Message, Violation> {
+    decode_body_within(body, MAX_FRAME)
+}
+
+/// The same, refusing a compressed body that would decompress to more
+/// than `limit` bytes.
+pub fn decode_body_within(body: &[u8], limit: usize) -> Result<Message, Violation> {
     let (&format, rest) = body
         .split_first()
         .ok_or_else(|| Violation::new(ErrorCode::MalformedFrame, "an empty frame"))?;
     match format {
+        FORMAT_COMPRESSED => decode_body_within(&decompress_body(rest, limit)?, limit),
         FORMAT_VERSIONS => {
             let v: VersionsFrame = read(rest, "versions")?;
             Ok(Message::Versions {
@@ -345,18 +373,25 @@ pub fn decode_body(body: &[u8]) -> Result<Message, Violation> {
                 wall_ms,
             },
         }),
-        other => Err(Violation::new(
-            ErrorCode::UnknownMessageVersion,
-            format!(
-                "message format {other}; this node reads formats {}",
-                KNOWN_FORMATS
-                    .iter()
-                    .map(u8::to_string)
-                    .collect::<Vec<_>>()
-                    .join(", ")
-            ),
-        )),
+        other => Err(unknown_format(other)),
     }
+}
+
+fn unknown_format(format: u8) -> Violation {
+    let reason = if format == FORMAT_COMPRESSED {
+        "message format 3 (compressed), which this connection's protocol version does not have"
+            .to_string()
+    } else {
+        format!(
+            "message format {format}; this node reads formats {}",
+            KNOWN_FORMATS
+                .iter()
+                .map(u8::to_string)
+                .collect::<Vec<_>>()
+                .join(", ")
+        )
+    };
+    Violation::new(ErrorCode::UnknownMessageVersion, reason)
 }
 
 /// One body in postcard, with nothing after it.

@@ -13,6 +13,7 @@
 //! Imports run one way: manager → peer → push, receive → context →
 //! protocol; nothing imports peer or manager back.
 
+mod compress;
 mod context;
 mod frame;
 pub mod manager;

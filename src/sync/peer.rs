@@ -20,7 +20,7 @@ use tokio::task::JoinHandle;
 use super::context::Shared;
 use super::pinning::negotiated_version;
 pub use super::policy::Direction;
-use super::protocol::{ErrorCode, FrameDecoder, MAX_HELLO_FRAME, Violation};
+use super::protocol::{ErrorCode, FrameDecoder, MAX_HELLO_FRAME, Violation, compresses};
 use super::push::{pump_once, send_pull, send_state};
 use super::receive::{apply_group, bind_peer, validate_batch};
 use super::rules::LocalInfo;
@@ -278,6 +278,8 @@ impl Executor {
         };
         let head = *node.subscribe_head().borrow();
         let epoch = Instant::now();
+        let mut decoder = FrameDecoder::with_limit(MAX_HELLO_FRAME);
+        decoder.set_compressed(compresses(version));
         let session = Session::new(
             local,
             limits,
@@ -292,7 +294,7 @@ impl Executor {
             conn,
             limits,
             session,
-            decoder: FrameDecoder::with_limit(MAX_HELLO_FRAME),
+            decoder,
             applying: None,
             pumping: None,
         }
@@ -425,6 +427,7 @@ impl Executor {
                         from,
                         generation,
                         self.limits,
+                        compresses(self.session.version()),
                     );
                     self.pumping = Some(tokio::spawn(task));
                 }

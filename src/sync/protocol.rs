@@ -14,19 +14,21 @@ use serde::{Deserialize, Serialize};
 use crate::stamp::SiteId;
 use crate::store::{Batch, Cursor, Digest};
 
+pub use super::compress::{COMPRESSION_VERSION, compress_frame, compresses};
 pub use super::frame::{
     FrameDecoder, KNOWN_FORMATS, LENGTH_BYTES, MAX_FRAME, MAX_HELLO_FRAME, MESSAGE_FORMAT,
-    decode_body, encode,
+    decode_body, decode_body_within, encode,
 };
 
 /// The protocol versions this build speaks, oldest first. Version 1 is the
 /// conversation of puente 0.1.0; version 2 adds to Hello the list of
 /// versions the sender speaks and its schema (so that each side can say
-/// what differs).
-pub const SPOKEN: &[u16] = &[1, 2];
+/// what differs); version 3 compresses batch frames where it pays
+/// (compress.rs).
+pub const SPOKEN: &[u16] = &[1, 2, 3];
 
 /// The newest version this build speaks.
-pub const PROTOCOL_VERSION: u16 = 2;
+pub const PROTOCOL_VERSION: u16 = 3;
 
 /// Most versions a peer may list.
 pub const MAX_VERSIONS: usize = 32;

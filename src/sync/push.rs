@@ -8,20 +8,23 @@
 
 use std::sync::Arc;
 
-use super::context::{Shared, internal, store_violation};
-use super::protocol::{ErrorCode, Message, Violation, encode};
+use super::compress::MIN_BODY;
+use super::context::{Shared, internal, store_violation, task_failed};
+use super::protocol::{ErrorCode, Message, Violation, compress_frame, encode};
 use super::session::{Limits, Pumped};
 use crate::stamp::SiteId;
 use crate::store::Cursor;
 
 /// Reads the changes after `from` and queues them as one Batch frame
-/// (waiting while the writer's queue is full).
+/// (waiting while the writer's queue is full), compressed where it pays if
+/// `compress` (the connection's version reads compressed frames).
 pub(super) async fn pump_once(
     shared: Arc<Shared>,
     peer_site: SiteId,
     from: Cursor,
     generation: u64,
     limits: Limits,
+    compress: bool,
 ) -> Result<Pumped, Violation> {
     let (frame, cursor, complete, head, rows) = shared
         .node
@@ -42,6 +45,15 @@ pub(super) async fn pump_once(
         })
         .await
         .map_err(internal)??;
+    // Off the store's thread, so the next read does not wait for it; small
+    // (live) frames are never compressed and skip the hop.
+    let frame = if compress && frame.len() >= MIN_BODY {
+        tokio::task::spawn_blocking(move || compress_frame(frame))
+            .await
+            .map_err(|e| task_failed("compressing a batch", e))?
+    } else {
+        frame
+    };
     shared
         .batches
         .send(frame)

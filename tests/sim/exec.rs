@@ -6,7 +6,9 @@
 
 use puente::store::PeerRef;
 use puente::sync::policy::{Backoff, Direction, keeps_new_connection};
-use puente::sync::protocol::{ErrorCode, FrameDecoder, MAX_HELLO_FRAME, Message, encode};
+use puente::sync::protocol::{
+    ErrorCode, FrameDecoder, MAX_HELLO_FRAME, Message, compress_frame, compresses, encode,
+};
 use puente::sync::rules::{LocalInfo, highest_common};
 use puente::sync::session::{Action, Input, Limits, Pumped, Report, Session, Timing};
 use rand::Rng;
@@ -251,6 +253,15 @@ impl World {
                 self.fail(format!("encoding a {}: {v}", message.kind()));
                 return;
             }
+        };
+        // As the daemon does: compressed where it pays on version 3.
+        let compress = self
+            .side(conn, side)
+            .is_some_and(|s| compresses(s.session.version()));
+        let frame = if compress {
+            compress_frame(frame)
+        } else {
+            frame
         };
         self.stats.frames += 1;
         let to = 1 - side;
@@ -638,7 +649,11 @@ impl World {
                 office: me,
                 epoch: self.offices[me].epoch,
                 session,
-                decoder: FrameDecoder::with_limit(MAX_HELLO_FRAME),
+                decoder: {
+                    let mut d = FrameDecoder::with_limit(MAX_HELLO_FRAME);
+                    d.set_compressed(compresses(version));
+                    d
+                },
                 tick_at: None,
             });
         }
