@@ -66,10 +66,10 @@ pub fn unique_sealed(rows: &mut data::Rows, seed: u64) {
     let mut rng = rand::rngs::StdRng::seed_from_u64(seed);
     for row in &mut rows.values {
         for v in row.iter_mut() {
-            if let Value::Blob(bytes) = v {
-                if let Some(fresh) = fresh_age_file(bytes, &mut rng) {
-                    *bytes = fresh;
-                }
+            if let Value::Blob(bytes) = v
+                && let Some(fresh) = fresh_age_file(bytes, &mut rng)
+            {
+                *bytes = fresh;
             }
         }
     }

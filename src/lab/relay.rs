@@ -132,7 +132,7 @@ impl Relay {
             to_upstream: Conditions::CLEAN,
             to_client: Conditions::CLEAN,
             up: Shaper::new(seed),
-            down: Shaper::new(seed ^ 0x5eed_d0_5eed),
+            down: Shaper::new(seed ^ 0x005e_edd0_5eed),
         }));
         let (parcels, inbox) = mpsc::channel();
         std::thread::Builder::new()
