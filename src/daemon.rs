@@ -133,6 +133,10 @@ pub async fn start(config_path: &Path, limits: Limits) -> Result<Running, Daemon
         let office = config.name.clone();
         tokio::task::spawn_blocking(move || {
             let mut store = Store::open_at_rest(&db, &at_rest, schema, keyring, clock)?;
+            // A WAL left large (a crash after a burst, or a tool that wrote
+            // while the daemon was stopped) is folded in now, at start-up,
+            // rather than by the first commit after it, in a quiet moment.
+            store.settle()?;
             // Local writes are held to this office's rights.
             store.set_office(&office)?;
             Ok::<_, crate::store::StoreError>(store)

@@ -10,6 +10,13 @@ use clap::{Parser, Subcommand};
 use puente::cli;
 use puente::config::node::DEFAULT_CONFIG_PATH;
 
+/// jemalloc with background purging: memory freed after a catch-up goes
+/// back to the system within seconds (glibc's malloc keeps it in its
+/// arenas). See docs/performance.md, "Memory after a burst".
+#[cfg(feature = "jemalloc")]
+#[global_allocator]
+static ALLOCATOR: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
+
 #[derive(Parser)]
 #[command(
     name = "puente",
@@ -81,9 +88,21 @@ enum Command {
         /// Outreach events behind the web agenda figures.
         #[arg(long, default_value_t = 2_000)]
         web_events: usize,
-        /// Comma-separated subset: merge, rights, schema, catchup, latency, seal, idle, web.
+        /// Comma-separated subset: merge, rights, schema, catchup, latency, seal, idle, web, wan;
+        /// `million` (only when named) runs the million-row catch-up.
         #[arg(long)]
         only: Option<String>,
+        /// Rows of the million-row catch-up.
+        #[arg(long, default_value_t = 1_000_000)]
+        million_rows: usize,
+        /// A receiver to compare in the million-row catch-up, as
+        /// LABEL:PATH[:K=V,K=V] (an empty PATH is this binary); repeatable.
+        #[arg(long = "million-variant")]
+        million_variants: Vec<String>,
+        /// Seconds watched after the million-row catch-up (RSS at the
+        /// middle and the end, CPU in six windows).
+        #[arg(long, default_value_t = 60.0)]
+        million_after_seconds: f64,
         /// Also write the figures as JSON to FILE.
         #[arg(long)]
         json: Option<PathBuf>,
@@ -430,12 +449,22 @@ fn main() -> ExitCode {
             repeat,
             web_events,
             only,
+            million_rows,
+            million_variants,
+            million_after_seconds,
             json,
         } => std::env::current_exe()
             .map_err(anyhow::Error::from)
             .and_then(|bin| {
+                let million_variants = million_variants
+                    .iter()
+                    .map(|v| puente::bench::million::Variant::parse(v))
+                    .collect::<anyhow::Result<Vec<_>>>()?;
                 cli::bench(
                     &puente::bench::BenchOptions {
+                        million_rows,
+                        million_variants,
+                        million_after_seconds,
                         rows,
                         only,
                         seal_count,

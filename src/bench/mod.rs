@@ -12,6 +12,9 @@ pub mod catchup;
 pub mod data;
 pub mod latency;
 pub mod merge;
+pub mod million;
+pub mod million_figures;
+pub mod proc_stat;
 pub mod report;
 pub mod rights;
 pub mod schema;
@@ -42,6 +45,15 @@ pub struct BenchOptions {
     pub web_events: usize,
     /// The `puente` binary to run daemons with.
     pub bin: PathBuf,
+    /// Rows of the million-row catch-up (`--only million`; never run
+    /// unless asked for by name).
+    pub million_rows: usize,
+    /// Receiver builds and settings the million-row catch-up compares;
+    /// empty: this binary as it is.
+    pub million_variants: Vec<million::Variant>,
+    /// Seconds watched after the million-row catch-up (60: RSS at 30 s,
+    /// CPU in six windows).
+    pub million_after_seconds: f64,
 }
 
 /// Requests per web figure.
@@ -172,6 +184,25 @@ pub fn run(opts: &BenchOptions) -> Result<Report> {
         }
         catchup_figures(&mut figures, &plain, &encrypted, opts.rows);
     }
+    // Long (minutes at 1,000,000 rows): only when named.
+    if opts
+        .only
+        .as_deref()
+        .is_some_and(|o| o.split(',').any(|p| p.trim() == "million"))
+    {
+        let variants = if opts.million_variants.is_empty() {
+            vec![million::Variant::parse("this-build")?]
+        } else {
+            opts.million_variants.clone()
+        };
+        let f = runtime.block_on(million::run(
+            &opts.bin,
+            opts.million_rows,
+            opts.million_after_seconds,
+            &variants,
+        ))?;
+        figures.extend(million_figures::figures(&f));
+    }
     Ok(Report {
         puente_version: env!("CARGO_PKG_VERSION").to_string(),
         machine: Machine::this(),
@@ -182,6 +213,7 @@ pub fn run(opts: &BenchOptions) -> Result<Report> {
             "idle_seconds": opts.idle_seconds,
             "repeat": repeat,
             "web_events": opts.web_events,
+            "million_rows": opts.million_rows,
         }),
         figures,
     })

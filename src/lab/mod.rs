@@ -68,6 +68,9 @@ pub struct Office {
     pub log_filter: String,
     /// The web agenda's address, once `Lab::enable_web` gave it one.
     pub web: Option<SocketAddr>,
+    /// Extra environment for the daemon (benchmark variants: allocator
+    /// settings); set after `MALLOC_ARENA_MAX`, so it may override it.
+    pub env: Vec<(String, String)>,
     bin: PathBuf,
     child: Option<Child>,
 }
@@ -99,6 +102,7 @@ impl Office {
             has_key: !cfg.identities.is_empty(),
             log_filter: "info".into(),
             web: cfg.web.as_ref().map(|w| w.listen),
+            env: Vec::new(),
             bin: bin.to_path_buf(),
             child: None,
         })
@@ -132,6 +136,11 @@ impl Office {
         Client::new(&self.socket).with_timeout(Duration::from_secs(10))
     }
 
+    /// Runs this office with another `puente` binary from its next start.
+    pub fn set_bin(&mut self, bin: &Path) {
+        self.bin = bin.to_path_buf();
+    }
+
     pub fn pid(&self) -> Option<u32> {
         self.child.as_ref().map(Child::id)
     }
@@ -163,6 +172,7 @@ impl Office {
             .env("RUST_LOG", &self.log_filter)
             // As the systemd unit sets it (config/puente.service).
             .env("MALLOC_ARENA_MAX", "2")
+            .envs(self.env.iter().map(|(k, v)| (k, v)))
             .stdin(Stdio::null())
             .stdout(log)
             .stderr(err)
@@ -342,6 +352,7 @@ impl Lab {
                 has_key: *has_key,
                 log_filter: "info".into(),
                 web: None,
+                env: Vec::new(),
                 bin: bin.to_path_buf(),
                 child: None,
             });

@@ -32,6 +32,7 @@ mod open;
 mod read;
 mod review;
 mod sealing;
+mod settle;
 mod write;
 
 use std::collections::HashMap;
@@ -50,6 +51,7 @@ pub use held::{Decided, HeldChange, HeldFrom, MAX_HELD_BYTES, MAX_HELD_ENTRIES};
 pub use inspect::{CellRecord, RowKey, Snapshot, TombstoneRecord};
 pub use local::StaffRecord;
 pub use read::{CellView, Reveal, RowView, Stats};
+pub use settle::{SETTLE_WAL_BYTES, Settled};
 pub use write::{RowWrite, Written};
 
 use crate::clock::{Hlc, HlcState, WallClock};

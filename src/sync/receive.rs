@@ -66,6 +66,25 @@ pub(super) async fn validate_batch(
     })
 }
 
+/// After a catch-up (a group reaching the sender's head), folds a grown
+/// WAL into the database and frees SQLite's cache, now rather than in a
+/// quiet moment later. The batches are committed already: a failure here
+/// is worth a warning, not the session.
+fn settle(store: &mut crate::store::Store) {
+    match store.settle() {
+        Ok(s) if s.truncated => {
+            tracing::debug!(wal_bytes = s.wal_bytes_before, "caught up: WAL truncated")
+        }
+        Ok(s) if s.wal_bytes_before >= crate::store::SETTLE_WAL_BYTES => {
+            tracing::warn!(
+                "caught up, but the WAL could not be truncated: another process reads the replica"
+            )
+        }
+        Ok(_) => {}
+        Err(e) => tracing::warn!("caught up, but the WAL could not be checkpointed: {e}"),
+    }
+}
+
 /// Applies batches that arrived together in one transaction.
 pub(super) async fn apply_group(
     shared: Arc<Shared>,
@@ -85,6 +104,8 @@ pub(super) async fn apply_group(
         .iter()
         .map(|g| g.batch.batch().cell_count() as u64)
         .sum();
+    // The group reaches the sender's head: a burst ends here.
+    let caught_up = group.iter().any(|g| g.complete);
     let items: Vec<(Validated, Cursor)> = group.into_iter().map(|g| (g.batch, g.cursor)).collect();
     let last_cursor = items.last().map(|(_, c)| *c);
     tracing::debug!(peer = %shared.peer.name, batches, rows, "applying a group of batches");
@@ -93,6 +114,9 @@ pub(super) async fn apply_group(
             let started = std::time::Instant::now();
             let applied = s.apply_validated(&peer, items);
             timed.metrics.apply_seconds.observe(started.elapsed());
+            if caught_up && applied.is_ok() {
+                settle(s);
+            }
             applied
         })
         .await
