@@ -495,3 +495,59 @@ fn a_flood_of_forbidden_changes_is_held_up_to_the_bound_and_the_excess_counted()
         Some("san-diego")
     );
 }
+
+#[test]
+fn a_held_change_the_schema_no_longer_fits_is_not_accepted() {
+    let (mut tj, mut sd) = offices();
+    tj.store
+        .put("residents", "r1", cells(&[("status", "active")]))
+        .unwrap();
+    sync(&tj, &mut sd, 100);
+    // San Diego sets a household size it may not set: held at Tijuana,
+    // which has none for that row (nothing of Tijuana's makes it moot).
+    sd.store
+        .put("residents", "r1", cells(&[("household_size", "4")]))
+        .unwrap();
+    sync(&sd, &mut tj, 100);
+    let held = tj.store.held_list(false).unwrap();
+    assert_eq!(held.len(), 1, "{held:#?}");
+    // Then the shelter seals household sizes.
+    let text = schema_text(&[TEST_RECIPIENT]).replace(
+        "household_size = { type = \"integer\" }",
+        "household_size = { sealed = \"mx\", type = \"integer\" }",
+    );
+    let sealed = puente::config::Schema::parse(std::path::Path::new("schema.toml"), &text).unwrap();
+    let residents = sealed.table("residents").unwrap();
+    let c = residents.column_index("household_size").unwrap();
+    assert!(residents.columns[c].is_sealed());
+    tj.store
+        .adopt_schema(Arc::new(sealed), &puente::store::Allow::default())
+        .unwrap();
+    // Accepting would put a plaintext into a sealed column: refused, and
+    // the change stays on the list for a discard.
+    let e = tj.store.held_accept(held[0].id, None).unwrap_err();
+    assert!(matches!(e, StoreError::InvalidWrite { .. }), "{e}");
+    let message = e.to_string();
+    assert!(
+        message.contains(&format!(
+            "held change {} no longer fits the schema",
+            held[0].id
+        )) && message.contains("household_size")
+            && message.contains("not an age file")
+            && message.contains(&format!("`puente held discard {}`", held[0].id)),
+        "{message}"
+    );
+    assert_eq!(tj.store.held_count(), 1);
+    let row = tj
+        .store
+        .get("residents", "r1", Reveal::No)
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        row.cell("household_size"),
+        Some(&puente::store::CellView::Empty)
+    );
+    let discarded = tj.store.held_discard(held[0].id, None).unwrap();
+    assert_eq!(discarded.change.state, "discarded");
+    assert_eq!(tj.store.held_count(), 0);
+}

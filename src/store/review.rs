@@ -13,7 +13,7 @@ use rusqlite::params;
 
 use super::held::{Decided, HeldChange};
 use super::lww::IncomingCell;
-use super::{SqlContext, Store, StoreError};
+use super::{Batch, CellChange, Change, PeerRef, SqlContext, Store, StoreError};
 use crate::stamp::SiteId;
 use crate::value::Value;
 
@@ -58,6 +58,9 @@ impl Store {
     /// sent back there), and records who accepted it (`by`: a uid).
     pub fn held_accept(&mut self, id: i64, by: Option<u32>) -> Result<Decided, StoreError> {
         let change = self.pending(id)?;
+        if change.kind != "delete" {
+            self.still_fits(id, &change)?;
+        }
         let written = self.transaction(|store| {
             let t = store.table_index(&change.table)?;
             let peer_site: Vec<u8> = store
@@ -101,6 +104,53 @@ impl Store {
             change: self.held_get(id)?.unwrap_or(change),
             written,
         })
+    }
+
+    /// Whether a held change's cells still fit the schema (it may have
+    /// changed since they were held: a column dropped, sealed, unsealed or
+    /// typed): checked as a peer's batch is, so that accepting never puts
+    /// a plaintext into a sealed column or an untyped value into a typed
+    /// one.
+    fn still_fits(&self, id: i64, change: &HeldChange) -> Result<(), StoreError> {
+        let t = self.table_index(&change.table)?;
+        let def = &self.schema.tables[t];
+        let refuse = |why: String| StoreError::InvalidWrite {
+            table: change.table.clone(),
+            reason: format!(
+                "held change {id} no longer fits the schema ({why}); discard it with `puente held discard {id}`"
+            ),
+        };
+        let mut cells = Vec::new();
+        for (column, hlc, value) in self.held_cells_of(id)? {
+            let Some(c) = def.column_index(&column) else {
+                return Err(refuse(format!("column `{column}` is no longer in it")));
+            };
+            cells.push(CellChange {
+                column: c as u16,
+                hlc,
+                site: 0,
+                value,
+            });
+        }
+        let batch = Batch {
+            sites: vec![change.origin_site],
+            changes: vec![Change::Row {
+                table: t as u16,
+                id: change.row.clone(),
+                cells,
+            }],
+        };
+        let peer = PeerRef {
+            site: change.origin_site,
+            name: change.peer.clone(),
+        };
+        match super::apply::validate(&self.schema, &peer, batch) {
+            Ok(_) => Ok(()),
+            Err(StoreError::InvalidBatch { column, reason, .. }) => {
+                Err(refuse(format!("{column}: {reason}")))
+            }
+            Err(e) => Err(e),
+        }
     }
 
     /// Discards a held change, keeping this office's version. For an
