@@ -4,9 +4,10 @@
 //!
 //! Owns: checking a reseal may start (the group exists, this node holds
 //! one of its identities), running it as a background task in bounded
-//! steps — read a few hundred rows under the store's lock, seal them on
-//! every core with the lock released, write them back in one short
-//! transaction — repeating passes while cells are left, the progress
+//! steps — read a few hundred rows under the store's lock (in storage
+//! order), seal them on every core with the lock released while the
+//! previous step's write runs, write them back in one short transaction —
+//! repeating passes while cells are left, the progress
 //! status shows, and remembering an unfinished reseal in the replica so
 //! that the daemon resumes it after a crash or restart.
 //! Must not: seal or write itself (store/reseal.rs does), or let a value
@@ -19,7 +20,7 @@ use crate::node::status::ResealStatus;
 use crate::node::{Node, NodeError};
 use crate::seal::SealError;
 use crate::store::StoreError;
-use crate::store::reseal::{ResealCursor, seal_batch};
+use crate::store::reseal::{ResealCursor, ResealFailure, ResealWritten, seal_batch};
 
 /// Rows read, sealed and written per step: one transaction each.
 pub const ROWS_PER_STEP: usize = 256;
@@ -192,6 +193,9 @@ impl Node {
             for _pass in 0..MAX_PASSES {
                 let mut cursor = ResealCursor::default();
                 let mut progressed = false;
+                // The previous step's write, running while this step seals
+                // (its rows are others: the cursor moved past them).
+                let mut writing: Option<Writing> = None;
                 loop {
                     let (batch, schema, keyring) = self
                         .with_store({
@@ -211,27 +215,24 @@ impl Node {
                         })
                         .await
                         .map_err(|e| NodeError::Internal(format!("a sealing task failed: {e}")))?;
-                        let written = self.with_store(move |s| s.reseal_write(sealed)).await??;
-                        progressed |= written.written > 0;
-                        for f in &failed {
-                            if failures.len() < NAMED_FAILURES {
-                                failures
-                                    .push(describe_failure(&f.table, &f.id, &f.column, &f.error));
-                            }
-                            tracing::warn!(table = %f.table, id = %f.id, column = %f.column, "a sealed cell could not be opened for the reseal: {}", f.error);
+                        if let Some(w) = writing.take() {
+                            progressed |= self.finish_step(w, &mut failures).await?;
                         }
-                        let message = (!failures.is_empty()).then(|| failures.join("; "));
-                        self.life.update_reseal(|r| {
-                            r.done += written.written;
-                            r.skipped += written.skipped;
-                            r.failed += failed.len() as u64;
-                            r.message.clone_from(&message);
+                        let node = self.clone();
+                        writing = Some(Writing {
+                            task: tokio::spawn(async move {
+                                node.with_store(move |s| s.reseal_write(sealed)).await
+                            }),
+                            failed,
                         });
                     }
                     match next {
                         Some(next) => cursor = next,
                         None => break,
                     }
+                }
+                if let Some(w) = writing.take() {
+                    progressed |= self.finish_step(w, &mut failures).await?;
                 }
                 let left = self
                     .with_store({
@@ -246,6 +247,40 @@ impl Node {
         }
         Ok(())
     }
+
+    /// Waits for a step's write and counts it in the progress; true if it
+    /// wrote anything.
+    async fn finish_step(
+        &self,
+        step: Writing,
+        failures: &mut Vec<String>,
+    ) -> Result<bool, ResealError> {
+        let written = step
+            .task
+            .await
+            .map_err(|e| NodeError::Internal(format!("a reseal write failed: {e}")))???;
+        for f in &step.failed {
+            if failures.len() < NAMED_FAILURES {
+                failures.push(describe_failure(&f.table, &f.id, &f.column, &f.error));
+            }
+            tracing::warn!(table = %f.table, id = %f.id, column = %f.column, "a sealed cell could not be opened for the reseal: {}", f.error);
+        }
+        let message = (!failures.is_empty()).then(|| failures.join("; "));
+        self.life.update_reseal(|r| {
+            r.done += written.written;
+            r.skipped += written.skipped;
+            r.failed += step.failed.len() as u64;
+            r.message.clone_from(&message);
+        });
+        Ok(written.written > 0)
+    }
+}
+
+/// A step's write in flight, and the cells of that step that could not be
+/// opened.
+struct Writing {
+    task: tokio::task::JoinHandle<Result<Result<ResealWritten, StoreError>, NodeError>>,
+    failed: Vec<ResealFailure>,
 }
 
 fn describe_failure(table: &str, id: &str, column: &str, error: &SealError) -> String {

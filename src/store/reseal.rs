@@ -25,11 +25,14 @@ use crate::seal::{self, Binding, Keyring, SealError, keyset_id, marker_of};
 use crate::stamp::SiteId;
 use crate::value::Value;
 
-/// Where a reseal pass stands: the next table, and the last id done in it.
+/// Where a reseal pass stands: the next table, and the last rowid done in
+/// it. Rows are read in rowid (storage) order, so that the rows of one
+/// step share table pages and its write dirties few of them (in id order,
+/// random ids put nearly every row on a page of its own).
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct ResealCursor {
     pub table: usize,
-    pub after: String,
+    pub after: i64,
 }
 
 /// One cell to re-seal, as read.
@@ -117,7 +120,7 @@ impl Store {
             if columns.is_empty() {
                 cursor = ResealCursor {
                     table: t + 1,
-                    after: String::new(),
+                    after: 0,
                 };
                 continue;
             }
@@ -126,28 +129,28 @@ impl Store {
                 .map(|&c| quote(&self.tables[t].defs[c].name))
                 .collect();
             let sql = format!(
-                "SELECT id, _puente_clocks, {} FROM {} WHERE id > ?1 ORDER BY id LIMIT ?2",
+                "SELECT rowid, id, _puente_clocks, {} FROM {} WHERE rowid > ?1 ORDER BY rowid LIMIT ?2",
                 names.join(", "),
                 quote(&self.tables[t].name)
             );
             let limit = (max_scan - scanned).max(1);
-            let read: Vec<(String, Vec<u8>, Vec<Value>)> = {
+            let read: Vec<(i64, String, Vec<u8>, Vec<Value>)> = {
                 let mut stmt = self.conn.prepare_cached(&sql).ctx("reading sealed cells")?;
                 stmt.query_map(rusqlite::params![cursor.after, limit as i64], |r| {
                     let mut values = Vec::with_capacity(columns.len());
                     for i in 0..columns.len() {
-                        values.push(r.get::<_, Value>(i + 2)?);
+                        values.push(r.get::<_, Value>(i + 3)?);
                     }
-                    Ok((r.get(0)?, r.get(1)?, values))
+                    Ok((r.get(0)?, r.get(1)?, r.get(2)?, values))
                 })
                 .ctx("reading sealed cells")?
                 .collect::<Result<_, _>>()
                 .ctx("reading sealed cells")?
             };
             let exhausted = read.len() < limit;
-            for (id, clocks, values) in read {
+            for (rowid, id, clocks, values) in read {
                 scanned += 1;
-                cursor.after.clone_from(&id);
+                cursor.after = rowid;
                 let clocks =
                     RowClocks::decode(&clocks, self.tables[t].columns).ok_or_else(|| {
                         StoreError::Corrupt {
@@ -194,7 +197,7 @@ impl Store {
             if exhausted {
                 cursor = ResealCursor {
                     table: t + 1,
-                    after: String::new(),
+                    after: 0,
                 };
             }
         }
