@@ -280,6 +280,79 @@ fn a_peer_is_not_sent_its_own_writes_back() {
     assert_eq!(out.batch.cell_count(), 1);
 }
 
+#[test]
+fn after_a_catch_up_the_pump_back_to_the_source_is_done_in_one_read() {
+    let s = schema(&[TEST_RECIPIENT]);
+    let mut a = replica("a", s.clone(), None, 1_000);
+    let mut b = replica("b", s.clone(), None, 1_000);
+    b.store
+        .put("outreach_events", "shared", cells(&[("title", "from b")]))
+        .unwrap();
+    let before = b.store.head();
+    for i in 0..50 {
+        a.store
+            .put(
+                "outreach_events",
+                &format!("ev{i:02}"),
+                cells(&[("title", "t")]),
+            )
+            .unwrap();
+    }
+    a.store
+        .put(
+            "outreach_events",
+            "shared",
+            cells(&[("location", "from a")]),
+        )
+        .unwrap();
+    assert!(sync(&a, &mut b, 10) >= 5);
+    let a_site = Some(a.store.site_id());
+    // Complete at any point of the catch-up: nothing is owed to `a`, and
+    // one read of at most 10 rows says so (51 of a's rows follow).
+    for at in [before, before + 7, b.store.head() - 1] {
+        let out = b
+            .store
+            .changes_since(Cursor::at(at), 10, 1 << 20, a_site)
+            .unwrap();
+        assert!(out.batch.is_empty() && out.complete, "from {at}: {out:?}");
+        assert_eq!(out.cursor, Cursor::at(b.store.head()));
+    }
+    // A cursor not yet complete at the run's start is read as before: the
+    // row `a` updated holds b's own cell, numbered before the run, and
+    // that cell is still owed.
+    let partial = Cursor {
+        base: 0,
+        progress: before,
+    };
+    let mut owed = 0;
+    let mut cursor = partial;
+    loop {
+        let out = b.store.changes_since(cursor, 10, 1 << 20, a_site).unwrap();
+        owed += out.batch.cell_count();
+        cursor = out.cursor;
+        if out.complete {
+            break;
+        }
+    }
+    assert_eq!(owed, 1, "b's title of `shared`");
+    // A write here after the catch-up is sent, and only it.
+    b.store
+        .put("outreach_events", "ev03", cells(&[("status", "done")]))
+        .unwrap();
+    let out = b
+        .store
+        .changes_since(Cursor::at(before), 10, 1 << 20, a_site)
+        .unwrap();
+    assert!(out.complete);
+    assert_eq!(out.batch.cell_count(), 1);
+    // Everything `a` wrote is still owed to a third office.
+    let out = b
+        .store
+        .changes_since(Cursor::at(before), 100, 1 << 20, Some(SiteId([7; 16])))
+        .unwrap();
+    assert_eq!(out.batch.changes.len(), 51);
+}
+
 fn row_change(table: u16, id: &str, column: u16, value: Value) -> Batch {
     Batch {
         sites: vec![SiteId([9; 16])],

@@ -79,7 +79,8 @@ impl Store {
             .map(|(v, _)| v.max_hlc)
             .max()
             .unwrap_or(Hlc::ZERO);
-        self.transaction(|store| {
+        let before = self.state.head;
+        let applied = self.transaction(|store| {
             store.state.hlc.observe(max_hlc);
             // The batch comes over a connection pinned to `peer`, whose
             // Hello gave its site: that binds the site to the office.
@@ -119,7 +120,10 @@ impl Store {
                 );
             }
             Ok(applied)
-        })
+        })?;
+        // Committed: every change numbered since `before` is the peer's.
+        self.echo.record(peer.site, before, self.state.head);
+        Ok(applied)
     }
 
     fn merge_batch(

@@ -28,7 +28,9 @@ impl Store {
         skip_site: Option<SiteId>,
     ) -> Result<Outgoing, StoreError> {
         let head = self.state.head;
-        let from = batching::start(from, head);
+        // Runs that hold only what `skip_site` sent us are passed over
+        // unread (`echo.rs`).
+        let from = self.echo.skip(skip_site, batching::start(from, head));
         let candidates = self.candidates(from.progress, batching::fetch_limit(max_rows))?;
         let request = Request {
             from,

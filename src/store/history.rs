@@ -55,6 +55,8 @@ impl Store {
             store.state.local_site = idx;
             Ok(())
         })?;
+        // What was learnt of runs belongs to the old history.
+        self.echo.clear();
         tracing::info!(new = %new_site, retired = %old, "the replica starts a new history");
         Ok(old)
     }

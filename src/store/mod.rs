@@ -21,6 +21,7 @@ pub mod cipher;
 mod clocks;
 mod columns;
 pub mod digest;
+mod echo;
 mod held;
 mod history;
 mod inspect;
@@ -293,6 +294,8 @@ pub struct Store {
     held_limits: (u64, u64),
     /// Told how long each COMMIT took (the node's metrics).
     commit_observer: Option<CommitObserver>,
+    /// Runs of the sequence that hold only one peer's changes (`echo.rs`).
+    echo: echo::EchoRuns,
 }
 
 /// Called with the duration of each COMMIT.

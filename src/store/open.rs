@@ -257,6 +257,7 @@ impl Store {
             office: None,
             held_limits: (super::MAX_HELD_ENTRIES, super::MAX_HELD_BYTES),
             commit_observer: None,
+            echo: Default::default(),
         };
         store.load_guard()?;
         Ok(store)
