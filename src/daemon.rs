@@ -42,6 +42,10 @@ pub enum DaemonError {
     Lock(#[from] LockError),
     #[error(transparent)]
     Metrics(#[from] crate::metrics::server::BindError),
+    #[error(
+        "cannot start the admin socket's thread: {0}; the system is out of threads or memory for this user (check ulimit -u and TasksMax=)"
+    )]
+    AdminThread(std::io::Error),
     #[error("cannot install signal handlers: {0}")]
     Signals(std::io::Error),
     #[error(
@@ -64,6 +68,8 @@ pub struct Running {
     sync: manager::SyncHandle,
     admin: tokio::task::JoinHandle<()>,
     stop_admin: watch::Sender<bool>,
+    /// The thread the admin socket and the metrics listener run on.
+    admin_runtime: admin::runtime::AdminRuntime,
     web: Option<crate::web::WebServer>,
     metrics: Option<crate::metrics::server::MetricsServer>,
     _lock: DataDirLock,
@@ -174,6 +180,7 @@ impl Running {
         let _ = self.stop_admin.send(true);
         self.sync.stop().await;
         let _ = tokio::time::timeout(Duration::from_secs(2), self.admin).await;
+        self.admin_runtime.stop().await;
         // Waits for the store lock: a transaction in progress finishes first.
         let _ = self.node.with_store(|s| s.checkpoint()).await;
     }
@@ -251,7 +258,13 @@ pub async fn start(config_path: &Path, limits: Limits) -> Result<Running, Daemon
         at_rest = store.cipher_version().map_or("NOT encrypted", |_| "encrypted"),
         "replica open"
     );
-    let listener = admin::bind(&config.admin_socket)?;
+    // The admin socket and the metrics listener are served on a thread of
+    // their own, so they answer while sync keeps the main runtime busy.
+    let admin_runtime = admin::runtime::AdminRuntime::start().map_err(DaemonError::AdminThread)?;
+    let listener = {
+        let _inside = admin_runtime.handle().enter();
+        admin::bind(&config.admin_socket)?
+    };
     let node = Node::new(
         config,
         checked.schema,
@@ -264,7 +277,16 @@ pub async fn start(config_path: &Path, limits: Limits) -> Result<Running, Daemon
         None => None,
     };
     let metrics = match node.config().metrics.as_ref().map(|m| m.listen) {
-        Some(listen) => Some(crate::metrics::server::start(node.clone(), listen).await?),
+        Some(listen) => Some(
+            admin_runtime
+                .handle()
+                .spawn(crate::metrics::server::start(node.clone(), listen))
+                .await
+                .map_err(|e| DaemonError::TaskFailed {
+                    task: "starting the metrics listener",
+                    detail: e.to_string(),
+                })??,
+        ),
         None => None,
     };
     let sync = manager::start(node.clone(), checked.identity, limits)?;
@@ -276,7 +298,7 @@ pub async fn start(config_path: &Path, limits: Limits) -> Result<Running, Daemon
     let admin = {
         let node = node.clone();
         let mut stop = stop_rx;
-        tokio::spawn(async move {
+        admin_runtime.handle().spawn(async move {
             let shutdown = async move {
                 let _ = stop.wait_for(|s| *s).await;
             };
@@ -290,6 +312,7 @@ pub async fn start(config_path: &Path, limits: Limits) -> Result<Running, Daemon
         sync,
         admin,
         stop_admin,
+        admin_runtime,
         web,
         metrics,
         _lock: lock,

@@ -4,7 +4,8 @@
 //! the endpoints; `errors`: HTTP error mapping), the reveal audit log
 //! (`audit`), the JSON shapes both sides share (`api`, blobs as base64),
 //! bodies that may hold plaintext in wiped buffers (`buf`), bodies fed
-//! from a channel (`stream`), the bulk import and export endpoints
+//! from a channel (`stream`), the thread the socket is served on
+//! (`runtime`), the bulk import and export endpoints
 //! (`bulk`) and the typed client the CLI uses (`client`).
 //! Must not: decide anything about the replica (the `Node` and `Store` do),
 //! or let a sealed value reach a log line or an error message.
@@ -21,6 +22,7 @@ mod life;
 pub mod life_api;
 pub mod roles;
 mod routes;
+pub mod runtime;
 pub mod server;
 mod staff;
 pub mod staff_api;
