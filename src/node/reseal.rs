@@ -16,11 +16,13 @@
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 
+use crate::config::Schema;
 use crate::node::status::ResealStatus;
 use crate::node::{Node, NodeError};
+use crate::seal::Keyring;
 use crate::seal::SealError;
 use crate::store::StoreError;
-use crate::store::reseal::{ResealCursor, ResealFailure, ResealWritten, seal_batch};
+use crate::store::reseal::{ResealCursor, ResealFailure, ResealWritten, StaleBatch, seal_batch};
 
 /// Rows read, sealed and written per step: one transaction each.
 pub const ROWS_PER_STEP: usize = 256;
@@ -191,45 +193,40 @@ impl Node {
         let mut failures: Vec<String> = Vec::new();
         for group in groups {
             for _pass in 0..MAX_PASSES {
-                let mut cursor = ResealCursor::default();
                 let mut progressed = false;
                 // The previous step's write, running while this step seals
-                // (its rows are others: the cursor moved past them).
+                // (its rows are others: the cursor moved past them). The
+                // next step is read before this one's write starts, so the
+                // read does not wait behind the write for the store.
                 let mut writing: Option<Writing> = None;
-                loop {
-                    let (batch, schema, keyring) = self
-                        .with_store({
-                            let group = group.clone();
-                            let cursor = cursor.clone();
-                            move |s| {
-                                s.reseal_read(&group, &cursor, ROWS_PER_STEP, SCAN_PER_STEP)
-                                    .map(|b| (b, s.schema().clone(), s.keyring().clone()))
-                            }
-                        })
-                        .await??;
+                let mut pending = Some(self.reseal_read(group, ResealCursor::default()).await?);
+                while let Some((batch, schema, keyring)) = pending.take() {
                     let next = batch.next.clone();
-                    if !batch.rows.is_empty() {
-                        let group_name = group.clone();
-                        let (sealed, failed) = tokio::task::spawn_blocking(move || {
-                            seal_batch(&schema, &keyring, &group_name, &batch, threads)
-                        })
-                        .await
-                        .map_err(|e| NodeError::Internal(format!("a sealing task failed: {e}")))?;
-                        if let Some(w) = writing.take() {
-                            progressed |= self.finish_step(w, &mut failures).await?;
+                    if batch.rows.is_empty() {
+                        if let Some(next) = next {
+                            pending = Some(self.reseal_read(group, next).await?);
                         }
-                        let node = self.clone();
-                        writing = Some(Writing {
-                            task: tokio::spawn(async move {
-                                node.with_store(move |s| s.reseal_write(sealed)).await
-                            }),
-                            failed,
-                        });
+                        continue;
                     }
-                    match next {
-                        Some(next) => cursor = next,
-                        None => break,
+                    let group_name = group.clone();
+                    let (sealed, failed) = tokio::task::spawn_blocking(move || {
+                        seal_batch(&schema, &keyring, &group_name, &batch, threads)
+                    })
+                    .await
+                    .map_err(|e| NodeError::Internal(format!("a sealing task failed: {e}")))?;
+                    if let Some(w) = writing.take() {
+                        progressed |= self.finish_step(w, &mut failures).await?;
                     }
+                    if let Some(next) = next {
+                        pending = Some(self.reseal_read(group, next).await?);
+                    }
+                    let node = self.clone();
+                    writing = Some(Writing {
+                        task: tokio::spawn(async move {
+                            node.with_store(move |s| s.reseal_write(sealed)).await
+                        }),
+                        failed,
+                    });
                 }
                 if let Some(w) = writing.take() {
                     progressed |= self.finish_step(w, &mut failures).await?;
@@ -246,6 +243,22 @@ impl Node {
             }
         }
         Ok(())
+    }
+
+    /// Reads the next step's rows from `cursor`, with the schema and
+    /// keyring to seal them under.
+    async fn reseal_read(
+        self: &Arc<Self>,
+        group: &str,
+        cursor: ResealCursor,
+    ) -> Result<(StaleBatch, Arc<Schema>, Arc<Keyring>), ResealError> {
+        let group = group.to_string();
+        Ok(self
+            .with_store(move |s| {
+                s.reseal_read(&group, &cursor, ROWS_PER_STEP, SCAN_PER_STEP)
+                    .map(|b| (b, s.schema().clone(), s.keyring().clone()))
+            })
+            .await??)
     }
 
     /// Waits for a step's write and counts it in the progress; true if it
