@@ -11,22 +11,6 @@ mod support;
 use cluster::*;
 use puente::node::status::PeerState;
 
-/// Sends SIGHUP and waits for the reload's outcome in status.
-async fn reload(o: &Office) -> puente::node::status::ReloadStatus {
-    let before = o.status().await.reload.map(|r| r.at_ms);
-    o.reload().unwrap();
-    let started = std::time::Instant::now();
-    loop {
-        if let Some(r) = o.client().status().await.ok().and_then(|s| s.reload)
-            && Some(r.at_ms) != before
-        {
-            return r;
-        }
-        assert!(started.elapsed() < DEADLINE, "no reload outcome in status");
-        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
-    }
-}
-
 fn peer_state(s: &puente::node::status::Status, name: &str) -> Option<PeerState> {
     s.peers.iter().find(|p| p.name == name).map(|p| p.state)
 }

@@ -14,22 +14,6 @@ use std::path::Path;
 use cluster::*;
 use puente::config::Schema;
 
-/// Sends SIGHUP and waits for the reload's outcome in status.
-async fn reload(o: &Office) -> puente::node::status::ReloadStatus {
-    let before = o.status().await.reload.map(|r| r.at_ms);
-    o.reload().unwrap();
-    let started = std::time::Instant::now();
-    loop {
-        if let Some(r) = o.client().status().await.ok().and_then(|s| s.reload)
-            && Some(r.at_ms) != before
-        {
-            return r;
-        }
-        assert!(started.elapsed() < DEADLINE, "no reload outcome in status");
-        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
-    }
-}
-
 /// `puente status --json`'s schema hash, read as a script reads it.
 fn schema_hash_shown(o: &Office) -> String {
     let out = puente(&["status", "--json", "--config", o.config.to_str().unwrap()]);

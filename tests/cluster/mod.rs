@@ -198,6 +198,22 @@ where
     }
 }
 
+/// Sends SIGHUP to `o` and waits for the reload's outcome in its status.
+pub async fn reload(o: &Office) -> puente::node::status::ReloadStatus {
+    let before = o.status().await.reload.map(|r| r.at_ms);
+    o.reload().unwrap();
+    let started = Instant::now();
+    loop {
+        if let Some(r) = o.client().status().await.ok().and_then(|s| s.reload)
+            && Some(r.at_ms) != before
+        {
+            return r;
+        }
+        assert!(started.elapsed() < DEADLINE, "no reload outcome in status");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
 /// True when every office has the same digest and sees every peer in sync.
 pub async fn converged(offices: &[&Office]) -> bool {
     let mut digest = None;
