@@ -36,8 +36,18 @@ pub struct MergeTimes {
 /// A plain table of the same shape (text primary key, 8 columns), filled
 /// in one transaction with one prepared statement, same pragmas as a replica.
 pub fn plain_insert(dir: &Path, schema: &Schema, rows: &data::Rows) -> Result<f64> {
-    let path = dir.join("plain.db");
-    let conn = rusqlite::Connection::open(&path)?;
+    let (conn, sql) = plain_table(dir, schema)?;
+    let start = Instant::now();
+    let tx = conn.unchecked_transaction()?;
+    insert_plain(&mut tx.prepare(&sql)?, rows)?;
+    tx.commit()?;
+    Ok(start.elapsed().as_secs_f64())
+}
+
+/// Creates `plain.db` in `dir` with the replica's pragmas and the plain
+/// table of the bench table's shape; returns it with its INSERT statement.
+pub fn plain_table(dir: &Path, schema: &Schema) -> Result<(rusqlite::Connection, String)> {
+    let conn = rusqlite::Connection::open(dir.join("plain.db"))?;
     conn.execute_batch("PRAGMA journal_mode = WAL; PRAGMA synchronous = FULL; PRAGMA secure_delete = ON; PRAGMA cache_size = -16384; PRAGMA wal_autocheckpoint = 4000;")?;
     let table = schema
         .table(data::TABLE)
@@ -59,19 +69,18 @@ pub fn plain_insert(dir: &Path, schema: &Schema, rows: &data::Rows) -> Result<f6
             .collect::<Vec<_>>()
             .join(", ")
     );
-    let start = Instant::now();
-    let tx = conn.unchecked_transaction()?;
-    {
-        let mut stmt = tx.prepare(&sql)?;
-        for (id, values) in rows.ids.iter().zip(&rows.values) {
-            let args = std::iter::once(id as &dyn rusqlite::ToSql)
-                .chain(values.iter().map(|v| v as &dyn rusqlite::ToSql))
-                .collect::<Vec<_>>();
-            stmt.execute(params_from_iter(args))?;
-        }
+    Ok((conn, sql))
+}
+
+/// Inserts `rows` with the plain table's prepared INSERT.
+pub fn insert_plain(stmt: &mut rusqlite::Statement<'_>, rows: &data::Rows) -> Result<()> {
+    for (id, values) in rows.ids.iter().zip(&rows.values) {
+        let args = std::iter::once(id as &dyn rusqlite::ToSql)
+            .chain(values.iter().map(|v| v as &dyn rusqlite::ToSql))
+            .collect::<Vec<_>>();
+        stmt.execute(params_from_iter(args))?;
     }
-    tx.commit()?;
-    Ok(start.elapsed().as_secs_f64())
+    Ok(())
 }
 
 pub(super) fn open(path: &Path, at_rest: &AtRest, schema: Arc<Schema>) -> Result<Store> {

@@ -18,7 +18,6 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result};
-use rusqlite::params_from_iter;
 
 use super::data;
 use super::merge::TempDir;
@@ -127,28 +126,7 @@ fn chunk_sizes(rows: usize) -> impl Iterator<Item = (usize, usize)> {
 /// The plain insert of `merge::plain_insert`, one transaction, rows made
 /// chunk by chunk; only the inserts and the commit are timed.
 fn plain_insert(dir: &Path, schema: &Schema, pool: &[Vec<u8>], rows: usize) -> Result<f64> {
-    let conn = rusqlite::Connection::open(dir.join("plain.db"))?;
-    conn.execute_batch("PRAGMA journal_mode = WAL; PRAGMA synchronous = FULL; PRAGMA secure_delete = ON; PRAGMA cache_size = -16384; PRAGMA wal_autocheckpoint = 4000;")?;
-    let table = schema
-        .table(data::TABLE)
-        .context("the bench table is in the schema")?;
-    let cols: Vec<String> = table
-        .columns
-        .iter()
-        .map(|c| format!("\"{}\"", c.name))
-        .collect();
-    conn.execute_batch(&format!(
-        "CREATE TABLE plain (id TEXT PRIMARY KEY NOT NULL, {})",
-        cols.join(", ")
-    ))?;
-    let sql = format!(
-        "INSERT INTO plain (id, {}) VALUES (?1, {})",
-        cols.join(", "),
-        (2..cols.len() + 2)
-            .map(|i| format!("?{i}"))
-            .collect::<Vec<_>>()
-            .join(", ")
-    );
+    let (conn, sql) = super::merge::plain_table(dir, schema)?;
     let mut timed = Duration::ZERO;
     let tx = conn.unchecked_transaction()?;
     {
@@ -156,12 +134,7 @@ fn plain_insert(dir: &Path, schema: &Schema, pool: &[Vec<u8>], rows: usize) -> R
         for (i, n) in chunk_sizes(rows) {
             let part = chunk(schema, pool, i, n);
             let start = Instant::now();
-            for (id, values) in part.ids.iter().zip(&part.values) {
-                let args = std::iter::once(id as &dyn rusqlite::ToSql)
-                    .chain(values.iter().map(|v| v as &dyn rusqlite::ToSql))
-                    .collect::<Vec<_>>();
-                stmt.execute(params_from_iter(args))?;
-            }
+            super::merge::insert_plain(&mut stmt, &part)?;
             timed += start.elapsed();
         }
     }
