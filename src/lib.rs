@@ -4,20 +4,27 @@
 //! Mexico. See docs/architecture.md for the map of modules.
 #![forbid(unsafe_code)]
 
+pub mod access;
 pub mod admin;
+pub mod api;
+pub mod audit;
 pub mod bench;
 pub mod bulk;
 pub mod cli;
 pub mod clock;
 pub mod config;
 pub mod daemon;
+pub mod fingerprint;
+pub mod fsutil;
 pub mod lab;
 pub mod metrics;
 pub mod node;
 pub mod schedule;
 pub mod seal;
+pub(crate) mod secret_buf;
 pub mod stamp;
 pub mod store;
 pub mod sync;
 pub mod value;
+pub mod versions;
 pub mod web;

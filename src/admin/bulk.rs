@@ -22,13 +22,13 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use http_body_util::BodyExt;
 
-use super::buf::{self, SecretBuf};
 use super::errors::ApiError;
 use super::routes::{Peer, Shared, json, revealer};
 use super::stream::{self, StreamError};
 use crate::bulk::check::Staging;
 use crate::bulk::{ImportLine, ImportReport, MAX_IMPORT_BYTES, MAX_IMPORT_LINE, MAX_IMPORT_ROWS};
 use crate::config::TableDef;
+use crate::secret_buf::{self, SecretBuf};
 use crate::store::{CellView, Reveal, StoreError};
 use crate::value::{Plaintext, Value};
 
@@ -115,7 +115,7 @@ async fn import(
         if total > MAX_IMPORT_BYTES {
             return Err(stream_too_large());
         }
-        buf::take_chunk(&mut pending, chunk);
+        secret_buf::take_chunk(&mut pending, chunk);
         pending = take_lines(pending, &mut staging)?;
         if pending.len() > MAX_IMPORT_LINE {
             return Err(too_large(format!(

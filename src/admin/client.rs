@@ -18,16 +18,16 @@ use hyper_util::rt::TokioIo;
 use serde::de::DeserializeOwned;
 use tokio::net::UnixStream;
 
-use super::api::{Accepted, ErrorBody, Health, Row, RowWrite, RowsPage, WriteResult};
-use super::buf::{self, SecretBuf};
 use super::bulk::{COLUMNS_HEADER, LEFT_OUT_HEADER, ROWS_HEADER};
-use super::held_api::{HeldDecision, HeldList};
-use super::life_api::{BACKUP_INFO_HEADER, BackupRequest, Checkpointed, ResealRequest};
-use super::staff_api::{StaffAdded, StaffList, StaffNew, StaffRemoved};
 use super::stream::ChannelBody;
+use crate::api::held::{HeldDecision, HeldList};
+use crate::api::maintenance::{BACKUP_INFO_HEADER, BackupRequest, Checkpointed, ResealRequest};
+use crate::api::staff::{StaffAdded, StaffList, StaffNew, StaffRemoved};
+use crate::api::{Accepted, ErrorBody, Health, Row, RowWrite, RowsPage, WriteResult};
 use crate::bulk::ImportReport;
 use crate::node::backup::BackupInfo;
 use crate::node::status::Status;
+use crate::secret_buf::{self, SecretBuf};
 use crate::value::Plaintext;
 
 /// The largest answer the client reads.
@@ -163,7 +163,7 @@ impl Client {
         id: &str,
         cells: Vec<(String, Plaintext)>,
     ) -> Result<WriteResult, ClientError> {
-        let body = buf::to_json(&RowWrite(cells)).map_err(|e| ClientError::Protocol {
+        let body = secret_buf::to_json(&RowWrite(cells)).map_err(|e| ClientError::Protocol {
             socket: self.socket.clone(),
             detail: format!("could not encode the request: {e}"),
         })?;
@@ -326,7 +326,7 @@ impl Client {
                 if answer.len() + chunk.len() > MAX_RESPONSE {
                     return Err(self.protocol("the answer is too large".into()));
                 }
-                buf::take_chunk(&mut answer, chunk);
+                secret_buf::take_chunk(&mut answer, chunk);
             }
         }
         Ok(answer)
@@ -334,7 +334,7 @@ impl Client {
 
     /// Adds a web staff login; the answer holds its tokens (shown once).
     pub async fn add_staff(&self, name: &str, role: &str) -> Result<StaffAdded, ClientError> {
-        let body = buf::to_json(&StaffNew {
+        let body = secret_buf::to_json(&StaffNew {
             name: name.to_string(),
             role: role.to_string(),
         })
@@ -378,7 +378,7 @@ impl Client {
         &self,
         group: Option<&str>,
     ) -> Result<crate::node::status::ResealStatus, ClientError> {
-        let body = buf::to_json(&ResealRequest {
+        let body = secret_buf::to_json(&ResealRequest {
             group: group.map(str::to_string),
         })
         .map_err(|e| self.protocol(format!("could not encode the request: {e}")))?;
@@ -405,7 +405,7 @@ impl Client {
         to: &[String],
         mut sink: impl FnMut(&[u8]) -> std::io::Result<()>,
     ) -> Result<BackupInfo, ClientError> {
-        let body = buf::to_json(&BackupRequest { to: to.to_vec() })
+        let body = secret_buf::to_json(&BackupRequest { to: to.to_vec() })
             .map_err(|e| self.protocol(format!("could not encode the request: {e}")))?;
         let exchange = async {
             let mut sender = self.connect().await?;
@@ -431,7 +431,7 @@ impl Client {
                 let mut answer = SecretBuf::with_capacity(1024);
                 while let Some(frame) = incoming.frame().await {
                     if let Ok(chunk) = frame.map_err(|e| self.transport(e))?.into_data() {
-                        buf::take_chunk(&mut answer, chunk);
+                        secret_buf::take_chunk(&mut answer, chunk);
                     }
                 }
                 return Err(
@@ -557,7 +557,7 @@ impl Client {
                     if answer.len() + chunk.len() > MAX_RESPONSE {
                         return Err(self.protocol("the answer is too large".into()));
                     }
-                    buf::take_chunk(&mut answer, chunk);
+                    secret_buf::take_chunk(&mut answer, chunk);
                 }
             }
             Ok((status, answer))
@@ -649,7 +649,7 @@ impl ExportStream {
                         let rest = &self.pending.as_slice()[self.start..];
                         let mut next = SecretBuf::with_capacity(rest.len() + chunk.len());
                         next.extend(rest);
-                        buf::take_chunk(&mut next, chunk);
+                        secret_buf::take_chunk(&mut next, chunk);
                         self.pending = next;
                         self.start = 0;
                     }

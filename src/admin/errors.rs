@@ -9,8 +9,8 @@ use axum::Json;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 
-use super::api::ErrorBody;
-use super::audit::AuditError;
+use crate::api::ErrorBody;
+use crate::audit::AuditError;
 use crate::node::NodeError;
 use crate::seal::SealError;
 use crate::store::StoreError;

@@ -18,8 +18,8 @@ use axum::response::Response;
 use axum::routing::{get, post};
 
 use super::errors::ApiError;
-use super::held_api::{HeldDecision, HeldEntry, HeldList};
 use super::routes::{Peer, Shared, json};
+use crate::api::held::{HeldDecision, HeldEntry, HeldList};
 
 pub(super) fn routes() -> Router<Shared> {
     Router::new()

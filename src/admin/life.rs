@@ -20,8 +20,8 @@ use axum::routing::post;
 use hyper::body::Bytes;
 
 use super::errors::ApiError;
-use super::life_api::{BACKUP_INFO_HEADER, BackupRequest, Checkpointed, ResealRequest};
 use super::routes::{Shared, json, read_body};
+use crate::api::maintenance::{BACKUP_INFO_HEADER, BackupRequest, Checkpointed, ResealRequest};
 use crate::node::backup::{self, BackupError, WORK_DIR};
 use crate::node::reseal::ResealError;
 

@@ -10,28 +10,25 @@
 //! Must not: decide anything about the replica (the `Node` and `Store` do),
 //! or let a sealed value reach a log line or an error message.
 
-pub mod api;
-pub mod audit;
-pub(crate) mod buf;
 pub mod bulk;
 pub mod client;
 mod errors;
 mod held;
-pub mod held_api;
 mod life;
-pub mod life_api;
-pub mod roles;
 mod routes;
 pub mod runtime;
 pub mod server;
 mod staff;
-pub mod staff_api;
 pub mod stream;
 
 use std::path::PathBuf;
 
 pub use client::{Client, ClientError};
 pub use server::{ServeOptions, bind, serve, serve_with};
+
+// The JSON shapes moved to `crate::api`; tests still name them here.
+pub use crate::api;
+pub use crate::api::staff as staff_api;
 
 /// Errors of binding and serving the admin socket.
 #[derive(Debug, thiserror::Error)]

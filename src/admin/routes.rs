@@ -23,15 +23,15 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use http_body_util::BodyExt;
 
-use super::api::{Accepted, Cell, Columns, Health, Row, RowWrite, RowsPage, WriteResult};
-use super::audit::{AuditLog, Caller, RevealedCell};
-use super::buf::{self, SecretBuf};
 use super::errors::ApiError;
-use super::roles::{self, Access, CallerIds};
+use crate::access::socket_roles::{self, Access, CallerIds};
+use crate::api::{Accepted, Cell, Columns, Health, Row, RowWrite, RowsPage, WriteResult};
+use crate::audit::edits::EditLog;
+use crate::audit::{AuditLog, Caller, RevealedCell};
 use crate::node::Node;
+use crate::secret_buf::{self, SecretBuf};
 use crate::store::{CellView, Reveal, RowView, StoreError, Written, valid_id};
 use crate::value::{Plaintext, Value};
-use crate::web::edits::EditLog;
 
 /// Rows per page unless `limit` says otherwise, and the most allowed.
 pub const DEFAULT_LIMIT: usize = 100;
@@ -86,7 +86,7 @@ pub(crate) fn router(state: Shared) -> Router {
 /// Refuses (403) a request whose caller lacks a role it needs; every
 /// request passes here before its handler.
 async fn check_access(State(app): State<Shared>, req: Request, next: Next) -> Response {
-    let needed = roles::needed(req.method().as_str(), req.uri().path(), req.uri().query());
+    let needed = socket_roles::needed(req.method().as_str(), req.uri().path(), req.uri().query());
     let ids = req
         .extensions()
         .get::<ConnectInfo<Peer>>()
@@ -99,7 +99,7 @@ async fn check_access(State(app): State<Shared>, req: Request, next: Next) -> Re
         Some(ids) => tokio::fs::read_to_string("/etc/passwd")
             .await
             .ok()
-            .and_then(|text| roles::user_name(&text, ids.uid)),
+            .and_then(|text| socket_roles::user_name(&text, ids.uid)),
         None => None,
     };
     let message = match app.access.check(ids.as_ref(), &needed, user.as_deref()) {
@@ -139,7 +139,7 @@ async fn log_request(req: Request, next: Next) -> Response {
 /// A JSON response whose buffer is wiped once sent (it may hold revealed
 /// values).
 pub(super) fn json<T: serde::Serialize>(status: StatusCode, value: &T) -> Response {
-    match buf::to_json(value) {
+    match secret_buf::to_json(value) {
         Ok(mut body) => {
             body.extend(b"\n");
             (
@@ -454,7 +454,7 @@ pub(super) async fn read_body(headers: &HeaderMap, body: Body) -> Result<SecretB
             if buf.len() + chunk.len() > MAX_BODY {
                 return Err(too_large());
             }
-            buf::take_chunk(&mut buf, chunk);
+            secret_buf::take_chunk(&mut buf, chunk);
         }
     }
     Ok(buf)

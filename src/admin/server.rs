@@ -26,9 +26,9 @@ use tokio::sync::watch;
 use tokio::task::JoinSet;
 
 use super::AdminError;
-use super::audit::{AuditLog, Caller};
-use super::roles::{self, Access, CallerIds};
 use super::routes::{AppState, Peer, router};
+use crate::access::socket_roles::{self, Access, CallerIds};
+use crate::audit::{AuditLog, Caller};
 use crate::node::Node;
 
 /// How the server treats connections.
@@ -137,7 +137,7 @@ pub async fn serve_with(
     let socket = SocketFile::of(&listener);
     let audit = AuditLog::new(&node.config().data_dir);
     let access = resolve_access(&node);
-    let edits = crate::web::edits::EditLog::new(&node.config().data_dir);
+    let edits = crate::audit::edits::EditLog::new(&node.config().data_dir);
     let app = router(Arc::new(AppState {
         node,
         audit,
@@ -267,7 +267,7 @@ fn resolve_access(node: &Node) -> Access {
 async fn caller_ids(uid: u32, gid: u32, pid: Option<i32>) -> CallerIds {
     if let Some(pid) = pid
         && let Ok(status) = tokio::fs::read_to_string(format!("/proc/{pid}/status")).await
-        && let Some(gids) = roles::proc_groups(&status, uid)
+        && let Some(gids) = socket_roles::proc_groups(&status, uid)
     {
         return CallerIds { uid, gids };
     }
@@ -275,11 +275,11 @@ async fn caller_ids(uid: u32, gid: u32, pid: Option<i32>) -> CallerIds {
     let passwd = tokio::fs::read_to_string("/etc/passwd")
         .await
         .unwrap_or_default();
-    if let Some(name) = roles::user_name(&passwd, uid) {
+    if let Some(name) = socket_roles::user_name(&passwd, uid) {
         let group = tokio::fs::read_to_string("/etc/group")
             .await
             .unwrap_or_default();
-        for g in roles::member_groups(&group, &name) {
+        for g in socket_roles::member_groups(&group, &name) {
             if !gids.contains(&g) {
                 gids.push(g);
             }

@@ -19,9 +19,9 @@ use axum::routing::{delete, get};
 
 use super::errors::ApiError;
 use super::routes::{Peer, Shared, json, read_body};
-use super::staff_api::{StaffAdded, StaffEntry, StaffList, StaffNew, StaffRemoved};
-use crate::web::edits::{Edit, Editor};
-use crate::web::tokens::{self, ROLE_USAGE, StaffRole};
+use crate::access::staff_tokens::{self, ROLE_USAGE, StaffRole};
+use crate::api::staff::{StaffAdded, StaffEntry, StaffList, StaffNew, StaffRemoved};
+use crate::audit::edits::{Edit, Editor};
 
 pub(super) fn routes() -> Router<Shared> {
     Router::new()
@@ -63,16 +63,19 @@ async fn add(
             "the body must be a JSON object {\"name\": \"…\", \"role\": \"viewer|editor|admin\"}",
         )
     })?;
-    let name = tokens::check_name(&new.name)
+    let name = staff_tokens::check_name(&new.name)
         .map_err(ApiError::bad_request)?
         .to_string();
     let role = StaffRole::parse(&new.role)
         .ok_or_else(|| ApiError::bad_request(format!("`{}`: {ROLE_USAGE}", new.role)))?;
     let (login, calendar) = {
         let mut rng = rand::rng();
-        (tokens::new_token(&mut rng), tokens::new_token(&mut rng))
+        (
+            staff_tokens::new_token(&mut rng),
+            staff_tokens::new_token(&mut rng),
+        )
     };
-    let (login_hash, calendar_hash) = (tokens::hash(&login), tokens::hash(&calendar));
+    let (login_hash, calendar_hash) = (staff_tokens::hash(&login), staff_tokens::hash(&calendar));
     let n = name.clone();
     let added = app
         .node

@@ -184,7 +184,7 @@ fn stale_node(rows: usize) -> Result<Stale> {
     let key_file = dir.path().join("mx.key");
     {
         use age::secrecy::ExposeSecret;
-        crate::node::fsutil::create_new_with_mode(
+        crate::fsutil::create_new_with_mode(
             &key_file,
             format!("{}\n", identity.to_string().expose_secret()).as_bytes(),
             0o600,
@@ -231,7 +231,7 @@ fn stale_node(rows: usize) -> Result<Stale> {
     let node = Node::new(
         config,
         new.clone(),
-        crate::node::fingerprint::Fingerprint([0; 32]),
+        crate::fingerprint::Fingerprint([0; 32]),
         Arc::new(SystemClock) as Arc<dyn WallClock>,
         store,
     );

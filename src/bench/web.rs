@@ -20,8 +20,8 @@ use super::median;
 use super::merge::TempDir;
 use crate::clock::{SystemClock, WallClock};
 use crate::config::{NodeConfig, Schema};
+use crate::fingerprint::Fingerprint;
 use crate::node::Node;
-use crate::node::fingerprint::Fingerprint;
 use crate::seal::Keyring;
 use crate::store::Store;
 use crate::value::{Plaintext, Value};
@@ -159,14 +159,14 @@ pub async fn run(n: usize, samples: usize) -> Result<WebFigures> {
     // The office the daemon's config names (it writes residents below).
     store.set_office(&config.name)?;
     store.put_many(crate::schedule::TABLE, events(n, now))?;
-    let token = crate::web::tokens::new_token(&mut rand::rng());
-    let hash = crate::web::tokens::hash(&token);
-    let calendar = crate::web::tokens::new_token(&mut rand::rng());
+    let token = crate::access::staff_tokens::new_token(&mut rand::rng());
+    let hash = crate::access::staff_tokens::hash(&token);
+    let calendar = crate::access::staff_tokens::new_token(&mut rand::rng());
     store.staff_add(
         "bench",
         "editor",
         &hash,
-        &crate::web::tokens::hash(&calendar),
+        &crate::access::staff_tokens::hash(&calendar),
     )?;
     let web_config = config.web.clone().context("the bench config has [web]")?;
     let node = Node::new(config, schema, Fingerprint([0; 32]), clock, store);

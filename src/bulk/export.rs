@@ -10,8 +10,8 @@
 use base64::Engine as _;
 use zeroize::Zeroizing;
 
-use crate::admin::api::{Cell, Columns, RowWrite};
-use crate::admin::buf::{self, SecretBuf};
+use crate::api::{Cell, Columns, RowWrite};
+use crate::secret_buf::{self, SecretBuf};
 use crate::value::{Plaintext, Value};
 
 /// One row as an export line (with its newline).
@@ -19,7 +19,7 @@ pub fn line(id: &str, cells: Vec<(String, Plaintext)>) -> serde_json::Result<Sec
     let mut all = Vec::with_capacity(cells.len() + 1);
     all.push(("id".to_string(), Plaintext::text(id)));
     all.extend(cells);
-    let mut out = buf::to_json(&RowWrite(all))?;
+    let mut out = secret_buf::to_json(&RowWrite(all))?;
     out.extend(b"\n");
     Ok(out)
 }

@@ -15,7 +15,7 @@ use std::path::{Path, PathBuf};
 use zeroize::Zeroizing;
 
 use super::{MAX_IMPORT_BYTES, Problems};
-use crate::admin::api::RowWrite;
+use crate::api::RowWrite;
 use crate::value::{Plaintext, Value};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -16,7 +16,7 @@ pub mod files;
 
 use serde::{Deserialize, Serialize};
 
-use crate::admin::api::RowWrite;
+use crate::api::RowWrite;
 
 /// Rows one import may hold: all of them are held in memory until the one
 /// transaction that writes them.

@@ -16,12 +16,12 @@ use anyhow::{Context, Result, anyhow, bail};
 
 use super::progress::{self, Progress};
 use crate::admin::Client;
-use crate::admin::api::RowWrite;
-use crate::admin::buf::{self, SecretBuf};
 use crate::admin::stream::{self, StreamError};
+use crate::api::RowWrite;
 use crate::bulk::export::CsvWriter;
 use crate::bulk::files::{self, Entry, Format};
 use crate::bulk::{ImportLine, ImportReport, Problems};
+use crate::secret_buf::{self, SecretBuf};
 
 /// Bytes of import lines sent per chunk.
 const CHUNK: usize = 64 * 1024;
@@ -37,7 +37,7 @@ fn run<T>(call: impl std::future::Future<Output = Result<T>>) -> Result<T> {
 }
 
 fn print_json<T: serde::Serialize>(value: &T) -> Result<()> {
-    let text = buf::to_json_pretty(value).context("cannot encode the answer as JSON")?;
+    let text = secret_buf::to_json_pretty(value).context("cannot encode the answer as JSON")?;
     let mut out = std::io::stdout().lock();
     out.write_all(text.as_slice())?;
     out.write_all(b"\n")?;

@@ -11,7 +11,7 @@ use std::path::Path;
 use anyhow::{Context, Result};
 
 use crate::admin::Client;
-use crate::admin::held_api::{HeldDecision, HeldEntry};
+use crate::api::held::{HeldDecision, HeldEntry};
 
 fn run<T>(call: impl std::future::Future<Output = Result<T>>) -> Result<T> {
     tokio::runtime::Builder::new_current_thread()

@@ -7,7 +7,7 @@ use std::path::Path;
 use anyhow::{Context, Result};
 
 use crate::config::{NodeConfig, node};
-use crate::node::fingerprint::Fingerprint;
+use crate::fingerprint::Fingerprint;
 use crate::node::identity;
 use crate::node::init;
 use crate::node::preflight;

@@ -15,9 +15,10 @@ use anyhow::{Context, Result, anyhow, bail};
 use zeroize::Zeroizing;
 
 use super::rows_view;
-use crate::admin::api::{self, Row};
-use crate::admin::{Client, buf};
+use crate::admin::Client;
+use crate::api::{self, Row};
 use crate::node::status::{AtRestStatus, PeerState, PeerStatus, Status};
+use crate::secret_buf;
 use crate::value::{Plaintext, Value};
 
 pub use super::rows_view::SEALED_MARK;
@@ -44,7 +45,7 @@ pub(super) fn emit(text: &[u8]) -> Result<()> {
 
 /// Prints `value` as indented JSON from a buffer wiped afterwards.
 pub(super) fn emit_json<T: serde::Serialize>(value: &T) -> Result<()> {
-    let text = buf::to_json_pretty(value).context("cannot encode the answer as JSON")?;
+    let text = secret_buf::to_json_pretty(value).context("cannot encode the answer as JSON")?;
     emit(text.as_slice())
 }
 

@@ -13,7 +13,7 @@ use std::fmt::Write as _;
 use jiff::tz::TimeZone;
 use zeroize::Zeroizing;
 
-use crate::admin::api::{Cell, Row};
+use crate::api::{Cell, Row};
 use crate::clock::Hlc;
 use crate::value::Value;
 
@@ -203,7 +203,7 @@ pub fn render_table(out: &mut String, rows: &[Row], tz: &TimeZone) {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::admin::api::Columns;
+    use crate::api::Columns;
     use crate::value::Plaintext;
 
     fn pacific() -> TimeZone {

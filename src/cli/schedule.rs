@@ -16,7 +16,7 @@ use jiff::Timestamp;
 use jiff::tz::TimeZone;
 
 use crate::admin::Client;
-use crate::admin::api::{Cell, Row};
+use crate::api::{Cell, Row};
 use crate::clock::Hlc;
 use crate::schedule::{self, EventRow, Lang};
 
@@ -134,7 +134,7 @@ pub fn read_events(socket: &Path, page_size: usize) -> Result<Vec<EventRow>> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::admin::api::Columns;
+    use crate::api::Columns;
     use crate::value::{Plaintext, Value};
 
     #[test]

@@ -12,7 +12,7 @@ use anyhow::{Context, Result};
 use zeroize::Zeroizing;
 
 use crate::admin::Client;
-use crate::admin::staff_api::StaffAdded;
+use crate::api::staff::StaffAdded;
 
 fn run<T>(call: impl std::future::Future<Output = Result<T>>) -> Result<T> {
     tokio::runtime::Builder::new_current_thread()

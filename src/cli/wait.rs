@@ -95,7 +95,7 @@ pub fn sync_and_wait(socket: &Path, timeout: Duration, json: bool) -> Result<()>
         }
     })?;
     if json {
-        let text = crate::admin::buf::to_json_pretty(&status)?;
+        let text = crate::secret_buf::to_json_pretty(&status)?;
         println!("{}", String::from_utf8_lossy(text.as_slice()));
         return Ok(());
     }

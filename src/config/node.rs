@@ -16,7 +16,7 @@ use super::access::{AccessConfig, AccessFile};
 use super::metrics::{MetricsConfig, MetricsFile};
 use super::web::{WebConfig, WebFile};
 use super::{ConfigError, is_identifier, read_text};
-use crate::node::fingerprint::Fingerprint;
+use crate::fingerprint::Fingerprint;
 
 /// Where a packaged install keeps its config.
 pub const DEFAULT_CONFIG_PATH: &str = "/etc/puente/puente.toml";
@@ -203,7 +203,7 @@ impl NodeConfig {
         }
 
         let protocols = match &raw.debug.protocols {
-            None => crate::sync::protocol::SPOKEN.to_vec(),
+            None => crate::versions::SPOKEN.to_vec(),
             Some(list) => {
                 let mut versions = list.get_ref().clone();
                 versions.sort_unstable();
@@ -444,12 +444,12 @@ pub fn add_peer(
     let new_text = doc.to_string();
     let absolute = std::path::absolute(config_file).unwrap_or_else(|_| config_file.to_path_buf());
     NodeConfig::parse(&absolute, &new_text)?;
-    crate::node::fsutil::write_atomically(config_file, new_text.as_bytes(), None).map_err(
-        |source| ConfigError::Read {
+    crate::fsutil::write_atomically(config_file, new_text.as_bytes(), None).map_err(|source| {
+        ConfigError::Read {
             path: config_file.to_path_buf(),
             source,
-        },
-    )
+        }
+    })
 }
 
 /// Removes the pinned peer `name` from the node config file, keeping
@@ -479,12 +479,12 @@ pub fn remove_peer(config_file: &Path, name: &str) -> Result<bool, ConfigError> 
     let new_text = doc.to_string();
     let absolute = std::path::absolute(config_file).unwrap_or_else(|_| config_file.to_path_buf());
     NodeConfig::parse(&absolute, &new_text)?;
-    crate::node::fsutil::write_atomically(config_file, new_text.as_bytes(), None).map_err(
-        |source| ConfigError::Read {
+    crate::fsutil::write_atomically(config_file, new_text.as_bytes(), None).map_err(|source| {
+        ConfigError::Read {
             path: config_file.to_path_buf(),
             source,
-        },
-    )?;
+        }
+    })?;
     Ok(true)
 }
 
@@ -506,12 +506,12 @@ pub fn set_key_file(config_file: &Path, key_file: &str) -> Result<(), ConfigErro
     let new_text = doc.to_string();
     let absolute = std::path::absolute(config_file).unwrap_or_else(|_| config_file.to_path_buf());
     NodeConfig::parse(&absolute, &new_text)?;
-    crate::node::fsutil::write_atomically(config_file, new_text.as_bytes(), None).map_err(
-        |source| ConfigError::Read {
+    crate::fsutil::write_atomically(config_file, new_text.as_bytes(), None).map_err(|source| {
+        ConfigError::Read {
             path: config_file.to_path_buf(),
             source,
-        },
-    )
+        }
+    })
 }
 
 #[cfg(test)]

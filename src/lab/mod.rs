@@ -23,7 +23,7 @@ use crate::admin::Client;
 use crate::clock::{SystemClock, WallClock};
 use crate::config::node::add_peer;
 use crate::config::{NodeConfig, Schema};
-use crate::node::fingerprint::Fingerprint;
+use crate::fingerprint::Fingerprint;
 use crate::node::init::{InitOptions, init_node};
 use crate::seal::{Keyring, generate_identity_file};
 use crate::store::{AtRest, Store};

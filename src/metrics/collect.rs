@@ -9,8 +9,8 @@
 use std::sync::atomic::Ordering;
 
 use super::NodeMetrics;
-use super::histogram::HistogramSnapshot;
 use super::text::{Exposition, Kind};
+use crate::node::histogram::HistogramSnapshot;
 use crate::node::status::{PeerState, Status};
 
 /// What a scrape shows besides the status document.

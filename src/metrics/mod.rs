@@ -1,38 +1,19 @@
-//! Metrics for Prometheus: what a running node counts and how a scrape
-//! reads.
+//! Metrics for Prometheus: how a scrape reads a running node.
 //!
-//! Owns: the node's own counters and histograms (`NodeMetrics`: a relaxed
-//! atomic add per event, nothing locked), the text exposition and its
-//! reader (`text`), the duration histogram (`histogram`), turning a status
-//! document and those counters into a scrape (`collect`), and the optional
-//! TCP listener of `[metrics]` (`server`).
+//! Owns: the text exposition and its reader (`text`), turning a status
+//! document and the node's counters (`node::counters`, kept by the node
+//! that adds to them) into a scrape (`collect`, `scrape`), and the
+//! optional TCP listener of `[metrics]` (`server`).
 //! Must not: read the replica (the node's snapshot has the counts), wait
 //! for the store lock, or put a value of any row into a metric or label.
 
 pub mod collect;
-pub mod histogram;
 pub mod server;
 pub mod text;
 
 use std::sync::Arc;
-use std::sync::atomic::AtomicU64;
 
-pub use histogram::Histogram;
-
-/// What the node counts besides its status.
-#[derive(Debug, Default)]
-pub struct NodeMetrics {
-    /// Applying a group of batches from a peer (validation excluded, the
-    /// transaction included).
-    pub apply_seconds: Histogram,
-    /// Each COMMIT of the replica (the store reports it).
-    pub commit_seconds: Arc<Histogram>,
-    /// Sealed cells revealed through the admin socket (rows and exports).
-    pub revealed_cells: AtomicU64,
-    /// Connections refused before a session (unpinned certificates, failed
-    /// handshakes).
-    pub refused_connections: AtomicU64,
-}
+pub use crate::node::counters::NodeMetrics;
 
 /// The scrape of a running node, as `GET /v1/metrics` and the `[metrics]`
 /// listener answer it. Reads the node's snapshot and live state and the

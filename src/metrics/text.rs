@@ -15,7 +15,7 @@
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
 
-use super::histogram::HistogramSnapshot;
+use crate::node::histogram::HistogramSnapshot;
 
 /// The content type of a scrape.
 pub const CONTENT_TYPE: &str = "text/plain; version=0.0.4; charset=utf-8";
@@ -279,7 +279,7 @@ mod tests {
             .sample(&[("table", "plain")], 0.5);
         e.family("demo_events_total", Kind::Counter, "Events.")
             .sample(&[], 1e20);
-        let h = super::super::histogram::Histogram::default();
+        let h = crate::node::histogram::Histogram::default();
         h.observe(std::time::Duration::from_millis(3));
         e.family("demo_seconds", Kind::Histogram, "Durations.")
             .histogram(&[("peer", "x")], &h.snapshot());

@@ -34,7 +34,7 @@ use serde::{Deserialize, Serialize};
 use zeroize::Zeroizing;
 
 use crate::config::Schema;
-use crate::node::fsutil;
+use crate::fsutil;
 use crate::seal::{AGE_MAGIC, Keyring};
 use crate::store::backup::{BackupStamp, copy, open_snapshot};
 use crate::store::cipher::{self, FileKind};

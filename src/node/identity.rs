@@ -10,8 +10,8 @@ use std::path::{Path, PathBuf};
 use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer};
 
-use crate::node::fingerprint::Fingerprint;
-use crate::node::fsutil;
+use crate::fingerprint::Fingerprint;
+use crate::fsutil;
 
 #[derive(Debug, thiserror::Error)]
 pub enum IdentityError {

@@ -12,8 +12,8 @@ use std::os::unix::fs::DirBuilderExt;
 use std::path::{Path, PathBuf};
 
 use crate::config::schema::DEFAULT_SCHEMA;
-use crate::node::fingerprint::Fingerprint;
-use crate::node::fsutil;
+use crate::fingerprint::Fingerprint;
+use crate::fsutil;
 use crate::node::identity;
 use crate::node::replica_key;
 use crate::store::ReplicaKey;
@@ -283,7 +283,7 @@ mod tests {
         let cfg = NodeConfig::load(&made.config_file).unwrap();
         let file = dir.join("keys/replica.key");
         assert_eq!(cfg.replica_key, Some(KeySource::File(file.clone())));
-        assert_eq!(crate::node::fsutil::mode_of(&file).unwrap(), 0o600);
+        assert_eq!(crate::fsutil::mode_of(&file).unwrap(), 0o600);
         assert!(replica_key::load_file(&file).is_ok());
 
         let plain = tmp.path().join("sd");

@@ -102,7 +102,7 @@ pub fn load(config: &Path) -> Result<Checked, PreflightError> {
     warnings.extend(office_warnings(&config, &schema));
     // Names in [access] that this machine does not know grant nothing.
     let read = |path: &str| std::fs::read_to_string(path).unwrap_or_default();
-    let (_, unknown) = crate::admin::roles::Access::resolve(
+    let (_, unknown) = crate::access::socket_roles::Access::resolve(
         &config.access,
         &read("/etc/passwd"),
         &read("/etc/group"),

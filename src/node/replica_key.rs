@@ -15,7 +15,7 @@ use zeroize::Zeroizing;
 
 use crate::config::NodeConfig;
 use crate::config::node::KeySource;
-use crate::node::fsutil;
+use crate::fsutil;
 use crate::store::{AtRest, ReplicaKey};
 
 /// Where `puente init` and `puente storage encrypt` put the key, relative

@@ -17,10 +17,10 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use crate::config::{ConfigError, NodeConfig, Schema};
+use crate::fsutil;
 use crate::node::backup::{
     self, BackupError, BackupInfo, BackupKind, describe, fresh_name, private_dir, remove_work_file,
 };
-use crate::node::fsutil;
 use crate::node::lock::{self, LockError};
 use crate::node::replica_key::{self, ReplicaKeyError};
 use crate::seal::{KeyError, Keyring};

@@ -17,8 +17,8 @@ use tokio::sync::{Notify, watch};
 
 use crate::clock::WallClock;
 use crate::config::{NodeConfig, Schema};
-use crate::metrics::NodeMetrics;
-use crate::node::fingerprint::Fingerprint;
+use crate::fingerprint::Fingerprint;
+use crate::node::counters::NodeMetrics;
 use crate::node::progress::Tracker;
 use crate::node::snapshot::ReplicaSnapshot;
 use crate::node::status::{AtRestStatus, PeerCounters, PeerState, PeerStatus, Refusal, Status};

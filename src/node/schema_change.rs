@@ -12,7 +12,7 @@
 use std::path::Path;
 use std::sync::Arc;
 
-use crate::admin::audit::{AuditError, AuditLog, Caller, RevealedCell};
+use crate::audit::{AuditError, AuditLog, Caller, RevealedCell};
 use crate::clock::{SystemClock, WallClock};
 use crate::node::lock::{self, LockError};
 use crate::node::preflight::{self, PreflightError};

@@ -21,7 +21,7 @@ use std::sync::Arc;
 use crate::clock::{SystemClock, WallClock};
 use crate::config::node::{KeySource, set_key_file};
 use crate::config::{ConfigError, NodeConfig, Schema};
-use crate::node::fsutil;
+use crate::fsutil;
 use crate::node::lock::{self, LockError};
 use crate::node::replica_key::{self, DEFAULT_KEY_FILE, ReplicaKeyError};
 use crate::seal::Keyring;

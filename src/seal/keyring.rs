@@ -13,7 +13,7 @@ use age::secrecy::ExposeSecret;
 use zeroize::Zeroizing;
 
 use crate::config::Group;
-use crate::node::fsutil;
+use crate::fsutil;
 
 /// One identity and where it came from.
 pub struct HeldIdentity {

@@ -23,7 +23,7 @@ use rustls::{
 };
 
 use super::protocol::alpn_list;
-use crate::node::fingerprint::Fingerprint;
+use crate::fingerprint::Fingerprint;
 use crate::node::identity::NodeIdentity;
 
 #[derive(Debug, thiserror::Error)]

@@ -19,13 +19,7 @@ pub use super::frame::{
     FrameDecoder, KNOWN_FORMATS, LENGTH_BYTES, MAX_FRAME, MAX_HELLO_FRAME, MESSAGE_FORMAT,
     decode_body, decode_body_within, encode,
 };
-
-/// The protocol versions this build speaks, oldest first. Version 1 is the
-/// conversation of puente 0.1.0; version 2 adds to Hello the list of
-/// versions the sender speaks and its schema (so that each side can say
-/// what differs); version 3 compresses batch frames where it pays
-/// (compress.rs).
-pub const SPOKEN: &[u16] = &[1, 2, 3];
+pub use crate::versions::SPOKEN;
 
 /// The newest version this build speaks.
 pub const PROTOCOL_VERSION: u16 = 3;

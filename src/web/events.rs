@@ -19,12 +19,12 @@ use axum::http::{HeaderMap, StatusCode, Uri};
 use axum::response::Response;
 
 use super::agenda::{self, Query};
-use super::edits::{Edit, Editor};
 use super::form::{self, EventInput, FormRefusal};
 use super::http::{Ctx, Shared, query_pairs, read_form, see_other};
 use super::i18n;
 use super::pages::{agenda as agenda_page, event_form};
-use super::tokens::StaffRole;
+use crate::access::staff_tokens::StaffRole;
+use crate::audit::edits::{Edit, Editor};
 use crate::schedule::{self, EventRow};
 use crate::store::{StoreError, valid_id};
 use crate::value::{Plaintext, Value};

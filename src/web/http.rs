@@ -30,7 +30,7 @@ use super::i18n;
 use super::pages::{self, Chrome};
 use super::sessions::{self, LANG_COOKIE, SESSION_COOKIE, Session};
 use super::state::WebState;
-use super::tokens::StaffRole;
+use crate::access::staff_tokens::StaffRole;
 use crate::schedule::Lang;
 
 pub type Shared = Arc<WebState>;

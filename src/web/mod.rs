@@ -18,7 +18,6 @@
 //! column and any ask to reveal are refused. Nor may it log a token.
 
 pub mod agenda;
-pub mod edits;
 pub mod events;
 pub mod form;
 pub mod http;
@@ -30,7 +29,6 @@ pub mod routes;
 pub mod server;
 pub mod sessions;
 pub mod state;
-pub mod tokens;
 
 use std::net::SocketAddr;
 use std::path::PathBuf;

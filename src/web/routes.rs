@@ -21,7 +21,7 @@ use super::i18n;
 use super::ics;
 use super::pages::{login as login_page, status as status_page};
 use super::sessions::{self, LOGIN_COOKIE, SESSION_COOKIE};
-use super::tokens::{self, StaffRole};
+use crate::access::staff_tokens::{self, StaffRole};
 use crate::schedule::Lang;
 
 pub use super::http::encode;
@@ -108,7 +108,7 @@ fn login_answer(
     token: &str,
     message: Option<&str>,
 ) -> Response {
-    let csrf = tokens::new_token(&mut rand::rng());
+    let csrf = staff_tokens::new_token(&mut rand::rng());
     let page = login_page::render(&ctx.chrome(app), token, message, &csrf);
     with_cookie(
         ctx.page(status, page),
@@ -121,7 +121,7 @@ async fn login_form(State(app): State<Shared>, ctx: Ctx, uri: Uri) -> Response {
         .into_iter()
         .find(|(k, _)| k == "token")
         .map(|(_, v)| v)
-        .filter(|t| tokens::looks_like_token(t))
+        .filter(|t| staff_tokens::looks_like_token(t))
         .unwrap_or_default();
     login_answer(&ctx, &app, StatusCode::OK, &token, None)
 }
@@ -164,8 +164,8 @@ async fn login(State(app): State<Shared>, ctx: Ctx, headers: HeaderMap, body: Bo
         );
     }
     let token = field("token").unwrap_or_default().trim();
-    let record = if tokens::looks_like_token(token) {
-        let hash = tokens::hash(token);
+    let record = if staff_tokens::looks_like_token(token) {
+        let hash = staff_tokens::hash(token);
         match app.node.with_store(move |s| s.staff_by_login(&hash)).await {
             Ok(Ok(r)) => r,
             _ => {
@@ -269,8 +269,8 @@ async fn calendar(
         );
     }
     let token = path.map(|Path(t)| t).unwrap_or_default();
-    let record = if tokens::looks_like_token(&token) {
-        let hash = tokens::hash(&token);
+    let record = if staff_tokens::looks_like_token(&token) {
+        let hash = staff_tokens::hash(&token);
         app.node
             .with_store(move |s| s.staff_by_calendar(&hash))
             .await

@@ -17,7 +17,7 @@ use std::sync::Mutex;
 
 use rand::RngCore;
 
-use super::tokens::{StaffRole, new_token};
+use crate::access::staff_tokens::{StaffRole, new_token};
 
 /// A session unused this long ends.
 pub const IDLE_MS: u64 = 12 * 3600 * 1000;

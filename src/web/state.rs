@@ -13,10 +13,10 @@ use std::sync::{Arc, Mutex};
 
 use jiff::tz::TimeZone;
 
-use super::edits::EditLog;
 use super::ratelimit::{self, Limiter};
 use super::sessions::{Session, Sessions};
-use super::tokens::StaffRole;
+use crate::access::staff_tokens::StaffRole;
+use crate::audit::edits::EditLog;
 use crate::config::{Privacy, Schema};
 use crate::node::Node;
 use crate::schedule::{self, EventRow};

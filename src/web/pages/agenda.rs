@@ -146,9 +146,9 @@ pub fn render(c: &Chrome<'_>, p: &Page, offices: &[String], can_edit: bool) -> M
 mod tests {
     use super::super::tests::chrome;
     use super::*;
+    use crate::access::staff_tokens::StaffRole;
     use crate::schedule::{EventRow, Lang};
     use crate::web::agenda::{Query, page as agenda_page};
-    use crate::web::tokens::StaffRole;
 
     fn rows() -> Vec<EventRow> {
         vec![

@@ -116,8 +116,8 @@ pub fn render(
 mod tests {
     use super::super::tests::chrome;
     use super::*;
+    use crate::access::staff_tokens::StaffRole;
     use crate::schedule::Lang;
-    use crate::web::tokens::StaffRole;
 
     #[test]
     fn errors_are_in_the_users_language_and_values_come_back_escaped() {

@@ -17,7 +17,7 @@ pub mod status;
 use maud::{DOCTYPE, Markup, html};
 
 use super::i18n::{self, Words};
-use super::tokens::StaffRole;
+use crate::access::staff_tokens::StaffRole;
 use crate::schedule::Lang;
 
 /// The stylesheet and the icon, embedded (an office may be offline).

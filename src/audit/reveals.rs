@@ -9,13 +9,12 @@
 //! Must not: ever write a value, or let a reveal be answered when the line
 //! could not be written (the caller fails the request instead).
 
-use std::fs::{File, OpenOptions};
-use std::io::Write;
-use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 
 use serde::Serialize;
+
+use super::append_durably;
 
 /// The audit log's file name inside the data dir.
 pub const AUDIT_FILE: &str = "audit.log";
@@ -153,26 +152,6 @@ impl AuditLog {
     }
 }
 
-/// Appends `text` to the file at `path` (created mode 0600) in one write,
-/// then syncs it (and its folder when the file is new). `lock` serialises
-/// writers in this process. Blocking. The edit log uses it too.
-pub(crate) fn append_durably(path: &Path, lock: &Mutex<()>, text: &[u8]) -> std::io::Result<()> {
-    let _guard = lock.lock().unwrap_or_else(|e| e.into_inner());
-    let existed = path.exists();
-    let mut file = OpenOptions::new()
-        .append(true)
-        .create(true)
-        .mode(0o600)
-        .open(path)?;
-    file.write_all(text)?;
-    file.sync_data()?;
-    if !existed && let Some(dir) = path.parent() {
-        // Make the new file's directory entry durable too.
-        File::open(dir).and_then(|d| d.sync_all())?;
-    }
-    Ok(())
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -213,7 +192,7 @@ mod tests {
             at.parse::<jiff::Timestamp>().is_ok() && at.ends_with('Z'),
             "{at}"
         );
-        assert_eq!(crate::node::fsutil::mode_of(log.path()).unwrap(), 0o600);
+        assert_eq!(crate::fsutil::mode_of(log.path()).unwrap(), 0o600);
     }
 
     #[test]

@@ -1,12 +1,19 @@
-//! The JSON shapes of the admin API, shared by the server and the client so
-//! both sides agree.
+//! The JSON shapes of the admin API, shared by the server (admin/), its
+//! client (admin/client.rs) and the bulk import and export (bulk/), so
+//! every side agrees; below all of them.
 //!
-//! Owns: request and response bodies, the encoding of a cell (shared value,
+//! Owns: request and response bodies (those of the held-changes, the
+//! maintenance and the staff endpoints in `held`, `maintenance` and
+//! `staff`), the encoding of a cell (shared value,
 //! `{"sealed": true}`, a revealed value, `{"base64": …}` for blobs) and the
 //! parsing of written values straight into `Plaintext`.
 //! Must not: hold a value outside `Plaintext` (no intermediate
 //! `serde_json::Value`), or put a value into an error message: every
 //! visitor here overrides serde's defaults, which quote the offending input.
+
+pub mod held;
+pub mod maintenance;
+pub mod staff;
 
 use std::fmt;
 

@@ -4,7 +4,7 @@
 //! column names).
 //!
 //! Owns: the line format and appending lines durably before the change is
-//! acknowledged (the reveal audit log's `append_durably`).
+//! acknowledged (`append_durably`, as the reveal audit log).
 //! Must not: write any value: column names only (the web never handles a
 //! sealed value, and the log need not hold shared ones either).
 
@@ -13,7 +13,7 @@ use std::sync::Mutex;
 
 use serde::Serialize;
 
-use crate::admin::audit::append_durably;
+use super::append_durably;
 
 /// The edit log's file name inside the data dir.
 pub const EDITS_FILE: &str = "edits.log";
@@ -157,6 +157,6 @@ mod tests {
         assert_eq!(lines[0]["columns"][1], "capacity");
         assert_eq!(lines[1]["by"]["uid"], 0);
         assert_eq!(lines[1]["staff"], "viewer-sd");
-        assert_eq!(crate::node::fsutil::mode_of(log.path()).unwrap(), 0o600);
+        assert_eq!(crate::fsutil::mode_of(log.path()).unwrap(), 0o600);
     }
 }
