@@ -8,10 +8,10 @@
 
 use std::collections::BTreeMap;
 
-use super::clocks::RowClocks;
-use super::{Cursor, SqlContext, Store, StoreError};
 use crate::clock::Hlc;
 use crate::stamp::{SiteId, Stamp};
+use crate::store::cells::clocks::RowClocks;
+use crate::store::{Cursor, SqlContext, Store, StoreError};
 use crate::value::Value;
 
 /// One live cell as stored.

@@ -1,44 +1,39 @@
 //! The SQLite replica.
 //!
-//! Owns: opening and creating a replica (WAL, secure_delete, format
-//! version), the in-memory state kept in step with it (site id, HLC, head
-//! sequence, digest), transactions, and the public operations implemented in
-//! the submodules: local writes, reads, changes-since, apply, digest, and
-//! the schema's rights (which office a site is, judging a peer's changes,
-//! holding what its office may not do).
+//! Owns: the `Store` (the connection, the in-memory state kept in step
+//! with `_puente_meta`: site id, HLC, head sequence, digest, counts) and
+//! its transactions; every other operation is an `impl Store` in one of
+//! the sub-rooms, each grouped by concern with its reason in its mod.rs,
+//! lowest first:
+//! - `cells/`: the merge core without SQLite (packed clocks, LWW, digest);
+//! - `layout/`: the tables on disk (DDL, SQL text, the record of columns);
+//! - `batch.rs`: changes as they travel (`Batch`, `Cursor`), `staff.rs`:
+//!   the staff logins, a table sync never reads;
+//! - `rights/`: offices of sites, judging a peer's change, what is held;
+//! - `sealed/`: sealing local writes, counting keysets, re-sealing;
+//! - `outgoing/`: what a peer still needs (changes since its cursor);
+//! - `read.rs`, `inspect.rs`: rows and stats, the whole replica for checks;
+//! - `merge/`: merging a change, applying a peer's batch, deciding a held
+//!   change; `write.rs`: local puts and deletes;
+//! - `adopt/`: adopting a changed schema;
+//! - `file/`: the file (open, key, format, copies, history, WAL).
+//!
+//! `tools/imports` checks that no sub-room imports one above it.
 //! Must not: do network IO, read the system clock (time comes from the
 //! injected `WallClock`), or let a sealed plaintext reach SQLite or an error.
 
 mod adopt;
-mod adopt_exec;
-mod apply;
-pub mod backup;
-mod batching;
-mod bindings;
-mod change;
-mod changes;
-pub mod cipher;
-mod clocks;
-mod columns;
-pub mod digest;
-mod echo;
-mod held;
-mod history;
+mod batch;
+mod cells;
+mod file;
 mod inspect;
-mod judge;
-mod keysets;
 mod layout;
-mod local;
-mod lww;
 mod merge;
-mod migrate;
-mod open;
+mod outgoing;
 mod read;
-pub mod reseal;
-mod review;
-mod sealing;
-mod settle;
-mod swap;
+mod rights;
+mod sealed;
+mod staff;
 mod write;
 
 use std::collections::HashMap;
@@ -47,17 +42,19 @@ use std::sync::Arc;
 
 use rusqlite::{Connection, OptionalExtension, params};
 
-pub use adopt::{Allow, Plan};
-pub use apply::{Applied, Validated, validate};
-pub use batching::Outgoing;
-pub use change::{Batch, CellChange, Change, Cursor, PeerRef};
-pub use cipher::{AtRest, ReplicaKey};
-pub use digest::Digest;
-pub use held::{Decided, HeldChange, HeldFrom, MAX_HELD_BYTES, MAX_HELD_ENTRIES};
+pub use adopt::plan::{Allow, Plan};
+pub use batch::{Batch, CellChange, Change, Cursor, PeerRef};
+pub use cells::digest::{self, Digest};
+pub use file::cipher::{AtRest, ReplicaKey};
+pub use file::settle::{SETTLE_WAL_BYTES, Settled};
+pub use file::{backup, cipher};
 pub use inspect::{CellRecord, RowKey, Snapshot, TombstoneRecord};
-pub use local::StaffRecord;
+pub use merge::apply::{Applied, Validated, validate};
+pub use outgoing::batching::Outgoing;
 pub use read::{CellView, Reveal, RowView, Stats};
-pub use settle::{SETTLE_WAL_BYTES, Settled};
+pub use rights::held::{Decided, HeldChange, HeldFrom, MAX_HELD_BYTES, MAX_HELD_ENTRIES};
+pub use sealed::reseal;
+pub use staff::StaffRecord;
 pub use write::{RowWrite, Written};
 
 use crate::clock::{Hlc, HlcState, WallClock};
@@ -210,10 +207,10 @@ struct State {
     /// Live rows and sealed cells, kept with every write so status is O(1).
     counts: Counts,
     /// Sealed cells per group and recipient set (`keysets.rs`).
-    keysets: keysets::Keysets,
+    keysets: sealed::keysets::Keysets,
     /// Sites bound to offices, how each interned site is judged, and the
     /// held changes' totals.
-    guard: bindings::Guard,
+    guard: rights::bindings::Guard,
 }
 
 /// Live rows per table and written sealed cells.
@@ -295,7 +292,7 @@ pub struct Store {
     /// Told how long each COMMIT took (the node's metrics).
     commit_observer: Option<CommitObserver>,
     /// Runs of the sequence that hold only one peer's changes (`echo.rs`).
-    echo: echo::EchoRuns,
+    echo: outgoing::echo::EchoRuns,
 }
 
 /// Called with the duration of each COMMIT.

@@ -8,13 +8,13 @@
 
 use rusqlite::OptionalExtension;
 
-use super::clocks::RowClocks;
-use super::digest::{Digest, cell_hash, tombstone_hash};
-use super::{SqlContext, Store, StoreError, valid_id};
 use crate::clock::Hlc;
 use crate::config::Privacy;
 use crate::seal::{self, Binding, SealError};
 use crate::stamp::SiteId;
+use crate::store::cells::clocks::RowClocks;
+use crate::store::cells::digest::{Digest, cell_hash, tombstone_hash};
+use crate::store::{SqlContext, Store, StoreError, valid_id};
 use crate::value::{Plaintext, Value};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -65,7 +65,7 @@ impl Store {
     pub(super) fn row_exists(&self, t: usize, id: &str) -> Result<bool, StoreError> {
         let sql = format!(
             "SELECT 1 FROM {} WHERE id = ?1",
-            super::layout::quote(&self.tables[t].name)
+            crate::store::layout::quote(&self.tables[t].name)
         );
         self.conn
             .prepare_cached(&sql)

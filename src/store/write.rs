@@ -8,11 +8,11 @@
 //! changes.
 //! Must not: log or return any value; plaintext stays in `Plaintext`.
 
-use super::lww::IncomingCell;
-use super::sealing::Sealer;
-use super::{Store, StoreError, valid_id};
 use crate::clock::Hlc;
 use crate::config::rights::Action;
+use crate::store::cells::lww::IncomingCell;
+use crate::store::sealed::sealing::{PendingRow, Sealer};
+use crate::store::{Store, StoreError, valid_id};
 use crate::value::{Plaintext, Value};
 
 /// What a local write did.
@@ -32,12 +32,6 @@ pub type RowWrite = (String, Vec<(String, Plaintext)>);
 /// Rows of a large batch are sealed a chunk of this many ahead of the
 /// merge.
 const PIPELINE_CHUNK: usize = 1_024;
-
-/// One row of a bulk put, validated: column slots instead of names.
-pub(super) struct PendingRow {
-    pub id: String,
-    pub cells: Vec<(usize, Plaintext)>,
-}
 
 impl Store {
     /// Writes some columns of one row (creating it if new).

@@ -1,0 +1,387 @@
+//! Applying a peer's batch.
+//!
+//! Owns: validating a whole batch before anything is written (known tables
+//! and columns, valid ids and site references, age files in sealed
+//! columns), then merging it and storing the peer's cursor in the same
+//! transaction, so a batch is applied entirely or not at all. Under the
+//! schema's rights, what the change's office may not do is held instead
+//! (judge.rs decides, held.rs keeps it) while the rest applies and the
+//! cursor moves on: sync never stalls on a held change.
+//! Must not: decrypt anything (merge never needs a key).
+
+use std::collections::HashSet;
+
+use rusqlite::params;
+
+use crate::clock::Hlc;
+use crate::config::Schema;
+use crate::seal;
+use crate::store::batch::{Batch, Change, Cursor, PeerRef};
+use crate::store::cells::lww::{self, IncomingCell};
+use crate::store::rights::held::HeldCell;
+use crate::store::rights::judge;
+use crate::store::{SqlContext, Store, StoreError, valid_id};
+use crate::value::Value;
+
+/// What applying a batch did.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Applied {
+    pub rows_written: usize,
+    pub cells_written: usize,
+    pub tombstones_written: usize,
+    /// The greatest timestamp in the batch (for clock-skew reporting).
+    pub max_hlc: Hlc,
+    /// Changes held for review (their office may not make them).
+    pub held: usize,
+    /// Changes that should have been held but were dropped: the held list
+    /// is full (a flood of forbidden changes).
+    pub held_dropped: usize,
+}
+
+impl Store {
+    /// Applies `batch` from `peer` and records `cursor` for that peer, in
+    /// one transaction. An invalid batch is rejected whole.
+    pub fn apply(
+        &mut self,
+        peer: &PeerRef,
+        batch: Batch,
+        cursor: Cursor,
+    ) -> Result<Applied, StoreError> {
+        self.apply_group(peer, vec![(batch, cursor)])
+    }
+
+    /// Applies consecutive batches from one peer in a single transaction
+    /// (the receiver groups batches that arrived together), storing the last
+    /// cursor. Every batch is validated before anything is written; any
+    /// invalid batch rejects the whole group.
+    pub fn apply_group(
+        &mut self,
+        peer: &PeerRef,
+        group: Vec<(Batch, Cursor)>,
+    ) -> Result<Applied, StoreError> {
+        let validated = group
+            .into_iter()
+            .map(|(batch, cursor)| Ok((validate(&self.schema, peer, batch)?, cursor)))
+            .collect::<Result<Vec<_>, StoreError>>()?;
+        self.apply_validated(peer, validated)
+    }
+
+    /// Applies batches already checked by `validate` (the sync layer checks
+    /// each batch as it arrives, on another thread, while the previous group
+    /// is being applied), in one transaction with the last cursor.
+    pub fn apply_validated(
+        &mut self,
+        peer: &PeerRef,
+        group: Vec<(Validated, Cursor)>,
+    ) -> Result<Applied, StoreError> {
+        let max_hlc = group
+            .iter()
+            .map(|(v, _)| v.max_hlc)
+            .max()
+            .unwrap_or(Hlc::ZERO);
+        let before = self.state.head;
+        let applied = self.transaction(|store| {
+            store.state.hlc.observe(max_hlc);
+            // The batch comes over a connection pinned to `peer`, whose
+            // Hello gave its site: that binds the site to the office.
+            store.bind_in_transaction(peer.site, &peer.name)?;
+            let mut applied = Applied {
+                max_hlc,
+                ..Applied::default()
+            };
+            let mut last_cursor = None;
+            for (validated, cursor) in group {
+                store.merge_batch(peer, validated.batch, &mut applied)?;
+                last_cursor = Some(cursor);
+            }
+            if let Some(cursor) = last_cursor {
+                store.save_cursor(peer, cursor)?;
+                if applied.held > 0 || applied.held_dropped > 0 {
+                    tracing::warn!(
+                        peer = %peer.name,
+                        held = applied.held,
+                        dropped = applied.held_dropped,
+                        "held changes {} may not make (`puente held list` shows them){}",
+                        peer.name,
+                        if applied.held_dropped > 0 {
+                            "; the held list is full, so the excess was dropped"
+                        } else {
+                            ""
+                        }
+                    );
+                }
+                tracing::trace!(
+                    peer = %peer.name,
+                    rows = applied.rows_written,
+                    cells = applied.cells_written,
+                    tombstones = applied.tombstones_written,
+                    progress = cursor.progress,
+                    "applied a batch"
+                );
+            }
+            Ok(applied)
+        })?;
+        // Committed: every change numbered since `before` is the peer's.
+        self.echo.record(peer.site, before, self.state.head);
+        Ok(applied)
+    }
+
+    fn merge_batch(
+        &mut self,
+        peer: &PeerRef,
+        batch: Batch,
+        applied: &mut Applied,
+    ) -> Result<(), StoreError> {
+        let via = self.intern_site(peer.site)?;
+        let sites: Vec<u32> = batch
+            .sites
+            .iter()
+            .map(|s| self.intern_site(*s))
+            .collect::<Result<_, _>>()?;
+        let judging = self.schema.rights.is_active();
+        for change in batch.changes {
+            match change {
+                Change::Row { table, id, cells } => {
+                    let incoming = cells
+                        .into_iter()
+                        .map(|c| IncomingCell {
+                            // The wire's canonical index → this replica's slot.
+                            column: self.tables[table as usize].slot_of[c.column as usize],
+                            hlc: c.hlc,
+                            site: sites[c.site as usize],
+                            via,
+                            value: c.value,
+                        })
+                        .collect();
+                    let t = table as usize;
+                    let merged = self.merge_row(t, &id, incoming, true)?;
+                    if merged.written > 0 {
+                        applied.rows_written += 1;
+                        applied.cells_written += merged.written;
+                    }
+                    if !merged.held.is_empty() {
+                        self.hold_cells(peer, t, &id, merged.held, applied)?;
+                    }
+                }
+                Change::Tombstone {
+                    table,
+                    id,
+                    hlc,
+                    site,
+                } => {
+                    let (t, site) = (table as usize, sites[site as usize]);
+                    let origin = self.state.guard.origins[site as usize];
+                    if judging
+                        && let Some(refused) = judge::tombstone(&self.schema.rights, t, origin)
+                    {
+                        let standing = self.tombstone_of(t, &id)?.map(|s| self.stamp(s));
+                        if lww::tombstone_replaces(self.stamp((hlc, site)), standing)
+                            && self.hold(
+                                peer,
+                                t,
+                                &id,
+                                site,
+                                refused,
+                                hlc,
+                                &[],
+                                &mut applied.held_dropped,
+                            )?
+                        {
+                            applied.held += 1;
+                        }
+                        continue;
+                    }
+                    if self.merge_tombstone(t, &id, hlc, site, via)? {
+                        applied.tombstones_written += 1;
+                    }
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Holds the refused cells of one row change, one entry per site and
+    /// kind of change.
+    fn hold_cells(
+        &mut self,
+        peer: &PeerRef,
+        t: usize,
+        id: &str,
+        cells: Vec<HeldCell>,
+        applied: &mut Applied,
+    ) -> Result<(), StoreError> {
+        let mut groups: Vec<Vec<HeldCell>> = Vec::new();
+        for cell in cells {
+            let same = |g: &Vec<HeldCell>| {
+                g[0].clock.site == cell.clock.site && g[0].refused == cell.refused
+            };
+            match groups.iter_mut().find(|g| same(g)) {
+                Some(g) => g.push(cell),
+                None => groups.push(vec![cell]),
+            }
+        }
+        for group in groups {
+            let (site, refused) = (group[0].clock.site, group[0].refused);
+            let hlc = group.iter().map(|c| c.clock.hlc).max().unwrap_or(Hlc::ZERO);
+            if self.hold(
+                peer,
+                t,
+                id,
+                site,
+                refused,
+                hlc,
+                &group,
+                &mut applied.held_dropped,
+            )? {
+                applied.held += 1;
+            }
+        }
+        Ok(())
+    }
+
+    /// Records how far a peer's changes have been applied, never moving an
+    /// existing cursor backwards.
+    fn save_cursor(&self, peer: &PeerRef, cursor: Cursor) -> Result<(), StoreError> {
+        self.conn
+            .prepare_cached(
+                "INSERT INTO _puente_cursors (peer, base, progress) VALUES (?1, ?2, ?3)
+                 ON CONFLICT (peer) DO UPDATE SET base = excluded.base, progress = excluded.progress
+                 WHERE excluded.progress > progress OR (excluded.progress = progress AND excluded.base > base)",
+            )
+            .and_then(|mut s| s.execute(params![&peer.site.0[..], cursor.base as i64, cursor.progress as i64]))
+            .ctx("saving a peer cursor")?;
+        Ok(())
+    }
+}
+
+/// A batch that passed `validate`; only `validate` makes one.
+#[derive(Debug)]
+pub struct Validated {
+    batch: Batch,
+    max_hlc: Hlc,
+}
+
+impl Validated {
+    pub fn batch(&self) -> &Batch {
+        &self.batch
+    }
+}
+
+/// Checks a whole batch from `peer` against the schema (known tables and
+/// columns, valid ids, sites and timestamps, an age file in every sealed
+/// column). Pure: needs no replica, so it can run on any thread.
+pub fn validate(schema: &Schema, peer: &PeerRef, batch: Batch) -> Result<Validated, StoreError> {
+    let max_hlc = check(schema, peer, &batch)?;
+    Ok(Validated { batch, max_hlc })
+}
+
+fn check(schema: &Schema, peer: &PeerRef, batch: &Batch) -> Result<Hlc, StoreError> {
+    let reject = |table: &str, id: &str, column: &str, reason: String| StoreError::InvalidBatch {
+        peer: peer.name.clone(),
+        table: table.to_string(),
+        id: id.to_string(),
+        column: column.to_string(),
+        reason,
+    };
+    let distinct: HashSet<_> = batch.sites.iter().collect();
+    if distinct.len() != batch.sites.len() {
+        return Err(reject(
+            "-",
+            "-",
+            "-",
+            "the site dictionary repeats a site".into(),
+        ));
+    }
+    let mut max_hlc = Hlc::ZERO;
+    let site_ok = |site: u32| (site as usize) < batch.sites.len();
+    for change in &batch.changes {
+        let (table, id) = match change {
+            Change::Row { table, id, .. } | Change::Tombstone { table, id, .. } => {
+                (*table as usize, id)
+            }
+        };
+        let Some(def) = schema.tables.get(table) else {
+            return Err(reject(
+                &format!("#{table}"),
+                id,
+                "-",
+                format!(
+                    "unknown table number {table} (this schema has {})",
+                    schema.tables.len()
+                ),
+            ));
+        };
+        if !valid_id(id) {
+            return Err(reject(&def.name, "-", "-", "invalid row id".into()));
+        }
+        match change {
+            Change::Tombstone { hlc, site, .. } => {
+                if !site_ok(*site) || *hlc == Hlc::ZERO {
+                    return Err(reject(
+                        &def.name,
+                        id,
+                        "-",
+                        "tombstone with an invalid site or timestamp".into(),
+                    ));
+                }
+                max_hlc = max_hlc.max(*hlc);
+            }
+            Change::Row { cells, .. } => {
+                for cell in cells {
+                    let Some(column) = def.columns.get(cell.column as usize) else {
+                        return Err(reject(
+                            &def.name,
+                            id,
+                            &format!("#{}", cell.column),
+                            format!(
+                                "unknown column number {} (the table has {})",
+                                cell.column,
+                                def.columns.len()
+                            ),
+                        ));
+                    };
+                    if !site_ok(cell.site) || cell.hlc == Hlc::ZERO {
+                        return Err(reject(
+                            &def.name,
+                            id,
+                            &column.name,
+                            "cell with an invalid site or timestamp".into(),
+                        ));
+                    }
+                    if column.is_sealed() {
+                        let ok = matches!(&cell.value, Value::Blob(b) if seal::is_age_file(b));
+                        if !ok {
+                            return Err(reject(
+                                &def.name,
+                                id,
+                                &column.name,
+                                format!(
+                                    "a sealed column carries a {} that is not an age file (fail closed: is the sending node misconfigured?)",
+                                    cell.value.kind()
+                                ),
+                            ));
+                        }
+                    } else if let Some(ty) = &column.ty
+                        && !ty.holds(&cell.value)
+                    {
+                        // An office of this schema stores only values in
+                        // their typed form; anything else is refused, as a
+                        // store would turn it into another value.
+                        return Err(reject(
+                            &def.name,
+                            id,
+                            &column.name,
+                            format!(
+                                "a {} that is not {} in its stored form",
+                                cell.value.kind(),
+                                ty.expected()
+                            ),
+                        ));
+                    }
+                    max_hlc = max_hlc.max(cell.hlc);
+                }
+            }
+        }
+    }
+    Ok(max_hlc)
+}
