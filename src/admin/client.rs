@@ -18,13 +18,13 @@ use hyper_util::rt::TokioIo;
 use serde::de::DeserializeOwned;
 use tokio::net::UnixStream;
 
-use super::bulk::{COLUMNS_HEADER, LEFT_OUT_HEADER, ROWS_HEADER};
-use super::stream::ChannelBody;
+use super::channel_body::ChannelBody;
 use crate::api::held::{HeldDecision, HeldList};
 use crate::api::maintenance::{BACKUP_INFO_HEADER, BackupRequest, Checkpointed, ResealRequest};
 use crate::api::staff::{StaffAdded, StaffList, StaffNew, StaffRemoved};
 use crate::api::{Accepted, ErrorBody, Health, Row, RowWrite, RowsPage, WriteResult};
 use crate::bulk::ImportReport;
+use crate::bulk::{COLUMNS_HEADER, LEFT_OUT_HEADER, ROWS_HEADER};
 use crate::node::backup::BackupInfo;
 use crate::node::status::Status;
 use crate::secret_buf::{self, SecretBuf};

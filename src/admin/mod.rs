@@ -1,25 +1,21 @@
 //! The local admin socket: HTTP/1.1 with JSON over a Unix domain socket.
 //!
-//! Owns: the server the daemon runs (`server`: bind and serve; `routes`:
-//! the endpoints; `errors`: HTTP error mapping), the reveal audit log
-//! (`audit`), the JSON shapes both sides share (`api`, blobs as base64),
-//! bodies that may hold plaintext in wiped buffers (`buf`), bodies fed
-//! from a channel (`stream`), the thread the socket is served on
-//! (`runtime`), the bulk import and export endpoints
-//! (`bulk`) and the typed client the CLI uses (`client`).
+//! Owns: the server the daemon runs (`server`: bind, serve, connections
+//! and their credentials), on a thread and runtime of its own
+//! (`runtime`), the endpoints (`endpoints/`: the route table and one file
+//! per family), HTTP bodies fed from a channel (`channel_body`) and the
+//! typed client the CLI uses (`client`). The JSON shapes both sides share
+//! are in `crate::api`, the audit and edit logs in `crate::audit`, the
+//! roles in `crate::access`: rooms below this one, which the web and bulk
+//! use too.
 //! Must not: decide anything about the replica (the `Node` and `Store` do),
 //! or let a sealed value reach a log line or an error message.
 
-pub mod bulk;
+pub mod channel_body;
 pub mod client;
-mod errors;
-mod held;
-mod life;
-mod routes;
+mod endpoints;
 pub mod runtime;
 pub mod server;
-mod staff;
-pub mod stream;
 
 use std::path::PathBuf;
 

@@ -26,7 +26,8 @@ use tokio::sync::watch;
 use tokio::task::JoinSet;
 
 use super::AdminError;
-use super::routes::{AppState, Peer, router};
+use super::endpoints::request::{AdminState, SocketPeer};
+use super::endpoints::router::router;
 use crate::access::socket_roles::{self, Access, CallerIds};
 use crate::audit::{AuditLog, Caller};
 use crate::node::Node;
@@ -138,7 +139,7 @@ pub async fn serve_with(
     let audit = AuditLog::new(&node.config().data_dir);
     let access = resolve_access(&node);
     let edits = crate::audit::edits::EditLog::new(&node.config().data_dir);
-    let app = router(Arc::new(AppState {
+    let app = router(Arc::new(AdminState {
         node,
         audit,
         edits,
@@ -201,7 +202,7 @@ async fn connection(
         Some(c) => Some(caller_ids(c.uid(), c.gid(), c.pid()).await),
         None => None,
     };
-    let peer = Peer {
+    let peer = SocketPeer {
         caller: cred.map(|c| Caller {
             uid: c.uid(),
             pid: c.pid(),

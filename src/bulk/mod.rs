@@ -2,7 +2,7 @@
 //! out.
 //!
 //! Owns: the wire shapes both sides share (`ImportLine`, `Problem`,
-//! `ImportReport`), the limits of one import, the checks of an import
+//! `ImportReport`, the export's headers), the limits of one import, the checks of an import
 //! against the schema without IO (`check`), reading CSV and JSON Lines
 //! files on the client (`files`), and writing export lines as CSV or JSON
 //! Lines (`export`).
@@ -27,6 +27,12 @@ pub const MAX_IMPORT_LINE: usize = 1 << 20;
 pub const MAX_IMPORT_BYTES: u64 = 256 << 20;
 /// Problems listed in a report; the rest are counted.
 pub const MAX_PROBLEMS: usize = 100;
+
+/// Headers of an export: its columns (id first), the live rows when it
+/// began, and sealed columns left out for want of reveal.
+pub const COLUMNS_HEADER: &str = "x-puente-columns";
+pub const ROWS_HEADER: &str = "x-puente-rows";
+pub const LEFT_OUT_HEADER: &str = "x-puente-left-out";
 
 /// One line of an import stream: the header of a CSV file (its column
 /// names, `id` among them), or one row with the line of the file it came

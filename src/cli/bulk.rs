@@ -16,7 +16,7 @@ use anyhow::{Context, Result, anyhow, bail};
 
 use super::progress::{self, Progress};
 use crate::admin::Client;
-use crate::admin::stream::{self, StreamError};
+use crate::admin::channel_body::{self, StreamError};
 use crate::api::RowWrite;
 use crate::bulk::export::CsvWriter;
 use crate::bulk::files::{self, Entry, Format};
@@ -89,7 +89,7 @@ pub fn import(
         "rows",
         json,
     ));
-    let (tx, body) = stream::channel();
+    let (tx, body) = channel_body::channel();
     let reader = {
         let (file, progress) = (file.to_path_buf(), progress.clone());
         std::thread::spawn(move || send_rows(&file, format, rows, &progress, tx))

@@ -18,18 +18,18 @@ use axum::response::Response;
 use axum::routing::{delete, get};
 
 use super::errors::ApiError;
-use super::routes::{Peer, Shared, json, read_body};
+use super::request::{SharedAdmin, SocketPeer, json, read_body};
 use crate::access::staff_tokens::{self, ROLE_USAGE, StaffRole};
 use crate::api::staff::{StaffAdded, StaffEntry, StaffList, StaffNew, StaffRemoved};
 use crate::audit::edits::{Edit, Editor};
 
-pub(super) fn routes() -> Router<Shared> {
+pub(super) fn routes() -> Router<SharedAdmin> {
     Router::new()
         .route("/v1/staff", get(list).post(add))
         .route("/v1/staff/{name}", delete(remove))
 }
 
-fn editor(peer: &Peer) -> Editor {
+fn editor(peer: &SocketPeer) -> Editor {
     match peer.caller {
         Some(c) => Editor::Socket {
             uid: c.uid,
@@ -43,7 +43,7 @@ fn editor(peer: &Peer) -> Editor {
     }
 }
 
-async fn record(app: &Shared, by: Editor, edit: Edit) -> Result<(), ApiError> {
+async fn record(app: &SharedAdmin, by: Editor, edit: Edit) -> Result<(), ApiError> {
     let app = app.clone();
     tokio::task::spawn_blocking(move || app.edits.record(jiff::Timestamp::now(), &by, &edit))
         .await
@@ -52,8 +52,8 @@ async fn record(app: &Shared, by: Editor, edit: Edit) -> Result<(), ApiError> {
 }
 
 async fn add(
-    State(app): State<Shared>,
-    ConnectInfo(peer): ConnectInfo<Peer>,
+    State(app): State<SharedAdmin>,
+    ConnectInfo(peer): ConnectInfo<SocketPeer>,
     headers: HeaderMap,
     body: Body,
 ) -> Result<Response, ApiError> {
@@ -119,7 +119,7 @@ async fn add(
     ))
 }
 
-async fn list(State(app): State<Shared>) -> Result<Response, ApiError> {
+async fn list(State(app): State<SharedAdmin>) -> Result<Response, ApiError> {
     let records = app.node.with_store(|s| s.staff_list()).await??;
     let staff = records
         .into_iter()
@@ -140,8 +140,8 @@ async fn list(State(app): State<Shared>) -> Result<Response, ApiError> {
 }
 
 async fn remove(
-    State(app): State<Shared>,
-    ConnectInfo(peer): ConnectInfo<Peer>,
+    State(app): State<SharedAdmin>,
+    ConnectInfo(peer): ConnectInfo<SocketPeer>,
     name: Result<Path<String>, PathRejection>,
 ) -> Result<Response, ApiError> {
     let Path(name) = name.map_err(|e| {
@@ -178,8 +178,8 @@ async fn remove(
 }
 
 async fn record_removal(
-    app: &Shared,
-    peer: &Peer,
+    app: &SharedAdmin,
+    peer: &SocketPeer,
     removed: crate::store::StaffRecord,
 ) -> Result<(), ApiError> {
     record(

@@ -18,17 +18,17 @@ use axum::response::Response;
 use axum::routing::{get, post};
 
 use super::errors::ApiError;
-use super::routes::{Peer, Shared, json};
+use super::request::{SharedAdmin, SocketPeer, json};
 use crate::api::held::{HeldDecision, HeldEntry, HeldList};
 
-pub(super) fn routes() -> Router<Shared> {
+pub(super) fn routes() -> Router<SharedAdmin> {
     Router::new()
         .route("/v1/held", get(list))
         .route("/v1/held/{id}/{decision}", post(decide))
 }
 
 async fn list(
-    State(app): State<Shared>,
+    State(app): State<SharedAdmin>,
     query: Result<Query<BTreeMap<String, String>>, QueryRejection>,
 ) -> Result<Response, ApiError> {
     let Query(query) = query.map_err(|e| {
@@ -58,8 +58,8 @@ async fn list(
 }
 
 async fn decide(
-    State(app): State<Shared>,
-    ConnectInfo(peer): ConnectInfo<Peer>,
+    State(app): State<SharedAdmin>,
+    ConnectInfo(peer): ConnectInfo<SocketPeer>,
     path: Result<Path<(String, String)>, PathRejection>,
 ) -> Result<Response, ApiError> {
     let usage =

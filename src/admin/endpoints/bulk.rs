@@ -23,10 +23,13 @@ use axum::routing::{get, post};
 use http_body_util::BodyExt;
 
 use super::errors::ApiError;
-use super::routes::{Peer, Shared, json, revealer};
-use super::stream::{self, StreamError};
+use super::request::{SharedAdmin, SocketPeer, json, revealer};
+use crate::admin::channel_body::{self, StreamError};
 use crate::bulk::check::Staging;
-use crate::bulk::{ImportLine, ImportReport, MAX_IMPORT_BYTES, MAX_IMPORT_LINE, MAX_IMPORT_ROWS};
+use crate::bulk::{
+    COLUMNS_HEADER, ImportLine, ImportReport, LEFT_OUT_HEADER, MAX_IMPORT_BYTES, MAX_IMPORT_LINE,
+    MAX_IMPORT_ROWS, ROWS_HEADER,
+};
 use crate::config::TableDef;
 use crate::secret_buf::{self, SecretBuf};
 use crate::store::{CellView, Reveal, StoreError};
@@ -37,19 +40,13 @@ use crate::value::{Plaintext, Value};
 /// store's lock and sync waits meanwhile.
 const EXPORT_PAGE: usize = 1000;
 const REVEALED_PAGE: usize = 100;
-/// Headers of an export: its columns (id first), the live rows when it
-/// began, and sealed columns left out for want of reveal.
-pub const COLUMNS_HEADER: &str = "x-puente-columns";
-pub const ROWS_HEADER: &str = "x-puente-rows";
-pub const LEFT_OUT_HEADER: &str = "x-puente-left-out";
-
-pub(super) fn routes() -> Router<Shared> {
+pub(super) fn routes() -> Router<SharedAdmin> {
     Router::new()
         .route("/v1/tables/{table}/import", post(import))
         .route("/v1/tables/{table}/export", get(export))
 }
 
-fn table_def(app: &Shared, table: &str) -> Result<TableDef, ApiError> {
+fn table_def(app: &SharedAdmin, table: &str) -> Result<TableDef, ApiError> {
     let schema = app.node.schema();
     schema.table(table).cloned().ok_or_else(|| {
         StoreError::UnknownTable {
@@ -72,7 +69,7 @@ fn too_large(what: String) -> ApiError {
 // ---- import ---------------------------------------------------------------
 
 async fn import(
-    State(app): State<Shared>,
+    State(app): State<SharedAdmin>,
     table: Result<Path<String>, PathRejection>,
     headers: HeaderMap,
     body: Body,
@@ -356,8 +353,8 @@ fn export_line(
 }
 
 async fn export(
-    State(app): State<Shared>,
-    ConnectInfo(peer): ConnectInfo<Peer>,
+    State(app): State<SharedAdmin>,
+    ConnectInfo(peer): ConnectInfo<SocketPeer>,
     table: Result<Path<String>, PathRejection>,
     query: Result<Query<BTreeMap<String, String>>, QueryRejection>,
 ) -> Result<Response, ApiError> {
@@ -411,7 +408,7 @@ async fn export(
         })??;
         tracing::info!(uid = caller.uid, table = %table, rows, "export with reveal");
     }
-    let (tx, body) = stream::channel();
+    let (tx, body) = channel_body::channel();
     let columns = plan.columns.clone();
     let node = app.node.clone();
     tokio::spawn(async move {

@@ -20,7 +20,7 @@ use axum::routing::post;
 use hyper::body::Bytes;
 
 use super::errors::ApiError;
-use super::routes::{Shared, json, read_body};
+use super::request::{SharedAdmin, json, read_body};
 use crate::api::maintenance::{BACKUP_INFO_HEADER, BackupRequest, Checkpointed, ResealRequest};
 use crate::node::backup::{self, BackupError, WORK_DIR};
 use crate::node::reseal::ResealError;
@@ -28,7 +28,7 @@ use crate::node::reseal::ResealError;
 /// Bytes per chunk of a streamed backup.
 const CHUNK: usize = 256 << 10;
 
-pub(super) fn routes() -> Router<Shared> {
+pub(super) fn routes() -> Router<SharedAdmin> {
     Router::new()
         .route("/v1/backup", post(make_backup))
         .route("/v1/reseal", post(start_reseal).get(reseal_status))
@@ -60,7 +60,7 @@ fn backup_error(e: BackupError) -> ApiError {
 }
 
 async fn make_backup(
-    State(app): State<Shared>,
+    State(app): State<SharedAdmin>,
     headers: HeaderMap,
     body: Body,
 ) -> Result<Response, ApiError> {
@@ -171,7 +171,7 @@ fn reseal_error(e: ResealError) -> ApiError {
 }
 
 async fn start_reseal(
-    State(app): State<Shared>,
+    State(app): State<SharedAdmin>,
     headers: HeaderMap,
     body: Body,
 ) -> Result<Response, ApiError> {
@@ -184,7 +184,7 @@ async fn start_reseal(
     Ok(json(StatusCode::ACCEPTED, &status))
 }
 
-async fn reseal_status(State(app): State<Shared>) -> Result<Response, ApiError> {
+async fn reseal_status(State(app): State<SharedAdmin>) -> Result<Response, ApiError> {
     match app.node.life.reseal() {
         Some(status) => Ok(json(StatusCode::OK, &status)),
         None => Err(ApiError::not_found(
@@ -193,7 +193,7 @@ async fn reseal_status(State(app): State<Shared>) -> Result<Response, ApiError> 
     }
 }
 
-async fn checkpoint(State(app): State<Shared>) -> Result<Response, ApiError> {
+async fn checkpoint(State(app): State<SharedAdmin>) -> Result<Response, ApiError> {
     let wal_bytes_before = app
         .node
         .with_store(|s| -> Result<u64, crate::store::StoreError> {
