@@ -19,6 +19,7 @@ pub mod fsutil;
 pub mod lab;
 pub mod metrics;
 pub mod node;
+pub mod percent;
 pub mod schedule;
 pub mod seal;
 pub(crate) mod secret_buf;

@@ -27,6 +27,7 @@ use crate::bulk::ImportReport;
 use crate::bulk::{COLUMNS_HEADER, LEFT_OUT_HEADER, ROWS_HEADER};
 use crate::node::backup::BackupInfo;
 use crate::node::status::Status;
+use crate::percent::encode;
 use crate::secret_buf::{self, SecretBuf};
 use crate::value::Plaintext;
 
@@ -661,29 +662,4 @@ impl ExportStream {
 
 fn row_path(table: &str, id: &str) -> String {
     format!("/v1/tables/{}/rows/{}", encode(table), encode(id))
-}
-
-/// Percent-encodes everything but RFC 3986 unreserved characters, so any
-/// input reaches the server intact (which then says what is wrong with it).
-fn encode(text: &str) -> String {
-    let mut out = String::with_capacity(text.len());
-    for b in text.bytes() {
-        if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~') {
-            out.push(b as char);
-        } else {
-            out.push_str(&format!("%{b:02X}"));
-        }
-    }
-    out
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn path_segments_are_encoded() {
-        assert_eq!(encode("r-1_a.b~"), "r-1_a.b~");
-        assert_eq!(encode("../a b/ñ"), "..%2Fa%20b%2F%C3%B1");
-    }
 }

@@ -10,14 +10,20 @@ pub mod metrics;
 pub mod node;
 pub mod rights;
 pub mod schema;
+pub mod tables;
 pub mod types;
 pub mod web;
 
+use std::fmt;
 use std::ops::Range;
 use std::path::{Path, PathBuf};
 
+use serde::de::{Deserialize, Deserializer, MapAccess, Visitor};
+use toml::Spanned;
+
 pub use node::{NodeConfig, PeerConfig};
-pub use schema::{ColumnDef, Group, Privacy, Schema, TableDef};
+pub use schema::{Group, Schema};
+pub use tables::{ColumnDef, Privacy, TableDef};
 
 /// Any problem with a configuration file. Every variant names the file;
 /// parse and validation errors also give line, column and key, and say what
@@ -93,6 +99,44 @@ pub fn is_identifier(name: &str, allow_dash: bool) -> bool {
         && chars.all(|c| {
             c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_' || (allow_dash && c == '-')
         })
+}
+
+/// Makes an error pointing at a span of the file being parsed.
+type SpanError<'a> = dyn Fn(Range<usize>, String) -> ConfigError + 'a;
+
+/// A TOML table read as an ordered list of (key, value), keeping the file's
+/// order and each key's span.
+struct Entries<T> {
+    entries: Vec<(Spanned<String>, T)>,
+}
+
+impl<T> Default for Entries<T> {
+    fn default() -> Self {
+        Entries {
+            entries: Vec::new(),
+        }
+    }
+}
+
+impl<'de, T: Deserialize<'de>> Deserialize<'de> for Entries<T> {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct EntriesVisitor<T>(std::marker::PhantomData<T>);
+        impl<'de, T: Deserialize<'de>> Visitor<'de> for EntriesVisitor<T> {
+            type Value = Entries<T>;
+            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+                f.write_str("a table")
+            }
+            fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
+                let mut entries = Vec::new();
+                while let Some(key) = map.next_key::<Spanned<String>>()? {
+                    let value = map.next_value()?;
+                    entries.push((key, value));
+                }
+                Ok(Entries { entries })
+            }
+        }
+        deserializer.deserialize_map(EntriesVisitor(std::marker::PhantomData))
+    }
 }
 
 #[cfg(test)]

@@ -30,8 +30,8 @@
 use serde::Deserialize;
 use toml::Spanned;
 
-use super::schema::{Entries, TableDef};
-use super::{ConfigError, is_identifier};
+use super::tables::TableDef;
+use super::{ConfigError, Entries, SpanError, is_identifier};
 
 /// Offices a schema may list (they are bits of an `OfficeSet`).
 pub const MAX_OFFICES: usize = 64;
@@ -320,8 +320,6 @@ pub(super) struct RightsFile {
     #[serde(default)]
     columns: Entries<Spanned<Vec<Spanned<String>>>>,
 }
-
-type SpanError<'a> = dyn Fn(std::ops::Range<usize>, String) -> ConfigError + 'a;
 
 /// Builds the rights from the file's `offices` and each table's `rights`
 /// (`sections` in the order of `tables`, which is sorted by name).

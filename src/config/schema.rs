@@ -15,8 +15,9 @@ use serde::de::{self, Deserializer, MapAccess, Visitor};
 use toml::Spanned;
 
 use super::rights::{self, Rights};
+pub use super::tables::{ColumnDef, Privacy, TableDef};
 use super::types::{ColumnType, TYPE_NAMES};
-use super::{ConfigError, is_identifier, read_text};
+use super::{ConfigError, Entries, SpanError, is_identifier, read_text};
 
 /// The schema shipped with puente (the first user's tables); `puente init`
 /// copies it next to a new node config.
@@ -24,58 +25,6 @@ pub const DEFAULT_SCHEMA: &str = include_str!("../../config/schema.toml");
 
 /// Column names puente uses itself.
 pub const RESERVED_COLUMNS: &[&str] = &["id", "rowid", "oid", "_rowid_"];
-
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Privacy {
-    /// Plaintext everywhere.
-    Shared,
-    /// Age-encrypted to the recipients of the named group.
-    Sealed { group: String },
-}
-
-#[derive(Debug, Clone, PartialEq)]
-pub struct ColumnDef {
-    pub name: String,
-    pub privacy: Privacy,
-    /// What the column may hold (none: anything).
-    pub ty: Option<ColumnType>,
-}
-
-impl ColumnDef {
-    pub fn is_sealed(&self) -> bool {
-        matches!(self.privacy, Privacy::Sealed { .. })
-    }
-
-    pub fn group(&self) -> Option<&str> {
-        match &self.privacy {
-            Privacy::Sealed { group } => Some(group),
-            Privacy::Shared => None,
-        }
-    }
-}
-
-#[derive(Debug, Clone)]
-pub struct TableDef {
-    pub name: String,
-    /// Sorted by name: a column's index here is its id on the wire and in
-    /// the replica's per-cell metadata.
-    pub columns: Vec<ColumnDef>,
-    /// Column indices in the order the schema file lists them (used for the
-    /// SQL table layout, so `SELECT *` reads naturally).
-    pub file_order: Vec<usize>,
-}
-
-impl TableDef {
-    pub fn column_index(&self, name: &str) -> Option<usize> {
-        self.columns
-            .binary_search_by(|c| c.name.as_str().cmp(name))
-            .ok()
-    }
-
-    pub fn has_sealed(&self) -> bool {
-        self.columns.iter().any(ColumnDef::is_sealed)
-    }
-}
 
 /// A seal group: who sealed values of its columns are encrypted to.
 #[derive(Clone)]
@@ -244,9 +193,6 @@ impl Schema {
         self.groups.get(name)
     }
 }
-
-/// Makes an error pointing at a span of the schema file.
-type SpanError<'a> = dyn Fn(std::ops::Range<usize>, String) -> ConfigError + 'a;
 
 /// `[groups]`: each name an identifier, each recipient an age X25519 key;
 /// recipients sorted and deduplicated.
@@ -448,41 +394,6 @@ struct TableFile {
     #[serde(default)]
     columns: Entries<Spanned<ColumnSpec>>,
     rights: Option<Spanned<rights::RightsFile>>,
-}
-
-/// A TOML table read as an ordered list of (key, value), keeping the file's
-/// order and each key's span.
-pub(super) struct Entries<T> {
-    pub(super) entries: Vec<(Spanned<String>, T)>,
-}
-
-impl<T> Default for Entries<T> {
-    fn default() -> Self {
-        Entries {
-            entries: Vec::new(),
-        }
-    }
-}
-
-impl<'de, T: Deserialize<'de>> Deserialize<'de> for Entries<T> {
-    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        struct EntriesVisitor<T>(std::marker::PhantomData<T>);
-        impl<'de, T: Deserialize<'de>> Visitor<'de> for EntriesVisitor<T> {
-            type Value = Entries<T>;
-            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
-                f.write_str("a table")
-            }
-            fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
-                let mut entries = Vec::new();
-                while let Some(key) = map.next_key::<Spanned<String>>()? {
-                    let value = map.next_value()?;
-                    entries.push((key, value));
-                }
-                Ok(Entries { entries })
-            }
-        }
-        deserializer.deserialize_map(EntriesVisitor(std::marker::PhantomData))
-    }
 }
 
 /// `"shared"`, or a table of `sealed = "GROUP"`, `type = "NAME"` and

@@ -24,8 +24,6 @@ use super::sessions::{self, LOGIN_COOKIE, SESSION_COOKIE};
 use crate::access::staff_tokens::{self, StaffRole};
 use crate::schedule::Lang;
 
-pub use super::http::encode;
-
 use super::pages::{ICON, STYLE};
 
 pub fn router(state: Shared) -> Router {

@@ -242,16 +242,8 @@ pub fn probe(path: &Path, at_rest: &AtRest) -> Result<(), StoreError> {
 /// `file:PATH?immutable=1`, with the path percent-encoded.
 pub(in crate::store) fn immutable_uri(path: &Path) -> String {
     use std::os::unix::ffi::OsStrExt;
-    let mut uri = String::from("file:");
-    for &b in path.as_os_str().as_bytes() {
-        if b.is_ascii_alphanumeric() || b"/-_.~".contains(&b) {
-            uri.push(b as char);
-        } else {
-            uri.push_str(&format!("%{b:02X}"));
-        }
-    }
-    uri.push_str("?immutable=1");
-    uri
+    let path = crate::percent::encode_file_path(path.as_os_str().as_bytes());
+    format!("file:{path}?immutable=1")
 }
 
 /// The SQLCipher version of this build, e.g. "4.20.0 community".

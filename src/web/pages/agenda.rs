@@ -25,7 +25,7 @@ pub fn link(from: Option<&str>, skip: usize, office: Option<&str>) -> String {
         query.push(format!("skip={skip}"));
     }
     if let Some(office) = office {
-        query.push(format!("office={}", crate::web::http::encode(office)));
+        query.push(format!("office={}", crate::percent::encode(office)));
     }
     if query.is_empty() {
         "/agenda".into()
