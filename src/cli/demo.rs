@@ -208,16 +208,24 @@ fn text(s: &str) -> Plaintext {
     Plaintext::text(s)
 }
 
-pub fn demo(keep: bool) -> Result<()> {
+#[derive(clap::Args)]
+pub struct DemoArgs {
+    /// Leave both offices running and print how to talk to them.
+    #[arg(long)]
+    keep: bool,
+}
+
+pub fn run(args: DemoArgs) -> Result<()> {
+    let keep = args.keep;
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
         .build()
         .context("cannot start the async runtime")?;
-    runtime.block_on(run(keep))
+    runtime.block_on(play(keep))
 }
 
-async fn run(keep: bool) -> Result<()> {
+async fn play(keep: bool) -> Result<()> {
     let started = Instant::now();
     let bin = std::env::current_exe().context("cannot find the puente binary")?;
     let root = std::env::temp_dir().join(format!("puente-demo-{}", rand::random::<u32>()));
@@ -296,7 +304,7 @@ async fn show(lab: &Lab) -> Result<()> {
     for client in [&tj, &sd] {
         let status = client.status().await?;
         println!("== status of {}", status.node);
-        println!("{}", super::remote::render_status(&status));
+        println!("{}", super::status::render_status(&status));
     }
 
     // One instant and zone for both, so the two agendas can be compared.
@@ -322,10 +330,10 @@ async fn show(lab: &Lab) -> Result<()> {
 
     println!("== resident res-0003 (recorded in San Diego) as San Diego sees it: sealed");
     let row = sd.get_row("residents", "res-0003", false).await?;
-    println!("{}", super::remote::row_text("residents", &row).as_str());
+    println!("{}", super::rows::row_text("residents", &row).as_str());
     println!("== the same resident as Tijuana sees it with --reveal (audited)");
     let row = tj.get_row("residents", "res-0003", true).await?;
-    println!("{}", super::remote::row_text("residents", &row).as_str());
+    println!("{}", super::rows::row_text("residents", &row).as_str());
 
     // Shared values are plaintext to every office, but not on disk: the
     // replicas (database and live WAL) are encrypted at rest.

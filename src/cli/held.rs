@@ -8,25 +8,51 @@
 use std::fmt::Write as _;
 use std::path::Path;
 
-use anyhow::{Context, Result};
+use anyhow::Result;
 
+use super::call::{self, Target};
 use crate::admin::Client;
 use crate::api::held::{HeldDecision, HeldEntry};
 
-fn run<T>(call: impl std::future::Future<Output = Result<T>>) -> Result<T> {
-    tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .context("cannot start the async runtime")?
-        .block_on(call)
+#[derive(clap::Subcommand)]
+pub enum HeldCommand {
+    /// List the changes held for review, oldest first.
+    List {
+        /// Also those already accepted or discarded.
+        #[arg(long)]
+        all: bool,
+        #[command(flatten)]
+        target: Target,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Apply a held change as if its office had been allowed to make it.
+    Accept {
+        /// Its number in `puente held list`.
+        id: i64,
+        #[command(flatten)]
+        target: Target,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Drop a held change and keep this office's version (written again
+    /// so that the peer takes it back, where that can be done).
+    Discard {
+        /// Its number in `puente held list`.
+        id: i64,
+        #[command(flatten)]
+        target: Target,
+        #[arg(long)]
+        json: bool,
+    },
 }
 
-fn emit(text: &str) -> Result<()> {
-    use std::io::Write as _;
-    let mut out = std::io::stdout().lock();
-    out.write_all(text.as_bytes())
-        .and_then(|()| out.flush())
-        .context("cannot write to standard output")
+pub fn run(command: HeldCommand) -> Result<()> {
+    match command {
+        HeldCommand::List { all, target, json } => list(&target.socket()?, all, json),
+        HeldCommand::Accept { id, target, json } => decide(&target.socket()?, id, true, json),
+        HeldCommand::Discard { id, target, json } => decide(&target.socket()?, id, false, json),
+    }
 }
 
 /// One held change as a block of lines.
@@ -79,12 +105,12 @@ pub fn list_text(held: &[HeldEntry], all: bool) -> String {
     out
 }
 
-pub fn list(socket: &Path, all: bool, json: bool) -> Result<()> {
-    let list = run(async { Ok(Client::new(socket).list_held(all).await?) })?;
+fn list(socket: &Path, all: bool, json: bool) -> Result<()> {
+    let list = call::run(async { Ok(Client::new(socket).list_held(all).await?) })?;
     if json {
-        return emit(&(serde_json::to_string_pretty(&list)? + "\n"));
+        return call::emit((serde_json::to_string_pretty(&list)? + "\n").as_bytes());
     }
-    emit(&list_text(&list.held, all))
+    call::emit(list_text(&list.held, all).as_bytes())
 }
 
 /// What a decision did, as people read it.
@@ -112,12 +138,12 @@ pub fn decision_text(d: &HeldDecision) -> String {
     out
 }
 
-pub fn decide(socket: &Path, id: i64, accept: bool, json: bool) -> Result<()> {
-    let decided = run(async { Ok(Client::new(socket).decide_held(id, accept).await?) })?;
+fn decide(socket: &Path, id: i64, accept: bool, json: bool) -> Result<()> {
+    let decided = call::run(async { Ok(Client::new(socket).decide_held(id, accept).await?) })?;
     if json {
-        return emit(&(serde_json::to_string_pretty(&decided)? + "\n"));
+        return call::emit((serde_json::to_string_pretty(&decided)? + "\n").as_bytes());
     }
-    emit(&decision_text(&decided))
+    call::emit(decision_text(&decided).as_bytes())
 }
 
 #[cfg(test)]

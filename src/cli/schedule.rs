@@ -15,6 +15,7 @@ use anyhow::{Context, Result, bail};
 use jiff::Timestamp;
 use jiff::tz::TimeZone;
 
+use super::call::{self, Target};
 use crate::admin::Client;
 use crate::api::{Cell, Row};
 use crate::clock::Hlc;
@@ -23,10 +24,39 @@ use crate::schedule::{self, EventRow, Lang};
 /// Rows asked for per page.
 pub const PAGE_SIZE: usize = 500;
 
+#[derive(clap::Args)]
+pub struct ScheduleArgs {
+    /// How many days ahead.
+    #[arg(long, default_value_t = 7)]
+    days: u32,
+    /// es or en (default: from the locale).
+    #[arg(long)]
+    lang: Option<String>,
+    #[command(flatten)]
+    target: Target,
+    #[arg(long)]
+    json: bool,
+    /// For tests: the agenda as of this instant (RFC 3339 with offset)
+    /// instead of the clock's.
+    #[arg(long, hide = true, value_name = "INSTANT")]
+    now: Option<jiff::Timestamp>,
+}
+
+pub fn run(args: ScheduleArgs) -> Result<()> {
+    let socket = args.target.socket()?;
+    schedule(
+        &socket,
+        args.days,
+        args.lang.as_deref(),
+        args.json,
+        args.now,
+    )
+}
+
 /// Prints the agenda of the `days` days from now (or from `now`, which
 /// tests give to fix the day). `lang` is `es` or `en`; without it the
 /// locale decides (LC_ALL, LC_MESSAGES, LANG).
-pub fn schedule(
+fn schedule(
     socket: &Path,
     days: u32,
     lang: Option<&str>,
@@ -124,11 +154,7 @@ pub fn read_events(socket: &Path, page_size: usize) -> Result<Vec<EventRow>> {
             }
         }
     };
-    tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .context("cannot start the async runtime")?
-        .block_on(read)
+    call::run(read)
 }
 
 #[cfg(test)]

@@ -4,11 +4,52 @@
 //!
 //! Must not: hold the logic (node/schema_change.rs and store/ do).
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use anyhow::Result;
 
+use crate::config::node::DEFAULT_CONFIG_PATH;
 use crate::node::schema_change;
+
+#[derive(clap::Subcommand)]
+pub enum SchemaCommand {
+    /// What adopting the schema file would change in the replica.
+    Plan {
+        #[arg(long, default_value = DEFAULT_CONFIG_PATH)]
+        config: PathBuf,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Adopt the schema file; with --allow-drop, erase the tables and
+    /// columns it no longer lists.
+    Apply {
+        #[arg(long, default_value = DEFAULT_CONFIG_PATH)]
+        config: PathBuf,
+        #[arg(long)]
+        allow_drop: bool,
+    },
+    /// Take a column the schema file now lists as shared from sealed to
+    /// shared: where an identity of its group is held, every value is
+    /// opened (audited) and written back shared.
+    Unseal {
+        table: String,
+        column: String,
+        #[arg(long, default_value = DEFAULT_CONFIG_PATH)]
+        config: PathBuf,
+    },
+}
+
+pub fn run(command: SchemaCommand) -> Result<()> {
+    match command {
+        SchemaCommand::Plan { config, json } => plan(&config, json),
+        SchemaCommand::Apply { config, allow_drop } => apply(&config, allow_drop),
+        SchemaCommand::Unseal {
+            table,
+            column,
+            config,
+        } => unseal(&config, &table, &column),
+    }
+}
 
 fn print_changes(changes: &[String], none: &str) {
     if changes.is_empty() {
@@ -19,7 +60,7 @@ fn print_changes(changes: &[String], none: &str) {
     }
 }
 
-pub fn plan(config: &Path, json: bool) -> Result<()> {
+fn plan(config: &Path, json: bool) -> Result<()> {
     let plan = schema_change::plan(config)?;
     let changes = plan.describe();
     if json {
@@ -39,7 +80,7 @@ pub fn plan(config: &Path, json: bool) -> Result<()> {
     Ok(())
 }
 
-pub fn apply(config: &Path, allow_drop: bool) -> Result<()> {
+fn apply(config: &Path, allow_drop: bool) -> Result<()> {
     let outcome = schema_change::apply(config, allow_drop)?;
     let changes = outcome.plan.describe();
     if !changes.is_empty() {
@@ -56,7 +97,7 @@ pub fn apply(config: &Path, allow_drop: bool) -> Result<()> {
     Ok(())
 }
 
-pub fn unseal(config: &Path, table: &str, column: &str) -> Result<()> {
+fn unseal(config: &Path, table: &str, column: &str) -> Result<()> {
     let outcome = schema_change::unseal(config, table, column)?;
     for n in outcome.notes {
         println!("{n}");

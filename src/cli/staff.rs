@@ -8,26 +8,56 @@
 use std::fmt::Write as _;
 use std::path::Path;
 
-use anyhow::{Context, Result};
+use anyhow::Result;
 use zeroize::Zeroizing;
 
+use super::call::{self, Target};
 use crate::admin::Client;
 use crate::api::staff::StaffAdded;
 
-fn run<T>(call: impl std::future::Future<Output = Result<T>>) -> Result<T> {
-    tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .context("cannot start the async runtime")?
-        .block_on(call)
+#[derive(clap::Subcommand)]
+pub enum StaffCommand {
+    /// Give one person a login link for the web agenda and a calendar feed
+    /// address (both shown once).
+    Add {
+        name: String,
+        /// viewer (reads), editor (also creates, edits and cancels events)
+        /// or admin (also sees sync status).
+        #[arg(long)]
+        role: String,
+        #[command(flatten)]
+        target: Target,
+        #[arg(long)]
+        json: bool,
+    },
+    /// List the staff who have a login.
+    List {
+        #[command(flatten)]
+        target: Target,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Remove a login: their link and feed stop working, their sessions end.
+    Remove {
+        name: String,
+        #[command(flatten)]
+        target: Target,
+        #[arg(long)]
+        json: bool,
+    },
 }
 
-fn emit(text: &str) -> Result<()> {
-    use std::io::Write as _;
-    let mut out = std::io::stdout().lock();
-    out.write_all(text.as_bytes())
-        .and_then(|()| out.flush())
-        .context("cannot write to standard output")
+pub fn run(command: StaffCommand) -> Result<()> {
+    match command {
+        StaffCommand::Add {
+            name,
+            role,
+            target,
+            json,
+        } => add(&target.socket()?, &name, &role, json),
+        StaffCommand::List { target, json } => list(&target.socket()?, json),
+        StaffCommand::Remove { name, target, json } => remove(&target.socket()?, &name, json),
+    }
 }
 
 /// What `staff add` prints for people.
@@ -64,19 +94,19 @@ pub fn added_text(a: &StaffAdded) -> Zeroizing<String> {
     out
 }
 
-pub fn add(socket: &Path, name: &str, role: &str, json: bool) -> Result<()> {
-    let added = run(async { Ok(Client::new(socket).add_staff(name, role).await?) })?;
+fn add(socket: &Path, name: &str, role: &str, json: bool) -> Result<()> {
+    let added = call::run(async { Ok(Client::new(socket).add_staff(name, role).await?) })?;
     if json {
         let text = Zeroizing::new(serde_json::to_string_pretty(&added)? + "\n");
-        return emit(&text);
+        return call::emit(text.as_bytes());
     }
-    emit(&added_text(&added))
+    call::emit(added_text(&added).as_bytes())
 }
 
-pub fn list(socket: &Path, json: bool) -> Result<()> {
-    let list = run(async { Ok(Client::new(socket).list_staff().await?) })?;
+fn list(socket: &Path, json: bool) -> Result<()> {
+    let list = call::run(async { Ok(Client::new(socket).list_staff().await?) })?;
     if json {
-        return emit(&(serde_json::to_string_pretty(&list)? + "\n"));
+        return call::emit((serde_json::to_string_pretty(&list)? + "\n").as_bytes());
     }
     let mut out = String::new();
     if list.staff.is_empty() {
@@ -106,16 +136,17 @@ pub fn list(socket: &Path, json: bool) -> Result<()> {
         }
         None => out.push_str("\nthe web agenda is off (no [web] section in the node config)\n"),
     }
-    emit(&out)
+    call::emit(out.as_bytes())
 }
 
-pub fn remove(socket: &Path, name: &str, json: bool) -> Result<()> {
-    let removed = run(async { Ok(Client::new(socket).remove_staff(name).await?) })?;
+fn remove(socket: &Path, name: &str, json: bool) -> Result<()> {
+    let removed = call::run(async { Ok(Client::new(socket).remove_staff(name).await?) })?;
     if json {
-        return emit(&(serde_json::to_string_pretty(&removed)? + "\n"));
+        return call::emit((serde_json::to_string_pretty(&removed)? + "\n").as_bytes());
     }
-    emit(&format!(
+    call::emit(format!(
         "removed {}: their login link and calendar address no longer work, and their open sessions have ended\n",
         removed.name
-    ))
+    )
+    .as_bytes())
 }

@@ -1,18 +1,54 @@
-//! `puente sync --wait`: ask the daemon to sync now, then wait until every
-//! pinned peer is connected and in sync, showing the catch-up as it goes.
+//! `puente sync [--wait]`: ask the daemon to contact its peers now; with
+//! `--wait`, then wait until every pinned peer is connected and in sync,
+//! showing the catch-up as it goes.
 //!
-//! Owns: polling status, the progress bar of changes done and left, and
-//! the sentence when time runs out (which peers, and why).
+//! Owns: the command's arguments, polling status, the progress bar of
+//! changes done and left, and the sentence when time runs out (which
+//! peers, and why).
 //! Must not: decide what "in sync" means (status does).
 
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-use anyhow::{Context, Result, bail};
+use anyhow::{Result, bail};
 
+use super::call::{self, Target, emit, emit_json};
 use super::progress::Progress;
 use crate::admin::Client;
+use crate::api;
 use crate::node::status::{PeerState, Status};
+
+#[derive(clap::Args)]
+pub struct SyncArgs {
+    /// Wait until every pinned peer is connected and in sync, with a
+    /// progress bar on a terminal.
+    #[arg(long)]
+    wait: bool,
+    /// Give up waiting after this many seconds.
+    #[arg(long, default_value_t = 600, requires = "wait")]
+    timeout: u64,
+    #[command(flatten)]
+    target: Target,
+    #[arg(long)]
+    json: bool,
+}
+
+pub fn run(args: SyncArgs) -> Result<()> {
+    let socket = args.target.socket()?;
+    if args.wait {
+        sync_and_wait(&socket, Duration::from_secs(args.timeout), args.json)
+    } else {
+        sync_now(&socket, args.json)
+    }
+}
+
+fn sync_now(socket: &Path, json: bool) -> Result<()> {
+    call::run(async { Ok(Client::new(socket).sync_now().await?) })?;
+    if json {
+        return emit_json(&api::Accepted { ok: true });
+    }
+    emit(b"asked the daemon to contact its peers now; `puente status` shows progress")
+}
 
 /// How often status is asked while waiting.
 const POLL: Duration = Duration::from_millis(200);
@@ -59,13 +95,9 @@ fn waiting_for(s: &Status) -> Vec<String> {
         .collect()
 }
 
-pub fn sync_and_wait(socket: &Path, timeout: Duration, json: bool) -> Result<()> {
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .context("cannot start the async runtime")?;
+fn sync_and_wait(socket: &Path, timeout: Duration, json: bool) -> Result<()> {
     let client = Client::new(socket);
-    let status = runtime.block_on(async {
+    let status = call::run(async {
         client.sync_now().await?;
         let progress = Progress::bar("catching up", 0, "changes", json);
         let started = Instant::now();
@@ -73,7 +105,9 @@ pub fn sync_and_wait(socket: &Path, timeout: Duration, json: bool) -> Result<()>
             let status = client.status().await?;
             if status.peers.is_empty() {
                 progress.clear();
-                bail!("this node pins no peer, so there is nothing to sync; `puente peer add` pins one");
+                bail!(
+                    "this node pins no peer, so there is nothing to sync; `puente peer add` pins one"
+                );
             }
             let missing = waiting_for(&status);
             if missing.is_empty() {
@@ -95,9 +129,7 @@ pub fn sync_and_wait(socket: &Path, timeout: Duration, json: bool) -> Result<()>
         }
     })?;
     if json {
-        let text = crate::secret_buf::to_json_pretty(&status)?;
-        println!("{}", String::from_utf8_lossy(text.as_slice()));
-        return Ok(());
+        return emit_json(&status);
     }
     let names: Vec<&str> = status.peers.iter().map(|p| p.name.as_str()).collect();
     println!(

@@ -1,195 +1,38 @@
-//! Commands that talk to a running daemon through its admin socket:
-//! status, rows list/get/put/delete, sync now.
+//! `puente status`: the node's status and one line per peer, as people
+//! read it (or the status document as JSON).
 //!
-//! Owns: running one client call per command, parsing `col=value` and
-//! `col:=JSON` assignments, and printing answers for people (or as JSON
-//! with `--json`). The caller resolves the socket path from `--config`.
-//! Must not: hold logic the daemon or tests need, or put a value into an
-//! error message (revealed values go to stdout only, from wiped buffers).
+//! Owns: the command's arguments and the rendering of the status
+//! document: node, replica, keys, reseal and reload, each peer's state,
+//! catch-up and held changes.
+//! Must not: decide what a state means (node/status.rs fills the
+//! document in).
 
 use std::fmt::Write as _;
-use std::io::Write as _;
-use std::path::Path;
 
-use anyhow::{Context, Result, anyhow, bail};
-use zeroize::Zeroizing;
+use anyhow::Result;
 
-use super::rows_view;
+use super::call::{self, Target, emit, emit_json};
+use super::reseal::progress_line;
 use crate::admin::Client;
-use crate::api::{self, Row};
 use crate::node::status::{AtRestStatus, PeerState, PeerStatus, Status};
-use crate::secret_buf;
-use crate::value::{Plaintext, Value};
 
-pub use super::rows_view::SEALED_MARK;
-
-/// Runs one async client call on a small runtime of its own.
-pub(super) fn run<T>(call: impl std::future::Future<Output = Result<T>>) -> Result<T> {
-    tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .context("cannot start the async runtime")?
-        .block_on(call)
+#[derive(clap::Args)]
+pub struct StatusArgs {
+    #[command(flatten)]
+    target: Target,
+    #[arg(long)]
+    json: bool,
 }
 
-/// Writes `text` to stdout (with a final newline).
-pub(super) fn emit(text: &[u8]) -> Result<()> {
-    let mut out = std::io::stdout().lock();
-    out.write_all(text)?;
-    if !text.ends_with(b"\n") {
-        out.write_all(b"\n")?;
-    }
-    out.flush()?;
-    Ok(())
-}
-
-/// Prints `value` as indented JSON from a buffer wiped afterwards.
-pub(super) fn emit_json<T: serde::Serialize>(value: &T) -> Result<()> {
-    let text = secret_buf::to_json_pretty(value).context("cannot encode the answer as JSON")?;
-    emit(text.as_slice())
-}
-
-pub fn status(socket: &Path, json: bool) -> Result<()> {
-    let status = run(async { Ok(Client::new(socket).status().await?) })?;
-    if json {
+pub fn run(args: StatusArgs) -> Result<()> {
+    let socket = args.target.socket()?;
+    let status = call::run(async { Ok(Client::new(&socket).status().await?) })?;
+    if args.json {
         return emit_json(&status);
     }
     emit(render_status(&status).as_bytes())
 }
 
-pub fn rows_list(
-    socket: &Path,
-    table: &str,
-    after: Option<&str>,
-    limit: Option<usize>,
-    reveal: bool,
-    json: bool,
-) -> Result<()> {
-    let page = run(async {
-        Ok(Client::new(socket)
-            .list_rows(table, after, limit, reveal)
-            .await?)
-    })?;
-    if json {
-        return emit_json(&page);
-    }
-    let mut text = Zeroizing::new(String::new());
-    rows_view::render_table(&mut text, &page.rows, &local_zone());
-    match (&page.next, page.rows.len()) {
-        (_, 0) => text.push_str(&format!("no rows in {table}\n")),
-        (Some(next), n) => text.push_str(&format!(
-            "\n{n} {}; more follow: pass --after {next} for the next page\n",
-            if n == 1 { "row" } else { "rows" }
-        )),
-        (None, 1) => text.push_str("\n1 row\n"),
-        (None, n) => text.push_str(&format!("\n{n} rows\n")),
-    }
-    emit(text.as_bytes())
-}
-
-pub fn rows_get(socket: &Path, table: &str, id: &str, reveal: bool, json: bool) -> Result<()> {
-    let row = run(async { Ok(Client::new(socket).get_row(table, id, reveal).await?) })?;
-    if json {
-        return emit_json(&row);
-    }
-    emit(row_text(table, &row).as_bytes())
-}
-
-pub fn rows_put(
-    socket: &Path,
-    table: &str,
-    id: &str,
-    assignments: &[String],
-    json: bool,
-) -> Result<()> {
-    if assignments.is_empty() {
-        bail!(
-            "give at least one column to write: COLUMN=TEXT or COLUMN:=JSON (e.g. title=Taller capacity:=25)"
-        );
-    }
-    let cells = assignments
-        .iter()
-        .map(|a| parse_assignment(a))
-        .collect::<Result<Vec<_>>>()?;
-    let written = run(async { Ok(Client::new(socket).put_row(table, id, cells).await?) })?;
-    if json {
-        return emit_json(&written);
-    }
-    emit(
-        format!(
-            "wrote {table}/{} (hlc {}, sequence {})",
-            written.id, written.hlc, written.seq
-        )
-        .as_bytes(),
-    )
-}
-
-pub fn rows_delete(socket: &Path, table: &str, id: &str, json: bool) -> Result<()> {
-    let written = run(async { Ok(Client::new(socket).delete_row(table, id).await?) })?;
-    if json {
-        return emit_json(&written);
-    }
-    emit(
-        format!(
-            "deleted {table}/{} for good (hlc {}, sequence {}); the id can never be written again",
-            written.id, written.hlc, written.seq
-        )
-        .as_bytes(),
-    )
-}
-
-pub fn sync_now(socket: &Path, json: bool) -> Result<()> {
-    run(async { Ok(Client::new(socket).sync_now().await?) })?;
-    if json {
-        return emit_json(&api::Accepted { ok: true });
-    }
-    emit(b"asked the daemon to contact its peers now; `puente status` shows progress")
-}
-
-/// Parses one `COLUMN=TEXT` (the value as text) or `COLUMN:=JSON` (a typed
-/// value: a number, a quoted string or null) assignment. Errors name the
-/// column at most, never the value.
-pub fn parse_assignment(text: &str) -> Result<(String, Plaintext)> {
-    let usage = "write COLUMN=TEXT or COLUMN:=JSON, e.g. title=Taller, capacity:=25, phone:=null";
-    let Some(eq) = text.find('=') else {
-        bail!("an assignment has no `=`; {usage}");
-    };
-    let (column, typed) = match text[..eq].strip_suffix(':') {
-        Some(column) => (column, true),
-        None => (&text[..eq], false),
-    };
-    let value = &text[eq + 1..];
-    let is_name = !column.is_empty()
-        && column
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-');
-    if !is_name {
-        bail!("the part before `=` is not a column name; {usage}");
-    }
-    let value = if typed {
-        api::parse_value(column, value).map_err(|e| anyhow!("{e}"))?
-    } else {
-        Plaintext::new(Value::Text(value.to_string()))
-    };
-    Ok((column.to_string(), value))
-}
-
-// ---- rendering ------------------------------------------------------------
-
-/// A row as `rows get` prints it (local time of this machine), in a
-/// buffer wiped when dropped.
-pub fn row_text(table: &str, row: &Row) -> Zeroizing<String> {
-    let mut text = Zeroizing::new(String::new());
-    rows_view::render_row(&mut text, table, row, &local_zone());
-    text
-}
-
-/// This machine's time zone (UTC if it cannot tell).
-fn local_zone() -> jiff::tz::TimeZone {
-    jiff::tz::TimeZone::try_system().unwrap_or(jiff::tz::TimeZone::UTC)
-}
-
-/// The status document for people.
 /// "encrypted (SQLCipher 4.20.0, key from file)" or "NOT encrypted: …".
 fn at_rest_line(a: &AtRestStatus) -> String {
     if !a.encrypted {
@@ -206,6 +49,7 @@ fn at_rest_line(a: &AtRestStatus) -> String {
     }
 }
 
+/// The status document for people.
 pub fn render_status(s: &Status) -> String {
     let mut out = String::new();
     let line = |out: &mut String, key: &str, value: &str| {
@@ -243,7 +87,7 @@ pub fn render_status(s: &Status) -> String {
     };
     line(&mut out, "can unseal", &unseal);
     line(&mut out, "at rest", &at_rest_line(&s.at_rest));
-    super::life::render_life(&mut out, s);
+    render_maintenance(&mut out, s);
     if s.peers.is_empty() {
         line(
             &mut out,
@@ -287,6 +131,48 @@ pub fn render_status(s: &Status) -> String {
         );
     }
     out
+}
+
+/// Status lines for keys, reseal, reload and retired site ids.
+fn render_maintenance(out: &mut String, s: &Status) {
+    let old: Vec<String> = s
+        .sealed_to_old_keys
+        .iter()
+        .filter(|(_, n)| **n > 0)
+        .map(|(g, n)| format!("{g} {n}"))
+        .collect();
+    if !old.is_empty() {
+        let _ = writeln!(
+            out,
+            "{:<11} {} cells sealed to an old recipient set (`puente reseal` at an office holding the key)",
+            "old keys",
+            old.join(", ")
+        );
+    }
+    if let Some(r) = &s.reseal {
+        let _ = writeln!(out, "{:<11} {}", "reseal", progress_line(r));
+    }
+    if let Some(r) = &s.reload {
+        let at = jiff::Timestamp::from_millisecond(r.at_ms as i64)
+            .map_or_else(|_| r.at_ms.to_string(), |t| t.to_string());
+        let what = if r.applied {
+            "applied"
+        } else {
+            "REFUSED (running config kept)"
+        };
+        let _ = writeln!(out, "{:<11} {at} {what}", "reload");
+        for m in &r.messages {
+            let _ = writeln!(out, "{:<11}   {m}", "");
+        }
+    }
+    if !s.retired_sites.is_empty() {
+        let _ = writeln!(
+            out,
+            "{:<11} {} (restored from a backup)",
+            "retired ids",
+            s.retired_sites.join(", ")
+        );
+    }
 }
 
 fn render_peer(out: &mut String, p: &PeerStatus, width: usize) {
