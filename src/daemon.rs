@@ -121,7 +121,7 @@ impl Running {
                 }
             }
         };
-        self.node.life.set_reload(status.clone());
+        self.node.long_work.set_reload(status.clone());
         status
     }
 

@@ -279,11 +279,11 @@ async fn an_unfinished_reseal_resumes_when_the_node_starts_again() {
     let resumed = node.resume_reseal().await.unwrap().unwrap();
     assert_eq!((resumed.total, resumed.state.as_str()), (80, "running"));
     let started = std::time::Instant::now();
-    while node.life.reseal().unwrap().state == "running" {
+    while node.long_work.reseal().unwrap().state == "running" {
         assert!(started.elapsed() < DEADLINE);
         tokio::time::sleep(std::time::Duration::from_millis(10)).await;
     }
-    let done = node.life.reseal().unwrap();
+    let done = node.long_work.reseal().unwrap();
     assert_eq!(
         (done.state.as_str(), done.done, done.failed),
         ("done", 80, 0),

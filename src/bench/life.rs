@@ -322,7 +322,7 @@ pub async fn reseal(cells: usize) -> Result<ResealRun> {
 
 async fn wait_reseal(node: &Arc<Node>) -> Result<u64> {
     loop {
-        let r = node.life.reseal().context("no reseal")?;
+        let r = node.long_work.reseal().context("no reseal")?;
         match r.state.as_str() {
             "running" => tokio::time::sleep(Duration::from_millis(2)).await,
             "done" => return Ok(r.done),
@@ -374,7 +374,7 @@ pub async fn puts_during_reseal(cells: usize, samples: usize) -> Result<PutsDuri
     loop {
         during_ms.push(timed_put(&node, i).await?);
         i += 1;
-        if node.life.reseal().is_none_or(|r| r.state != "running") {
+        if node.long_work.reseal().is_none_or(|r| r.state != "running") {
             break;
         }
         tokio::time::sleep(pause).await;

@@ -185,7 +185,7 @@ async fn start_reseal(
 }
 
 async fn reseal_status(State(app): State<SharedAdmin>) -> Result<Response, ApiError> {
-    match app.node.life.reseal() {
+    match app.node.long_work.reseal() {
         Some(status) => Ok(json(StatusCode::OK, &status)),
         None => Err(ApiError::not_found(
             "no reseal has run since the daemon started; start one with POST /v1/reseal (`puente reseal`)",

@@ -90,8 +90,8 @@ impl Node {
         self: &Arc<Self>,
         group: Option<String>,
     ) -> Result<ResealStatus, ResealError> {
-        if self.life.resealing.load(Ordering::SeqCst)
-            && let Some(running) = self.life.reseal()
+        if self.long_work.resealing.load(Ordering::SeqCst)
+            && let Some(running) = self.long_work.reseal()
         {
             return Ok(running);
         }
@@ -154,8 +154,12 @@ impl Node {
             finished_ms: None,
             message: None,
         };
-        *self.life.reseal.lock().unwrap_or_else(|e| e.into_inner()) = Some(status.clone());
-        self.life.resealing.store(true, Ordering::SeqCst);
+        *self
+            .long_work
+            .reseal
+            .lock()
+            .unwrap_or_else(|e| e.into_inner()) = Some(status.clone());
+        self.long_work.resealing.store(true, Ordering::SeqCst);
         tracing::info!(groups = %groups.join(", "), cells = total, "reseal started");
         let node = self.clone();
         tokio::spawn(async move {
@@ -169,7 +173,7 @@ impl Node {
                     .and_then(|r| r.map_err(|e| e.to_string())),
                 Err(e) => Err(e.to_string()),
             };
-            node.life.update_reseal(|r| {
+            node.long_work.update_reseal(|r| {
                 r.finished_ms = Some(now);
                 match &cleared {
                     Ok(()) => r.state = "done".into(),
@@ -179,7 +183,7 @@ impl Node {
                     }
                 }
             });
-            node.life.resealing.store(false, Ordering::SeqCst);
+            node.long_work.resealing.store(false, Ordering::SeqCst);
             match cleared {
                 Ok(()) => tracing::info!("reseal finished"),
                 Err(e) => tracing::error!("reseal stopped: {e}"),
@@ -279,7 +283,7 @@ impl Node {
             tracing::warn!(table = %f.table, id = %f.id, column = %f.column, "a sealed cell could not be opened for the reseal: {}", f.error);
         }
         let message = (!failures.is_empty()).then(|| failures.join("; "));
-        self.life.update_reseal(|r| {
+        self.long_work.update_reseal(|r| {
             r.done += written.written;
             r.skipped += written.skipped;
             r.failed += step.failed.len() as u64;

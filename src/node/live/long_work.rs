@@ -11,7 +11,7 @@ use std::sync::atomic::AtomicBool;
 use crate::node::status::{ReloadStatus, ResealStatus};
 
 #[derive(Debug, Default)]
-pub struct Life {
+pub struct LongWork {
     /// The running or last reseal.
     pub reseal: Mutex<Option<ResealStatus>>,
     /// True while a reseal task runs.
@@ -20,7 +20,7 @@ pub struct Life {
     pub reload: Mutex<Option<ReloadStatus>>,
 }
 
-impl Life {
+impl LongWork {
     pub fn reseal(&self) -> Option<ResealStatus> {
         self.reseal
             .lock()
