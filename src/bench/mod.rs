@@ -11,7 +11,7 @@
 pub mod catchup;
 pub mod data;
 pub mod latency;
-pub mod life;
+pub mod maintenance;
 pub mod merge;
 pub mod million;
 pub mod million_figures;
@@ -64,7 +64,7 @@ const WEB_SAMPLES: usize = 40;
 /// enough for a few hundred live puts during the reseal).
 const RESEAL_CELLS_PER_SEAL: usize = 4;
 
-mod life_figures;
+mod maintenance_figures;
 
 fn wanted(opts: &BenchOptions, name: &str) -> bool {
     opts.only
@@ -177,17 +177,18 @@ pub fn run(opts: &BenchOptions) -> Result<Report> {
         figures.extend(web::figures(&f));
     }
     if wanted(opts, "backup") {
-        let runs = life::backups(opts.rows, repeat)?;
-        life_figures::backup(&mut figures, &runs, opts.rows);
+        let runs = maintenance::backups(opts.rows, repeat)?;
+        maintenance_figures::backup(&mut figures, &runs, opts.rows);
     }
     if wanted(opts, "reseal") {
         let cells = opts.seal_count * RESEAL_CELLS_PER_SEAL;
         let runs = (0..repeat)
-            .map(|_| runtime.block_on(life::reseal(cells)))
+            .map(|_| runtime.block_on(maintenance::reseal(cells)))
             .collect::<Result<Vec<_>>>()?;
-        life_figures::reseal(&mut figures, &runs);
-        let puts = runtime.block_on(life::puts_during_reseal(cells, opts.latency_samples))?;
-        life_figures::puts(&mut figures, &puts);
+        maintenance_figures::reseal(&mut figures, &runs);
+        let puts =
+            runtime.block_on(maintenance::puts_during_reseal(cells, opts.latency_samples))?;
+        maintenance_figures::puts(&mut figures, &puts);
     }
     if wanted(opts, "catchup") || wanted(opts, "idle") {
         let (mut plain, mut encrypted) = (Vec::new(), Vec::new());

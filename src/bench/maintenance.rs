@@ -1,4 +1,4 @@
-//! Lifecycle figures: a backup of a replica next to SQLite's own online
+//! Maintenance figures: a backup of a replica next to SQLite's own online
 //! backup of the same file, re-sealing next to raw age decrypt+encrypt on
 //! every core, and the latency of live puts while a reseal runs.
 //!

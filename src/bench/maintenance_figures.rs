@@ -1,9 +1,9 @@
-//! The lifecycle figures as `puente bench` reports them (keys in
+//! The maintenance figures (backup, reseal) as `puente bench` reports them (keys in
 //! docs/performance.md).
 //!
 //! Must not: measure anything.
 
-use super::life::{self, BackupRun, PutsDuringReseal, ResealRun};
+use super::maintenance::{self, BackupRun, PutsDuringReseal, ResealRun};
 use super::{Figure, median};
 
 /// Backup time over the baseline's, at most.
@@ -33,7 +33,7 @@ pub(super) fn backup(figures: &mut Vec<Figure>, runs: &[BackupRun], rows: usize)
                 .target(&format!("ratio <= {BACKUP_BOUND}"), ratio <= BACKUP_BOUND);
         }
         None => {
-            let why = life::baseline_missing().unwrap_or_default();
+            let why = maintenance::baseline_missing().unwrap_or_default();
             figure.label.push_str(&format!("; baseline skipped: {why}"));
         }
     }
@@ -63,7 +63,7 @@ pub(super) fn reseal(figures: &mut Vec<Figure>, runs: &[ResealRun]) {
 }
 
 pub(super) fn puts(figures: &mut Vec<Figure>, p: &PutsDuringReseal) {
-    let p99 = life::quantile(&p.during_ms, 0.99);
+    let p99 = maintenance::quantile(&p.during_ms, 0.99);
     figures.push(
         Figure::new(
             "reseal.put_p99_ms",
@@ -74,13 +74,13 @@ pub(super) fn puts(figures: &mut Vec<Figure>, p: &PutsDuringReseal) {
             p99,
             "ms",
         )
-        .baseline(life::quantile(&p.idle_ms, 0.99))
+        .baseline(maintenance::quantile(&p.idle_ms, 0.99))
         .target(&format!("< {PUT_P99_BOUND_MS} ms"), p99 < PUT_P99_BOUND_MS),
     );
     figures.push(Figure::new(
         "reseal.put_p50_ms",
         "reseal: live put p50 while it runs",
-        life::quantile(&p.during_ms, 0.5),
+        maintenance::quantile(&p.during_ms, 0.5),
         "ms",
     ));
     figures.push(Figure::new(
