@@ -314,8 +314,8 @@ struct ColumnName(String);
 
 impl<'de> Deserialize<'de> for ColumnName {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<ColumnName, D::Error> {
-        struct V;
-        impl Visitor<'_> for V {
+        struct ColumnNameVisitor;
+        impl Visitor<'_> for ColumnNameVisitor {
             type Value = ColumnName;
             fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
                 f.write_str("a column name")
@@ -324,7 +324,7 @@ impl<'de> Deserialize<'de> for ColumnName {
                 Ok(ColumnName(v.to_owned()))
             }
         }
-        d.deserialize_str(V)
+        d.deserialize_str(ColumnNameVisitor)
     }
 }
 
@@ -440,8 +440,8 @@ impl<'de> Deserialize<'de> for Cell {
 
 impl<'de> Deserialize<'de> for Columns {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Columns, D::Error> {
-        struct V;
-        impl<'de> Visitor<'de> for V {
+        struct ColumnsVisitor;
+        impl<'de> Visitor<'de> for ColumnsVisitor {
             type Value = Columns;
             fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
                 f.write_str("an object of column: cell")
@@ -455,7 +455,7 @@ impl<'de> Deserialize<'de> for Columns {
             }
             refuse_all_but_maps!(Columns, "columns must be an object of column: cell");
         }
-        d.deserialize_any(V)
+        d.deserialize_any(ColumnsVisitor)
     }
 }
 

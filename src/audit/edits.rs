@@ -47,7 +47,7 @@ pub struct Edit {
 }
 
 #[derive(Serialize)]
-struct Line<'a> {
+struct EditLine<'a> {
     at: String,
     by: &'a Editor,
     #[serde(flatten)]
@@ -87,7 +87,7 @@ impl EditLog {
             .unwrap_or(at)
             .to_string();
         // Strings and numbers only: serializing cannot fail.
-        let mut text = serde_json::to_string(&Line { at, by, edit }).unwrap_or_default();
+        let mut text = serde_json::to_string(&EditLine { at, by, edit }).unwrap_or_default();
         text.push('\n');
         text
     }

@@ -44,7 +44,7 @@ pub struct AuditError {
 
 /// One line of the audit log.
 #[derive(Serialize)]
-struct Line<'a> {
+struct RevealLine<'a> {
     at: &'a str,
     uid: u32,
     pid: Option<i32>,
@@ -91,7 +91,7 @@ impl AuditLog {
             .to_string();
         let mut text = Vec::with_capacity(cells.len() * 128);
         for cell in cells {
-            let line = Line {
+            let line = RevealLine {
                 at: &at,
                 uid: caller.uid,
                 pid: caller.pid,

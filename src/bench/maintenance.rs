@@ -25,7 +25,7 @@ use crate::node::Node;
 use crate::node::backup;
 use crate::seal::{self, Binding, Keyring};
 use crate::stamp::SiteId;
-use crate::store::{AtRest, ReplicaKey, RowWrite, Store};
+use crate::store::{AtRest, ReplicaKey, RowPut, Store};
 use crate::value::Plaintext;
 
 /// One backup measurement: puente's, and the baseline's if it ran.
@@ -208,7 +208,7 @@ fn stale_node(rows: usize) -> Result<Stale> {
     let mut left = rows;
     while left > 0 {
         let n = left.min(500);
-        let batch: Vec<RowWrite> = (0..n)
+        let batch: Vec<RowPut> = (0..n)
             .map(|_| {
                 let [name, _, _] = data::sealed_plaintexts(&mut rng);
                 (

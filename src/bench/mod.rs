@@ -28,7 +28,7 @@ use std::time::Duration;
 
 use anyhow::Result;
 
-pub use report::{Figure, Machine, Report};
+pub use report::{BenchReport, Figure, Machine};
 
 #[derive(Debug, Clone)]
 pub struct BenchOptions {
@@ -101,7 +101,7 @@ fn paired(
         .samples(subject.to_vec())
 }
 
-pub fn run(opts: &BenchOptions) -> Result<Report> {
+pub fn run(opts: &BenchOptions) -> Result<BenchReport> {
     let repeat = opts.repeat.max(1);
     let mut figures = Vec::new();
     if wanted(opts, "merge") {
@@ -224,7 +224,7 @@ pub fn run(opts: &BenchOptions) -> Result<Report> {
         ))?;
         figures.extend(million_figures::figures(&f));
     }
-    Ok(Report {
+    Ok(BenchReport {
         puente_version: env!("CARGO_PKG_VERSION").to_string(),
         machine: Machine::this(),
         parameters: serde_json::json!({

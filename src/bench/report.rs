@@ -69,7 +69,7 @@ impl Figure {
 }
 
 #[derive(Debug, Clone, Serialize)]
-pub struct Report {
+pub struct BenchReport {
     pub puente_version: String,
     pub machine: Machine,
     pub parameters: serde_json::Value,
@@ -116,7 +116,7 @@ fn format_value(v: f64) -> String {
 }
 
 /// The human table.
-pub fn render(report: &Report) -> String {
+pub fn render(report: &BenchReport) -> String {
     let mut out = format!(
         "puente {} bench on {} cores, {} MiB\n\n",
         report.puente_version, report.machine.cores, report.machine.memory_mib

@@ -13,7 +13,7 @@ use super::merge::TempDir;
 use crate::clock::{Hlc, SystemClock, WallClock};
 use crate::seal::{self, Binding};
 use crate::stamp::SiteId;
-use crate::store::{RowWrite, Store};
+use crate::store::{RowPut, Store};
 use crate::value::Plaintext;
 
 pub struct SealFigures {
@@ -90,7 +90,7 @@ fn put_rate(schema: Arc<crate::config::Schema>, count: usize, threads: usize) ->
     )?;
     store.set_seal_threads(threads);
     let mut rng = <rand::rngs::StdRng as rand::SeedableRng>::seed_from_u64(3);
-    let batches: Vec<Vec<RowWrite>> = (0..count.div_ceil(500))
+    let batches: Vec<Vec<RowPut>> = (0..count.div_ceil(500))
         .map(|_| {
             (0..500)
                 .map(|_| {

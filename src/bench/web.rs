@@ -81,7 +81,7 @@ fn csrf_of(page: &str) -> Result<String> {
 }
 
 /// N events over 90 days from today, as the offices would write them.
-fn events(n: usize, now: jiff::Timestamp) -> Vec<crate::store::RowWrite> {
+fn events(n: usize, now: jiff::Timestamp) -> Vec<crate::store::RowPut> {
     let mut rng = rand::rngs::StdRng::seed_from_u64(15);
     let offices = ["tijuana", "san-diego", "tijuana", "ensenada"];
     let places = [

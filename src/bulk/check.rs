@@ -12,7 +12,7 @@ use std::collections::{HashMap, HashSet};
 use super::{MAX_IMPORT_ROWS, Problems};
 use crate::config::types::ColumnType;
 use crate::config::{ColumnDef, TableDef};
-use crate::store::{RowWrite, valid_id};
+use crate::store::{RowPut, valid_id};
 use crate::value::Plaintext;
 
 /// The type a column's values must have, if the schema gives one.
@@ -44,7 +44,7 @@ pub struct Staging {
     seen: HashMap<String, u64>,
     /// Unknown columns already reported (at the CSV header).
     reported: HashSet<String>,
-    rows: Vec<(u64, RowWrite)>,
+    rows: Vec<(u64, RowPut)>,
     pub problems: Problems,
     count: u64,
 }
@@ -182,7 +182,7 @@ impl Staging {
 
     /// The rows to write, if no line was bad; otherwise the problems in
     /// line order.
-    pub fn finish(mut self) -> Result<Vec<RowWrite>, Problems> {
+    pub fn finish(mut self) -> Result<Vec<RowPut>, Problems> {
         if self.problems.is_empty() {
             return Ok(self.rows.into_iter().map(|(_, row)| row).collect());
         }

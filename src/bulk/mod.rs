@@ -1,7 +1,7 @@
 //! Bulk import and export of a table's rows: spreadsheets in, spreadsheets
 //! out.
 //!
-//! Owns: the wire shapes both sides share (`ImportLine`, `Problem`,
+//! Owns: the wire shapes both sides share (`ImportLine`, `ImportProblem`,
 //! `ImportReport`, the export's headers), the limits of one import, the checks of an import
 //! against the schema without IO (`check`), reading CSV and JSON Lines
 //! files on the client (`files`), and writing export lines as CSV or JSON
@@ -52,14 +52,14 @@ pub struct ImportLine {
 /// A bad line of an import file: where, and why in words. Never a value
 /// of a sealed column.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Problem {
+pub struct ImportProblem {
     pub line: u64,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub column: Option<String>,
     pub reason: String,
 }
 
-impl std::fmt::Display for Problem {
+impl std::fmt::Display for ImportProblem {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match &self.column {
             Some(c) => write!(f, "line {}, column {c}: {}", self.line, self.reason),
@@ -81,7 +81,7 @@ pub struct ImportReport {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub head: Option<u64>,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub problems: Vec<Problem>,
+    pub problems: Vec<ImportProblem>,
     /// Problems found beyond those listed.
     #[serde(default, skip_serializing_if = "is_zero")]
     pub more_problems: u64,
@@ -99,14 +99,14 @@ fn is_zero(n: &u64) -> bool {
 /// order and the rest counted.
 #[derive(Debug, Default)]
 pub struct Problems {
-    pub listed: Vec<Problem>,
+    pub listed: Vec<ImportProblem>,
     pub more: u64,
 }
 
 impl Problems {
     pub fn push(&mut self, line: u64, column: Option<&str>, reason: impl Into<String>) {
         if self.listed.len() < MAX_PROBLEMS {
-            self.listed.push(Problem {
+            self.listed.push(ImportProblem {
                 line,
                 column: column.map(str::to_string),
                 reason: reason.into(),

@@ -15,7 +15,7 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result, bail};
 
-use super::call::{self, Target, emit, emit_json};
+use super::call::{self, DaemonTarget, emit, emit_json};
 use crate::admin::{Client, ClientError};
 use crate::config::NodeConfig;
 use crate::config::node::DEFAULT_CONFIG_PATH;
@@ -43,7 +43,7 @@ pub struct BackupArgs {
     #[arg(long, value_name = "AGE1…")]
     pub to: Vec<String>,
     #[command(flatten)]
-    pub target: Target,
+    pub target: DaemonTarget,
     #[arg(long)]
     pub json: bool,
 }

@@ -1,5 +1,5 @@
 //! What every command that talks to the daemon shares: which daemon
-//! (`Target`: the node config's admin socket, or one named), one client
+//! (`DaemonTarget`: the node config's admin socket, or one named), one client
 //! call on a small runtime of its own, and writing the answer to standard
 //! output (text, or JSON from a buffer wiped afterwards).
 //!
@@ -17,7 +17,7 @@ use crate::secret_buf;
 
 /// Which daemon to talk to.
 #[derive(clap::Args, Clone)]
-pub struct Target {
+pub struct DaemonTarget {
     /// The node config; its admin_socket is used.
     #[arg(long, default_value = DEFAULT_CONFIG_PATH)]
     pub config: PathBuf,
@@ -26,7 +26,7 @@ pub struct Target {
     pub socket: Option<PathBuf>,
 }
 
-impl Target {
+impl DaemonTarget {
     /// The admin socket: the one named, or the node config's.
     pub fn socket(&self) -> Result<PathBuf> {
         match &self.socket {

@@ -7,13 +7,13 @@
 
 use anyhow::Result;
 
-use super::call::{self, Target, emit, emit_json};
+use super::call::{self, DaemonTarget, emit, emit_json};
 use crate::admin::Client;
 
 #[derive(clap::Args)]
 pub struct CheckpointArgs {
     #[command(flatten)]
-    target: Target,
+    target: DaemonTarget,
     #[arg(long)]
     json: bool,
 }

@@ -10,7 +10,7 @@ use std::path::Path;
 
 use anyhow::Result;
 
-use super::call::{self, Target};
+use super::call::{self, DaemonTarget};
 use crate::admin::Client;
 use crate::api::held::{HeldDecision, HeldEntry};
 
@@ -22,7 +22,7 @@ pub enum HeldCommand {
         #[arg(long)]
         all: bool,
         #[command(flatten)]
-        target: Target,
+        target: DaemonTarget,
         #[arg(long)]
         json: bool,
     },
@@ -31,7 +31,7 @@ pub enum HeldCommand {
         /// Its number in `puente held list`.
         id: i64,
         #[command(flatten)]
-        target: Target,
+        target: DaemonTarget,
         #[arg(long)]
         json: bool,
     },
@@ -41,7 +41,7 @@ pub enum HeldCommand {
         /// Its number in `puente held list`.
         id: i64,
         #[command(flatten)]
-        target: Target,
+        target: DaemonTarget,
         #[arg(long)]
         json: bool,
     },

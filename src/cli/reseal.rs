@@ -11,7 +11,7 @@ use std::time::Duration;
 
 use anyhow::{Result, bail};
 
-use super::call::{self, Target, emit, emit_json};
+use super::call::{self, DaemonTarget, emit, emit_json};
 use crate::admin::Client;
 use crate::node::status::ResealStatus;
 
@@ -24,7 +24,7 @@ pub struct ResealArgs {
     #[arg(long)]
     pub no_wait: bool,
     #[command(flatten)]
-    pub target: Target,
+    pub target: DaemonTarget,
     #[arg(long)]
     pub json: bool,
 }

@@ -15,7 +15,7 @@ use anyhow::{Context, Result, bail};
 use jiff::Timestamp;
 use jiff::tz::TimeZone;
 
-use super::call::{self, Target};
+use super::call::{self, DaemonTarget};
 use crate::admin::Client;
 use crate::api::{Cell, Row};
 use crate::clock::Hlc;
@@ -33,7 +33,7 @@ pub struct ScheduleArgs {
     #[arg(long)]
     lang: Option<String>,
     #[command(flatten)]
-    target: Target,
+    target: DaemonTarget,
     #[arg(long)]
     json: bool,
     /// For tests: the agenda as of this instant (RFC 3339 with offset)

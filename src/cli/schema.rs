@@ -14,7 +14,7 @@ use crate::node::schema_change;
 #[derive(clap::Subcommand)]
 pub enum SchemaCommand {
     /// What adopting the schema file would change in the replica.
-    Plan {
+    AdoptionPlan {
         #[arg(long, default_value = DEFAULT_CONFIG_PATH)]
         config: PathBuf,
         #[arg(long)]
@@ -41,7 +41,7 @@ pub enum SchemaCommand {
 
 pub fn run(command: SchemaCommand) -> Result<()> {
     match command {
-        SchemaCommand::Plan { config, json } => plan(&config, json),
+        SchemaCommand::AdoptionPlan { config, json } => plan(&config, json),
         SchemaCommand::Apply { config, allow_drop } => apply(&config, allow_drop),
         SchemaCommand::Unseal {
             table,

@@ -11,7 +11,7 @@ use std::path::Path;
 use anyhow::Result;
 use zeroize::Zeroizing;
 
-use super::call::{self, Target};
+use super::call::{self, DaemonTarget};
 use crate::admin::Client;
 use crate::api::staff::StaffAdded;
 
@@ -26,14 +26,14 @@ pub enum StaffCommand {
         #[arg(long)]
         role: String,
         #[command(flatten)]
-        target: Target,
+        target: DaemonTarget,
         #[arg(long)]
         json: bool,
     },
     /// List the staff who have a login.
     List {
         #[command(flatten)]
-        target: Target,
+        target: DaemonTarget,
         #[arg(long)]
         json: bool,
     },
@@ -41,7 +41,7 @@ pub enum StaffCommand {
     Remove {
         name: String,
         #[command(flatten)]
-        target: Target,
+        target: DaemonTarget,
         #[arg(long)]
         json: bool,
     },

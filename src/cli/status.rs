@@ -11,7 +11,7 @@ use std::fmt::Write as _;
 
 use anyhow::Result;
 
-use super::call::{self, Target, emit, emit_json};
+use super::call::{self, DaemonTarget, emit, emit_json};
 use super::reseal::progress_line;
 use crate::admin::Client;
 use crate::node::status::{AtRestStatus, PeerState, PeerStatus, Status};
@@ -19,7 +19,7 @@ use crate::node::status::{AtRestStatus, PeerState, PeerStatus, Status};
 #[derive(clap::Args)]
 pub struct StatusArgs {
     #[command(flatten)]
-    target: Target,
+    target: DaemonTarget,
     #[arg(long)]
     json: bool,
 }

@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Result, bail};
 
-use super::call::{self, Target, emit, emit_json};
+use super::call::{self, DaemonTarget, emit, emit_json};
 use super::progress::Progress;
 use crate::admin::Client;
 use crate::api;
@@ -28,7 +28,7 @@ pub struct SyncArgs {
     #[arg(long, default_value_t = 600, requires = "wait")]
     timeout: u64,
     #[command(flatten)]
-    target: Target,
+    target: DaemonTarget,
     #[arg(long)]
     json: bool,
 }

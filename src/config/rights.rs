@@ -41,26 +41,26 @@ pub type OfficeSet = u64;
 
 /// What a change does to a row.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
-pub enum Action {
+pub enum WriteAction {
     Insert,
     Update,
     Delete,
 }
 
-impl Action {
+impl WriteAction {
     pub fn name(self) -> &'static str {
         match self {
-            Action::Insert => "insert",
-            Action::Update => "update",
-            Action::Delete => "delete",
+            WriteAction::Insert => "insert",
+            WriteAction::Update => "update",
+            WriteAction::Delete => "delete",
         }
     }
 
-    pub fn parse(name: &str) -> Option<Action> {
+    pub fn parse(name: &str) -> Option<WriteAction> {
         match name {
-            "insert" => Some(Action::Insert),
-            "update" => Some(Action::Update),
-            "delete" => Some(Action::Delete),
+            "insert" => Some(WriteAction::Insert),
+            "update" => Some(WriteAction::Update),
+            "delete" => Some(WriteAction::Delete),
             _ => None,
         }
     }
@@ -96,11 +96,11 @@ impl TableRights {
     }
 
     /// Who may do `action` (for an update, of `column`).
-    pub fn who(&self, action: Action, column: Option<usize>) -> Option<OfficeSet> {
+    pub fn who(&self, action: WriteAction, column: Option<usize>) -> Option<OfficeSet> {
         match action {
-            Action::Insert => self.insert,
-            Action::Delete => self.delete,
-            Action::Update => column
+            WriteAction::Insert => self.insert,
+            WriteAction::Delete => self.delete,
+            WriteAction::Update => column
                 .and_then(|c| self.columns.get(c).copied().flatten())
                 .or(self.update),
         }
@@ -169,7 +169,13 @@ impl Rights {
 
     /// Whether `actor` may do `action` in table `t` (for an update, of
     /// `column`). An unknown actor may only what every listed office may.
-    pub fn allows(&self, t: usize, action: Action, column: Option<usize>, actor: Actor) -> bool {
+    pub fn allows(
+        &self,
+        t: usize,
+        action: WriteAction,
+        column: Option<usize>,
+        actor: Actor,
+    ) -> bool {
         let Some(table) = self.tables.get(t) else {
             return true;
         };
@@ -205,7 +211,7 @@ impl Rights {
         &self,
         table: &TableDef,
         t: usize,
-        action: Action,
+        action: WriteAction,
         columns: &[usize],
         who: &str,
     ) -> String {
@@ -217,14 +223,14 @@ impl Rights {
             None => "every office".into(),
         };
         match action {
-            Action::Insert | Action::Delete => format!(
+            WriteAction::Insert | WriteAction::Delete => format!(
                 "{who} may not {} rows of {} (rights: {} = {})",
                 action.name(),
                 table.name,
                 action.name(),
                 set_text(rights.who(action, None))
             ),
-            Action::Update => {
+            WriteAction::Update => {
                 let names: Vec<&str> = columns
                     .iter()
                     .filter_map(|c| table.columns.get(*c))
@@ -277,9 +283,9 @@ impl Rights {
         };
         for (rights, table) in self.tables.iter().zip(tables) {
             for (action, set) in [
-                (Action::Insert, rights.insert),
-                (Action::Update, rights.update),
-                (Action::Delete, rights.delete),
+                (WriteAction::Insert, rights.insert),
+                (WriteAction::Update, rights.update),
+                (WriteAction::Delete, rights.delete),
             ] {
                 if let Some(set) = set {
                     out.push_str(&format!(

@@ -63,27 +63,31 @@ fn the_shipped_schema_lets_both_offices_edit_events_and_only_tijuana_change_resi
     let residents = schema.table_index("residents").unwrap();
     let case_notes = schema.tables[residents].column_index("case_notes");
     for actor in [tj, sd, Actor::Unknown] {
-        for action in [Action::Insert, Action::Update, Action::Delete] {
+        for action in [
+            WriteAction::Insert,
+            WriteAction::Update,
+            WriteAction::Delete,
+        ] {
             assert!(r.allows(events, action, Some(0), actor));
         }
-        assert!(r.allows(residents, Action::Insert, None, actor));
+        assert!(r.allows(residents, WriteAction::Insert, None, actor));
     }
-    assert!(r.allows(residents, Action::Update, case_notes, tj));
-    assert!(r.allows(residents, Action::Delete, None, tj));
-    assert!(!r.allows(residents, Action::Update, case_notes, sd));
-    assert!(!r.allows(residents, Action::Delete, None, sd));
-    assert!(!r.allows(residents, Action::Delete, None, Actor::Unknown));
+    assert!(r.allows(residents, WriteAction::Update, case_notes, tj));
+    assert!(r.allows(residents, WriteAction::Delete, None, tj));
+    assert!(!r.allows(residents, WriteAction::Update, case_notes, sd));
+    assert!(!r.allows(residents, WriteAction::Delete, None, sd));
+    assert!(!r.allows(residents, WriteAction::Delete, None, Actor::Unknown));
     assert_eq!(r.actor("ensenada"), Actor::Unknown);
     let table = &schema.tables[residents];
     assert_eq!(
-        r.refusal(table, residents, Action::Delete, &[], "san-diego"),
+        r.refusal(table, residents, WriteAction::Delete, &[], "san-diego"),
         "san-diego may not delete rows of residents (rights: delete = tijuana)"
     );
     assert_eq!(
         r.refusal(
             table,
             residents,
-            Action::Update,
+            WriteAction::Update,
             &[case_notes.unwrap()],
             "san-diego"
         ),
@@ -114,20 +118,20 @@ fn column_rights_override_update_and_an_unknown_office_gets_what_every_office_ma
     let status = schema.tables[t].column_index("status");
     let notes = schema.tables[t].column_index("notes");
     let sd = r.actor("san-diego");
-    assert!(r.allows(t, Action::Update, status, sd));
-    assert!(r.allows(t, Action::Update, status, Actor::Unknown));
-    assert!(!r.allows(t, Action::Update, notes, sd));
-    assert!(!r.allows(t, Action::Update, notes, Actor::Unknown));
+    assert!(r.allows(t, WriteAction::Update, status, sd));
+    assert!(r.allows(t, WriteAction::Update, status, Actor::Unknown));
+    assert!(!r.allows(t, WriteAction::Update, notes, sd));
+    assert!(!r.allows(t, WriteAction::Update, notes, Actor::Unknown));
     assert!(
-        r.allows(t, Action::Insert, None, Actor::Unknown),
+        r.allows(t, WriteAction::Insert, None, Actor::Unknown),
         "no insert key: everyone"
     );
     assert!(
-        !r.allows(t, Action::Delete, None, r.actor("tijuana")),
+        !r.allows(t, WriteAction::Delete, None, r.actor("tijuana")),
         "delete = []: no one"
     );
     assert_eq!(
-        r.refusal(&schema.tables[t], t, Action::Delete, &[], "tijuana"),
+        r.refusal(&schema.tables[t], t, WriteAction::Delete, &[], "tijuana"),
         "tijuana may not delete rows of residents (rights: delete = no office)"
     );
     let canonical = schema.canonical();

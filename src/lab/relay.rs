@@ -20,9 +20,9 @@ use tokio::net::UdpSocket;
 use tokio::task::JoinHandle;
 
 use super::shaper::Shaper;
-pub use super::shaper::{Conditions, Counts};
+pub use super::shaper::{Conditions, DatagramCounts};
 
-struct State {
+struct RelayState {
     to_upstream: Conditions,
     to_client: Conditions,
     up: Shaper,
@@ -31,7 +31,7 @@ struct State {
 
 pub struct Relay {
     addr: SocketAddr,
-    state: Arc<Mutex<State>>,
+    state: Arc<Mutex<RelayState>>,
     task: JoinHandle<()>,
 }
 
@@ -128,7 +128,7 @@ impl Relay {
     pub async fn start_seeded(upstream: SocketAddr, seed: u64) -> std::io::Result<Relay> {
         let (front, front_sender) = bind_pair(None)?;
         let addr = front.local_addr()?;
-        let state = Arc::new(Mutex::new(State {
+        let state = Arc::new(Mutex::new(RelayState {
             to_upstream: Conditions::CLEAN,
             to_client: Conditions::CLEAN,
             up: Shaper::new(seed),
@@ -153,7 +153,7 @@ impl Relay {
         self.addr
     }
 
-    fn lock(&self) -> std::sync::MutexGuard<'_, State> {
+    fn lock(&self) -> std::sync::MutexGuard<'_, RelayState> {
         self.state.lock().unwrap_or_else(|e| e.into_inner())
     }
 
@@ -184,10 +184,10 @@ impl Relay {
     }
 
     /// Both directions together.
-    pub fn counts(&self) -> Counts {
+    pub fn counts(&self) -> DatagramCounts {
         let s = self.lock();
         let (a, b) = (s.up.counts, s.down.counts);
-        Counts {
+        DatagramCounts {
             forwarded: a.forwarded + b.forwarded,
             dropped: a.dropped + b.dropped,
             overflowed: a.overflowed + b.overflowed,
@@ -197,7 +197,7 @@ impl Relay {
     }
 
     /// Towards the upstream, and towards the clients.
-    pub fn counts_each(&self) -> (Counts, Counts) {
+    pub fn counts_each(&self) -> (DatagramCounts, DatagramCounts) {
         let s = self.lock();
         (s.up.counts, s.down.counts)
     }
@@ -213,7 +213,7 @@ impl Drop for Relay {
 #[derive(Clone)]
 struct Link {
     epoch: Instant,
-    state: Arc<Mutex<State>>,
+    state: Arc<Mutex<RelayState>>,
     parcels: mpsc::Sender<Parcel>,
     order: Arc<std::sync::atomic::AtomicU64>,
 }

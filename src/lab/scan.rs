@@ -76,7 +76,7 @@ pub struct Scan {
 
 /// What a scan saw.
 #[derive(Debug, Clone, Default)]
-pub struct Report {
+pub struct ScanReport {
     /// Files read whole.
     pub files: Vec<PathBuf>,
     pub bytes: u64,
@@ -118,10 +118,10 @@ impl Scan {
     }
 
     /// Reads every file under `dir` and reports what it found.
-    pub fn run(&self, dir: &Path) -> Report {
-        let mut report = Report {
+    pub fn run(&self, dir: &Path) -> ScanReport {
+        let mut report = ScanReport {
             uncontrolled: self.controls.is_empty(),
-            ..Report::default()
+            ..ScanReport::default()
         };
         let (files, skipped, unreadable) = walk(dir);
         report.skipped = skipped;
@@ -163,14 +163,14 @@ impl Scan {
 
     /// Runs the scan and fails unless it is clean: no forbidden value, every
     /// file read, every control found.
-    pub fn check(&self, dir: &Path) -> Result<Report, ScanError> {
+    pub fn check(&self, dir: &Path) -> Result<ScanReport, ScanError> {
         let report = self.run(dir);
         report.verdict(dir)?;
         Ok(report)
     }
 }
 
-impl Report {
+impl ScanReport {
     /// `Ok` when nothing forbidden was found, every file was read and every
     /// control was found.
     pub fn verdict(&self, dir: &Path) -> Result<(), ScanError> {

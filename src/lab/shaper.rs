@@ -72,7 +72,7 @@ impl Conditions {
 }
 
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
-pub struct Counts {
+pub struct DatagramCounts {
     pub forwarded: u64,
     /// Every datagram dropped (lost, cut, or a full queue).
     pub dropped: u64,
@@ -91,7 +91,7 @@ pub struct Shaper {
     free_at: Duration,
     /// The latest delivery so far (shaped directions deliver in order).
     last_delivery: Duration,
-    pub counts: Counts,
+    pub counts: DatagramCounts,
 }
 
 impl Shaper {
@@ -100,7 +100,7 @@ impl Shaper {
             rng: StdRng::seed_from_u64(seed),
             free_at: Duration::ZERO,
             last_delivery: Duration::ZERO,
-            counts: Counts::default(),
+            counts: DatagramCounts::default(),
         }
     }
 

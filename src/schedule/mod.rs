@@ -222,7 +222,7 @@ pub struct Unreadable {
     /// The dates exactly as stored.
     pub starts_at: Option<String>,
     pub ends_at: Option<String>,
-    pub problem: Problem,
+    pub problem: DateProblem,
     /// The problem in words, in the agenda's language.
     pub message: String,
 }
@@ -230,7 +230,7 @@ pub struct Unreadable {
 /// What is wrong with an event's dates.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "snake_case")]
-pub enum Problem {
+pub enum DateProblem {
     NoStart,
     BadStart,
     BadEnd,
@@ -290,11 +290,11 @@ pub fn build(
 
     let mut upcoming: Vec<(Timestamp, Option<Timestamp>, &EventRow)> = Vec::new();
     let mut unreadable = Vec::new();
-    let mut flag = |row: &EventRow, problem: Problem| {
+    let mut flag = |row: &EventRow, problem: DateProblem| {
         let raw = match problem {
-            Problem::BadStart => row.starts_at.as_deref(),
-            Problem::BadEnd => row.ends_at.as_deref(),
-            Problem::NoStart | Problem::EndsBeforeStart => None,
+            DateProblem::BadStart => row.starts_at.as_deref(),
+            DateProblem::BadEnd => row.ends_at.as_deref(),
+            DateProblem::NoStart | DateProblem::EndsBeforeStart => None,
         };
         unreadable.push(Unreadable {
             id: row.id.clone(),
@@ -309,19 +309,19 @@ pub fn build(
     };
     for row in rows {
         let Some(start_text) = &row.starts_at else {
-            flag(row, Problem::NoStart);
+            flag(row, DateProblem::NoStart);
             continue;
         };
         let Some(start) = parse_instant(start_text) else {
-            flag(row, Problem::BadStart);
+            flag(row, DateProblem::BadStart);
             continue;
         };
         let end = match &row.ends_at {
             None => Ok(None),
             Some(text) => match parse_instant(text) {
-                Some(end) if end < start => Err(Problem::EndsBeforeStart),
+                Some(end) if end < start => Err(DateProblem::EndsBeforeStart),
                 Some(end) => Ok(Some(end)),
-                None => Err(Problem::BadEnd),
+                None => Err(DateProblem::BadEnd),
             },
         };
         if start >= end_of_window {

@@ -344,7 +344,7 @@ fn events_with_unreadable_dates_are_listed_last() {
     ];
     let a = build(&rows, at(NOW), &pacific(), 7, Lang::Es).unwrap();
     assert_eq!(a.days.len(), 1);
-    let problems: Vec<(&str, Problem)> = a
+    let problems: Vec<(&str, DateProblem)> = a
         .unreadable
         .iter()
         .map(|u| (u.id.as_str(), u.problem))
@@ -353,11 +353,11 @@ fn events_with_unreadable_dates_are_listed_last() {
         problems,
         vec![
             // By title: Al revés, Mal fin, Mal inicio, Sin desfase, Sin fecha.
-            ("backwards", Problem::EndsBeforeStart),
-            ("bad-end", Problem::BadEnd),
-            ("bad-start", Problem::BadStart),
-            ("local", Problem::BadStart),
-            ("no-start", Problem::NoStart),
+            ("backwards", DateProblem::EndsBeforeStart),
+            ("bad-end", DateProblem::BadEnd),
+            ("bad-start", DateProblem::BadStart),
+            ("local", DateProblem::BadStart),
+            ("no-start", DateProblem::NoStart),
         ]
     );
     let text = render(&a);

@@ -8,7 +8,7 @@
 
 use jiff::civil::{Date, Time, Weekday};
 
-use super::{Lang, Problem};
+use super::{DateProblem, Lang};
 
 const WEEKDAYS_ES: [&str; 7] = [
     "lunes",
@@ -240,24 +240,24 @@ pub fn unreadable_heading(lang: Lang) -> &'static str {
 
 /// Why an event's dates cannot be used, naming the column and quoting what
 /// it holds.
-pub fn problem(lang: Lang, problem: Problem, raw: Option<&str>) -> String {
+pub fn problem(lang: Lang, problem: DateProblem, raw: Option<&str>) -> String {
     let raw = raw.unwrap_or_default();
     match (lang, problem) {
-        (Lang::Es, Problem::NoStart) => "no tiene starts_at".into(),
-        (Lang::En, Problem::NoStart) => "it has no starts_at".into(),
-        (Lang::Es, Problem::BadStart) => {
+        (Lang::Es, DateProblem::NoStart) => "no tiene starts_at".into(),
+        (Lang::En, DateProblem::NoStart) => "it has no starts_at".into(),
+        (Lang::Es, DateProblem::BadStart) => {
             format!("starts_at «{raw}» no es una fecha RFC 3339 con desfase")
         }
-        (Lang::En, Problem::BadStart) => {
+        (Lang::En, DateProblem::BadStart) => {
             format!("starts_at \"{raw}\" is not an RFC 3339 date with an offset")
         }
-        (Lang::Es, Problem::BadEnd) => {
+        (Lang::Es, DateProblem::BadEnd) => {
             format!("ends_at «{raw}» no es una fecha RFC 3339 con desfase")
         }
-        (Lang::En, Problem::BadEnd) => {
+        (Lang::En, DateProblem::BadEnd) => {
             format!("ends_at \"{raw}\" is not an RFC 3339 date with an offset")
         }
-        (Lang::Es, Problem::EndsBeforeStart) => "ends_at es anterior a starts_at".into(),
-        (Lang::En, Problem::EndsBeforeStart) => "ends_at is before starts_at".into(),
+        (Lang::Es, DateProblem::EndsBeforeStart) => "ends_at es anterior a starts_at".into(),
+        (Lang::En, DateProblem::EndsBeforeStart) => "ends_at is before starts_at".into(),
     }
 }

@@ -42,7 +42,7 @@ use std::sync::Arc;
 
 use rusqlite::{Connection, OptionalExtension, params};
 
-pub use adopt::plan::{Allow, Plan};
+pub use adopt::plan::{AdoptionPlan, Allow};
 pub use batch::{Batch, CellChange, Change, Cursor, PeerRef};
 pub use cells::digest::{self, Digest};
 pub use file::cipher::{AtRest, ReplicaKey};
@@ -55,7 +55,7 @@ pub use read::{CellView, Reveal, RowView, Stats};
 pub use rights::held::{Decided, HeldChange, HeldFrom, MAX_HELD_BYTES, MAX_HELD_ENTRIES};
 pub use sealed::reseal;
 pub use staff::StaffRecord;
-pub use write::{RowWrite, Written};
+pub use write::{RowPut, Written};
 
 use crate::clock::{Hlc, HlcState, WallClock};
 use crate::config::Schema;
@@ -193,7 +193,7 @@ impl<T> SqlContext<T> for rusqlite::Result<T> {
 /// In-memory state mirrored from `_puente_meta`; snapshotted at the start
 /// of each transaction and restored if it rolls back.
 #[derive(Debug, Clone)]
-struct State {
+struct ReplicaState {
     site: SiteId,
     local_site: u32,
     hlc: HlcState,
@@ -205,7 +205,7 @@ struct State {
     /// Tombstones per table (to skip lookups when a table has none).
     tombstones: Vec<u64>,
     /// Live rows and sealed cells, kept with every write so status is O(1).
-    counts: Counts,
+    counts: RowCounts,
     /// Sealed cells per group and recipient set (`keysets.rs`).
     keysets: sealed::keysets::Keysets,
     /// Sites bound to offices, how each interned site is judged, and the
@@ -215,12 +215,12 @@ struct State {
 
 /// Live rows per table and written sealed cells.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub(crate) struct Counts {
+pub(crate) struct RowCounts {
     pub rows: Vec<u64>,
     pub sealed_cells: u64,
 }
 
-impl Counts {
+impl RowCounts {
     fn encode(&self) -> Vec<u8> {
         std::iter::once(self.sealed_cells)
             .chain(self.rows.iter().copied())
@@ -228,7 +228,7 @@ impl Counts {
             .collect()
     }
 
-    fn decode(bytes: &[u8], tables: usize) -> Option<Counts> {
+    fn decode(bytes: &[u8], tables: usize) -> Option<RowCounts> {
         if bytes.len() != 8 * (tables + 1) {
             return None;
         }
@@ -236,7 +236,7 @@ impl Counts {
             .chunks(8)
             .map(|c| u64::from_be_bytes(c.try_into().unwrap_or_default()));
         let sealed_cells = numbers.next()?;
-        Some(Counts {
+        Some(RowCounts {
             rows: numbers.collect(),
             sealed_cells,
         })
@@ -244,8 +244,8 @@ impl Counts {
 
     /// Counts by scanning every table (slow; at open of a replica that has
     /// no saved counts, and in tests).
-    fn scan(conn: &Connection, tables: &[TableSql]) -> Result<Counts, StoreError> {
-        let mut counts = Counts {
+    fn scan(conn: &Connection, tables: &[TableSql]) -> Result<RowCounts, StoreError> {
+        let mut counts = RowCounts {
             rows: Vec::new(),
             sealed_cells: 0,
         };
@@ -277,7 +277,7 @@ pub struct Store {
     keyring: Arc<Keyring>,
     clock: Arc<dyn WallClock>,
     tables: Vec<TableSql>,
-    state: State,
+    state: ReplicaState,
     /// Threads used to seal the cells of a bulk put.
     seal_threads: usize,
     /// The SQLCipher version, when the replica is encrypted.
@@ -478,7 +478,7 @@ impl Store {
     /// Recounts rows and sealed cells by scanning (tests compare it with
     /// the counts kept incrementally).
     pub fn recount(&self) -> Result<(Vec<u64>, u64), StoreError> {
-        let c = Counts::scan(&self.conn, &self.tables)?;
+        let c = RowCounts::scan(&self.conn, &self.tables)?;
         Ok((c.rows, c.sealed_cells))
     }
 

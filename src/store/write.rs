@@ -9,7 +9,7 @@
 //! Must not: log or return any value; plaintext stays in `Plaintext`.
 
 use crate::clock::Hlc;
-use crate::config::rights::Action;
+use crate::config::rights::WriteAction;
 use crate::store::cells::lww::IncomingCell;
 use crate::store::sealed::sealing::{PendingRow, Sealer};
 use crate::store::{Store, StoreError, valid_id};
@@ -27,7 +27,7 @@ pub struct Written {
 }
 
 /// One row of a bulk put: its id and (column, value) pairs.
-pub type RowWrite = (String, Vec<(String, Plaintext)>);
+pub type RowPut = (String, Vec<(String, Plaintext)>);
 
 /// Rows of a large batch are sealed a chunk of this many ahead of the
 /// merge.
@@ -47,11 +47,7 @@ impl Store {
 
     /// Writes many rows in one transaction; sealing runs on every core.
     /// Either every row is written or none.
-    pub fn put_many(
-        &mut self,
-        table: &str,
-        rows: Vec<RowWrite>,
-    ) -> Result<Vec<Written>, StoreError> {
+    pub fn put_many(&mut self, table: &str, rows: Vec<RowPut>) -> Result<Vec<Written>, StoreError> {
         let t = self.table_index(table)?;
         let mut pending = Vec::with_capacity(rows.len());
         for (id, cells) in rows {
@@ -187,26 +183,26 @@ impl Store {
         let actor = self.own_actor();
         let rights = &self.schema.rights;
         if !self.row_exists(t, &row.id)? {
-            return match rights.allows(t, Action::Insert, None, actor) {
+            return match rights.allows(t, WriteAction::Insert, None, actor) {
                 true => Ok(()),
-                false => Err(self.forbidden(t, Action::Insert, &[])),
+                false => Err(self.forbidden(t, WriteAction::Insert, &[])),
             };
         }
         let slots: Vec<usize> = row.cells.iter().map(|(slot, _)| *slot).collect();
         let refused: Vec<usize> = self
             .canonical_columns(t, &slots)
             .into_iter()
-            .filter(|c| !rights.allows(t, Action::Update, Some(*c), actor))
+            .filter(|c| !rights.allows(t, WriteAction::Update, Some(*c), actor))
             .collect();
         match refused.is_empty() {
             true => Ok(()),
-            false => Err(self.forbidden(t, Action::Update, &refused)),
+            false => Err(self.forbidden(t, WriteAction::Update, &refused)),
         }
     }
 
     /// The error for a write this office may not make (`columns`: the
     /// schema's column indices of the refused columns).
-    fn forbidden(&self, t: usize, action: Action, columns: &[usize]) -> StoreError {
+    fn forbidden(&self, t: usize, action: WriteAction, columns: &[usize]) -> StoreError {
         let rights = &self.schema.rights;
         let table = &self.schema.tables[t];
         let who = self.office.clone().unwrap_or_else(|| {
@@ -220,7 +216,7 @@ impl Store {
             .filter(|o| {
                 let actor = rights.actor(o);
                 match action {
-                    Action::Update => columns
+                    WriteAction::Update => columns
                         .iter()
                         .all(|c| rights.allows(t, action, Some(*c), actor)),
                     _ => rights.allows(t, action, None, actor),
@@ -292,9 +288,9 @@ impl Store {
         if !self
             .schema
             .rights
-            .allows(t, Action::Delete, None, self.own_actor())
+            .allows(t, WriteAction::Delete, None, self.own_actor())
         {
-            return Err(self.forbidden(t, Action::Delete, &[]));
+            return Err(self.forbidden(t, WriteAction::Delete, &[]));
         }
         self.transaction(|store| {
             if let Some((hlc, _)) = store.tombstone_of(t, id)? {

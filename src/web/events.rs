@@ -20,7 +20,7 @@ use axum::response::Response;
 
 use super::agenda::{self, Query};
 use super::form::{self, EventInput, FormRefusal};
-use super::http::{Ctx, Shared, query_pairs, read_form, see_other};
+use super::http::{Ctx, SharedWeb, query_pairs, read_form, see_other};
 use super::i18n;
 use super::pages::{agenda as agenda_page, event_form};
 use crate::access::staff_tokens::StaffRole;
@@ -29,17 +29,17 @@ use crate::schedule::{self, EventRow};
 use crate::store::{StoreError, valid_id};
 use crate::value::{Plaintext, Value};
 
-fn now(app: &Shared) -> jiff::Timestamp {
+fn now(app: &SharedWeb) -> jiff::Timestamp {
     jiff::Timestamp::from_millisecond(app.now_ms() as i64)
         .unwrap_or_else(|_| jiff::Timestamp::now())
 }
 
-fn failed(ctx: &Ctx, app: &Shared, what: &str, e: impl std::fmt::Display) -> Response {
+fn failed(ctx: &Ctx, app: &SharedWeb, what: &str, e: impl std::fmt::Display) -> Response {
     tracing::warn!(error = %e, "web: {what} failed");
     ctx.error_page(app, StatusCode::INTERNAL_SERVER_ERROR, ctx.words().failed)
 }
 
-async fn events(ctx: &Ctx, app: &Shared) -> Result<std::sync::Arc<Vec<EventRow>>, Response> {
+async fn events(ctx: &Ctx, app: &SharedWeb) -> Result<std::sync::Arc<Vec<EventRow>>, Response> {
     if !app.has_events {
         return Err(ctx.error_page(app, StatusCode::NOT_FOUND, ctx.words().no_events_table));
     }
@@ -48,7 +48,7 @@ async fn events(ctx: &Ctx, app: &Shared) -> Result<std::sync::Arc<Vec<EventRow>>
         .map_err(|e| failed(ctx, app, "reading the events", e))
 }
 
-pub async fn agenda(State(app): State<Shared>, ctx: Ctx, uri: Uri) -> Response {
+pub async fn agenda(State(app): State<SharedWeb>, ctx: Ctx, uri: Uri) -> Response {
     let session = match ctx.require(&app, StaffRole::Viewer) {
         Ok(s) => s,
         Err(r) => return r,
@@ -87,7 +87,7 @@ pub async fn agenda(State(app): State<Shared>, ctx: Ctx, uri: Uri) -> Response {
     }
 }
 
-pub async fn new_form(State(app): State<Shared>, ctx: Ctx) -> Response {
+pub async fn new_form(State(app): State<SharedWeb>, ctx: Ctx) -> Response {
     let session = match ctx.require(&app, StaffRole::Editor) {
         Ok(s) => s,
         Err(r) => return r,
@@ -98,7 +98,7 @@ pub async fn new_form(State(app): State<Shared>, ctx: Ctx) -> Response {
         StatusCode::OK,
         event_form::render(
             &ctx.chrome(&app),
-            &event_form::Target::New,
+            &event_form::FormTarget::New,
             &input,
             &[],
             &app.offices,
@@ -110,7 +110,7 @@ pub async fn new_form(State(app): State<Shared>, ctx: Ctx) -> Response {
 /// A row id from the path, or the "no such event" page.
 fn event_id(
     ctx: &Ctx,
-    app: &Shared,
+    app: &SharedWeb,
     path: Result<Path<String>, PathRejection>,
 ) -> Result<String, Response> {
     match path {
@@ -119,7 +119,7 @@ fn event_id(
     }
 }
 
-async fn stored(ctx: &Ctx, app: &Shared, id: &str) -> Result<EventRow, Response> {
+async fn stored(ctx: &Ctx, app: &SharedWeb, id: &str) -> Result<EventRow, Response> {
     let rows = events(ctx, app).await?;
     rows.iter()
         .find(|r| r.id == id)
@@ -128,7 +128,7 @@ async fn stored(ctx: &Ctx, app: &Shared, id: &str) -> Result<EventRow, Response>
 }
 
 pub async fn edit_form(
-    State(app): State<Shared>,
+    State(app): State<SharedWeb>,
     ctx: Ctx,
     path: Result<Path<String>, PathRejection>,
 ) -> Response {
@@ -149,7 +149,7 @@ pub async fn edit_form(
         StatusCode::OK,
         event_form::render(
             &ctx.chrome(&app),
-            &event_form::Target::Edit { id: &id },
+            &event_form::FormTarget::Edit { id: &id },
             &input,
             &[],
             &app.offices,
@@ -190,7 +190,7 @@ fn start_of(cells: &[(&'static str, Value)], old: Option<&EventRow>) -> Option<j
 /// agenda page that shows the event (which starts at `start`).
 async fn write(
     ctx: &Ctx,
-    app: &Shared,
+    app: &SharedWeb,
     action: &'static str,
     id: String,
     cells: Vec<(&'static str, Value)>,
@@ -276,7 +276,7 @@ async fn write(
 /// Reads and checks a submitted event form; on refusal the answer to give.
 async fn submitted(
     ctx: &Ctx,
-    app: &Shared,
+    app: &SharedWeb,
     headers: &HeaderMap,
     body: Body,
 ) -> Result<EventInput, Response> {
@@ -303,8 +303,8 @@ async fn submitted(
 /// Checks the form; on errors, the form again with them (422).
 fn checked(
     ctx: &Ctx,
-    app: &Shared,
-    target: &event_form::Target<'_>,
+    app: &SharedWeb,
+    target: &event_form::FormTarget<'_>,
     input: &EventInput,
 ) -> Result<Vec<(&'static str, Value)>, Response> {
     form::validate(input, &app.tz, &app.offices).map_err(|errors| {
@@ -317,7 +317,7 @@ fn checked(
 }
 
 pub async fn create(
-    State(app): State<Shared>,
+    State(app): State<SharedWeb>,
     ctx: Ctx,
     headers: HeaderMap,
     body: Body,
@@ -326,7 +326,7 @@ pub async fn create(
         Ok(i) => i,
         Err(r) => return r,
     };
-    let cells = match checked(&ctx, &app, &event_form::Target::New, &input) {
+    let cells = match checked(&ctx, &app, &event_form::FormTarget::New, &input) {
         Ok(c) => c,
         Err(r) => return r,
     };
@@ -343,7 +343,7 @@ pub async fn create(
 }
 
 pub async fn update(
-    State(app): State<Shared>,
+    State(app): State<SharedWeb>,
     ctx: Ctx,
     path: Result<Path<String>, PathRejection>,
     headers: HeaderMap,
@@ -361,7 +361,12 @@ pub async fn update(
         Ok(row) => row,
         Err(r) => return r,
     };
-    let cells = match checked(&ctx, &app, &event_form::Target::Edit { id: &id }, &input) {
+    let cells = match checked(
+        &ctx,
+        &app,
+        &event_form::FormTarget::Edit { id: &id },
+        &input,
+    ) {
         Ok(c) => c,
         Err(r) => return r,
     };
@@ -378,7 +383,7 @@ pub async fn update(
 }
 
 pub async fn cancel(
-    State(app): State<Shared>,
+    State(app): State<SharedWeb>,
     ctx: Ctx,
     path: Result<Path<String>, PathRejection>,
     headers: HeaderMap,

@@ -28,13 +28,13 @@ use maud::Markup;
 
 use super::i18n;
 use super::pages::{self, Chrome};
-use super::sessions::{self, LANG_COOKIE, SESSION_COOKIE, Session};
+use super::sessions::{self, LANG_COOKIE, SESSION_COOKIE, WebSession};
 use super::state::WebState;
 use crate::access::staff_tokens::StaffRole;
 use crate::percent;
 use crate::schedule::Lang;
 
-pub type Shared = Arc<WebState>;
+pub type SharedWeb = Arc<WebState>;
 
 /// The largest form body accepted.
 pub const MAX_FORM: usize = 16 * 1024;
@@ -60,16 +60,19 @@ pub fn same_secret(a: &str, b: &str) -> bool {
 pub struct Ctx {
     pub lang: Lang,
     /// The session cookie's value and its live session.
-    pub session: Option<(String, Session)>,
+    pub session: Option<(String, WebSession)>,
     pub client: IpAddr,
     /// This page's address with `lang=` set to the other language.
     pub switch_lang: String,
 }
 
-impl FromRequestParts<Shared> for Ctx {
+impl FromRequestParts<SharedWeb> for Ctx {
     type Rejection = std::convert::Infallible;
 
-    async fn from_request_parts(parts: &mut Parts, app: &Shared) -> Result<Ctx, Self::Rejection> {
+    async fn from_request_parts(
+        parts: &mut Parts,
+        app: &SharedWeb,
+    ) -> Result<Ctx, Self::Rejection> {
         let lang = parts.extensions.get::<Lang>().copied().unwrap_or(Lang::Es);
         let client = parts
             .extensions
@@ -127,7 +130,7 @@ impl Ctx {
     /// The session, if it holds at least `role`; else the answer to give:
     /// to the sign-in page when nobody is signed in, 403 when the role is
     /// too small.
-    pub fn require(&self, app: &WebState, role: StaffRole) -> Result<&Session, Response> {
+    pub fn require(&self, app: &WebState, role: StaffRole) -> Result<&WebSession, Response> {
         match &self.session {
             None => Err(see_other("/login")),
             Some((_, s)) if s.role >= role => Ok(s),
@@ -143,7 +146,7 @@ impl Ctx {
         role: StaffRole,
         csrf: Option<&str>,
         headers: &HeaderMap,
-    ) -> Result<&Session, Response> {
+    ) -> Result<&WebSession, Response> {
         let Some((_, s)) = &self.session else {
             return Err(self.error_page(app, StatusCode::FORBIDDEN, self.words().session_over));
         };
@@ -278,7 +281,7 @@ impl Ctx {
 
 /// Chooses the language of every request and remembers an explicit choice
 /// (`?lang=`) in a cookie.
-pub async fn language(State(app): State<Shared>, mut req: Request, next: Next) -> Response {
+pub async fn language(State(app): State<SharedWeb>, mut req: Request, next: Next) -> Response {
     let pairs = query_pairs(req.uri().query());
     let asked = pairs
         .iter()
@@ -311,7 +314,7 @@ pub async fn language(State(app): State<Shared>, mut req: Request, next: Next) -
 /// referrer only to this server (a login link must not leak to another
 /// site; "no-referrer" would make browsers send `Origin: null` with forms,
 /// which the origin check refuses).
-pub async fn security_headers(State(app): State<Shared>, req: Request, next: Next) -> Response {
+pub async fn security_headers(State(app): State<SharedWeb>, req: Request, next: Next) -> Response {
     let mut response = next.run(req).await;
     let h = response.headers_mut();
     let fixed = [

@@ -16,7 +16,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 
 use super::events;
-use super::http::{self, Ctx, Shared, query_pairs, read_form, same_secret, see_other};
+use super::http::{self, Ctx, SharedWeb, query_pairs, read_form, same_secret, see_other};
 use super::i18n;
 use super::ics;
 use super::pages::{login as login_page, status as status_page};
@@ -26,7 +26,7 @@ use crate::schedule::Lang;
 
 use super::pages::{ICON, STYLE};
 
-pub fn router(state: Shared) -> Router {
+pub fn router(state: SharedWeb) -> Router {
     Router::new()
         .route("/", get(|| async { see_other("/agenda") }))
         .route("/agenda", get(events::agenda))
@@ -73,13 +73,13 @@ fn asset(content_type: &'static str, body: &'static str) -> Response {
         .into_response()
 }
 
-async fn not_found(State(app): State<Shared>, ctx: Ctx) -> Response {
+async fn not_found(State(app): State<SharedWeb>, ctx: Ctx) -> Response {
     ctx.error_page(&app, StatusCode::NOT_FOUND, ctx.words().no_page)
 }
 
 /// The web never reveals: any ask for it (`reveal=` or `columns=` in the
 /// query) is refused before a handler runs.
-async fn no_reveal(State(app): State<Shared>, req: Request, next: Next) -> Response {
+async fn no_reveal(State(app): State<SharedWeb>, req: Request, next: Next) -> Response {
     let asks = query_pairs(req.uri().query())
         .iter()
         .any(|(k, _)| k == "reveal" || k == "columns");
@@ -101,7 +101,7 @@ fn with_cookie(mut response: Response, cookie: &str) -> Response {
 /// The sign-in page, with a fresh CSRF token in its own cookie.
 fn login_answer(
     ctx: &Ctx,
-    app: &Shared,
+    app: &SharedWeb,
     status: StatusCode,
     token: &str,
     message: Option<&str>,
@@ -114,7 +114,7 @@ fn login_answer(
     )
 }
 
-async fn login_form(State(app): State<Shared>, ctx: Ctx, uri: Uri) -> Response {
+async fn login_form(State(app): State<SharedWeb>, ctx: Ctx, uri: Uri) -> Response {
     let token = query_pairs(uri.query())
         .into_iter()
         .find(|(k, _)| k == "token")
@@ -124,7 +124,7 @@ async fn login_form(State(app): State<Shared>, ctx: Ctx, uri: Uri) -> Response {
     login_answer(&ctx, &app, StatusCode::OK, &token, None)
 }
 
-async fn login(State(app): State<Shared>, ctx: Ctx, headers: HeaderMap, body: Body) -> Response {
+async fn login(State(app): State<SharedWeb>, ctx: Ctx, headers: HeaderMap, body: Body) -> Response {
     let now = app.now_ms();
     if let Err(wait) = app.limiter().attempt(ctx.client, now) {
         tracing::info!(client = %ctx.client, "web: sign-in attempts rate-limited");
@@ -202,7 +202,12 @@ async fn login(State(app): State<Shared>, ctx: Ctx, headers: HeaderMap, body: Bo
     )
 }
 
-async fn logout(State(app): State<Shared>, ctx: Ctx, headers: HeaderMap, body: Body) -> Response {
+async fn logout(
+    State(app): State<SharedWeb>,
+    ctx: Ctx,
+    headers: HeaderMap,
+    body: Body,
+) -> Response {
     let pairs = match read_form(&headers, body).await {
         Ok(p) => p,
         Err(why) => return ctx.body_refused(&app, why),
@@ -223,7 +228,7 @@ async fn logout(State(app): State<Shared>, ctx: Ctx, headers: HeaderMap, body: B
     )
 }
 
-async fn status(State(app): State<Shared>, ctx: Ctx) -> Response {
+async fn status(State(app): State<SharedWeb>, ctx: Ctx) -> Response {
     if let Err(r) = ctx.require(&app, StaffRole::Admin) {
         return r;
     }
@@ -254,7 +259,7 @@ fn text(status: StatusCode, body: String) -> Response {
 /// The calendar feed of a staff member's calendar token. Unknown tokens
 /// count against the same limits as sign-in attempts.
 async fn calendar(
-    State(app): State<Shared>,
+    State(app): State<SharedWeb>,
     ctx: Ctx,
     path: Result<Path<String>, PathRejection>,
     uri: Uri,

@@ -33,7 +33,7 @@ pub const LANG_COOKIE: &str = "puente_lang";
 
 /// One signed-in staff member.
 #[derive(Clone, PartialEq, Eq)]
-pub struct Session {
+pub struct WebSession {
     pub staff_id: i64,
     pub name: String,
     pub role: StaffRole,
@@ -45,9 +45,9 @@ pub struct Session {
     pub epoch: u64,
 }
 
-impl std::fmt::Debug for Session {
+impl std::fmt::Debug for WebSession {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Session")
+        f.debug_struct("WebSession")
             .field("staff", &self.name)
             .field("role", &self.role)
             .finish_non_exhaustive()
@@ -56,11 +56,11 @@ impl std::fmt::Debug for Session {
 
 #[derive(Default)]
 pub struct Sessions {
-    map: Mutex<HashMap<String, Session>>,
+    map: Mutex<HashMap<String, WebSession>>,
 }
 
 impl Sessions {
-    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, Session>> {
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, WebSession>> {
         self.map.lock().unwrap_or_else(|e| e.into_inner())
     }
 
@@ -75,7 +75,7 @@ impl Sessions {
         rng: &mut impl RngCore,
     ) -> String {
         let id = new_token(rng);
-        let session = Session {
+        let session = WebSession {
             staff_id,
             name: name.to_string(),
             role,
@@ -102,7 +102,7 @@ impl Sessions {
 
     /// The live session of a cookie value, touched (its idle time starts
     /// again); an expired one is ended.
-    pub fn find(&self, cookie: &str, now_ms: u64) -> Option<Session> {
+    pub fn find(&self, cookie: &str, now_ms: u64) -> Option<WebSession> {
         let mut map = self.lock();
         let session = map.get_mut(cookie)?;
         if !alive(session, now_ms) {
@@ -138,7 +138,7 @@ impl Sessions {
     }
 }
 
-fn alive(s: &Session, now_ms: u64) -> bool {
+fn alive(s: &WebSession, now_ms: u64) -> bool {
     now_ms.saturating_sub(s.last_ms) < IDLE_MS && now_ms.saturating_sub(s.created_ms) < MAX_AGE_MS
 }
 

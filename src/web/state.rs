@@ -14,7 +14,7 @@ use std::sync::{Arc, Mutex};
 use jiff::tz::TimeZone;
 
 use super::ratelimit::{self, Limiter};
-use super::sessions::{Session, Sessions};
+use super::sessions::{Sessions, WebSession};
 use crate::access::staff_tokens::StaffRole;
 use crate::audit::edits::EditLog;
 use crate::config::{Privacy, Schema};
@@ -129,7 +129,7 @@ impl WebState {
 
     /// The session of a cookie, if live and its staff member still exists
     /// with the same role (checked again after any staff removal).
-    pub async fn session(&self, cookie: &str) -> Option<Session> {
+    pub async fn session(&self, cookie: &str) -> Option<WebSession> {
         let session = self.sessions.find(cookie, self.now_ms())?;
         let epoch = self.node.staff_epoch.load(Ordering::SeqCst);
         if session.epoch == epoch {

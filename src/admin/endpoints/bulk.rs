@@ -232,14 +232,14 @@ fn one_line(line: &[u8], staging: &mut Staging) -> Result<(), ApiError> {
 // ---- export ---------------------------------------------------------------
 
 /// The columns of an export and whether it reveals.
-struct Plan {
+struct ExportPlan {
     /// Column names in the schema file's order (without `id`).
     columns: Vec<String>,
     reveal: Reveal,
     left_out: Vec<String>,
 }
 
-fn plan(def: &TableDef, query: &BTreeMap<String, String>) -> Result<Plan, ApiError> {
+fn plan(def: &TableDef, query: &BTreeMap<String, String>) -> Result<ExportPlan, ApiError> {
     for key in query.keys() {
         if key != "columns" && key != "reveal" {
             return Err(ApiError::bad_request(format!(
@@ -320,7 +320,7 @@ fn plan(def: &TableDef, query: &BTreeMap<String, String>) -> Result<Plan, ApiErr
     } else {
         Reveal::No
     };
-    Ok(Plan {
+    Ok(ExportPlan {
         columns,
         reveal,
         left_out,

@@ -17,7 +17,7 @@ use std::path::{Path, PathBuf};
 use anyhow::{Result, anyhow, bail};
 use zeroize::Zeroizing;
 
-use super::call::{self, Target, emit, emit_json, local_zone};
+use super::call::{self, DaemonTarget, emit, emit_json, local_zone};
 use crate::admin::Client;
 use crate::api::{self, Row};
 use crate::value::{Plaintext, Value};
@@ -35,7 +35,7 @@ pub enum RowsCommand {
         #[arg(long)]
         reveal: bool,
         #[command(flatten)]
-        target: Target,
+        target: DaemonTarget,
         #[arg(long)]
         json: bool,
     },
@@ -46,7 +46,7 @@ pub enum RowsCommand {
         #[arg(long)]
         reveal: bool,
         #[command(flatten)]
-        target: Target,
+        target: DaemonTarget,
         #[arg(long)]
         json: bool,
     },
@@ -57,7 +57,7 @@ pub enum RowsCommand {
         #[arg(required = true)]
         assignments: Vec<String>,
         #[command(flatten)]
-        target: Target,
+        target: DaemonTarget,
         #[arg(long)]
         json: bool,
     },
@@ -66,7 +66,7 @@ pub enum RowsCommand {
         table: String,
         id: String,
         #[command(flatten)]
-        target: Target,
+        target: DaemonTarget,
         #[arg(long)]
         json: bool,
     },
@@ -80,7 +80,7 @@ pub enum RowsCommand {
         #[arg(long)]
         format: Option<String>,
         #[command(flatten)]
-        target: Target,
+        target: DaemonTarget,
         #[arg(long)]
         json: bool,
     },
@@ -102,7 +102,7 @@ pub enum RowsCommand {
         #[arg(long, short)]
         output: Option<PathBuf>,
         #[command(flatten)]
-        target: Target,
+        target: DaemonTarget,
     },
 }
 

@@ -16,7 +16,7 @@ use crate::audit::{AuditError, AuditLog, Caller, RevealedCell};
 use crate::clock::{SystemClock, WallClock};
 use crate::node::lock::{self, LockError};
 use crate::node::preflight::{self, PreflightError};
-use crate::store::{Allow, Plan, Store, StoreError};
+use crate::store::{AdoptionPlan, Allow, Store, StoreError};
 
 #[derive(Debug, thiserror::Error)]
 pub enum SchemaChangeError {
@@ -37,14 +37,14 @@ pub enum SchemaChangeError {
 /// What a command did: the changes adopted, and notes for people.
 #[derive(Debug, Default)]
 pub struct Outcome {
-    pub plan: Plan,
+    pub plan: AdoptionPlan,
     pub notes: Vec<String>,
 }
 
 /// What adopting the node's schema file would change. Nothing of the
 /// replica's content changes (a format migration still happens first, as
 /// at any start of this build).
-pub fn plan(config: &Path) -> Result<Plan, SchemaChangeError> {
+pub fn plan(config: &Path) -> Result<AdoptionPlan, SchemaChangeError> {
     let checked = preflight::load(config)?;
     let _lock = lock::lock(&checked.config.data_dir)?;
     // Open with the schema the replica already has (no adoption), then plan.

@@ -24,7 +24,7 @@ use crate::store::StoreError;
 
 /// What a reload changes, in words and as flags for the daemon.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct Plan {
+pub struct ReloadPlan {
     /// Lines for the log and status, one per change or setting left alone.
     pub messages: Vec<String>,
     /// The peer list changed: pins, dialers and connections follow it.
@@ -53,8 +53,13 @@ fn same_peer(a: &PeerConfig, b: &PeerConfig) -> bool {
 /// Compares the running config and schema with the new ones. What the
 /// replica makes of a changed schema's tables and columns is the store's
 /// to say (`Node::reload` adds it).
-pub fn plan(old: &NodeConfig, old_schema: &Schema, new: &NodeConfig, new_schema: &Schema) -> Plan {
-    let mut plan = Plan::default();
+pub fn plan(
+    old: &NodeConfig,
+    old_schema: &Schema,
+    new: &NodeConfig,
+    new_schema: &Schema,
+) -> ReloadPlan {
+    let mut plan = ReloadPlan::default();
     for p in &new.peers {
         match old.peers.iter().find(|o| o.name == p.name) {
             None => plan
@@ -173,7 +178,7 @@ impl Node {
         config: NodeConfig,
         schema: Arc<Schema>,
         keyring: Arc<Keyring>,
-    ) -> Result<Plan, String> {
+    ) -> Result<ReloadPlan, String> {
         let mut plan = plan(&self.config(), &self.schema(), &config, &schema);
         let for_store = schema.clone();
         let node = self.clone();

@@ -13,7 +13,7 @@ use rusqlite::params;
 
 use crate::clock::Hlc;
 use crate::config::{ColumnDef, Privacy, Schema};
-use crate::store::adopt::plan::{self as adopt, Allow, Plan};
+use crate::store::adopt::plan::{self as adopt, AdoptionPlan, Allow};
 use crate::store::cells::clocks::RowClocks;
 use crate::store::cells::digest::tombstone_hash;
 use crate::store::layout::columns::tables_as_stored;
@@ -21,7 +21,7 @@ use crate::store::layout::columns::{self, StoredTable};
 use crate::store::layout::{TableSql, column_declaration, quote};
 use crate::store::read::read_raw;
 use crate::store::sealed::sealing::PendingRow;
-use crate::store::{Counts, SqlContext, Store, StoreError};
+use crate::store::{RowCounts, SqlContext, Store, StoreError};
 use crate::value::{Plaintext, Value};
 
 /// Misfits shown in an error, at most.
@@ -29,7 +29,7 @@ const EXAMPLES: usize = 5;
 
 impl Store {
     /// What adopting `schema` would change (nothing is written).
-    pub fn schema_plan(&self, schema: &Schema) -> Result<Plan, StoreError> {
+    pub fn schema_plan(&self, schema: &Schema) -> Result<AdoptionPlan, StoreError> {
         Ok(adopt::plan(&columns::read(&self.conn)?, schema))
     }
 
@@ -49,7 +49,11 @@ impl Store {
     /// Brings the replica to `schema`: additive changes, shared → sealed
     /// and new types by themselves; drops and sealed → shared only as
     /// `allow` says; anything else refused with what to do. All or nothing.
-    pub fn adopt_schema(&mut self, schema: Arc<Schema>, allow: &Allow) -> Result<Plan, StoreError> {
+    pub fn adopt_schema(
+        &mut self,
+        schema: Arc<Schema>,
+        allow: &Allow,
+    ) -> Result<AdoptionPlan, StoreError> {
         let stored = columns::read(&self.conn)?;
         let plan = adopt::plan(&stored, &schema);
         if let Some(why) = adopt::refusal(&plan, allow) {
@@ -83,7 +87,7 @@ impl Store {
 
     fn carry_out(
         &mut self,
-        plan: &Plan,
+        plan: &AdoptionPlan,
         mut layout: Vec<StoredTable>,
         schema: &Arc<Schema>,
         allow: &Allow,
@@ -209,7 +213,7 @@ impl Store {
     }
 
     fn recount_state(&mut self) -> Result<(), StoreError> {
-        self.state.counts = Counts::scan(&self.conn, &self.tables)?;
+        self.state.counts = RowCounts::scan(&self.conn, &self.tables)?;
         self.rescan_keysets()?;
         let mut tombstones = Vec::with_capacity(self.tables.len());
         for t in &self.tables {

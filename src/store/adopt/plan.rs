@@ -28,7 +28,7 @@ pub struct Allow {
 pub type ColumnRef = (String, String);
 
 #[derive(Debug, Clone, Default, PartialEq)]
-pub struct Plan {
+pub struct AdoptionPlan {
     pub new_tables: Vec<String>,
     /// Columns added to existing tables, as the schema defines them.
     pub new_columns: Vec<(String, ColumnDef)>,
@@ -48,9 +48,9 @@ pub struct Plan {
     pub untyped: Vec<ColumnRef>,
 }
 
-impl Plan {
+impl AdoptionPlan {
     pub fn is_empty(&self) -> bool {
-        *self == Plan::default()
+        *self == AdoptionPlan::default()
     }
 
     /// Each change in words, for the log and `puente schema plan`.
@@ -110,8 +110,8 @@ impl Plan {
 }
 
 /// The changes between the replica's layout and `schema`.
-pub fn plan(stored: &[StoredTable], schema: &Schema) -> Plan {
-    let mut plan = Plan::default();
+pub fn plan(stored: &[StoredTable], schema: &Schema) -> AdoptionPlan {
+    let mut plan = AdoptionPlan::default();
     for table in &schema.tables {
         let Some(have) = stored.iter().find(|s| s.name == table.name) else {
             plan.new_tables.push(table.name.clone());
@@ -157,7 +157,7 @@ pub fn plan(stored: &[StoredTable], schema: &Schema) -> Plan {
 
 /// Why the plan cannot go ahead as things are, and what to do; None if it
 /// can.
-pub fn refusal(plan: &Plan, allow: &Allow) -> Option<String> {
+pub fn refusal(plan: &AdoptionPlan, allow: &Allow) -> Option<String> {
     let mut why = Vec::new();
     if !allow.drop && (!plan.dropped_tables.is_empty() || !plan.dropped_columns.is_empty()) {
         let what: Vec<String> = plan

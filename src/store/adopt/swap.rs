@@ -12,7 +12,7 @@ use std::sync::Arc;
 
 use crate::config::Schema;
 use crate::seal::Keyring;
-use crate::store::adopt::plan::{Allow, Plan};
+use crate::store::adopt::plan::{AdoptionPlan, Allow};
 use crate::store::{Store, StoreError};
 
 impl Store {
@@ -24,7 +24,7 @@ impl Store {
         &mut self,
         schema: Arc<Schema>,
         keyring: Arc<Keyring>,
-    ) -> Result<Plan, StoreError> {
+    ) -> Result<AdoptionPlan, StoreError> {
         let old = std::mem::replace(&mut self.keyring, keyring);
         match self.adopt_schema(schema, &Allow::default()) {
             Ok(plan) => Ok(plan),

@@ -309,7 +309,7 @@ mod tests {
     }
 
     #[derive(Debug, Clone)]
-    enum Event {
+    enum ModelEvent {
         Update {
             column: usize,
             stamp: Stamp,
@@ -318,25 +318,25 @@ mod tests {
         Delete(Stamp),
     }
 
-    fn event() -> impl Strategy<Value = Event> {
+    fn event() -> impl Strategy<Value = ModelEvent> {
         prop_oneof![
             4 => (0..3usize, stamp(), value())
-                .prop_map(|(column, stamp, value)| Event::Update { column, stamp, value }),
-            1 => stamp().prop_map(Event::Delete),
+                .prop_map(|(column, stamp, value)| ModelEvent::Update { column, stamp, value }),
+            1 => stamp().prop_map(ModelEvent::Delete),
         ]
     }
 
     /// One row on one replica, folded through the same decisions
     /// `merge_row` and `merge_tombstone` take.
     #[derive(Debug, Default, PartialEq)]
-    struct Row {
+    struct ModelRow {
         cells: Option<RowCells>,
         tombstone: Option<Stamp>,
     }
 
-    fn apply(row: &mut Row, event: &Event, sites: &[SiteId]) {
+    fn apply(row: &mut ModelRow, event: &ModelEvent, sites: &[SiteId]) {
         match event {
-            Event::Update {
+            ModelEvent::Update {
                 column,
                 stamp,
                 value,
@@ -356,7 +356,7 @@ mod tests {
                     }
                 }
             }
-            Event::Delete(stamp) => {
+            ModelEvent::Delete(stamp) => {
                 if tombstone_replaces(*stamp, row.tombstone) {
                     row.tombstone = Some(*stamp);
                     row.cells = None;
@@ -394,25 +394,25 @@ mod tests {
             order in any::<u64>(),
         ) {
             let sites: Vec<SiteId> = (0..3u8).map(|b| SiteId([b; 16])).collect();
-            let mut forward = Row::default();
+            let mut forward = ModelRow::default();
             for e in &events {
                 apply(&mut forward, e, &sites);
             }
             // The same events shuffled, some delivered twice.
-            let mut shuffled: Vec<&Event> = events.iter().chain(events.iter().step_by(2)).collect();
+            let mut shuffled: Vec<&ModelEvent> = events.iter().chain(events.iter().step_by(2)).collect();
             let mut seed = order;
             for i in (1..shuffled.len()).rev() {
                 seed = seed.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
                 shuffled.swap(i, (seed >> 33) as usize % (i + 1));
             }
-            let mut other = Row::default();
+            let mut other = ModelRow::default();
             for e in shuffled {
                 apply(&mut other, e, &sites);
             }
             prop_assert_eq!(&forward, &other);
             let greatest_delete = events.iter().filter_map(|e| match e {
-                Event::Delete(s) => Some(*s),
-                Event::Update { .. } => None,
+                ModelEvent::Delete(s) => Some(*s),
+                ModelEvent::Update { .. } => None,
             }).max();
             match greatest_delete {
                 Some(t) => {
@@ -424,7 +424,7 @@ mod tests {
                     let cells = forward.cells.as_ref().unwrap();
                     for c in 0..3 {
                         let best = events.iter().filter_map(|e| match e {
-                            Event::Update { column, stamp, value } if *column == c => Some((*stamp, value)),
+                            ModelEvent::Update { column, stamp, value } if *column == c => Some((*stamp, value)),
                             _ => None,
                         }).max_by(|x, y| compare(x.0, x.1, y.0, y.1));
                         match best {

@@ -21,7 +21,7 @@ use crate::store::adopt::plan::Allow;
 use crate::store::file::cipher::{self, AtRest};
 use crate::store::layout::columns::{self, COLUMNS_DDL, tables_as_stored};
 use crate::store::layout::{FORMAT_VERSION, INTERNAL_DDL, TableSql};
-use crate::store::{Counts, Digest, SqlContext, State, Store, StoreError, file::migrate};
+use crate::store::{Digest, ReplicaState, RowCounts, SqlContext, Store, StoreError, file::migrate};
 
 impl Store {
     /// Opens the plain (unencrypted) replica at `path`, creating it if the
@@ -471,7 +471,7 @@ fn load_state(
     path: &Path,
     tables: &[TableSql],
     meta: Meta,
-) -> Result<State, StoreError> {
+) -> Result<ReplicaState, StoreError> {
     let rows: Vec<(i64, Vec<u8>)> = {
         let mut stmt = conn
             .prepare("SELECT idx, site FROM _puente_sites ORDER BY idx")
@@ -498,14 +498,17 @@ fn load_state(
             .ctx("counting tombstones")?;
         tombstones.push(n as u64);
     }
-    let counts = match meta.counts.and_then(|b| Counts::decode(&b, tables.len())) {
+    let counts = match meta
+        .counts
+        .and_then(|b| RowCounts::decode(&b, tables.len()))
+    {
         Some(c) => c,
         // Older or fresh replicas: count once; saved with the next write.
-        None => Counts::scan(conn, tables)?,
+        None => RowCounts::scan(conn, tables)?,
     };
     let keysets = crate::store::sealed::keysets::Keysets::load(conn, tables)?;
     // The HLC never goes backwards: resume from the persisted value.
-    Ok(State {
+    Ok(ReplicaState {
         site: meta.site,
         local_site,
         hlc: HlcState::resume(meta.hlc),

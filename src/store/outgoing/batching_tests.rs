@@ -310,7 +310,7 @@ fn what_the_peer_wrote_or_sent_is_left_out_but_passed_over() {
 }
 
 #[derive(Debug, Clone)]
-enum Step {
+enum ModelStep {
     Write {
         t: usize,
         id: u8,
@@ -329,13 +329,13 @@ enum Step {
     },
 }
 
-fn step() -> impl Strategy<Value = Step> {
+fn step() -> impl Strategy<Value = ModelStep> {
     prop_oneof![
         6 => (0..2usize, 0..6u8, proptest::collection::vec(0..COLUMNS, 1..3), 0..3u32, 0..3u32)
-            .prop_map(|(t, id, columns, site, via)| Step::Write { t, id, columns, site, via }),
-        1 => (0..2usize, 0..6u8, 0..3u32).prop_map(|(t, id, site)| Step::Delete { t, id, site }),
+            .prop_map(|(t, id, columns, site, via)| ModelStep::Write { t, id, columns, site, via }),
+        1 => (0..2usize, 0..6u8, 0..3u32).prop_map(|(t, id, site)| ModelStep::Delete { t, id, site }),
         3 => (1..4usize, prop_oneof![Just(1usize), Just(40), Just(usize::MAX)])
-            .prop_map(|(max_rows, max_bytes)| Step::Page { max_rows, max_bytes }),
+            .prop_map(|(max_rows, max_bytes)| ModelStep::Page { max_rows, max_bytes }),
     ]
 }
 
@@ -360,9 +360,9 @@ proptest! {
         };
         for s in steps {
             match s {
-                Step::Write { t, id, columns, site, via } => m.write(t, &id.to_string(), &columns, site, via),
-                Step::Delete { t, id, site } => m.delete(t, &id.to_string(), site),
-                Step::Page { max_rows, max_bytes } => {
+                ModelStep::Write { t, id, columns, site, via } => m.write(t, &id.to_string(), &columns, site, via),
+                ModelStep::Delete { t, id, site } => m.delete(t, &id.to_string(), site),
+                ModelStep::Page { max_rows, max_bytes } => {
                     page(&m, &mut r, max_rows, max_bytes);
                     r.check(&m, skip)?;
                 }

@@ -17,7 +17,7 @@
 use rusqlite::{OptionalExtension, params};
 
 use crate::clock::Hlc;
-use crate::config::rights::Action;
+use crate::config::rights::WriteAction;
 use crate::stamp::{SiteId, Stamp};
 use crate::store::cells::clocks::CellClock;
 use crate::store::cells::lww;
@@ -120,7 +120,7 @@ pub struct Decided {
     pub written: usize,
 }
 
-fn kind_name(action: Action) -> &'static str {
+fn kind_name(action: WriteAction) -> &'static str {
     action.name()
 }
 

@@ -18,7 +18,7 @@
 //! Must not: touch SQLite, decide which version wins (lww.rs) or record
 //! what is held (held.rs).
 
-use crate::config::rights::{Action, Actor, Rights};
+use crate::config::rights::{Actor, Rights, WriteAction};
 use crate::stamp::{SiteId, Stamp};
 use crate::store::cells::clocks::CellClock;
 
@@ -50,7 +50,7 @@ impl Origin {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Refused {
     /// What it would do here.
-    pub action: Action,
+    pub action: WriteAction,
     /// It carries this replica's own site id.
     pub forged: bool,
 }
@@ -58,12 +58,12 @@ pub struct Refused {
 /// Judges one tombstone of table `t` from a site judged as `origin`.
 pub(in crate::store) fn tombstone(rights: &Rights, t: usize, origin: Origin) -> Option<Refused> {
     let refused = Refused {
-        action: Action::Delete,
+        action: WriteAction::Delete,
         forged: origin == Origin::Own,
     };
     match origin.actor() {
         None => Some(refused),
-        Some(actor) => (!rights.allows(t, Action::Delete, None, actor)).then_some(refused),
+        Some(actor) => (!rights.allows(t, WriteAction::Delete, None, actor)).then_some(refused),
     }
 }
 
@@ -106,9 +106,9 @@ pub(in crate::store) fn row(
                 return None;
             }
             let action = if creation == Some(stamp(clock)) {
-                Action::Insert
+                WriteAction::Insert
             } else {
-                Action::Update
+                WriteAction::Update
             };
             let refused = Refused {
                 action,
@@ -120,7 +120,7 @@ pub(in crate::store) fn row(
                     // A slot the schema no longer lists (a drop not yet
                     // applied) is judged by the table's `update` right.
                     let column = match action {
-                        Action::Update => canonical.get(c).copied().flatten().map(usize::from),
+                        WriteAction::Update => canonical.get(c).copied().flatten().map(usize::from),
                         _ => None,
                     };
                     (!rights.allows(t, action, column, actor)).then_some(refused)
@@ -188,7 +188,7 @@ mod tests {
     /// Slots in the schema's column order (notes, status).
     const IDENTITY: [Option<u16>; 2] = [Some(0), Some(1)];
 
-    const fn refused(action: Action) -> Option<Refused> {
+    const fn refused(action: WriteAction) -> Option<Refused> {
         Some(Refused {
             action,
             forged: false,
@@ -205,13 +205,13 @@ mod tests {
         assert_eq!(judge(&[clock(5, 1), clock(5, 1)], true), [None, None]);
         assert_eq!(
             judge(&[clock(5, 1), clock(5, 1)], false),
-            [refused(Action::Update), None]
+            [refused(WriteAction::Update), None]
         );
         // A new row with San Diego's update newer than Tijuana's insert: the
         // update is judged as one, whichever column.
         assert_eq!(
             judge(&[clock(9, 1), clock(5, 0)], true),
-            [refused(Action::Update), None]
+            [refused(WriteAction::Update), None]
         );
         assert_eq!(judge(&[clock(5, 0), clock(9, 1)], true), [None, None]);
         assert_eq!(judge(&[NONE, clock(9, 1)], false), [None, None]);
@@ -224,7 +224,7 @@ mod tests {
         let judge =
             |clocks: &[CellClock], new| row(&s.rights, 0, clocks, &IDENTITY, &sites, &origins, new);
         let forged = Some(Refused {
-            action: Action::Insert,
+            action: WriteAction::Insert,
             forged: true,
         });
         assert_eq!(judge(&[clock(5, 2), NONE], true), [forged, None]);
@@ -233,13 +233,19 @@ mod tests {
         assert_eq!(judge(&[clock(5, 3), clock(5, 3)], true), [None, None]);
         assert_eq!(
             judge(&[clock(5, 3), clock(5, 3)], false),
-            [refused(Action::Update), None]
+            [refused(WriteAction::Update), None]
         );
         let r = &s.rights;
         assert_eq!(tombstone(r, 0, origins[0]), None);
-        assert_eq!(tombstone(r, 0, origins[1]), refused(Action::Delete));
-        assert_eq!(tombstone(r, 0, Origin::Unbound), refused(Action::Delete));
-        assert_eq!(tombstone(r, 0, Origin::Stranger), refused(Action::Delete));
+        assert_eq!(tombstone(r, 0, origins[1]), refused(WriteAction::Delete));
+        assert_eq!(
+            tombstone(r, 0, Origin::Unbound),
+            refused(WriteAction::Delete)
+        );
+        assert_eq!(
+            tombstone(r, 0, Origin::Stranger),
+            refused(WriteAction::Delete)
+        );
         assert!(tombstone(r, 0, Origin::Own).is_some_and(|r| r.forged));
     }
 
@@ -278,6 +284,6 @@ mod tests {
             &origins,
             false,
         );
-        assert_eq!(j, [None, refused(Action::Update)]);
+        assert_eq!(j, [None, refused(WriteAction::Update)]);
     }
 }

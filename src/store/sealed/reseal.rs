@@ -16,7 +16,7 @@
 
 use crate::clock::Hlc;
 use crate::config::Schema;
-use crate::config::rights::Action;
+use crate::config::rights::WriteAction;
 use crate::seal::{self, Binding, Keyring, SealError, keyset_id, marker_of};
 use crate::stamp::SiteId;
 use crate::store::cells::clocks::RowClocks;
@@ -277,7 +277,7 @@ impl Store {
                 let canonical = table.canonical_of.get(slot).copied().flatten();
                 if def.group() == Some(group)
                     && let Some(c) = canonical
-                    && !rights.allows(t, Action::Update, Some(usize::from(c)), actor)
+                    && !rights.allows(t, WriteAction::Update, Some(usize::from(c)), actor)
                 {
                     out.push(format!("{}.{}", table.name, def.name));
                 }

@@ -14,7 +14,7 @@ use crate::web::form::{
 use crate::web::i18n;
 
 /// What the form is for.
-pub enum Target<'a> {
+pub enum FormTarget<'a> {
     New,
     Edit { id: &'a str },
 }
@@ -26,7 +26,7 @@ fn invalid(errors: &[FieldError], fields: &[&str]) -> bool {
 /// The form page.
 pub fn render(
     c: &Chrome<'_>,
-    target: &Target<'_>,
+    target: &FormTarget<'_>,
     input: &EventInput,
     errors: &[FieldError],
     offices: &[String],
@@ -34,8 +34,8 @@ pub fn render(
 ) -> Markup {
     let w = c.words();
     let (heading, action) = match target {
-        Target::New => (w.new_event, "/events".to_string()),
-        Target::Edit { id } => (w.edit_event, format!("/events/{id}")),
+        FormTarget::New => (w.new_event, "/events".to_string()),
+        FormTarget::Edit { id } => (w.edit_event, format!("/events/{id}")),
     };
     let language_label = |code: &str| match code {
         "es" => w.lang_es,
@@ -102,7 +102,7 @@ pub fn render(
                 a href="/agenda" { (w.back) }
             }
         }
-        @if let Target::Edit { id } = target {
+        @if let FormTarget::Edit { id } = target {
             form.cancel method="post" action={ "/events/" (id) "/cancel" } {
                 (csrf_field(csrf))
                 button.danger type="submit" { (w.cancel_event) }
@@ -133,7 +133,7 @@ mod tests {
         let offices = vec!["tijuana".to_string(), "san-diego".to_string()];
         let es = render(
             &chrome(Lang::Es, Some(StaffRole::Editor)),
-            &Target::Edit { id: "ev-1" },
+            &FormTarget::Edit { id: "ev-1" },
             &input,
             &errors,
             &offices,
@@ -157,7 +157,7 @@ mod tests {
         assert!(!es.contains("<script>"));
         let en = render(
             &chrome(Lang::En, Some(StaffRole::Editor)),
-            &Target::New,
+            &FormTarget::New,
             &EventInput::default(),
             &[],
             &offices,
