@@ -23,6 +23,7 @@ pub mod percent;
 pub mod schedule;
 pub mod seal;
 pub(crate) mod secret_buf;
+pub mod serve;
 pub mod stamp;
 pub mod store;
 pub mod sync;

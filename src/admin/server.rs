@@ -1,29 +1,21 @@
 //! Binding and serving the admin socket.
 //!
 //! Owns: creating the Unix socket (refusing a live one, replacing a stale
-//! one, mode 0660), the accept loop, one HTTP/1.1 connection per task with
-//! a header read timeout (a silent or idle client is dropped, and never
-//! holds up another), the peer credentials of each connection, graceful
-//! shutdown, and removing the socket file on the way out.
+//! one, mode 0660), the peer credentials of each connection, the rules of
+//! its connections (a header read timeout: a silent or idle client is
+//! dropped, and never holds up another; the shutdown grace) for the
+//! accept loop of serve.rs, and removing the socket file on the way out.
 //! Must not: hold endpoint logic (routes.rs does) or log request contents.
 
 use std::future::Future;
 use std::os::unix::fs::{FileTypeExt, MetadataExt, PermissionsExt};
 use std::path::{Path, PathBuf};
-use std::pin::pin;
 use std::sync::Arc;
 use std::time::Duration;
 
 use axum::Router;
-use axum::extract::ConnectInfo;
-use hyper::body::Incoming;
-use hyper::server::conn::http1;
-use hyper::service::{Service, service_fn};
-use hyper_util::rt::{TokioIo, TokioTimer};
-use hyper_util::service::TowerToHyperService;
 use tokio::net::{UnixListener, UnixStream};
 use tokio::sync::watch;
-use tokio::task::JoinSet;
 
 use super::AdminError;
 use super::endpoints::request::{AdminState, SocketPeer};
@@ -31,6 +23,7 @@ use super::endpoints::router::router;
 use crate::access::socket_roles::{self, Access, CallerIds};
 use crate::audit::{AuditLog, Caller};
 use crate::node::Node;
+use crate::serve::{self, ConnectionRules};
 
 /// How the server treats connections.
 #[derive(Debug, Clone)]
@@ -146,56 +139,35 @@ pub async fn serve_with(
         access,
         imports: tokio::sync::Semaphore::new(1),
     }));
-    let (stop_tx, stop_rx) = watch::channel(false);
-    let mut connections = JoinSet::new();
-    let mut shutdown = pin!(shutdown);
+    let rules = ConnectionRules {
+        name: "admin socket",
+        max_connections: None,
+        header_read_timeout: options.header_read_timeout,
+        max_buf_size: None,
+    };
     tracing::info!(socket = %socket.display(), "admin socket ready");
-    loop {
-        tokio::select! {
-            () = &mut shutdown => break,
-            accepted = listener.accept() => match accepted {
-                Ok((stream, _)) => {
-                    connections.spawn(connection(stream, app.clone(), stop_rx.clone(), options.clone()));
-                }
-                Err(e) => {
-                    tracing::warn!(error = %e, "admin socket: accept failed");
-                    // Out of file descriptors and the like: back off briefly
-                    // rather than spin.
-                    tokio::time::sleep(Duration::from_millis(100)).await;
-                }
-            },
-            Some(done) = connections.join_next(), if !connections.is_empty() => {
-                if let Err(e) = done && e.is_panic() {
-                    tracing::error!("admin socket: a connection task panicked; the daemon keeps serving");
-                }
-            }
-        }
-    }
-    drop(listener);
+    let draining = serve::accept_until(listener, &rules, shutdown, |stream, _, stop| {
+        connection(stream, app.clone(), stop, rules.clone())
+    })
+    .await;
     socket.remove();
-    let _ = stop_tx.send(true);
-    let drain = async { while connections.join_next().await.is_some() {} };
-    if tokio::time::timeout(options.shutdown_grace, drain)
-        .await
-        .is_err()
-    {
+    let cut_off = draining.finish(options.shutdown_grace).await;
+    if cut_off > 0 {
         tracing::warn!(
-            open = connections.len(),
+            open = cut_off,
             "admin socket: requests still running at shutdown were cut off"
         );
-        connections.abort_all();
     }
     tracing::info!("admin socket closed");
     Ok(())
 }
 
-/// Serves one connection until the client leaves, the header read timeout
-/// fires, or shutdown asks it to finish its current request.
+/// Serves one connection, with the caller's credentials for the handlers.
 async fn connection(
     stream: UnixStream,
     app: Router,
-    mut stop: watch::Receiver<bool>,
-    options: ServeOptions,
+    stop: watch::Receiver<bool>,
+    rules: ConnectionRules,
 ) {
     let cred = stream.peer_cred().ok();
     let ids = match cred {
@@ -209,31 +181,7 @@ async fn connection(
         }),
         ids,
     };
-    let service = TowerToHyperService::new(app);
-    let service = service_fn(move |mut req: hyper::Request<Incoming>| {
-        req.extensions_mut().insert(ConnectInfo(peer.clone()));
-        service.call(req)
-    });
-    let mut builder = http1::Builder::new();
-    builder
-        .timer(TokioTimer::new())
-        .header_read_timeout(options.header_read_timeout);
-    let mut conn = pin!(builder.serve_connection(TokioIo::new(stream), service));
-    let mut stopping = false;
-    loop {
-        tokio::select! {
-            result = conn.as_mut() => {
-                if let Err(e) = result {
-                    tracing::debug!(error = %e, "admin connection closed");
-                }
-                return;
-            }
-            _ = stop.changed(), if !stopping => {
-                stopping = true;
-                conn.as_mut().graceful_shutdown();
-            }
-        }
-    }
+    serve::serve_connection(stream, app, peer, &rules, stop).await;
 }
 
 /// The node's `[access]` with names resolved from /etc/passwd and

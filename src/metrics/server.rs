@@ -1,13 +1,12 @@
 //! The optional `[metrics]` listener: plain HTTP on TCP (loopback unless
 //! the config allows more), answering `GET /metrics` with the scrape.
 //!
-//! Owns: binding, the accept loop (a few connections at once, a header
-//! read timeout), the one route, shutdown.
+//! Owns: binding, the rules of its connections (a few at once, a header
+//! read timeout) for the accept loop of serve.rs, the one route, shutdown.
 //! Must not: serve anything but the scrape (no rows, no status, no
 //! writes), or read the replica.
 
 use std::net::SocketAddr;
-use std::pin::pin;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -15,14 +14,11 @@ use axum::Router;
 use axum::http::{StatusCode, header};
 use axum::response::IntoResponse;
 use axum::routing::get;
-use hyper::server::conn::http1;
-use hyper_util::rt::{TokioIo, TokioTimer};
-use hyper_util::service::TowerToHyperService;
 use tokio::net::TcpListener;
-use tokio::sync::{Semaphore, watch};
-use tokio::task::JoinSet;
+use tokio::sync::watch;
 
 use crate::node::Node;
+use crate::serve::{self, ConnectionRules};
 
 /// Scrapes served at once; more wait in the kernel's backlog.
 const MAX_CONNECTIONS: usize = 16;
@@ -92,50 +88,20 @@ pub async fn start(node: Arc<Node>, listen: SocketAddr) -> Result<MetricsServer,
 }
 
 async fn serve(listener: TcpListener, app: Router, mut stop: watch::Receiver<bool>) {
-    let mut stopped = pin!(async move {
+    let stopped = async move {
         let _ = stop.wait_for(|s| *s).await;
-    });
-    let slots = Arc::new(Semaphore::new(MAX_CONNECTIONS));
-    let mut connections = JoinSet::new();
-    loop {
-        let permit = tokio::select! {
-            () = &mut stopped => break,
-            permit = slots.clone().acquire_owned() => match permit {
-                Ok(p) => p,
-                Err(_) => break,
-            },
-        };
-        tokio::select! {
-            () = &mut stopped => break,
-            accepted = listener.accept() => match accepted {
-                Ok((stream, _)) => {
-                    let app = app.clone();
-                    connections.spawn(async move {
-                        let _permit = permit;
-                        let service = TowerToHyperService::new(app);
-                        let mut builder = http1::Builder::new();
-                        builder.timer(TokioTimer::new()).header_read_timeout(HEADER_TIMEOUT);
-                        let conn = builder.serve_connection(TokioIo::new(stream), service);
-                        if let Err(e) = pin!(conn).await {
-                            tracing::debug!(error = %e, "metrics connection closed");
-                        }
-                    });
-                }
-                Err(e) => {
-                    tracing::warn!(error = %e, "metrics: accept failed");
-                    tokio::time::sleep(Duration::from_millis(100)).await;
-                }
-            },
-            Some(_) = connections.join_next(), if !connections.is_empty() => {}
-        }
-    }
-    drop(listener);
+    };
+    let rules = ConnectionRules {
+        name: "metrics",
+        max_connections: Some(MAX_CONNECTIONS),
+        header_read_timeout: HEADER_TIMEOUT,
+        max_buf_size: None,
+    };
+    let draining = serve::accept_until(listener, &rules, stopped, |stream, _, stop| {
+        let (app, rules) = (app.clone(), rules.clone());
+        async move { serve::serve_connection(stream, app, (), &rules, stop).await }
+    })
+    .await;
     // Scrapes are short: give them a moment, then cut them off.
-    let drain = async { while connections.join_next().await.is_some() {} };
-    if tokio::time::timeout(Duration::from_secs(2), drain)
-        .await
-        .is_err()
-    {
-        connections.abort_all();
-    }
+    draining.finish(Duration::from_secs(2)).await;
 }
