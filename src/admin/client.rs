@@ -13,6 +13,7 @@ use std::time::Duration;
 
 use http_body_util::{BodyExt, Full};
 use hyper::body::Bytes;
+use hyper::client::conn::http1::SendRequest;
 use hyper::{Method, Request, StatusCode, header};
 use hyper_util::rt::TokioIo;
 use serde::de::DeserializeOwned;
@@ -33,6 +34,9 @@ use crate::value::Plaintext;
 
 /// The largest answer the client reads.
 const MAX_RESPONSE: usize = 256 << 20;
+
+/// An HTTP/1.1 connection to the admin socket, to be driven.
+type Connection<B> = hyper::client::conn::http1::Connection<TokioIo<UnixStream>, B>;
 
 #[derive(Debug, thiserror::Error)]
 pub enum ClientError {
@@ -107,16 +111,7 @@ impl Client {
 
     /// The Prometheus text exposition of the node (`GET /v1/metrics`).
     pub async fn metrics(&self) -> Result<String, ClientError> {
-        let exchange = self.exchange(Method::GET, "/v1/metrics".into(), None);
-        let (status, answer) = tokio::time::timeout(self.timeout, exchange)
-            .await
-            .map_err(|_| ClientError::Timeout {
-                socket: self.socket.clone(),
-                secs: self.timeout.as_secs(),
-            })??;
-        if !status.is_success() {
-            return Err(self.refused(status, &answer));
-        }
+        let (_, answer) = self.answer(Method::GET, "/v1/metrics".into(), None).await?;
         String::from_utf8(answer.as_slice().to_vec())
             .map_err(|_| self.protocol("the metrics are not UTF-8".into()))
     }
@@ -292,19 +287,7 @@ impl Client {
         B::Data: Send,
         B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
     {
-        let stream =
-            UnixStream::connect(&self.socket)
-                .await
-                .map_err(|source| ClientError::Connect {
-                    socket: self.socket.clone(),
-                    source,
-                })?;
-        let (mut sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
-            .await
-            .map_err(|e| self.transport(e))?;
-        tokio::spawn(async move {
-            let _ = conn.await;
-        });
+        let mut sender = self.connect().await?;
         let request = Request::builder()
             .method(method)
             .uri(path)
@@ -318,7 +301,7 @@ impl Client {
             .map_err(|e| self.transport(e))
     }
 
-    /// Reads a (small) answer body whole.
+    /// Reads a (small) answer body whole, refusing more than `MAX_RESPONSE`.
     async fn collect(&self, mut body: hyper::body::Incoming) -> Result<SecretBuf, ClientError> {
         let mut answer = SecretBuf::with_capacity(4096);
         while let Some(frame) = body.frame().await {
@@ -475,10 +458,15 @@ impl Client {
             })?
     }
 
-    /// Opens a connection and drives it in the background.
-    async fn connect(
-        &self,
-    ) -> Result<hyper::client::conn::http1::SendRequest<Full<Bytes>>, ClientError> {
+    /// Connects to the socket and makes the HTTP/1.1 handshake; the
+    /// connection it gives back must be driven (`connect` drives it on a
+    /// task of its own).
+    async fn handshake<B>(&self) -> Result<(SendRequest<B>, Connection<B>), ClientError>
+    where
+        B: hyper::body::Body + Send + 'static,
+        B::Data: Send,
+        B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+    {
         let stream =
             UnixStream::connect(&self.socket)
                 .await
@@ -486,9 +474,19 @@ impl Client {
                     socket: self.socket.clone(),
                     source,
                 })?;
-        let (sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
+        hyper::client::conn::http1::handshake(TokioIo::new(stream))
             .await
-            .map_err(|e| self.transport(e))?;
+            .map_err(|e| self.transport(e))
+    }
+
+    /// Opens a connection and drives it in the background.
+    async fn connect<B>(&self) -> Result<SendRequest<B>, ClientError>
+    where
+        B: hyper::body::Body + Send + 'static,
+        B::Data: Send,
+        B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+    {
+        let (sender, conn) = self.handshake().await?;
         tokio::spawn(async move {
             let _ = conn.await;
         });
@@ -501,6 +499,19 @@ impl Client {
         path: String,
         body: Option<SecretBuf>,
     ) -> Result<T, ClientError> {
+        let (status, answer) = self.answer(method, path, body).await?;
+        serde_json::from_slice(answer.as_slice())
+            .map_err(|e| self.protocol(format!("HTTP {status}: {e}")))
+    }
+
+    /// One exchange within the client's timeout: the answer of a request
+    /// that succeeded, or the error a refused one carries.
+    async fn answer(
+        &self,
+        method: Method,
+        path: String,
+        body: Option<SecretBuf>,
+    ) -> Result<(StatusCode, SecretBuf), ClientError> {
         let exchange = self.exchange(method, path, body);
         let (status, answer) = tokio::time::timeout(self.timeout, exchange)
             .await
@@ -511,8 +522,7 @@ impl Client {
         if !status.is_success() {
             return Err(self.refused(status, &answer));
         }
-        serde_json::from_slice(answer.as_slice())
-            .map_err(|e| self.protocol(format!("HTTP {status}: {e}")))
+        Ok((status, answer))
     }
 
     /// Sends one request on a new connection and reads the whole answer.
@@ -522,16 +532,7 @@ impl Client {
         path: String,
         body: Option<SecretBuf>,
     ) -> Result<(StatusCode, SecretBuf), ClientError> {
-        let stream =
-            UnixStream::connect(&self.socket)
-                .await
-                .map_err(|source| ClientError::Connect {
-                    socket: self.socket.clone(),
-                    source,
-                })?;
-        let (mut sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
-            .await
-            .map_err(|e| self.transport(e))?;
+        let (mut sender, conn) = self.handshake().await?;
         let mut request = Request::builder()
             .method(method)
             .uri(path)
@@ -550,17 +551,7 @@ impl Client {
                 .await
                 .map_err(|e| self.transport(e))?;
             let status = response.status();
-            let mut incoming = response.into_body();
-            let mut answer = SecretBuf::with_capacity(4096);
-            while let Some(frame) = incoming.frame().await {
-                let frame = frame.map_err(|e| self.transport(e))?;
-                if let Ok(chunk) = frame.into_data() {
-                    if answer.len() + chunk.len() > MAX_RESPONSE {
-                        return Err(self.protocol("the answer is too large".into()));
-                    }
-                    secret_buf::take_chunk(&mut answer, chunk);
-                }
-            }
+            let answer = self.collect(response.into_body()).await?;
             Ok((status, answer))
         };
         let mut exchange = pin!(exchange);
