@@ -29,6 +29,10 @@ use crate::schedule::{self, EventRow};
 use crate::store::{StoreError, valid_id};
 use crate::value::{Plaintext, Value};
 
+/// What a handler answers: the page it was asked for, or an early answer
+/// (a refusal or an error page); both are pages (axum answers either).
+type Answer = Result<Response, Response>;
+
 fn now(app: &SharedWeb) -> jiff::Timestamp {
     jiff::Timestamp::from_millisecond(app.now_ms() as i64)
         .unwrap_or_else(|_| jiff::Timestamp::now())
@@ -48,11 +52,8 @@ async fn events(ctx: &Ctx, app: &SharedWeb) -> Result<std::sync::Arc<Vec<EventRo
         .map_err(|e| failed(ctx, app, "reading the events", e))
 }
 
-pub async fn agenda(State(app): State<SharedWeb>, ctx: Ctx, uri: Uri) -> Response {
-    let session = match ctx.require(&app, StaffRole::Viewer) {
-        Ok(s) => s,
-        Err(r) => return r,
-    };
+pub async fn agenda(State(app): State<SharedWeb>, ctx: Ctx, uri: Uri) -> Answer {
+    let session = ctx.require(&app, StaffRole::Viewer)?;
     let mut q = Query::default();
     for (key, value) in query_pairs(uri.query()) {
         match key.as_str() {
@@ -60,41 +61,34 @@ pub async fn agenda(State(app): State<SharedWeb>, ctx: Ctx, uri: Uri) -> Respons
             "skip" => q.skip = value.parse().unwrap_or(0),
             "office" if app.offices.contains(&value) => q.office = Some(value),
             "office" => {
-                return ctx.error_page(
+                return Err(ctx.error_page(
                     &app,
                     StatusCode::NOT_FOUND,
                     &i18n::field_error(ctx.lang, &form::FieldError::UnknownOffice(value)),
-                );
+                ));
             }
             _ => {}
         }
     }
-    let rows = match events(&ctx, &app).await {
-        Ok(rows) => rows,
-        Err(r) => return r,
-    };
-    match agenda::page(&rows, now(&app), &app.tz, ctx.lang, &q) {
-        Ok(page) => ctx.page(
-            StatusCode::OK,
-            agenda_page::render(
-                &ctx.chrome(&app),
-                &page,
-                &app.offices,
-                session.role.can_edit(),
-            ),
+    let rows = events(&ctx, &app).await?;
+    let page = agenda::page(&rows, now(&app), &app.tz, ctx.lang, &q)
+        .map_err(|e| failed(&ctx, &app, "building the agenda", e))?;
+    Ok(ctx.page(
+        StatusCode::OK,
+        agenda_page::render(
+            &ctx.chrome(&app),
+            &page,
+            &app.offices,
+            session.role.can_edit(),
         ),
-        Err(e) => failed(&ctx, &app, "building the agenda", e),
-    }
+    ))
 }
 
-pub async fn new_form(State(app): State<SharedWeb>, ctx: Ctx) -> Response {
-    let session = match ctx.require(&app, StaffRole::Editor) {
-        Ok(s) => s,
-        Err(r) => return r,
-    };
+pub async fn new_form(State(app): State<SharedWeb>, ctx: Ctx) -> Answer {
+    let session = ctx.require(&app, StaffRole::Editor)?;
     let today = now(&app).to_zoned_datetime(app.tz.clone()).date();
     let input = EventInput::blank(today, &app.node.config().name);
-    ctx.page(
+    Ok(ctx.page(
         StatusCode::OK,
         event_form::render(
             &ctx.chrome(&app),
@@ -104,7 +98,7 @@ pub async fn new_form(State(app): State<SharedWeb>, ctx: Ctx) -> Response {
             &app.offices,
             &session.csrf,
         ),
-    )
+    ))
 }
 
 /// A row id from the path, or the "no such event" page.
@@ -131,21 +125,12 @@ pub async fn edit_form(
     State(app): State<SharedWeb>,
     ctx: Ctx,
     path: Result<Path<String>, PathRejection>,
-) -> Response {
-    let session = match ctx.require(&app, StaffRole::Editor) {
-        Ok(s) => s,
-        Err(r) => return r,
-    };
-    let id = match event_id(&ctx, &app, path) {
-        Ok(id) => id,
-        Err(r) => return r,
-    };
-    let row = match stored(&ctx, &app, &id).await {
-        Ok(row) => row,
-        Err(r) => return r,
-    };
+) -> Answer {
+    let session = ctx.require(&app, StaffRole::Editor)?;
+    let id = event_id(&ctx, &app, path)?;
+    let row = stored(&ctx, &app, &id).await?;
     let input = EventInput::from_row(&row, &app.tz);
-    ctx.page(
+    Ok(ctx.page(
         StatusCode::OK,
         event_form::render(
             &ctx.chrome(&app),
@@ -155,7 +140,7 @@ pub async fn edit_form(
             &app.offices,
             &session.csrf,
         ),
-    )
+    ))
 }
 
 /// A new random row id (a UUIDv4 in text).
@@ -321,17 +306,11 @@ pub async fn create(
     ctx: Ctx,
     headers: HeaderMap,
     body: Body,
-) -> Response {
-    let input = match submitted(&ctx, &app, &headers, body).await {
-        Ok(i) => i,
-        Err(r) => return r,
-    };
-    let cells = match checked(&ctx, &app, &event_form::FormTarget::New, &input) {
-        Ok(c) => c,
-        Err(r) => return r,
-    };
+) -> Answer {
+    let input = submitted(&ctx, &app, &headers, body).await?;
+    let cells = checked(&ctx, &app, &event_form::FormTarget::New, &input)?;
     let start = start_of(&cells, None);
-    write(
+    Ok(write(
         &ctx,
         &app,
         "create",
@@ -339,7 +318,7 @@ pub async fn create(
         form::changes(None, cells),
         start,
     )
-    .await
+    .await)
 }
 
 pub async fn update(
@@ -348,30 +327,18 @@ pub async fn update(
     path: Result<Path<String>, PathRejection>,
     headers: HeaderMap,
     body: Body,
-) -> Response {
-    let input = match submitted(&ctx, &app, &headers, body).await {
-        Ok(i) => i,
-        Err(r) => return r,
-    };
-    let id = match event_id(&ctx, &app, path) {
-        Ok(id) => id,
-        Err(r) => return r,
-    };
-    let old = match stored(&ctx, &app, &id).await {
-        Ok(row) => row,
-        Err(r) => return r,
-    };
-    let cells = match checked(
+) -> Answer {
+    let input = submitted(&ctx, &app, &headers, body).await?;
+    let id = event_id(&ctx, &app, path)?;
+    let old = stored(&ctx, &app, &id).await?;
+    let cells = checked(
         &ctx,
         &app,
         &event_form::FormTarget::Edit { id: &id },
         &input,
-    ) {
-        Ok(c) => c,
-        Err(r) => return r,
-    };
+    )?;
     let start = start_of(&cells, Some(&old));
-    write(
+    Ok(write(
         &ctx,
         &app,
         "update",
@@ -379,7 +346,7 @@ pub async fn update(
         form::changes(Some(&old), cells),
         start,
     )
-    .await
+    .await)
 }
 
 pub async fn cancel(
@@ -388,41 +355,32 @@ pub async fn cancel(
     path: Result<Path<String>, PathRejection>,
     headers: HeaderMap,
     body: Body,
-) -> Response {
-    let pairs = match read_form(&headers, body).await {
-        Ok(p) => p,
-        Err(why) => return ctx.body_refused(&app, why),
-    };
+) -> Answer {
+    let pairs = read_form(&headers, body)
+        .await
+        .map_err(|why| ctx.body_refused(&app, why))?;
     let mut csrf = None;
     for (k, v) in &pairs {
         match k.as_str() {
             "csrf" => csrf = Some(v.as_str()),
             other => {
-                return ctx.error_page(
+                return Err(ctx.error_page(
                     &app,
                     StatusCode::BAD_REQUEST,
                     &i18n::unknown_field(ctx.lang, other),
-                );
+                ));
             }
         }
     }
-    if let Err(r) = ctx.require_form(&app, StaffRole::Editor, csrf, &headers) {
-        return r;
-    }
-    let id = match event_id(&ctx, &app, path) {
-        Ok(id) => id,
-        Err(r) => return r,
-    };
-    let old = match stored(&ctx, &app, &id).await {
-        Ok(row) => row,
-        Err(r) => return r,
-    };
+    ctx.require_form(&app, StaffRole::Editor, csrf, &headers)?;
+    let id = event_id(&ctx, &app, path)?;
+    let old = stored(&ctx, &app, &id).await?;
     let mut cells = vec![];
     if !schedule::is_cancelled(old.status.as_deref()) {
         cells.push(("status", Value::Text("cancelled".into())));
     }
     let start = start_of(&[], Some(&old));
-    write(&ctx, &app, "cancel", id, cells, start).await
+    Ok(write(&ctx, &app, "cancel", id, cells, start).await)
 }
 
 #[cfg(test)]
