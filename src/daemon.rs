@@ -225,7 +225,10 @@ pub async fn start(config_path: &Path, limits: Limits) -> Result<Running, Daemon
         let at_rest = checked.at_rest;
         let office = config.name.clone();
         tokio::task::spawn_blocking(move || {
-            let mut store = Store::open_at_rest(&db, &at_rest, schema, keyring, clock)?;
+            let mut store = Store::open(
+                &db,
+                crate::store::StoreOptions::new(schema, keyring, clock).at_rest(&at_rest),
+            )?;
             // A WAL left large (a crash after a burst, or a tool that wrote
             // while the daemon was stopped) is folded in now, at start-up,
             // rather than by the first commit after it, in a quiet moment.

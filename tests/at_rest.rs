@@ -61,12 +61,14 @@ fn init(root: &Path, name: &str, extra: &[&str]) -> PathBuf {
 fn write_event(config: &Path, id: &str, title: &str) -> Option<String> {
     let cfg = NodeConfig::load(config).unwrap();
     let at_rest = replica_key::at_rest(&cfg).unwrap();
-    let mut store = Store::open_at_rest(
+    let mut store = Store::open(
         &cfg.database_path(),
-        &at_rest,
-        Arc::new(Schema::load(&cfg.schema_file).unwrap()),
-        Arc::new(Keyring::empty()),
-        Arc::new(SystemClock) as Arc<dyn WallClock>,
+        puente::store::StoreOptions::new(
+            Arc::new(Schema::load(&cfg.schema_file).unwrap()),
+            Arc::new(Keyring::empty()),
+            Arc::new(SystemClock) as Arc<dyn WallClock>,
+        )
+        .at_rest(&at_rest),
     )
     .unwrap();
     store
@@ -263,12 +265,14 @@ fn a_build_that_opens_without_a_key_refuses_an_encrypted_replica_and_writes_noth
     write_event(&config, "ev-1", "Taller");
     let cfg = NodeConfig::load(&config).unwrap();
     let before = snapshot(&cfg.data_dir);
-    let e = Store::open_at_rest(
+    let e = Store::open(
         &cfg.database_path(),
-        &AtRest::Plain,
-        Arc::new(Schema::load(&cfg.schema_file).unwrap()),
-        Arc::new(Keyring::empty()),
-        Arc::new(SystemClock) as Arc<dyn WallClock>,
+        puente::store::StoreOptions::new(
+            Arc::new(Schema::load(&cfg.schema_file).unwrap()),
+            Arc::new(Keyring::empty()),
+            Arc::new(SystemClock) as Arc<dyn WallClock>,
+        )
+        .at_rest(&AtRest::Plain),
     )
     .unwrap_err();
     assert!(matches!(e, StoreError::NotSqlite { .. }), "{e}");

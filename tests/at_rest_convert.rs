@@ -50,12 +50,14 @@ fn state_of(dir: &Path, at_rest: &AtRest) -> Result<(String, u64, Digest), Strin
     let scratch = tempfile::tempdir().unwrap();
     copy_dir(dir, scratch.path());
     let cfg = NodeConfig::load(&scratch.path().join("puente.toml")).unwrap();
-    let store = Store::open_at_rest(
+    let store = Store::open(
         &cfg.database_path(),
-        at_rest,
-        Arc::new(Schema::load(&cfg.schema_file).unwrap()),
-        Arc::new(Keyring::empty()),
-        Arc::new(SystemClock) as Arc<dyn WallClock>,
+        puente::store::StoreOptions::new(
+            Arc::new(Schema::load(&cfg.schema_file).unwrap()),
+            Arc::new(Keyring::empty()),
+            Arc::new(SystemClock) as Arc<dyn WallClock>,
+        )
+        .at_rest(at_rest),
     )
     .map_err(|e| e.to_string())?;
     Ok((store.site_id().to_string(), store.head(), store.digest()))

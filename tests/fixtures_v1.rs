@@ -53,9 +53,11 @@ fn keyring() -> Arc<Keyring> {
 fn open(db: &Path, schema: Arc<Schema>) -> Store {
     Store::open(
         db,
-        schema,
-        keyring(),
-        ManualClock::new(1_900_000_000_000) as Arc<dyn WallClock>,
+        puente::store::StoreOptions::new(
+            schema,
+            keyring(),
+            ManualClock::new(1_900_000_000_000) as Arc<dyn WallClock>,
+        ),
     )
     .unwrap()
 }

@@ -483,9 +483,11 @@ fn a_flood_of_forbidden_changes_is_held_up_to_the_bound_and_the_excess_counted()
         &mut tj.store,
         puente::store::Store::open(
             &path,
-            schema,
-            Arc::new(puente::seal::Keyring::empty()),
-            tj.clock.clone() as Arc<dyn puente::clock::WallClock>,
+            puente::store::StoreOptions::new(
+                schema,
+                Arc::new(puente::seal::Keyring::empty()),
+                tj.clock.clone() as Arc<dyn puente::clock::WallClock>,
+            ),
         )
         .unwrap(),
     ));

@@ -27,12 +27,14 @@ fn try_every_cell(office: &Office, identities: &[&Path]) -> (usize, usize) {
     let schema = Arc::new(Schema::load(&office.dir.join("schema.toml")).unwrap());
     let files: Vec<_> = identities.iter().map(|p| p.to_path_buf()).collect();
     let keyring = Arc::new(Keyring::load(&files).unwrap().0);
-    let store = Store::open_at_rest(
+    let store = Store::open(
         &office.data_dir().join("puente.db"),
-        &office.at_rest().unwrap(),
-        schema.clone(),
-        keyring,
-        Arc::new(SystemClock) as Arc<dyn WallClock>,
+        puente::store::StoreOptions::new(
+            schema.clone(),
+            keyring,
+            Arc::new(SystemClock) as Arc<dyn WallClock>,
+        )
+        .at_rest(&office.at_rest().unwrap()),
     )
     .unwrap();
     let (mut opened, mut refused) = (0, 0);
@@ -260,9 +262,11 @@ async fn an_unfinished_reseal_resumes_when_the_node_starts_again() {
     // The node starts again on the same replica: the reseal goes on.
     let store = Store::open(
         &path,
-        both.clone(),
-        keyring,
-        r.clock.clone() as Arc<dyn WallClock>,
+        puente::store::StoreOptions::new(
+            both.clone(),
+            keyring,
+            r.clock.clone() as Arc<dyn WallClock>,
+        ),
     )
     .unwrap();
     assert_eq!(store.pending_reseal().unwrap(), ["mx"]);

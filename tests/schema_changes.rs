@@ -43,19 +43,18 @@ fn reopen(r: &mut Replica, schema: Arc<Schema>, allow: &Allow) -> Result<(), Sto
             "placeholder-{}.db",
             puente::stamp::SiteId::random()
         )),
-        schema.clone(),
-        Arc::new(Keyring::empty()),
-        r.clock.clone() as Arc<dyn WallClock>,
+        puente::store::StoreOptions::new(
+            schema.clone(),
+            Arc::new(Keyring::empty()),
+            r.clock.clone() as Arc<dyn WallClock>,
+        ),
     )
     .unwrap();
     drop(std::mem::replace(&mut r.store, placeholder));
-    r.store = Store::open_allowing(
+    r.store = Store::open(
         &path,
-        &puente::store::AtRest::Plain,
-        schema,
-        keyring,
-        r.clock.clone() as Arc<dyn WallClock>,
-        allow,
+        puente::store::StoreOptions::new(schema, keyring, r.clock.clone() as Arc<dyn WallClock>)
+            .allowing(allow),
     )?;
     Ok(())
 }

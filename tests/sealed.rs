@@ -299,9 +299,11 @@ fn sealed_values_are_standard_age_files_for_age_keygen_identities() {
     let (keyring, _) = Keyring::load(std::slice::from_ref(&key)).unwrap();
     let mut store = Store::open(
         &data.join("puente.db"),
-        s,
-        Arc::new(keyring),
-        ManualClock::new(1_000) as Arc<dyn WallClock>,
+        puente::store::StoreOptions::new(
+            s,
+            Arc::new(keyring),
+            ManualClock::new(1_000) as Arc<dyn WallClock>,
+        ),
     )
     .unwrap();
     store

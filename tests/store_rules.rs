@@ -201,9 +201,11 @@ fn the_hlc_survives_a_restart_even_if_the_clock_steps_back() {
     let clock = ManualClock::new(10); // the wall clock went back
     let mut store = Store::open(
         &path,
-        s,
-        Arc::new(Keyring::empty()),
-        clock as Arc<dyn WallClock>,
+        puente::store::StoreOptions::new(
+            s,
+            Arc::new(Keyring::empty()),
+            clock as Arc<dyn WallClock>,
+        ),
     )
     .unwrap();
     let w2 = store
@@ -582,9 +584,11 @@ fn the_incremental_digest_matches_a_full_recomputation() {
     drop(a.store);
     let reopened = Store::open(
         &path,
-        s,
-        Arc::new(Keyring::empty()),
-        ManualClock::new(1) as Arc<dyn WallClock>,
+        puente::store::StoreOptions::new(
+            s,
+            Arc::new(Keyring::empty()),
+            ManualClock::new(1) as Arc<dyn WallClock>,
+        ),
     )
     .unwrap();
     assert_eq!(reopened.digest(), digest);
@@ -596,9 +600,11 @@ mod opening {
     fn open(path: &std::path::Path) -> Result<Store, StoreError> {
         Store::open(
             path,
-            schema(&[]),
-            Arc::new(Keyring::empty()),
-            ManualClock::new(1) as Arc<dyn WallClock>,
+            puente::store::StoreOptions::new(
+                schema(&[]),
+                Arc::new(Keyring::empty()),
+                ManualClock::new(1) as Arc<dyn WallClock>,
+            ),
         )
     }
 
@@ -666,9 +672,11 @@ mod opening {
         );
         let e = Store::open(
             &db,
-            changed,
-            Arc::new(Keyring::empty()),
-            ManualClock::new(1) as Arc<dyn WallClock>,
+            puente::store::StoreOptions::new(
+                changed,
+                Arc::new(Keyring::empty()),
+                ManualClock::new(1) as Arc<dyn WallClock>,
+            ),
         )
         .unwrap_err();
         // A rename is a drop and an add: the drop needs `--allow-drop`, and
@@ -681,9 +689,11 @@ mod opening {
         );
         Store::open(
             &db,
-            schema(&[TEST_RECIPIENT]),
-            Arc::new(Keyring::empty()),
-            ManualClock::new(1) as Arc<dyn WallClock>,
+            puente::store::StoreOptions::new(
+                schema(&[TEST_RECIPIENT]),
+                Arc::new(Keyring::empty()),
+                ManualClock::new(1) as Arc<dyn WallClock>,
+            ),
         )
         .unwrap();
     }

@@ -105,12 +105,14 @@ pub fn backups(rows: usize, repeat: usize) -> Result<Vec<BackupRun>> {
     let db = dir.path().join("puente.db");
     merge::apply(&db, &at_rest, schema.clone(), &filled, 1000)?;
     drop(filled);
-    Store::open_at_rest(
+    Store::open(
         &db,
-        &at_rest,
-        schema.clone(),
-        Arc::new(Keyring::empty()),
-        Arc::new(SystemClock) as Arc<dyn WallClock>,
+        crate::store::StoreOptions::new(
+            schema.clone(),
+            Arc::new(Keyring::empty()),
+            Arc::new(SystemClock) as Arc<dyn WallClock>,
+        )
+        .at_rest(&at_rest),
     )?
     .checkpoint()?;
     let skip_baseline = baseline_missing().is_some();
@@ -197,12 +199,14 @@ fn stale_node(rows: usize) -> Result<Stale> {
         key: ReplicaKey::generate(),
         source: "bench key".into(),
     };
-    let mut store = Store::open_at_rest(
+    let mut store = Store::open(
         &data_dir.join("puente.db"),
-        &at_rest,
-        old.clone(),
-        keyring.clone(),
-        Arc::new(SystemClock) as Arc<dyn WallClock>,
+        crate::store::StoreOptions::new(
+            old.clone(),
+            keyring.clone(),
+            Arc::new(SystemClock) as Arc<dyn WallClock>,
+        )
+        .at_rest(&at_rest),
     )?;
     let mut rng = <rand::rngs::StdRng as rand::SeedableRng>::seed_from_u64(5);
     let mut left = rows;

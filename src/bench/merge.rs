@@ -84,12 +84,14 @@ pub fn insert_plain(stmt: &mut rusqlite::Statement<'_>, rows: &data::Rows) -> Re
 }
 
 pub(super) fn open(path: &Path, at_rest: &AtRest, schema: Arc<Schema>) -> Result<Store> {
-    Ok(Store::open_at_rest(
+    Ok(Store::open(
         path,
-        at_rest,
-        schema,
-        Arc::new(Keyring::empty()),
-        Arc::new(SystemClock) as Arc<dyn WallClock>,
+        crate::store::StoreOptions::new(
+            schema,
+            Arc::new(Keyring::empty()),
+            Arc::new(SystemClock) as Arc<dyn WallClock>,
+        )
+        .at_rest(at_rest),
     )?)
 }
 

@@ -20,7 +20,7 @@ use crate::clock::{Hlc, SystemClock, WallClock};
 use crate::config::Schema;
 use crate::seal::Keyring;
 use crate::stamp::SiteId;
-use crate::store::{AtRest, Batch, CellChange, Change, Cursor, PeerRef, Store};
+use crate::store::{Batch, CellChange, Change, Cursor, PeerRef, Store};
 use crate::value::Value;
 
 /// Rows per batch: what a session sends (each one transaction here).
@@ -95,12 +95,13 @@ fn passes(
     inserts: &[Batch],
     updates: &[Batch],
 ) -> Result<(f64, f64)> {
-    let mut store = Store::open_at_rest(
+    let mut store = Store::open(
         &dir.join(format!("{name}.db")),
-        &AtRest::Plain,
-        schema,
-        Arc::new(Keyring::empty()),
-        Arc::new(SystemClock) as Arc<dyn WallClock>,
+        crate::store::StoreOptions::new(
+            schema,
+            Arc::new(Keyring::empty()),
+            Arc::new(SystemClock) as Arc<dyn WallClock>,
+        ),
     )?;
     store.set_office("ensenada")?;
     let mut timed = |peer: &PeerRef, batches: &[Batch]| -> Result<f64> {

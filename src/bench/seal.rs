@@ -84,9 +84,11 @@ fn put_rate(schema: Arc<crate::config::Schema>, count: usize, threads: usize) ->
     let dir = TempDir::new()?;
     let mut store = Store::open(
         &dir.path().join("puente.db"),
-        schema,
-        Arc::new(crate::seal::Keyring::empty()),
-        Arc::new(SystemClock) as Arc<dyn WallClock>,
+        crate::store::StoreOptions::new(
+            schema,
+            Arc::new(crate::seal::Keyring::empty()),
+            Arc::new(SystemClock) as Arc<dyn WallClock>,
+        ),
     )?;
     store.set_seal_threads(threads);
     let mut rng = <rand::rngs::StdRng as rand::SeedableRng>::seed_from_u64(3);

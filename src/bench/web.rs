@@ -152,9 +152,7 @@ pub async fn run(n: usize, samples: usize) -> Result<WebFigures> {
     let now = jiff::Timestamp::now();
     let mut store = Store::open(
         &config.database_path(),
-        schema.clone(),
-        Arc::new(Keyring::empty()),
-        clock.clone(),
+        crate::store::StoreOptions::new(schema.clone(), Arc::new(Keyring::empty()), clock.clone()),
     )?;
     // The office the daemon's config names (it writes residents below).
     store.set_office(&config.name)?;

@@ -122,12 +122,14 @@ impl Office {
     pub fn open_store(&self) -> Result<Store, LabError> {
         let schema = Schema::load(&self.dir.join("schema.toml"))
             .map_err(LabError::from("reading the schema"))?;
-        Store::open_at_rest(
+        Store::open(
             &self.data_dir().join("puente.db"),
-            &self.at_rest()?,
-            std::sync::Arc::new(schema),
-            std::sync::Arc::new(Keyring::empty()),
-            std::sync::Arc::new(SystemClock) as std::sync::Arc<dyn WallClock>,
+            crate::store::StoreOptions::new(
+                std::sync::Arc::new(schema),
+                std::sync::Arc::new(Keyring::empty()),
+                std::sync::Arc::new(SystemClock) as std::sync::Arc<dyn WallClock>,
+            )
+            .at_rest(&self.at_rest()?),
         )
         .map_err(LabError::from("opening the replica"))
     }

@@ -8,9 +8,9 @@
 
 use std::collections::BTreeMap;
 
-use crate::clock::Hlc;
 use crate::stamp::{SiteId, Stamp};
-use crate::store::cells::clocks::RowClocks;
+use crate::store::layout::ChangedRow;
+use crate::store::layout::tombstones::each_tombstone;
 use crate::store::{Cursor, SqlContext, Store, StoreError};
 use crate::value::Value;
 
@@ -74,23 +74,17 @@ impl Store {
             let mut stmt = self.conn.prepare(&sql.since).ctx("taking a snapshot")?;
             let rows = stmt
                 .query_map(rusqlite::params![-1i64, i64::MAX], |r| {
-                    let id: String = r.get(0)?;
-                    let clocks: Vec<u8> = r.get(1)?;
-                    let seq: i64 = r.get(2)?;
-                    let mut values = Vec::with_capacity(sql.columns);
-                    for i in 0..sql.columns {
-                        values.push(r.get::<_, Value>(i + 3)?);
-                    }
-                    Ok((id, clocks, seq as u64, values))
+                    sql.read_since_row(r)
                 })
                 .ctx("taking a snapshot")?;
             for row in rows {
-                let (id, clocks, seq, values) = row.ctx("taking a snapshot")?;
-                let clocks =
-                    RowClocks::decode(&clocks, sql.columns).ok_or_else(|| StoreError::Corrupt {
-                        path: self.path.clone(),
-                        detail: format!("cell metadata of {}/{id} has the wrong size", sql.name),
-                    })?;
+                let ChangedRow {
+                    id,
+                    clocks,
+                    seq,
+                    values,
+                } = row.ctx("taking a snapshot")?;
+                let clocks = self.decode_clocks(t, &id, &clocks)?;
                 let mut cells = BTreeMap::new();
                 for (c, (clock, value)) in clocks.0.iter().zip(values).enumerate() {
                     if clock.is_written() {
@@ -111,36 +105,20 @@ impl Store {
                 snap.rows.insert((table.name.clone(), id), (seq, cells));
             }
         }
-        let mut stmt = self
-            .conn
-            .prepare("SELECT tbl, id, hlc, site, via, seq FROM _puente_tombstones")
-            .ctx("taking a snapshot")?;
-        let rows = stmt
-            .query_map([], |r| {
-                Ok((
-                    r.get::<_, String>(0)?,
-                    r.get::<_, String>(1)?,
-                    r.get::<_, i64>(2)?,
-                    r.get::<_, i64>(3)?,
-                    r.get::<_, i64>(4)?,
-                    r.get::<_, i64>(5)?,
-                ))
-            })
-            .ctx("taking a snapshot")?;
-        for row in rows {
-            let (tbl, id, hlc, site, via, seq) = row.ctx("taking a snapshot")?;
+        each_tombstone(&self.conn, "taking a snapshot", |row| {
             snap.tombstones.insert(
-                (tbl, id),
+                (row.table, row.id),
                 TombstoneRecord {
                     stamp: Stamp {
-                        hlc: Hlc(hlc as u64),
-                        site: site_of(site as u32)?,
+                        hlc: row.hlc,
+                        site: site_of(row.site)?,
                     },
-                    via: site_of(via as u32)?,
-                    seq: seq as u64,
+                    via: site_of(row.via)?,
+                    seq: row.seq,
                 },
             );
-        }
+            Ok(())
+        })?;
         let mut stmt = self
             .conn
             .prepare("SELECT peer, base, progress FROM _puente_cursors")

@@ -46,6 +46,7 @@ pub use adopt::plan::{AdoptionPlan, Allow};
 pub use batch::{Batch, CellChange, Change, Cursor, PeerRef};
 pub use cells::digest::{self, Digest};
 pub use file::cipher::{AtRest, ReplicaKey};
+pub use file::open::StoreOptions;
 pub use file::settle::{SETTLE_WAL_BYTES, Settled};
 pub use file::{backup, cipher};
 pub use inspect::{CellRecord, RowKey, Snapshot, TombstoneRecord};

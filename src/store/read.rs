@@ -14,6 +14,7 @@ use crate::seal::{self, Binding, SealError};
 use crate::stamp::SiteId;
 use crate::store::cells::clocks::RowClocks;
 use crate::store::cells::digest::{Digest, cell_hash, tombstone_hash};
+use crate::store::layout::tombstones::each_tombstone;
 use crate::store::{SqlContext, Store, StoreError, valid_id};
 use crate::value::{Plaintext, Value};
 
@@ -158,7 +159,7 @@ impl Store {
             .prepare_cached(&sql.get)
             .and_then(|mut s| s.query_row([id], |r| read_raw(r, sql.columns)))
             .ctx("reading a row")?;
-        let clocks = self.decode_clocks(t, &raw)?;
+        let clocks = self.decode_clocks(t, &raw.0, &raw.1)?;
         Ok(Some(self.open_cell(
             t,
             &raw.0,
@@ -186,12 +187,19 @@ impl Store {
         Ok(())
     }
 
-    pub(super) fn decode_clocks(&self, t: usize, raw: &Raw) -> Result<RowClocks, StoreError> {
-        RowClocks::decode(&raw.1, self.tables[t].columns).ok_or_else(|| StoreError::Corrupt {
+    /// The packed clocks of row `id` of table `t`; a blob of the wrong
+    /// size is a damaged replica.
+    pub(super) fn decode_clocks(
+        &self,
+        t: usize,
+        id: &str,
+        blob: &[u8],
+    ) -> Result<RowClocks, StoreError> {
+        RowClocks::decode(blob, self.tables[t].columns).ok_or_else(|| StoreError::Corrupt {
             path: self.path.clone(),
             detail: format!(
-                "cell metadata of {}/{} has the wrong size",
-                self.tables[t].name, raw.0
+                "cell metadata of {}/{id} has the wrong size",
+                self.tables[t].name
             ),
         })
     }
@@ -230,7 +238,7 @@ impl Store {
     }
 
     fn view(&self, t: usize, raw: Raw, reveal: Reveal) -> Result<RowView, StoreError> {
-        let clocks = self.decode_clocks(t, &raw)?;
+        let clocks = self.decode_clocks(t, &raw.0, &raw.1)?;
         let table = &self.tables[t];
         let (id, _, mut values) = raw;
         let mut cells = Vec::with_capacity(values.len());
@@ -297,7 +305,7 @@ impl Store {
                 .ctx("recomputing the digest")?;
             for raw in raws {
                 let raw = raw.ctx("recomputing the digest")?;
-                let clocks = self.decode_clocks(t, &raw)?;
+                let clocks = self.decode_clocks(t, &raw.0, &raw.1)?;
                 for (c, clock) in clocks.0.iter().enumerate() {
                     if clock.is_written() {
                         digest.add(&cell_hash(
@@ -312,25 +320,11 @@ impl Store {
                 }
             }
         }
-        let mut stmt = self
-            .conn
-            .prepare("SELECT tbl, id, hlc, site FROM _puente_tombstones")
-            .ctx("recomputing the digest")?;
-        let rows = stmt
-            .query_map([], |r| {
-                Ok((
-                    r.get::<_, String>(0)?,
-                    r.get::<_, String>(1)?,
-                    r.get::<_, i64>(2)?,
-                    r.get::<_, i64>(3)?,
-                ))
-            })
-            .ctx("recomputing the digest")?;
-        for row in rows {
-            let (tbl, id, hlc, site) = row.ctx("recomputing the digest")?;
-            let site: SiteId = self.state.sites[site as usize];
-            digest.add(&tombstone_hash(&tbl, &id, Hlc(hlc as u64), &site));
-        }
+        each_tombstone(&self.conn, "recomputing the digest", |row| {
+            let site: SiteId = self.state.sites[row.site as usize];
+            digest.add(&tombstone_hash(&row.table, &row.id, row.hlc, &site));
+            Ok(())
+        })?;
         Ok(digest)
     }
 }

@@ -151,9 +151,11 @@ mod tests {
         );
         Store::open(
             &dir.join("puente.db"),
-            schema,
-            Arc::new(Keyring::empty()),
-            ManualClock::new(5_000) as Arc<dyn WallClock>,
+            crate::store::StoreOptions::new(
+                schema,
+                Arc::new(Keyring::empty()),
+                ManualClock::new(5_000) as Arc<dyn WallClock>,
+            ),
         )
         .unwrap()
     }

@@ -86,13 +86,14 @@ fn scratch() -> tempfile::TempDir {
 }
 
 fn open_store(world_schema: &Arc<Schema>, office: &Office) -> Result<Store, StoreError> {
-    let mut store = Store::open_with_site(
+    let mut store = Store::open(
         &office.path,
-        &puente::store::AtRest::Plain,
-        world_schema.clone(),
-        Arc::new(Keyring::empty()),
-        office.clock.clone(),
-        office.site,
+        puente::store::StoreOptions::new(
+            world_schema.clone(),
+            Arc::new(Keyring::empty()),
+            office.clock.clone(),
+        )
+        .new_site(office.site),
     )?;
     store.relax_durability_for_simulation()?;
     store.set_office(&office.name)?;

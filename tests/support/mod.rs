@@ -79,9 +79,7 @@ pub fn replica(name: &str, schema: Arc<Schema>, identity: Option<&str>, start_ms
     let clock = ManualClock::new(start_ms);
     let mut store = Store::open(
         &data.join("puente.db"),
-        schema,
-        keyring,
-        clock.clone() as Arc<dyn WallClock>,
+        puente::store::StoreOptions::new(schema, keyring, clock.clone() as Arc<dyn WallClock>),
     )
     .unwrap();
     // The replica writes as the office `name` (with the shipped schema,

@@ -267,12 +267,15 @@ pub fn restore(
     if cipher::file_kind(&db).map_err(io_err(&db, "reading"))? != cipher::FileKind::Missing
         && !force
     {
-        let head = Store::open_unadopted(
+        let head = Store::open(
             &db,
-            &own,
-            schema.clone(),
-            Arc::new(Keyring::empty()),
-            Arc::new(crate::clock::SystemClock),
+            crate::store::StoreOptions::new(
+                schema.clone(),
+                Arc::new(Keyring::empty()),
+                Arc::new(crate::clock::SystemClock),
+            )
+            .at_rest(&own)
+            .unadopted(),
         )
         .map(|s| s.head())
         .unwrap_or(0);
@@ -322,12 +325,15 @@ fn rebuild(
         (from, to) => cipher::export_to(&opened.db, from, new, to)?,
     }
     // Opened as the backup records itself, to compare it with the backup.
-    let mut store = Store::open_unadopted(
+    let mut store = Store::open(
         new,
-        own,
-        schema.clone(),
-        Arc::new(Keyring::empty()),
-        Arc::new(crate::clock::SystemClock),
+        crate::store::StoreOptions::new(
+            schema.clone(),
+            Arc::new(Keyring::empty()),
+            Arc::new(crate::clock::SystemClock),
+        )
+        .at_rest(own)
+        .unadopted(),
     )?;
     if store.digest().to_string() != info.digest || store.head() != info.head {
         return Err(RestoreError::Mismatch {

@@ -53,12 +53,15 @@ pub fn plan(config: &Path) -> Result<AdoptionPlan, SchemaChangeError> {
 }
 
 fn open_as_it_is(checked: &preflight::Checked) -> Result<Store, SchemaChangeError> {
-    Ok(Store::open_unadopted(
+    Ok(Store::open(
         &checked.config.database_path(),
-        &checked.at_rest,
-        checked.schema.clone(),
-        checked.keyring.clone(),
-        Arc::new(SystemClock) as Arc<dyn WallClock>,
+        crate::store::StoreOptions::new(
+            checked.schema.clone(),
+            checked.keyring.clone(),
+            Arc::new(SystemClock) as Arc<dyn WallClock>,
+        )
+        .at_rest(&checked.at_rest)
+        .unadopted(),
     )?)
 }
 

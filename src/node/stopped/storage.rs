@@ -154,12 +154,14 @@ impl Run {
     }
 
     fn open(&self, path: &Path, at_rest: &AtRest) -> Result<Store, StorageError> {
-        Ok(Store::open_at_rest(
+        Ok(Store::open(
             path,
-            at_rest,
-            self.schema.clone(),
-            Arc::new(Keyring::empty()),
-            Arc::new(SystemClock) as Arc<dyn WallClock>,
+            crate::store::StoreOptions::new(
+                self.schema.clone(),
+                Arc::new(Keyring::empty()),
+                Arc::new(SystemClock) as Arc<dyn WallClock>,
+            )
+            .at_rest(at_rest),
         )?)
     }
 

@@ -18,6 +18,7 @@ use crate::store::cells::clocks::RowClocks;
 use crate::store::cells::digest::tombstone_hash;
 use crate::store::layout::columns::tables_as_stored;
 use crate::store::layout::columns::{self, StoredTable};
+use crate::store::layout::tombstones;
 use crate::store::layout::{TableSql, column_declaration, quote};
 use crate::store::read::read_raw;
 use crate::store::sealed::sealing::PendingRow;
@@ -215,19 +216,7 @@ impl Store {
     fn recount_state(&mut self) -> Result<(), StoreError> {
         self.state.counts = RowCounts::scan(&self.conn, &self.tables)?;
         self.rescan_keysets()?;
-        let mut tombstones = Vec::with_capacity(self.tables.len());
-        for t in &self.tables {
-            let n: i64 = self
-                .conn
-                .query_row(
-                    "SELECT count(*) FROM _puente_tombstones WHERE tbl = ?1",
-                    [&t.name],
-                    |r| r.get(0),
-                )
-                .ctx("counting tombstones")?;
-            tombstones.push(n as u64);
-        }
-        self.state.tombstones = tombstones;
+        self.state.tombstones = tombstones::count_per_table(&self.conn, &self.tables)?;
         Ok(())
     }
 
@@ -252,7 +241,7 @@ impl Store {
             .ctx("reading a table")?;
         raws.into_iter()
             .map(|raw| {
-                let clocks = self.decode_clocks(t, &raw)?;
+                let clocks = self.decode_clocks(t, &raw.0, &raw.1)?;
                 Ok((raw.0, clocks, raw.2))
             })
             .collect()

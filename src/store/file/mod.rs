@@ -15,5 +15,5 @@ pub mod backup;
 pub mod cipher;
 pub(super) mod history;
 pub(super) mod migrate;
-pub(super) mod open;
+pub mod open;
 pub(super) mod settle;

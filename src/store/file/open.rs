@@ -20,112 +20,95 @@ use crate::stamp::SiteId;
 use crate::store::adopt::plan::Allow;
 use crate::store::file::cipher::{self, AtRest};
 use crate::store::layout::columns::{self, COLUMNS_DDL, tables_as_stored};
+use crate::store::layout::tombstones;
 use crate::store::layout::{FORMAT_VERSION, INTERNAL_DDL, TableSql};
 use crate::store::{Digest, ReplicaState, RowCounts, SqlContext, Store, StoreError, file::migrate};
 
+/// How to open a replica: what every opening needs (the schema, the
+/// keyring, the clock) and what some change from the defaults.
+#[derive(Clone)]
+pub struct StoreOptions {
+    pub schema: Arc<Schema>,
+    pub keyring: Arc<Keyring>,
+    pub clock: Arc<dyn WallClock>,
+    /// How the file is stored: plain unless `at_rest` says otherwise.
+    pub at_rest: AtRest,
+    /// The site id a replica created here takes: random unless
+    /// `new_site` says otherwise (the simulator replays runs from a seed;
+    /// the daemon always uses a random one). An existing replica keeps
+    /// its own.
+    pub new_site: Option<SiteId>,
+    /// The schema changes adopted at open: those that may happen by
+    /// themselves (the default), also those the admin allowed
+    /// (`allowing`), or none: the replica opened as it records its
+    /// layout (`unadopted`, for `puente schema plan` and `apply`, which
+    /// adopt explicitly).
+    pub adopt: Option<Allow>,
+}
+
+impl StoreOptions {
+    pub fn new(schema: Arc<Schema>, keyring: Arc<Keyring>, clock: Arc<dyn WallClock>) -> Self {
+        StoreOptions {
+            schema,
+            keyring,
+            clock,
+            at_rest: AtRest::Plain,
+            new_site: None,
+            adopt: Some(Allow::default()),
+        }
+    }
+
+    /// Opens the file as `at_rest` says (plain, or SQLCipher with a key).
+    pub fn at_rest(mut self, at_rest: &AtRest) -> Self {
+        self.at_rest = at_rest.clone();
+        self
+    }
+
+    /// A replica created here takes the site id `site`.
+    pub fn new_site(mut self, site: SiteId) -> Self {
+        self.new_site = Some(site);
+        self
+    }
+
+    /// Adopts a schema change that needs a word from the admin (`puente
+    /// schema apply --allow-drop`, `puente schema unseal`).
+    pub fn allowing(mut self, allow: &Allow) -> Self {
+        self.adopt = Some(allow.clone());
+        self
+    }
+
+    /// Opens the replica as it records its layout, without adopting the
+    /// schema.
+    pub fn unadopted(mut self) -> Self {
+        self.adopt = None;
+        self
+    }
+}
+
 impl Store {
-    /// Opens the plain (unencrypted) replica at `path`, creating it if the
-    /// file does not exist: see `open_at_rest`.
-    pub fn open(
-        path: &Path,
-        schema: Arc<Schema>,
-        keyring: Arc<Keyring>,
-        clock: Arc<dyn WallClock>,
-    ) -> Result<Store, StoreError> {
-        Store::open_at_rest(path, &AtRest::Plain, schema, keyring, clock)
-    }
-
-    /// Opens the replica at `path` as `at_rest` says (plain, or SQLCipher
-    /// with a key), creating it (and its tables) if the file does not
-    /// exist. The folder must exist. On any error nothing is created or
-    /// modified: a plain file where a key is expected, an encrypted one
-    /// where none is, or a wrong key are refused before anything is
-    /// written.
-    pub fn open_at_rest(
-        path: &Path,
-        at_rest: &AtRest,
-        schema: Arc<Schema>,
-        keyring: Arc<Keyring>,
-        clock: Arc<dyn WallClock>,
-    ) -> Result<Store, StoreError> {
-        Store::open_with_site(path, at_rest, schema, keyring, clock, SiteId::random())
-    }
-
-    /// As `open_at_rest`, adopting a schema change that needs a word from
-    /// the admin (`puente schema apply --allow-drop`, `puente schema
-    /// unseal`).
-    pub fn open_allowing(
-        path: &Path,
-        at_rest: &AtRest,
-        schema: Arc<Schema>,
-        keyring: Arc<Keyring>,
-        clock: Arc<dyn WallClock>,
-        allow: &Allow,
-    ) -> Result<Store, StoreError> {
-        Store::open_full(
-            path,
-            at_rest,
+    /// Opens the replica at `path` as `options` say, creating it (and its
+    /// tables) if the file does not exist. The folder must exist. On any
+    /// error nothing is created or modified: a plain file where a key is
+    /// expected, an encrypted one where none is, or a wrong key are
+    /// refused before anything is written.
+    pub fn open(path: &Path, options: StoreOptions) -> Result<Store, StoreError> {
+        let StoreOptions {
             schema,
             keyring,
             clock,
-            SiteId::random(),
-            allow,
-        )
-    }
-
-    /// As `open_at_rest`, but a replica created here takes the site id
-    /// `new_site` (the simulator replays runs from a seed; the daemon always
-    /// uses a random one). An existing replica keeps its own.
-    pub fn open_with_site(
-        path: &Path,
-        at_rest: &AtRest,
-        schema: Arc<Schema>,
-        keyring: Arc<Keyring>,
-        clock: Arc<dyn WallClock>,
-        new_site: SiteId,
-    ) -> Result<Store, StoreError> {
-        Store::open_full(
-            path,
             at_rest,
-            schema,
-            keyring,
-            clock,
             new_site,
-            &Allow::default(),
-        )
-    }
-
-    /// Opens the replica as it records its layout, without adopting
-    /// `schema` (for `puente schema plan` and `apply`, which adopt
-    /// explicitly).
-    pub fn open_unadopted(
-        path: &Path,
-        at_rest: &AtRest,
-        schema: Arc<Schema>,
-        keyring: Arc<Keyring>,
-        clock: Arc<dyn WallClock>,
-    ) -> Result<Store, StoreError> {
+            adopt,
+        } = options;
         Store::open_inner(
             path,
-            at_rest,
+            &at_rest,
             schema,
             keyring,
             clock,
-            SiteId::random(),
-            None,
+            new_site.unwrap_or_else(SiteId::random),
+            adopt.as_ref(),
         )
-    }
-
-    fn open_full(
-        path: &Path,
-        at_rest: &AtRest,
-        schema: Arc<Schema>,
-        keyring: Arc<Keyring>,
-        clock: Arc<dyn WallClock>,
-        new_site: SiteId,
-        allow: &Allow,
-    ) -> Result<Store, StoreError> {
-        Store::open_inner(path, at_rest, schema, keyring, clock, new_site, Some(allow))
     }
 
     fn open_inner(
@@ -487,17 +470,7 @@ fn load_state(
         .enumerate()
         .map(|(i, s)| (*s, i as u32))
         .collect();
-    let mut tombstones = Vec::with_capacity(tables.len());
-    for t in tables {
-        let n: i64 = conn
-            .query_row(
-                "SELECT count(*) FROM _puente_tombstones WHERE tbl = ?1",
-                [&t.name],
-                |r| r.get(0),
-            )
-            .ctx("counting tombstones")?;
-        tombstones.push(n as u64);
-    }
+    let tombstones = tombstones::count_per_table(conn, tables)?;
     let counts = match meta
         .counts
         .and_then(|b| RowCounts::decode(&b, tables.len()))

@@ -68,15 +68,16 @@ mod tests {
     use crate::config::Schema;
     use crate::seal::Keyring;
     use crate::stamp::SiteId;
-    use crate::store::{AtRest, Cursor, PeerRef, Store};
+    use crate::store::{Cursor, PeerRef, Store};
 
     fn open(path: &std::path::Path, schema: &Arc<Schema>) -> Store {
-        Store::open_at_rest(
+        Store::open(
             path,
-            &AtRest::Plain,
-            schema.clone(),
-            Arc::new(Keyring::empty()),
-            Arc::new(SystemClock) as Arc<dyn WallClock>,
+            crate::store::StoreOptions::new(
+                schema.clone(),
+                Arc::new(Keyring::empty()),
+                Arc::new(SystemClock) as Arc<dyn WallClock>,
+            ),
         )
         .unwrap()
     }

@@ -8,6 +8,7 @@
 //! Must not: decide merges or hold state.
 
 pub(super) mod columns;
+pub(super) mod tombstones;
 
 use rusqlite::types::{FromSql, FromSqlError, FromSqlResult, ToSql, ToSqlOutput, ValueRef};
 
@@ -75,7 +76,31 @@ pub struct TableSql {
     pub page: String,
 }
 
+/// A row as `TableSql::since` reads it.
+pub struct ChangedRow {
+    pub id: String,
+    /// Packed clocks (cells/clocks.rs), as stored.
+    pub clocks: Vec<u8>,
+    pub seq: u64,
+    pub values: Vec<Value>,
+}
+
 impl TableSql {
+    /// One row read by `since`: its id, packed clocks, latest change
+    /// sequence and values in slot order.
+    pub fn read_since_row(&self, r: &rusqlite::Row<'_>) -> rusqlite::Result<ChangedRow> {
+        let mut values = Vec::with_capacity(self.columns);
+        for i in 0..self.columns {
+            values.push(r.get::<_, Value>(i + 3)?);
+        }
+        Ok(ChangedRow {
+            id: r.get(0)?,
+            clocks: r.get(1)?,
+            seq: r.get::<_, i64>(2)? as u64,
+            values,
+        })
+    }
+
     /// A table created for `table` of the schema: slots in canonical order.
     pub fn for_new_table(table: &TableDef) -> TableSql {
         TableSql::new(table, table.columns.clone())

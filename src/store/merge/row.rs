@@ -91,11 +91,7 @@ impl Store {
         match found {
             None => Ok(None),
             Some((rowid, clocks, values)) => {
-                let clocks =
-                    RowClocks::decode(&clocks, columns).ok_or_else(|| StoreError::Corrupt {
-                        path: self.path.clone(),
-                        detail: format!("cell metadata of {}/{id} has the wrong size", sql.name),
-                    })?;
+                let clocks = self.decode_clocks(t, id, &clocks)?;
                 Ok(Some(Existing {
                     rowid,
                     row: RowCells { clocks, values },

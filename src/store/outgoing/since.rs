@@ -7,13 +7,13 @@
 //! `batching`'s decision.
 //! Must not: write, or know how batches travel.
 
-use crate::clock::Hlc;
 use crate::stamp::SiteId;
 use crate::store::batch::Cursor;
 use crate::store::cells::clocks::RowClocks;
+use crate::store::layout::ChangedRow;
+use crate::store::layout::tombstones::tombstones_after;
 use crate::store::outgoing::batching::{self, Candidate, Outgoing, Request};
 use crate::store::{SqlContext, Store, StoreError};
-use crate::value::Value;
 
 impl Store {
     /// Changes after `from`, oldest first: at most `max_rows` rows and
@@ -58,23 +58,17 @@ impl Store {
                 .ctx("reading changes")?;
             let rows = stmt
                 .query_map(rusqlite::params![progress as i64, fetch], |r| {
-                    let id: String = r.get(0)?;
-                    let clocks: Vec<u8> = r.get(1)?;
-                    let seq: i64 = r.get(2)?;
-                    let mut values = Vec::with_capacity(sql.columns);
-                    for i in 0..sql.columns {
-                        values.push(r.get::<_, Value>(i + 3)?);
-                    }
-                    Ok((seq as u64, id, clocks, values))
+                    sql.read_since_row(r)
                 })
                 .ctx("reading changes")?;
             for row in rows {
-                let (seq, id, clocks, values) = row.ctx("reading changes")?;
-                let clocks =
-                    RowClocks::decode(&clocks, sql.columns).ok_or_else(|| StoreError::Corrupt {
-                        path: self.path.clone(),
-                        detail: format!("cell metadata of {}/{id} has the wrong size", sql.name),
-                    })?;
+                let ChangedRow {
+                    id,
+                    clocks,
+                    seq,
+                    values,
+                } = row.ctx("reading changes")?;
+                let clocks = self.decode_clocks(t, &id, &clocks)?;
                 // The wire names columns in canonical order.
                 candidates.push((
                     seq,
@@ -87,39 +81,20 @@ impl Store {
                 ));
             }
         }
-        {
-            let mut stmt = self
-                .conn
-                .prepare_cached("SELECT tbl, id, hlc, site, seq, via FROM _puente_tombstones WHERE seq > ?1 ORDER BY seq LIMIT ?2")
-                .ctx("reading tombstones")?;
-            let rows = stmt
-                .query_map(rusqlite::params![progress as i64, fetch], |r| {
-                    Ok((
-                        r.get::<_, String>(0)?,
-                        r.get::<_, String>(1)?,
-                        r.get::<_, i64>(2)?,
-                        r.get::<_, i64>(3)?,
-                        r.get::<_, i64>(4)?,
-                        r.get::<_, i64>(5)?,
-                    ))
-                })
-                .ctx("reading tombstones")?;
-            for row in rows {
-                let (tbl, id, hlc, site, seq, via) = row.ctx("reading tombstones")?;
-                // Tombstones of tables no longer in the schema cannot occur:
-                // the layout check refuses such a schema.
-                if let Some(t) = self.schema.table_index(&tbl) {
-                    candidates.push((
-                        seq as u64,
-                        Candidate::Tombstone {
-                            t,
-                            id,
-                            hlc: Hlc(hlc as u64),
-                            site: site as u32,
-                            via: via as u32,
-                        },
-                    ));
-                }
+        for row in tombstones_after(&self.conn, progress, fetch)? {
+            // Tombstones of tables no longer in the schema cannot occur:
+            // the layout check refuses such a schema.
+            if let Some(t) = self.schema.table_index(&row.table) {
+                candidates.push((
+                    row.seq,
+                    Candidate::Tombstone {
+                        t,
+                        id: row.id,
+                        hlc: row.hlc,
+                        site: row.site,
+                        via: row.via,
+                    },
+                ));
             }
         }
         Ok(candidates)

@@ -19,7 +19,6 @@ use crate::config::Schema;
 use crate::config::rights::WriteAction;
 use crate::seal::{self, Binding, Keyring, SealError, keyset_id, marker_of};
 use crate::stamp::SiteId;
-use crate::store::cells::clocks::RowClocks;
 use crate::store::cells::lww::IncomingCell;
 use crate::store::layout::quote;
 use crate::store::{SqlContext, Store, StoreError};
@@ -151,16 +150,7 @@ impl Store {
             for (rowid, id, clocks, values) in read {
                 scanned += 1;
                 cursor.after = rowid;
-                let clocks =
-                    RowClocks::decode(&clocks, self.tables[t].columns).ok_or_else(|| {
-                        StoreError::Corrupt {
-                            path: self.path.clone(),
-                            detail: format!(
-                                "cell metadata of {}/{id} has the wrong size",
-                                self.tables[t].name
-                            ),
-                        }
-                    })?;
+                let clocks = self.decode_clocks(t, &id, &clocks)?;
                 let mut cells = Vec::new();
                 for (&c, value) in columns.iter().zip(values) {
                     let clock = clocks.0[c];
@@ -336,15 +326,7 @@ impl Store {
                 .ctx("reading a row's clocks")?
         };
         let Some(blob) = blob else { return Ok(None) };
-        let clocks = RowClocks::decode(&blob, self.tables[t].columns).ok_or_else(|| {
-            StoreError::Corrupt {
-                path: self.path.clone(),
-                detail: format!(
-                    "cell metadata of {}/{id} has the wrong size",
-                    self.tables[t].name
-                ),
-            }
-        })?;
+        let clocks = self.decode_clocks(t, id, &blob)?;
         Ok(Some(
             clocks
                 .0
