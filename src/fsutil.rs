@@ -1,4 +1,4 @@
-//! Small file-system helpers with the durability and permission rules
+//! Owns: small file-system helpers with the durability and permission rules
 //! puente needs: atomic replace, create-new with a mode, folder sync,
 //! overwrite-then-remove, directory checks.
 //!

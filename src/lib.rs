@@ -2,6 +2,10 @@
 //! a border. SQLite replicas, last-writer-wins per column, QUIC with pinned
 //! mutual TLS, and per-field age encryption to keys that exist only in
 //! Mexico. See docs/architecture.md for the map of modules.
+//!
+//! Owns: the list of rooms, each a module with a concern of its own, in
+//! the layers docs/architecture.md draws (`tools/imports` checks them).
+//! Must not: hold code of its own, or allow `unsafe`.
 #![forbid(unsafe_code)]
 
 pub mod access;

@@ -1,4 +1,8 @@
-//! The `puente` command: argument parsing and dispatch only.
+//! The `puente` command.
+//!
+//! Owns: the list of commands and dispatching each to its file in cli/,
+//! and printing an error with each cause once.
+//! Must not: hold a command's arguments or logic (cli/ does).
 #![forbid(unsafe_code)]
 
 use std::process::ExitCode;

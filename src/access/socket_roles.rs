@@ -6,7 +6,7 @@
 //! groups (from the text of /proc/PID/status, or from /etc/group when /proc
 //! hides other users' processes), the roles each endpoint needs, and the
 //! sentence of a refusal.
-//! Must not: read files or sockets (server.rs reads them and passes the
+//! Must not: read files or sockets (admin/server.rs reads them and passes the
 //! text in), or look at a request body.
 
 use std::collections::{BTreeSet, HashSet};

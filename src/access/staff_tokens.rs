@@ -3,7 +3,7 @@
 //! A staff member gets two random tokens: a login token (in the login link)
 //! and a calendar token (in the feed's address, so a leaked feed address
 //! never lets anyone log in). Each is 160 random bits written as 40 hex
-//! digits; only their SHA-256 reaches the replica (`store/local.rs`). A
+//! digits; only their SHA-256 reaches the replica (`store/staff.rs`). A
 //! random token needs no slow password hash: there is nothing to guess.
 //!
 //! Owns: `StaffRole` and what each role may do on the web, staff name

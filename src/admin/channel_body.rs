@@ -1,6 +1,6 @@
-//! An HTTP body fed from a channel: how the export streams rows out of the
-//! daemon and how `rows import` streams a file into it, one bounded chunk
-//! at a time, never the whole in one buffer.
+//! Owns: an HTTP body fed from a channel: how the export streams rows out
+//! of the daemon and how `rows import` streams a file into it, one bounded
+//! chunk at a time, never the whole in one buffer.
 //!
 //! Must not: look at the bytes.
 

@@ -5,7 +5,7 @@
 //! its connections (a header read timeout: a silent or idle client is
 //! dropped, and never holds up another; the shutdown grace) for the
 //! accept loop of serve.rs, and removing the socket file on the way out.
-//! Must not: hold endpoint logic (routes.rs does) or log request contents.
+//! Must not: hold endpoint logic (endpoints/ does) or log request contents.
 
 use std::future::Future;
 use std::os::unix::fs::{FileTypeExt, MetadataExt, PermissionsExt};

@@ -1,4 +1,4 @@
-//! The JSON shapes of the lifecycle endpoints (backup, reseal,
+//! Owns: the JSON shapes of the maintenance endpoints (backup, reseal,
 //! checkpoint), shared by the server and the client.
 //!
 //! Must not: hold logic.

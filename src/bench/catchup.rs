@@ -1,6 +1,6 @@
-//! Catch-up over QUIC on loopback between two real daemon processes (both
-//! replicas unencrypted, or both encrypted at rest), next to a plain SQLite
-//! insert of the same rows in the same run; and the daemons at rest
+//! Owns: catch-up over QUIC on loopback between two real daemon processes
+//! (both replicas unencrypted, or both encrypted at rest), next to a plain
+//! SQLite insert of the same rows in the same run; and the daemons at rest
 //! (memory after start and after the catch-up, CPU while idle).
 //!
 //! Must not: bind anything but 127.0.0.1.

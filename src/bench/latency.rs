@@ -1,7 +1,7 @@
-//! Live latency: from a put acknowledged at one office to the row visible
-//! (committed) at the other, with both daemons running in this process over
-//! real QUIC on loopback — directly, or through the lab relay adding a
-//! one-way delay.
+//! Owns: live latency: from a put acknowledged at one office to the row
+//! visible (committed) at the other, with both daemons running in this
+//! process over real QUIC on loopback — directly, or through the lab relay
+//! adding a one-way delay.
 //!
 //! Must not: bind anything but 127.0.0.1.
 

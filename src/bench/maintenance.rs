@@ -1,6 +1,7 @@
-//! Maintenance figures: a backup of a replica next to SQLite's own online
-//! backup of the same file, re-sealing next to raw age decrypt+encrypt on
-//! every core, and the latency of live puts while a reseal runs.
+//! Owns: maintenance figures: a backup of a replica next to SQLite's own
+//! online backup of the same file, re-sealing next to raw age
+//! decrypt+encrypt on every core, and the latency of live puts while a
+//! reseal runs.
 //!
 //! The baseline backup is SQLCipher's `sqlite3_backup` driven by a client
 //! nobody here wrote (Python's `sqlcipher3`, its `Connection.backup`, the

@@ -1,5 +1,5 @@
-//! The maintenance figures (backup, reseal) as `puente bench` reports them (keys in
-//! docs/performance.md).
+//! Owns: the maintenance figures (backup, reseal) as `puente bench` reports
+//! them (keys in docs/performance.md).
 //!
 //! Must not: measure anything.
 

@@ -1,7 +1,7 @@
-//! Merge alone: applying a change set from memory into an empty replica,
-//! unencrypted and encrypted at rest (SQLCipher, raw key), next to a plain
-//! SQLite insert of the same rows measured in the same run; and the time
-//! to open the filled replica with its raw key.
+//! Owns: merge alone: applying a change set from memory into an empty
+//! replica, unencrypted and encrypted at rest (SQLCipher, raw key), next to
+//! a plain SQLite insert of the same rows measured in the same run; and the
+//! time to open the filled replica with its raw key.
 //!
 //! Must not: use the network.
 

@@ -1,10 +1,11 @@
-//! `puente bench --only million`: a catch-up of 1,000,000 rows (by default)
-//! between two real `puente run` daemons with replicas encrypted at rest,
-//! next to a plain SQLite insert of the same rows in the same run; what the
-//! receiving daemon holds during and after it (peak RSS from VmHWM, RSS
-//! 30 s and 60 s after), how fast status and metrics answer while it runs,
-//! the CPU it uses in the minute after, the WAL's size; and a status read
-//! at 100,000 rows against one at the full count (the digest is O(1)).
+//! Owns: `puente bench --only million`: a catch-up of 1,000,000 rows (by
+//! default) between two real `puente run` daemons with replicas encrypted
+//! at rest, next to a plain SQLite insert of the same rows in the same run;
+//! what the receiving daemon holds during and after it (peak RSS from
+//! VmHWM, RSS 30 s and 60 s after), how fast status and metrics answer
+//! while it runs, the CPU it uses in the minute after, the WAL's size; and
+//! a status read at 100,000 rows against one at the full count (the digest
+//! is O(1)).
 //!
 //! Variants (another binary, other environment variables, e.g. allocator
 //! settings) run the same catch-up from the same source, one after the

@@ -1,6 +1,7 @@
-//! The figures of the million-row catch-up (`million.*` keys), each next
-//! to its bound from issue 16: the first variant is the build as shipped;
-//! the others are reported under `million.alt.LABEL.*` for comparison.
+//! Owns: the figures of the million-row catch-up (`million.*` keys), each
+//! next to its bound from issue 16: the first variant is the build as
+//! shipped; the others are reported under `million.alt.LABEL.*` for
+//! comparison.
 //!
 //! Must not: measure anything.
 

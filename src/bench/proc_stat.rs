@@ -1,4 +1,4 @@
-//! What Linux says about a running daemon: fields of /proc/PID/status
+//! Owns: what Linux says about a running daemon: fields of /proc/PID/status
 //! (VmRSS, VmHWM, in KiB) and its CPU time from /proc/PID/stat.
 //!
 //! Must not: measure anything but the process it is given.

@@ -1,10 +1,10 @@
-//! What checking rights costs on apply: the same change set applied into
-//! a replica whose schema sets rights (every change judged: its site's
-//! office, insert or update, the column's rights) and into one whose
-//! schema sets none, in the same run, order alternating. Two passes: new
-//! rows from San Diego (inserts, which it may make), then an update of two
-//! columns of every row from Tijuana (which it may make); nothing is held,
-//! so the figure is the price of judging alone.
+//! Owns: what checking rights costs on apply: the same change set applied
+//! into a replica whose schema sets rights (every change judged: its site's
+//! office, insert or update, the column's rights) and into one whose schema
+//! sets none, in the same run, order alternating. Two passes: new rows from
+//! San Diego (inserts, which it may make), then an update of two columns of
+//! every row from Tijuana (which it may make); nothing is held, so the
+//! figure is the price of judging alone.
 //!
 //! Must not: use the network.
 

@@ -1,4 +1,4 @@
-//! Schema changes on a replica of `rows` rows (encrypted at rest, as
+//! Owns: schema changes on a replica of `rows` rows (encrypted at rest, as
 //! offices run): adding a column (no row rewritten), and sealing a shared
 //! column's every value next to raw age encryptions per second on every
 //! core, in the same run.

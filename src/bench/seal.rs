@@ -1,5 +1,6 @@
-//! Sealed puts per second next to raw age encryptions per second, with one
-//! and two recipients, on one thread and on every core, in the same run.
+//! Owns: sealed puts per second next to raw age encryptions per second,
+//! with one and two recipients, on one thread and on every core, in the
+//! same run.
 //!
 //! Must not: use the network.
 

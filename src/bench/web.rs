@@ -1,7 +1,7 @@
-//! The web agenda's cost: a replica of N outreach events (90 days of them,
-//! several offices, a share cancelled) behind the real web server in this
-//! process on 127.0.0.1, asked for the agenda page and the calendar feed
-//! over HTTP by a signed-in editor.
+//! Owns: the web agenda's cost: a replica of N outreach events (90 days of
+//! them, several offices, a share cancelled) behind the real web server in
+//! this process on 127.0.0.1, asked for the agenda page and the calendar
+//! feed over HTTP by a signed-in editor.
 //!
 //! Figures: the agenda page's time when the replica has just changed (the
 //! server reads every event again), its time with the events cached (the

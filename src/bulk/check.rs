@@ -1,8 +1,7 @@
-//! Checking an import against the schema as its lines arrive: known
+//! Owns: checking an import against the schema as its lines arrive: known
 //! columns, valid and unique ids, at least one value per row, and each
-//! value's column type (where the schema gives one). Without IO: the
-//! admin route feeds lines in and asks the replica about deleted ids at
-//! the end.
+//! value's column type (where the schema gives one). Without IO: the admin
+//! route feeds lines in and asks the replica about deleted ids at the end.
 //!
 //! Must not: put a sealed column's value into a problem (a shared value
 //! that does not fit its type is shown, as a single write shows it).

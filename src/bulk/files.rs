@@ -1,7 +1,7 @@
-//! Reading an import file on the client: CSV with a header line (`id` and
-//! column names), or JSON Lines (one object per line, `id` among its
-//! keys), into rows with the line each came from, and the problems of
-//! lines that cannot be read at all.
+//! Owns: reading an import file on the client: CSV with a header line (`id`
+//! and column names), or JSON Lines (one object per line, `id` among its
+//! keys), into rows with the line each came from, and the problems of lines
+//! that cannot be read at all.
 //!
 //! In CSV every value is text and an empty cell is left out (the column
 //! keeps its value; a new row's stays empty); JSON Lines keep numbers as

@@ -1,6 +1,6 @@
-//! `puente schema plan | apply | unseal`: schema changes a stopped node
-//! adopts only when told (the daemon adopts additive changes by itself at
-//! start), in words for people or JSON for scripts.
+//! Owns: `puente schema plan | apply | unseal`: schema changes a stopped
+//! node adopts only when told (the daemon adopts additive changes by itself
+//! at start), in words for people or JSON for scripts.
 //!
 //! Must not: hold the logic (node/schema_change.rs and store/ do).
 

@@ -12,7 +12,7 @@
 //! Owns: the four roles, the `user:NAME`, `group:NAME`, `user:UID`,
 //! `group:GID` syntax and its errors (with file and line).
 //! Must not: read /etc/passwd or /etc/group, or decide a request (the admin
-//! socket's `roles.rs` resolves names when it starts and checks callers).
+//! socket's `access/socket_roles.rs` resolves names when it starts and checks callers).
 
 use serde::Deserialize;
 use toml::Spanned;

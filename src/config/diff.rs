@@ -1,9 +1,9 @@
-//! What differs between two schemas, in words: tables and columns added or
-//! removed, privacy changed, types changed, recipients changed, offices and
-//! write rights changed, anything
-//! else the canonical text holds. Both offices compute it from their own
-//! schema and the canonical text the other sent in its Hello, so each says
-//! the same thing from its side.
+//! Owns: what differs between two schemas, in words: tables and columns
+//! added or removed, privacy changed, types changed, recipients changed,
+//! offices and write rights changed, anything else the canonical text
+//! holds. Both offices compute it from their own schema and the canonical
+//! text the other sent in its Hello, so each says the same thing from its
+//! side.
 //!
 //! Must not: read files or decide whether a change is allowed (the replica
 //! decides what it can migrate).

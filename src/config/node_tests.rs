@@ -1,4 +1,8 @@
 //! Tests of `config::node` (a separate file to keep node.rs short).
+//!
+//! Owns: parsing node configs that are right, wrong and at their limits,
+//! and the in-place edits of `peer add`, `peer remove` and `[storage]`.
+//! Must not: write outside a temp dir.
 
 use super::*;
 

@@ -1,4 +1,8 @@
 //! Tests of `config::rights` (a separate file to keep rights.rs short).
+//!
+//! Owns: rights sections that are right, wrong and at their limits, and
+//! what each office may do under them.
+//! Must not: touch files.
 
 use std::path::Path;
 

@@ -1,4 +1,8 @@
 //! Tests of `config::schema` (a separate file to keep schema.rs short).
+//!
+//! Owns: schema files that are right, wrong and at their limits, and the
+//! canonical hash.
+//! Must not: touch files but the one built-in schema.
 
 use super::*;
 

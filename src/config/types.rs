@@ -1,8 +1,8 @@
-//! Column types: what a column of the schema may hold, checked on every
-//! local write (and on the plaintext of a sealed column, before sealing),
-//! and how a value is stored so that SQL tools sort and compare it right
-//! (integers as INTEGER, numbers as REAL or INTEGER, booleans as 0/1,
-//! dates and datetimes as their text).
+//! Owns: column types: what a column of the schema may hold, checked on
+//! every local write (and on the plaintext of a sealed column, before
+//! sealing), and how a value is stored so that SQL tools sort and compare
+//! it right (integers as INTEGER, numbers as REAL or INTEGER, booleans as
+//! 0/1, dates and datetimes as their text).
 //!
 //! Must not: touch SQLite, or put a value into an error unless the caller
 //! says the column is shared.

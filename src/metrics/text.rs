@@ -1,8 +1,8 @@
-//! The Prometheus text exposition format (version 0.0.4), written by hand:
-//! `# HELP` and `# TYPE` once per family, then its samples; label values
-//! and help text escaped; histograms as cumulative `_bucket{le=…}`, `_sum`
-//! and `_count`. And the reverse, a small reader, so tests can check what
-//! a scrape says.
+//! Owns: the Prometheus text exposition format (version 0.0.4), written by
+//! hand: `# HELP` and `# TYPE` once per family, then its samples; label
+//! values and help text escaped; histograms as cumulative `_bucket{le=…}`,
+//! `_sum` and `_count`. And the reverse, a small reader, so tests can check
+//! what a scrape says.
 //!
 //! Why by hand: the format is one page and stable; the Rust client
 //! `prometheus-client` writes only OpenMetrics (`# EOF`, counters declared

@@ -1,5 +1,8 @@
 //! Unit tests of the agenda with a fixed instant and zone (a POSIX rule for
 //! Pacific time, so they do not depend on the machine's tz database).
+//!
+//! Owns: the days, events and words of an agenda for given rows.
+//! Must not: read the clock or the machine's time zone.
 
 use super::*;
 

@@ -1,6 +1,6 @@
-//! The whole replica as one value, for checks: every live cell with its
-//! version, the site it arrived from and the change sequence that wrote it
-//! here, every row's latest sequence, every tombstone, every stored peer
+//! Owns: the whole replica as one value, for checks: every live cell with
+//! its version, the site it arrived from and the change sequence that wrote
+//! it here, every row's latest sequence, every tombstone, every stored peer
 //! cursor. Slow (reads everything): for the simulator, tests and audits,
 //! never on a hot path.
 //!

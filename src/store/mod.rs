@@ -207,7 +207,7 @@ struct ReplicaState {
     tombstones: Vec<u64>,
     /// Live rows and sealed cells, kept with every write so status is O(1).
     counts: RowCounts,
-    /// Sealed cells per group and recipient set (`keysets.rs`).
+    /// Sealed cells per group and recipient set (`sealed/keysets.rs`).
     keysets: sealed::keysets::Keysets,
     /// Sites bound to offices, how each interned site is judged, and the
     /// held changes' totals.
@@ -292,7 +292,7 @@ pub struct Store {
     held_limits: (u64, u64),
     /// Told how long each COMMIT took (the node's metrics).
     commit_observer: Option<CommitObserver>,
-    /// Runs of the sequence that hold only one peer's changes (`echo.rs`).
+    /// Runs of the sequence that hold only one peer's changes (`outgoing/echo.rs`).
     echo: outgoing::echo::EchoRuns,
 }
 

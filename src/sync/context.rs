@@ -1,4 +1,4 @@
-//! What a session's executor and the tasks it starts share: the node, the
+//! Owns: what a session's executor and the tasks it starts share: the node, the
 //! peer's config, the schema the session was opened with (a reload may
 //! adopt another: then batches stop and the session ends), the two queues to the stream writer (control messages,
 //! which never wait behind batches, and batches, bounded so that a slow

@@ -1,6 +1,6 @@
 //! Sync between offices over QUIC with pinned mutual TLS.
 //!
-//! Pure, without IO: `protocol` (messages, versions, codes), `frame`
+//! Owns: without IO, `protocol` (messages, versions, codes), `frame`
 //! (their bytes), `rules`
 //! (handshake checks, flood budget), `session` (the session as a state
 //! machine: inputs in, actions out, time injected) and `policy` (backoff
@@ -12,6 +12,7 @@
 //!
 //! Imports run one way: manager → peer → push, receive → context →
 //! protocol; nothing imports peer or manager back.
+//! Must not: decide merges (store/ does) or import back up that chain.
 
 mod compress;
 mod context;

@@ -1,4 +1,4 @@
-//! The connection policy, without IO: how long to wait before dialling a
+//! Owns: the connection policy, without IO: how long to wait before dialling a
 //! peer again (exponential backoff with jitter drawn from an injected
 //! random source) and which of two connections to the same peer both sides
 //! keep.

@@ -1,4 +1,4 @@
-//! Carries out the session's sending actions against the replica: one pump
+//! Owns: carrying out the session's sending actions against the replica: one pump
 //! step (read our changes after a cursor, leaving out what the peer wrote
 //! or sent us, and queue them as one Batch frame), and the Pull and State
 //! messages, whose contents come from the replica.

@@ -1,4 +1,4 @@
-//! Carries out the session's receiving actions against the replica:
+//! Owns: carrying out the session's receiving actions against the replica:
 //! binding the peer's site to its office once its Hello passed, validating
 //! one batch against the schema (on a blocking thread when it is large, so
 //! it overlaps the group being applied) and applying a group of batches in

@@ -1,4 +1,4 @@
-//! The rules a peer's messages are held to, without IO or state beyond a
+//! Owns: the rules a peer's messages are held to, without IO or state beyond a
 //! token bucket: the handshake checks (protocol version, schema hash, a
 //! site id different from ours) and flood control on tiny batches.
 //!

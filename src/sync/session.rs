@@ -1,6 +1,6 @@
 //! One sync session as a state machine without IO.
 //!
-//! Owns every decision of a session: what arrives in which order (Hello
+//! Owns: every decision of a session: what arrives in which order (Hello
 //! first and once, checked by `rules`), when to ask for the peer's changes
 //! (Hello leads to Pull), when to raise the frame limit (after Hello), when
 //! to read and send our changes (Pull starts or restarts the pump; catch-up

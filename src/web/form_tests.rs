@@ -1,4 +1,8 @@
 //! Unit tests of the event form (a POSIX Pacific zone, fixed dates).
+//!
+//! Owns: forms that are right, wrong and at their limits, and the columns
+//! an edit changes.
+//! Must not: read the clock or the machine's time zone.
 
 use super::*;
 

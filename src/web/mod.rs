@@ -1,17 +1,21 @@
 //! The staff web agenda and calendar feed, served by the daemon over HTTP
 //! (TLS when `[web]` names a certificate; loopback only without one).
 //!
-//! One file per concern; the decisions are in files without IO, tested
+//! Owns: one file per concern; the decisions in files without IO, tested
 //! without sockets:
 //! - `agenda` (which days and events a page shows), `form` (reading and
 //!   checking the event form), `ics` (the RFC 5545 feed), `sessions`
 //!   (sign-in sessions, injected time), `ratelimit` (token buckets,
-//!   injected time), `tokens` (staff roles, tokens and their hashes),
-//!   `i18n` (every word in Spanish and English), `pages/` (the HTML);
-//! - the shell: `server` (TCP, TLS, connections), `routes` and `events`
-//!   (thin handlers), `http` (request context, forms, answers,
-//!   middlewares), `state` (what requests share, reading the node),
-//!   `edits` (the edit log).
+//!   injected time), `i18n` (every word in Spanish and English), `pages/`
+//!   (the HTML);
+//! - the shell: `server` (TLS and the rules of its connections; the
+//!   accept loop is `crate::serve`'s), `routes` and `events` (thin
+//!   handlers), `http` (request context, forms, answers, middlewares),
+//!   `state` (what requests share, reading the node).
+//!
+//! Staff roles and tokens are `crate::access::staff_tokens`, the edit log
+//! `crate::audit::edits`: rooms below this one, which the admin socket
+//! uses too.
 //!
 //! Must not: show, accept or log a sealed value: the web reads the store
 //! with `Reveal::No` and keeps shared values only; a form naming a sealed

@@ -1,4 +1,4 @@
-//! The lifecycle endpoints of the admin socket (admin role): a backup
+//! The maintenance endpoints of the admin socket (admin role): a backup
 //! streamed to the caller, starting and following a reseal, and folding
 //! the WAL into the database (a checkpoint that truncates it).
 //!

@@ -1,8 +1,8 @@
-//! What status and metrics read of the replica without waiting for it: a
-//! copy of the head, digest and counts, taken under the store lock right
-//! after any call that moved the head, and of the changes held for review
-//! per peer, taken after any call that changed the held list; read under
-//! a lock of its own that nothing holds for longer than a copy.
+//! Owns: what status and metrics read of the replica without waiting for
+//! it: a copy of the head, digest and counts, taken under the store lock
+//! right after any call that moved the head, and of the changes held for
+//! review per peer, taken after any call that changed the held list; read
+//! under a lock of its own that nothing holds for longer than a copy.
 //!
 //! Must not: read the replica itself (the node refreshes it while it
 //! holds the store).

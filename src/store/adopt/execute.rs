@@ -1,11 +1,11 @@
-//! Carrying out a schema plan (adopt.rs) on the replica, in one
+//! Owns: carrying out a schema plan (plan.rs) on the replica, in one
 //! transaction: new tables and columns (no row rewritten), types checked
 //! and values normalised in place, drops that erase values and keep the
 //! digest in step, sealed → shared where the admin asked, shared → sealed
 //! as new versions that sync everywhere; then the replica's record of its
 //! columns and the store's tables and counts for the new schema.
 //!
-//! Must not: decide what may change (adopt.rs), log or return a value.
+//! Must not: decide what may change (plan.rs), log or return a value.
 
 use std::sync::Arc;
 

@@ -1,7 +1,7 @@
-//! What it takes for a replica to adopt a schema, decided without SQLite:
-//! the plan (tables and columns added or dropped, privacy and types
-//! changed) between the replica's record of its layout (columns.rs) and
-//! the schema, and which of those changes may happen by themselves.
+//! Owns: what it takes for a replica to adopt a schema, decided without
+//! SQLite: the plan (tables and columns added or dropped, privacy and types
+//! changed) between the replica's record of its layout (columns.rs) and the
+//! schema, and which of those changes may happen by themselves.
 //!
 //! Additive changes (a new table, a new column, shared or sealed, a new
 //! group), shared → sealed (every value sealed anew) and a new type whose
@@ -9,7 +9,7 @@
 //! `--allow-drop`; sealed → shared needs `puente schema unseal`; a changed
 //! type, or a column moved to another seal group, is refused with the way
 //! to do it instead.
-//! Must not: touch SQLite (adopt_exec.rs carries a plan out).
+//! Must not: touch SQLite (execute.rs carries a plan out).
 
 use crate::config::types::ColumnType;
 use crate::config::{ColumnDef, Schema};

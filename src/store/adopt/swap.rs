@@ -1,5 +1,5 @@
 //! What a running replica is read and written with, swapped by a reload:
-//! the keyring, and the schema — adopted as at start (adopt.rs): additive
+//! the keyring, and the schema — adopted as at start (plan.rs): additive
 //! changes and shared → sealed by themselves, anything that needs a word
 //! from the admin refused with the replica left as it was.
 //!

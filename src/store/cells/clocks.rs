@@ -1,4 +1,4 @@
-//! Per-row packed cell metadata.
+//! Owns: per-row packed cell metadata.
 //!
 //! Every user-table row carries one BLOB, `_puente_clocks`, holding for each
 //! column (by canonical index) the cell's hlc, the local index of the site

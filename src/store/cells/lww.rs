@@ -5,7 +5,7 @@
 //! an exact tie, which only a damaged history can make, goes to the greater
 //! value encoding so every replica still picks the same one), the order of
 //! two tombstones, and resolving a row's incoming versions among themselves
-//! and against the row as stored. `merge.rs` reads and writes SQL around
+//! and against the row as stored. `merge/row.rs` reads and writes SQL around
 //! these decisions.
 //! Must not: touch SQLite, the digest or the change sequence.
 

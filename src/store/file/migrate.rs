@@ -1,4 +1,4 @@
-//! Migrations of the replica format, oldest first, each in one
+//! Owns: migrations of the replica format, oldest first, each in one
 //! transaction, after a copy of the file as it was is left next to it.
 //!
 //! Format 1 (puente 0.1.0) → 2: the replica's record of its columns in

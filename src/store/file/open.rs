@@ -1,7 +1,7 @@
-//! Opening a replica: the key (plain or SQLCipher, see `cipher`), format
-//! checks and migrations (migrate.rs), creation, loading the in-memory
-//! state from `_puente_meta` with the layout the replica records
-//! (columns.rs), then adopting the schema (adopt.rs).
+//! Owns: opening a replica: the key (plain or SQLCipher, see `cipher`),
+//! format checks and migrations (migrate.rs), creation, loading the
+//! in-memory state from `_puente_meta` with the layout the replica records
+//! (layout/columns.rs), then adopting the schema (adopt/).
 //!
 //! Must not: modify an existing file that is not a puente replica of a
 //! format this build knows; on any error nothing is created, and a schema

@@ -1,8 +1,8 @@
-//! Settling after a burst of writes (a catch-up, a bulk import): the WAL
-//! is folded into the database and truncated, and SQLite hands its page
+//! Owns: settling after a burst of writes (a catch-up, a bulk import): the
+//! WAL is folded into the database and truncated, and SQLite hands its page
 //! cache back, so an office at rest holds neither a large WAL on disk nor
-//! memory it no longer needs, and no checkpoint is left for a quiet
-//! moment later.
+//! memory it no longer needs, and no checkpoint is left for a quiet moment
+//! later.
 //!
 //! Must not: run inside a transaction, or weaken durability: a TRUNCATE
 //! checkpoint syncs the database file before it empties the WAL, and only

@@ -7,7 +7,7 @@
 //! Owns: reading and writing that record, making it for a new replica, and
 //! reading it back from the SQL of a format 1 replica (puente 0.1.0, whose
 //! slots were the schema's name order).
-//! Must not: decide what a change of schema means (adopt.rs does).
+//! Must not: decide what a change of schema means (adopt/plan.rs does).
 
 use rusqlite::{Connection, params};
 

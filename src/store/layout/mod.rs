@@ -18,7 +18,7 @@ use crate::value::Value;
 /// The replica format this build writes (`PRAGMA user_version`). Format 2
 /// records each table's columns in slot order (`_puente_columns`), so
 /// columns can be added without rewriting rows; format 1 replicas
-/// (puente 0.1.0) are migrated at open (migrate.rs).
+/// (puente 0.1.0) are migrated at open (file/migrate.rs).
 pub const FORMAT_VERSION: i64 = 2;
 
 pub const INTERNAL_DDL: &str = "

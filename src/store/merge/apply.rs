@@ -5,7 +5,7 @@
 //! columns), then merging it and storing the peer's cursor in the same
 //! transaction, so a batch is applied entirely or not at all. Under the
 //! schema's rights, what the change's office may not do is held instead
-//! (judge.rs decides, held.rs keeps it) while the rest applies and the
+//! (rights/judge.rs decides, rights/held.rs keeps it) while the rest applies and the
 //! cursor moves on: sync never stalls on a held change.
 //! Must not: decrypt anything (merge never needs a key).
 

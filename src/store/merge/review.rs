@@ -1,10 +1,10 @@
-//! Deciding on a held change (held.rs keeps them): accepting applies it
-//! as if its office had been allowed to make it, with its original stamps
-//! and as from the peer that sent it; discarding keeps this office's
+//! Owns: deciding on a held change (rights/held.rs keeps them): accepting applies
+//! it as if its office had been allowed to make it, with its original
+//! stamps and as from the peer that sent it; discarding keeps this office's
 //! version, writing it again as a new version where that makes the peer
-//! converge back, and says so where it cannot (a delete, an insert of a
-//! row this office does not have, a sealed cell this node cannot open).
-//! Each decision records who made it (a uid) and when.
+//! converge back, and says so where it cannot (a delete, an insert of a row
+//! this office does not have, a sealed cell this node cannot open). Each
+//! decision records who made it (a uid) and when.
 //!
 //! Must not: judge changes or put a value into an error or a log line
 //! (a sealed cell written again is opened and sealed again in memory).

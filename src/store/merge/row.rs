@@ -1,5 +1,5 @@
 //! Last-writer-wins merge of one row change or one tombstone: the SQL
-//! around the decisions in `lww.rs`.
+//! around the decisions in `cells/lww.rs`.
 //!
 //! Owns: reading the row or tombstone a change meets, writing the winner
 //! with the next change sequence, and keeping the digest and counts in step.

@@ -2,7 +2,7 @@
 //!
 //! Owns: where a read starts (a cursor beyond the head starts over), how
 //! many candidates each source must supply, and turning the candidates
-//! `changes.rs` read (rows and tombstones after the cursor) into a `Batch`:
+//! `since.rs` reads (rows and tombstones after the cursor) into a `Batch`:
 //! oldest first, bounded in rows and bytes (always at least one), leaving
 //! out versions the peer wrote or sent us, and the cursor the peer stores
 //! with it (see `Cursor` for the invariant it keeps).

@@ -1,5 +1,9 @@
 //! Tests of the batching decision against a model replica held in memory:
-//! no SQLite. The model plays the SQL reads `changes.rs` makes.
+//! no SQLite. The model plays the SQL reads `since.rs` makes.
+//!
+//! Owns: the model and the properties every batch keeps (oldest first,
+//! bounded, never empty, echoes left out, the cursor the peer stores).
+//! Must not: open a database.
 
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -63,7 +67,7 @@ impl Model {
         self.tombstones.insert(key, clock);
     }
 
-    /// What `changes.rs` reads: per table and for tombstones, the oldest
+    /// What `since.rs` reads: per table and for tombstones, the oldest
     /// `fetch` entries after `progress`.
     fn candidates(&self, progress: u64, fetch: usize) -> Vec<(u64, Candidate)> {
         let mut out = Vec::new();

@@ -1,5 +1,6 @@
-//! Runs of this replica's change sequence that only hold what one peer
-//! sent: what lets the pump back to that peer skip them without reading.
+//! Owns: runs of this replica's change sequence that only hold what one
+//! peer sent: what lets the pump back to that peer skip them without
+//! reading.
 //!
 //! A group of batches from peer P is applied in one transaction, and every
 //! cell and tombstone that transaction writes gets a sequence in

@@ -10,7 +10,7 @@
 //! not held twice), the bound on what is held (entries and bytes; beyond
 //! it a change is dropped and counted), dropping a held change once it
 //! would change nothing (a newer version or a tombstone came), the list
-//! and the summary for status. Accepting and discarding: review.rs.
+//! and the summary for status. Accepting and discarding: merge/review.rs.
 //! Must not: judge changes (judge.rs), or put a value into an error or a
 //! log line.
 

@@ -1,7 +1,7 @@
-//! Whether a peer's change may be applied here, decided without SQLite:
-//! the office each cell or tombstone comes from (the site in its stamp, as
-//! bound to an office by a pinned peer's Hello), whether it inserts,
-//! updates or deletes, and the schema's rights.
+//! Owns: whether a peer's change may be applied here, decided without
+//! SQLite: the office each cell or tombstone comes from (the site in its
+//! stamp, as bound to an office by a pinned peer's Hello), whether it
+//! inserts, updates or deletes, and the schema's rights.
 //!
 //! The rules (docs/design.md, "Rights"):
 //! - a stamp with this replica's own site id is forged (an honest peer
@@ -15,7 +15,7 @@
 //!   insert writes its columns with one stamp) and newer cells update it;
 //!   in a row it has, every cell updates (column-level rights apply).
 //!
-//! Must not: touch SQLite, decide which version wins (lww.rs) or record
+//! Must not: touch SQLite, decide which version wins (cells/lww.rs) or record
 //! what is held (held.rs).
 
 use crate::config::rights::{Actor, Rights, WriteAction};

@@ -4,7 +4,7 @@
 //!
 //! Owns: the counts (group → keyset marker → live sealed cells; cells
 //! without a marker count under ""), keeping them in step as cells are
-//! written, replaced and erased (merge.rs calls `add`/`sub`), saving them
+//! written, replaced and erased (merge/row.rs calls `add`/`sub`), saving them
 //! in `_puente_meta` under `keysets`, and counting them once by scanning
 //! a replica that has none saved (made before markers existed).
 //! Must not: decrypt, or decide what a current keyset is (the schema's

@@ -1,4 +1,7 @@
 //! The session machine's decisions, step by step, without IO.
+//!
+//! Owns: inputs given to a `Session` and the actions it answers with.
+//! Must not: open a socket or a replica.
 
 use std::path::Path;
 
