@@ -26,6 +26,10 @@ use super::protocol::{ErrorCode, Hello, MAX_FRAME, Message, Violation};
 use super::rules::{FloodBudget, LocalInfo, check_hello, no_common_version, schema_differences};
 use crate::store::{Batch, Cursor, Digest, Validated};
 
+mod outbox;
+
+pub use outbox::{Lane, Outbox, QUEUED_BATCHES, Queued};
+
 /// Sizes of what a session sends and applies.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Limits {
