@@ -39,6 +39,9 @@ pub struct Scenario {
     pub faults: Vec<(u64, Fault)>,
     pub batch_rows: usize,
     pub group_changes: usize,
+    /// Bytes one read takes ahead of decoding (`Limits::read_ahead`): the
+    /// daemon's 2 MiB, or a few frames' worth so that the bound matters.
+    pub read_ahead: usize,
     /// Ids per table the workload draws from (small: writes overlap).
     pub ids: usize,
 }
@@ -130,6 +133,7 @@ impl Scenario {
             batch_rows: rng.random_range(1..=20),
             group_changes: rng.random_range(1..=40),
             ids: rng.random_range(2..=8),
+            read_ahead: [1 << 10, 8 << 10, 2 << 20][rng.random_range(0..3)],
         }
     }
 }
