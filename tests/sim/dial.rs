@@ -167,6 +167,7 @@ impl World {
                 outbox: Outbox::default(),
                 writing: false,
                 parked: None,
+                batch_sizes: Default::default(),
                 started_ms: now,
                 handshaken: false,
             });
@@ -300,14 +301,11 @@ impl World {
                 let now = self.now;
                 let c = self.conns.get_mut(&id).expect("listed above");
                 let mut at = now + delay;
-                for (t, _) in c.inflight[to].iter_mut() {
-                    *t = (*t).max(at);
-                    at = *t;
+                for f in c.inflight[to].iter_mut() {
+                    f.at = f.at.max(at);
+                    at = f.at;
                 }
-                let times: Vec<u64> = self.conns[&id].inflight[to]
-                    .iter()
-                    .map(|(t, _)| *t)
-                    .collect();
+                let times: Vec<u64> = self.conns[&id].inflight[to].iter().map(|f| f.at).collect();
                 for t in times {
                     self.at(t, Ev::Deliver { conn: id, to });
                 }

@@ -17,7 +17,7 @@ use puente::sync::session::{
 };
 
 use super::check;
-use super::world::{Ev, PumpOrder, Side, WRITE_BYTES_PER_MS, World};
+use super::world::{CHANGE_BYTES, Ev, Flying, PumpOrder, Side, World};
 
 /// Codes an honest session may close with in this simulation: those that
 /// are no problem, a Hello timeout after a long cut, a failed apply while
@@ -291,8 +291,11 @@ impl World {
     }
 
     /// The end's writer takes the next frame the outbox hands out and puts
-    /// it on the stream; it is busy for as long as the frame takes to write.
+    /// it on the stream; it is busy for as long as the frame takes to write
+    /// at the scenario's speed (a batch by its number of changes: see
+    /// `CHANGE_BYTES`).
     pub fn write(&mut self, conn: u64, side: usize) {
+        let speed = self.scenario.write_bytes_per_ms;
         let Some(s) = self.side(conn, side) else {
             return;
         };
@@ -300,11 +303,17 @@ impl World {
         let Some((lane, frame)) = s.outbox.next_frame() else {
             return;
         };
-        let busy = frame.len() as u64 / WRITE_BYTES_PER_MS;
+        let size = match lane {
+            Lane::Control => frame.len() as u64,
+            Lane::Batch => s.batch_sizes.pop_front().unwrap_or(1),
+        };
+        // At least a millisecond a frame: the writer takes one at a time.
+        let busy = size.div_ceil(speed);
         // A batch taken makes room for the pump waiting for it, if any.
         let unparked = if lane == Lane::Batch {
-            s.parked.take().map(|(parked, pumped)| {
+            s.parked.take().map(|(parked, pumped, size)| {
                 let queued = s.outbox.push_batch(parked);
+                s.batch_sizes.push_back(size);
                 (queued, pumped)
             })
         } else {
@@ -314,7 +323,7 @@ impl World {
             s.writing = true;
             self.after(busy, Ev::WriteFrame { conn, side });
         }
-        self.transmit(conn, side, frame);
+        self.transmit(conn, side, frame, size);
         if let Some((queued, pumped)) = unparked {
             if queued != Queued::Yes {
                 self.fail("the outbox had no room after its writer took a batch".into());
@@ -326,7 +335,7 @@ impl World {
     }
 
     /// Puts a frame on the stream from end `side` to the other.
-    fn transmit(&mut self, conn: u64, side: usize, frame: Vec<u8>) {
+    fn transmit(&mut self, conn: u64, side: usize, frame: Vec<u8>, size: u64) {
         self.stats.frames += 1;
         let to = 1 - side;
         let ends = self.conns[&conn].ends;
@@ -336,9 +345,9 @@ impl World {
         let transit = self.transit(link);
         let c = self.conns.get_mut(&conn).expect("the connection exists");
         // Ordered: never before the frame ahead of it.
-        let behind = c.inflight[to].back().map_or(0, |(t, _)| *t);
+        let behind = c.inflight[to].back().map_or(0, |f| f.at);
         let at = (self.now + transit).max(behind);
-        c.inflight[to].push_back((at, frame));
+        c.inflight[to].push_back(Flying { at, frame, size });
         self.at(at, Ev::Deliver { conn, to });
     }
 
@@ -372,20 +381,25 @@ impl World {
         if !s.session.wants_frames() {
             return;
         }
+        // (Frames are whole and every read decodes all it took, so what
+        // this read took is what the decoder holds: counted as the
+        // simulator counts sizes.)
         let inflight = &mut c.inflight[side];
+        let mut taken = 0;
         let mut took = false;
-        while inflight.front().is_some_and(|(t, _)| *t <= now)
-            && (!took || s.session.reads_ahead(s.decoder.pending()))
+        while inflight.front().is_some_and(|f| f.at <= now)
+            && (!took || s.session.reads_ahead(taken as usize))
         {
-            if let Some((_, frame)) = inflight.pop_front() {
-                s.decoder.push(&frame);
+            if let Some(f) = inflight.pop_front() {
+                s.decoder.push(&f.frame);
+                taken += f.size;
                 took = true;
             }
         }
         if !took {
             return;
         }
-        let more = inflight.front().is_some_and(|(t, _)| *t <= now);
+        let more = inflight.front().is_some_and(|f| f.at <= now);
         loop {
             let Some(s) = self.side(conn, side) else {
                 return;
@@ -509,6 +523,7 @@ impl World {
             let to = self.conns[&conn].ends[1 - side];
             self.forge(office, to, &mut out.batch);
         }
+        let size = 64 + out.batch.changes.len() as u64 * CHANGE_BYTES;
         let message = Message::Batch {
             batch: out.batch,
             cursor: out.cursor,
@@ -529,11 +544,12 @@ impl World {
         };
         match s.outbox.push_batch(frame) {
             Queued::Yes => {
+                s.batch_sizes.push_back(size);
                 self.wake_writer(conn, side);
                 self.feed(conn, side, Input::Pumped(Ok(pumped)));
             }
             // The pump waits for room, as the daemon's does.
-            Queued::Full(frame) => s.parked = Some((frame, pumped)),
+            Queued::Full(frame) => s.parked = Some((frame, pumped, size)),
             Queued::Closed => self.fail("the outbox of a live session is closed".into()),
         }
     }

@@ -6,7 +6,7 @@
 //! The network model is the one the sessions see over QUIC: each
 //! direction of a connection is an ordered stream of frames with per-link
 //! delay and jitter, written one at a time from the session's `Outbox`
-//! at `WRITE_BYTES_PER_MS`; a lost packet delays its frame and every frame
+//! at the scenario's speed; a lost packet delays its frame and every frame
 //! behind it (QUIC resends it; the stream stays ordered); a cut link
 //! freezes the stream and, if it lasts longer than the idle timeout, ends
 //! the connection at both ends. Duplicated and reordered changes come from
@@ -43,9 +43,12 @@ pub const IDLE_TIMEOUT_MS: u64 = policy::IDLE_TIMEOUT.as_millis() as u64;
 pub const HANDSHAKE_TIMEOUT_MS: u64 = policy::HANDSHAKE_TIMEOUT.as_millis() as u64;
 /// Extra wait of a frame whose packet was lost (a retransmission).
 pub const RETRANSMIT_MS: u64 = 200;
-/// How fast an end writes frames onto its stream (about 8 Mbit/s, a modest
-/// office uplink): a frame of n bytes keeps the writer n / this ms.
-pub const WRITE_BYTES_PER_MS: u64 = 1_000;
+/// The size the simulator counts for one change in a batch frame, when it
+/// writes the frame (time) and reads it ahead (`Session::reads_ahead`); a
+/// sealed cell is an age file of some 250 to 450 bytes. Not the frame's
+/// own length: age adds a stanza of random length to every file, and a run
+/// must replay from its seed. (Control frames count their own length.)
+pub const CHANGE_BYTES: u64 = 300;
 
 pub struct Office {
     pub name: String,
@@ -97,19 +100,30 @@ pub struct Side {
     pub outbox: Outbox,
     /// Whether a write is scheduled (the writer is busy or about to be).
     pub writing: bool,
-    /// A pump's frame waiting for room in the outbox, and its answer.
-    pub parked: Option<(Vec<u8>, Pumped)>,
+    /// A pump's frame waiting for room in the outbox, its answer and its
+    /// size as the simulator counts it.
+    pub parked: Option<(Vec<u8>, Pumped, u64)>,
+    /// The sizes of the batches waiting in the outbox, in order.
+    pub batch_sizes: VecDeque<u64>,
     /// When the session started, and whether it was established.
     pub started_ms: u64,
     pub handshaken: bool,
+}
+
+/// A frame on its way, when it arrives, and its size as the simulator
+/// counts it (see `CHANGE_BYTES`).
+pub struct Flying {
+    pub at: u64,
+    pub frame: Vec<u8>,
+    pub size: u64,
 }
 
 pub struct Conn {
     /// Offices at each end: 0 dialled, 1 accepted.
     pub ends: [usize; 2],
     pub sides: [Option<Side>; 2],
-    /// Frames on their way to each end, in order, with their arrival time.
-    pub inflight: [VecDeque<(u64, Vec<u8>)>; 2],
+    /// Frames on their way to each end, in order.
+    pub inflight: [VecDeque<Flying>; 2],
 }
 
 impl Conn {
