@@ -425,7 +425,15 @@ impl<'a> Run<'a> {
                         Err(end) => return Some(end),
                     }
                 }
-                Action::Apply(_) => self.session.handle(machine::Input::Applied(Ok(())), now_ms),
+                Action::Bind(site) => {
+                    assert!(!handshaken && kind == "hello", "bind asked for a {kind}");
+                    assert_eq!(self.session.peer().map(|h| h.site), Some(site));
+                    self.session.handle(machine::Input::Bound(Ok(())), now_ms);
+                }
+                Action::Apply { .. } => self.session.handle(
+                    machine::Input::Applied(Ok(machine::GroupApplied::default())),
+                    now_ms,
+                ),
                 Action::Close(violation) => {
                     let allowed: &[ErrorCode] = if handshaken || kind == "versions" {
                         &[ErrorCode::UnexpectedMessage, ErrorCode::Flood]

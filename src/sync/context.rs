@@ -1,21 +1,22 @@
 //! Owns: what a session's executor and the tasks it starts share: the node, the
 //! peer's config, the schema the session was opened with (a reload may
-//! adopt another: then batches stop and the session ends), the two queues to the stream writer (control messages,
-//! which never wait behind batches, and batches, bounded so that a slow
-//! peer slows the pump), and the mapping of node and store errors to
-//! session violations.
+//! adopt another: then batches stop and the session ends), the session's
+//! `Outbox` behind a lock with the wake-ups around it (the writer waits
+//! for a frame, the pump for room: the outbox decides the order and the
+//! bound), and the mapping of node errors to session violations.
 //!
-//! Must not: decide anything about the session (session.rs does) or read
-//! the stream.
+//! Must not: decide anything about the session (session.rs and its
+//! outbox do) or read the stream.
 
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, MutexGuard};
 
-use tokio::sync::mpsc;
+use tokio::sync::Notify;
 
 use super::protocol::{ErrorCode, Message, Violation, encode};
+use super::session::{Lane, Outbox, Queued};
 use crate::config::{PeerConfig, Schema};
 use crate::node::{Node, NodeError, PeerLive};
-use crate::store::{Cursor, StoreError};
+use crate::store::Cursor;
 
 /// A clock this far off is logged as a warning.
 pub const SKEW_WARNING_MS: i64 = 60_000;
@@ -26,10 +27,92 @@ pub(super) struct Shared {
     /// The schema of this session's Hello: batches are read, checked and
     /// applied with its table and column numbers.
     pub schema: Arc<Schema>,
-    /// Hello, Pull and State: small, and never stuck behind batches.
-    pub control: mpsc::UnboundedSender<Vec<u8>>,
-    /// Batch frames, bounded: the pump waits while the stream is busy.
-    pub batches: mpsc::Sender<Vec<u8>>,
+    /// The frames waiting for the stream's writer.
+    pub outgoing: Outgoing,
+}
+
+/// The session's outbox shared by the executor, the pump and the writer.
+#[derive(Default)]
+pub(super) struct Outgoing {
+    outbox: Mutex<Outbox>,
+    /// Wakes the writer: a frame was queued, or the session ends.
+    queued: Notify,
+    /// Wakes a pump waiting for room: the writer took a batch, or the
+    /// stream is gone.
+    room: Notify,
+}
+
+fn closed() -> Violation {
+    Violation::new(ErrorCode::Normal, "the connection closed")
+}
+
+impl Outgoing {
+    fn outbox(&self) -> MutexGuard<'_, Outbox> {
+        self.outbox.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Queues a control frame.
+    pub fn control(&self, frame: Vec<u8>) -> Result<(), Violation> {
+        let queued = self.outbox().push_control(frame);
+        match queued {
+            Queued::Yes => {
+                self.queued.notify_one();
+                Ok(())
+            }
+            Queued::Full(_) | Queued::Closed => Err(closed()),
+        }
+    }
+
+    /// Queues a batch frame, waiting while the outbox has no room for it.
+    pub async fn batch(&self, mut frame: Vec<u8>) -> Result<(), Violation> {
+        loop {
+            let room = self.room.notified();
+            tokio::pin!(room);
+            room.as_mut().enable();
+            let queued = self.outbox().push_batch(frame);
+            match queued {
+                Queued::Yes => {
+                    self.queued.notify_one();
+                    return Ok(());
+                }
+                Queued::Full(back) => frame = back,
+                Queued::Closed => return Err(closed()),
+            }
+            room.await;
+        }
+    }
+
+    /// The next frame to write, waiting for one; None once closed.
+    pub async fn next_frame(&self) -> Option<Vec<u8>> {
+        loop {
+            let queued = self.queued.notified();
+            tokio::pin!(queued);
+            queued.as_mut().enable();
+            let next = {
+                let mut outbox = self.outbox();
+                if outbox.is_closed() {
+                    return None;
+                }
+                outbox.next_frame()
+            };
+            match next {
+                Some((Lane::Batch, frame)) => {
+                    self.room.notify_one();
+                    return Some(frame);
+                }
+                Some((Lane::Control, frame)) => return Some(frame),
+                None => queued.await,
+            }
+        }
+    }
+
+    /// The stream is gone: nothing more is queued, and a pump waiting for
+    /// room learns it.
+    pub fn close(&self) {
+        self.outbox().close();
+        self.room.notify_one();
+        self.queued.notify_one();
+    }
 }
 
 impl Shared {
@@ -37,12 +120,9 @@ impl Shared {
         self.node.update_peer(&self.peer.name, f);
     }
 
-    /// Queues a control message for the writer.
+    /// Queues a control message for the writer (never compressed).
     pub fn send_control(&self, message: &Message) -> Result<(), Violation> {
-        let frame = encode(message)?;
-        self.control
-            .send(frame)
-            .map_err(|_| Violation::new(ErrorCode::Normal, "the connection closed"))
+        self.outgoing.control(encode(message)?)
     }
 
     /// Records how far this node has applied the peer's changes (read
@@ -93,19 +173,6 @@ pub(super) fn same_schema(session: &Schema, replica: &Schema) -> Result<(), Viol
 
 pub(super) fn internal(e: NodeError) -> Violation {
     Violation::new(ErrorCode::Internal, e.to_string())
-}
-
-pub(super) fn store_violation(e: StoreError) -> Violation {
-    match e {
-        StoreError::InvalidBatch { .. } => Violation::new(ErrorCode::InvalidBatch, e.to_string()),
-        StoreError::SiteOfAnotherOffice { .. } => {
-            Violation::new(ErrorCode::SameSite, e.to_string())
-        }
-        other => Violation::new(
-            ErrorCode::ApplyFailed,
-            format!("could not store the peer's changes: {other}"),
-        ),
-    }
 }
 
 /// A task the executor started failed to finish (it panicked or was

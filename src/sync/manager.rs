@@ -1,14 +1,16 @@
 //! Connections to every pinned peer: listen, accept, dial, retry.
 //!
 //! Owns: the QUIC endpoint (guarded UDP socket, TLS with pins), the accept
-//! loop (refusals logged and kept for status), one dialler per peer with an
-//! address (exponential backoff with jitter, woken early by `POST /v1/sync`),
-//! the registry that keeps exactly one connection per peer even when
-//! both sides dial: the connection dialled by the node with the lower
-//! certificate fingerprint wins, on both sides alike; and following a
-//! reloaded peer list (`apply_peers`: new pins, diallers started and
-//! stopped, a removed peer's connection closed at once).
-//! Must not: interpret messages (peer.rs and session.rs do).
+//! loop (refusals logged and kept for status), one dialler task per peer
+//! with an address (carrying out `policy::Dialler`: woken early by
+//! `POST /v1/sync`, showing its verdicts in status), the registry of
+//! connections behind a lock (`policy::Registry` decides which of two both
+//! sides keep; this closes the loser), and following a reloaded peer list
+//! (`apply_peers`: new pins, diallers started and stopped, a removed
+//! peer's connection closed at once).
+//! Must not: interpret messages (peer.rs and session.rs do), or decide
+//! which connection to keep, when to dial, how long to wait or whether a
+//! session was healthy (policy.rs does).
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
@@ -23,7 +25,10 @@ use tokio::task::JoinHandle;
 
 use super::peer;
 use super::pinning::{self, LastRefused, PinFailure, PinSet, classify, peer_fingerprint};
-use super::policy::{Backoff, Direction, keeps_new_connection};
+use super::policy::{
+    self, Admission, Attempt, Dialler, Direction, HANDSHAKE_TIMEOUT, IDLE_TIMEOUT, SessionEnded,
+    Verdict, we_dial_the_winner,
+};
 use super::protocol::{ErrorCode, list_versions};
 use super::session::Limits;
 use super::udp_guard::{GarbageReport, GuardedSocket};
@@ -31,11 +36,6 @@ use crate::config::PeerConfig;
 use crate::node::Node;
 use crate::node::identity::NodeIdentity;
 use crate::node::status::PeerState;
-
-/// A handshake must finish within this.
-const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
-/// A session that lasted this long resets the backoff.
-const HEALTHY_SESSION: Duration = Duration::from_secs(10);
 
 #[derive(Debug, thiserror::Error)]
 pub enum SyncError {
@@ -50,16 +50,36 @@ pub enum SyncError {
     Tls(#[from] pinning::TlsSetupError),
 }
 
-/// The single live connection per peer.
-#[derive(Default)]
+/// The single live connection per peer: `policy::Registry` behind a lock,
+/// with the connections it decides to drop closed here.
 struct Registry {
-    active: Mutex<HashMap<String, (Connection, Direction, Instant)>>,
+    /// The registry's monotonic time is milliseconds since this.
+    epoch: Instant,
+    active: Mutex<policy::Registry<String, Connection>>,
     changed: Notify,
 }
 
+impl Default for Registry {
+    fn default() -> Self {
+        Registry {
+            epoch: Instant::now(),
+            active: Mutex::default(),
+            changed: Notify::new(),
+        }
+    }
+}
+
+fn alive(conn: &Connection) -> bool {
+    conn.close_reason().is_none()
+}
+
 impl Registry {
-    /// Admits `conn` for `peer` unless a better one is up; closes the one
-    /// that loses.
+    fn active(&self) -> std::sync::MutexGuard<'_, policy::Registry<String, Connection>> {
+        self.active.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Admits `conn` for `peer` unless the connection kept is the better
+    /// one; closes the one it replaces.
     fn admit(
         &self,
         peer: &str,
@@ -67,61 +87,54 @@ impl Registry {
         direction: Direction,
         we_dial_the_winner: bool,
     ) -> bool {
-        let mut active = self.active.lock().unwrap_or_else(|e| e.into_inner());
-        if let Some((existing, existing_direction, admitted)) = active.get(peer)
-            && existing.close_reason().is_none()
-        {
-            // (A connection the peer lost in a restart does not linger: the
-            // restarted node answers its packets with a stateless reset it
-            // accepts, see `stateless_reset_key`.)
-            if !keeps_new_connection(
-                *existing_direction,
-                admitted.elapsed(),
-                direction,
-                we_dial_the_winner,
-            ) {
-                return false;
+        let now_ms = self.epoch.elapsed().as_millis() as u64;
+        // (A connection the peer lost in a restart does not linger: the
+        // restarted node answers its packets with a stateless reset it
+        // accepts, see `stateless_reset_key`.)
+        let admission = self.active().admit(
+            peer.to_string(),
+            conn.clone(),
+            direction,
+            now_ms,
+            we_dial_the_winner,
+            alive,
+        );
+        match admission {
+            Admission::Refused => false,
+            Admission::Admitted { replaced } => {
+                if let Some(old) = replaced {
+                    old.close(
+                        ErrorCode::DuplicateConnection.code().into(),
+                        b"replaced by the connection both sides keep",
+                    );
+                }
+                true
             }
-            existing.close(
-                ErrorCode::DuplicateConnection.code().into(),
-                b"replaced by the connection both sides keep",
-            );
         }
-        active.insert(peer.to_string(), (conn.clone(), direction, Instant::now()));
-        true
     }
 
     fn release(&self, peer: &str, conn: &Connection) {
-        let mut active = self.active.lock().unwrap_or_else(|e| e.into_inner());
-        if active
-            .get(peer)
-            .is_some_and(|(c, _, _)| c.stable_id() == conn.stable_id())
-        {
-            active.remove(peer);
-        }
-        drop(active);
+        self.active()
+            .release(&peer.to_string(), |c| c.stable_id() == conn.stable_id());
         self.changed.notify_waiters();
     }
 
     fn is_connected(&self, peer: &str) -> bool {
-        let active = self.active.lock().unwrap_or_else(|e| e.into_inner());
-        active
-            .get(peer)
-            .is_some_and(|(c, _, _)| c.close_reason().is_none())
+        self.active()
+            .get(&peer.to_string())
+            .is_some_and(|k| alive(&k.conn))
     }
 
     fn close_all(&self, code: ErrorCode, reason: &[u8]) {
-        let active = self.active.lock().unwrap_or_else(|e| e.into_inner());
-        for (conn, _, _) in active.values() {
+        for conn in self.active().connections() {
             conn.close(code.code().into(), reason);
         }
     }
 
     /// Closes the connection to `peer`, if one is up.
     fn close(&self, peer: &str, code: ErrorCode, reason: &[u8]) {
-        let active = self.active.lock().unwrap_or_else(|e| e.into_inner());
-        if let Some((conn, _, _)) = active.get(peer) {
-            conn.close(code.code().into(), reason);
+        if let Some(kept) = self.active().get(&peer.to_string()) {
+            kept.conn.close(code.code().into(), reason);
         }
     }
 }
@@ -252,7 +265,9 @@ fn stateless_reset_key(identity: &NodeIdentity) -> ring::hmac::Key {
 fn transport() -> Arc<quinn::TransportConfig> {
     let mut t = quinn::TransportConfig::default();
     t.congestion_controller_factory(Arc::new(quinn::congestion::BbrConfig::default()));
-    t.max_idle_timeout(Some(VarInt::from_u32(15_000).into()));
+    t.max_idle_timeout(Some(
+        VarInt::from_u32(IDLE_TIMEOUT.as_millis() as u32).into(),
+    ));
     t.keep_alive_interval(Some(Duration::from_secs(2)));
     t.stream_receive_window(VarInt::from_u32(8 << 20));
     t.receive_window(VarInt::from_u32(12 << 20));
@@ -353,7 +368,7 @@ struct Links {
 
 impl Links {
     fn we_dial_the_winner(&self, peer: &PeerConfig) -> bool {
-        self.node.fingerprint < peer.fingerprint
+        we_dial_the_winner(&self.node.fingerprint, &peer.fingerprint)
     }
 
     /// Runs a session on `conn` unless a better connection to the peer is
@@ -475,14 +490,6 @@ struct Dialer {
     refused: Arc<LastRefused>,
 }
 
-/// What one dial attempt came to.
-enum Attempt {
-    /// A session ran; whether it was healthy (resets the backoff).
-    Served { healthy: bool },
-    /// No session: the reason, and whether it was a pinning refusal.
-    Failed { reason: String, refused: bool },
-}
-
 impl Dialer {
     async fn run(self) {
         let Some(address) = self.peer.address.clone() else {
@@ -490,7 +497,7 @@ impl Dialer {
         };
         let mut stop = self.links.stop.clone();
         let registry = self.links.registry.clone();
-        let mut backoff = Backoff::default();
+        let mut dialler = Dialler::default();
         let mut rng = StdRng::from_os_rng();
         loop {
             // Wait while a connection (either direction) is up.
@@ -498,7 +505,7 @@ impl Dialer {
                 let changed = registry.changed.notified();
                 tokio::pin!(changed);
                 changed.as_mut().enable();
-                if !registry.is_connected(&self.peer.name) {
+                if dialler.wants_to_dial(registry.is_connected(&self.peer.name)) {
                     break;
                 }
                 tokio::select! {
@@ -509,18 +516,26 @@ impl Dialer {
             if *stop.borrow() {
                 return;
             }
-            match self.attempt(&address).await {
-                Attempt::Served { healthy } => {
-                    if healthy {
-                        backoff.reset();
+            dialler.dialling();
+            let (attempt, reason) = self.attempt(&address).await;
+            let (verdict, rest) = dialler.attempted(attempt, &mut rng);
+            match verdict {
+                Verdict::Refused => {
+                    if let Attempt::Ended(SessionEnded {
+                        refused_by_tls: true,
+                        ..
+                    }) = attempt
+                    {
+                        tracing::warn!(peer = %self.peer.name, "{reason}");
                     }
+                    self.show_failure(reason, true);
                 }
-                Attempt::Failed { reason, refused } => self.show_failure(reason, refused),
+                Verdict::Failed => self.show_failure(reason, false),
+                Verdict::Served { .. } => {}
             }
-            let wait = backoff.wait(&mut rng);
             tokio::select! {
-                _ = tokio::time::sleep(wait) => {}
-                _ = self.links.node.sync_now.notified() => { backoff.reset(); }
+                _ = tokio::time::sleep(rest) => dialler.rested(),
+                _ = self.links.node.sync_now.notified() => { dialler.sync_now(); }
                 _ = stop.wait_for(|s| *s) => return,
             }
         }
@@ -568,7 +583,9 @@ impl Dialer {
         }
     }
 
-    async fn attempt(&self, address: &str) -> Attempt {
+    /// One attempt, and a sentence for status should it be a failure or a
+    /// refusal.
+    async fn attempt(&self, address: &str) -> (Attempt, String) {
         let node = &self.links.node;
         let name = &self.peer.name;
         let addr = match tokio::net::lookup_host(address).await.map(|mut a| a.next()) {
@@ -578,10 +595,7 @@ impl Dialer {
                     "cannot resolve {address}; check the peer's address in the node config"
                 );
                 tracing::warn!(peer = %name, "{reason}");
-                return Attempt::Failed {
-                    reason,
-                    refused: false,
-                };
+                return (Attempt::Failed, reason);
             }
         };
         node.update_peer(name, |p| {
@@ -596,22 +610,17 @@ impl Dialer {
             .connect_with(self.client.clone(), addr, "puente")
         {
             Ok(c) => c,
-            Err(e) => {
-                return Attempt::Failed {
-                    reason: format!("cannot dial {addr}: {e}"),
-                    refused: false,
-                };
-            }
+            Err(e) => return (Attempt::Failed, format!("cannot dial {addr}: {e}")),
         };
         let conn = match tokio::time::timeout(HANDSHAKE_TIMEOUT, connecting).await {
             Ok(Ok(conn)) => conn,
             Ok(Err(e)) => {
-                let (reason, refused) = match self.refusal_reason(classify(&e), addr) {
-                    Some(reason) => (reason, true),
-                    None => (format!("cannot connect to {addr}: {e}"), false),
+                let (attempt, reason) = match self.refusal_reason(classify(&e), addr) {
+                    Some(reason) => (Attempt::Refused, reason),
+                    None => (Attempt::Failed, format!("cannot connect to {addr}: {e}")),
                 };
                 tracing::warn!(peer = %name, "{reason}");
-                return Attempt::Failed { reason, refused };
+                return (attempt, reason);
             }
             Err(_) => {
                 let reason = format!(
@@ -619,46 +628,27 @@ impl Dialer {
                     HANDSHAKE_TIMEOUT.as_secs()
                 );
                 tracing::debug!(peer = %name, "{reason}");
-                return Attempt::Failed {
-                    reason,
-                    refused: false,
-                };
+                return (Attempt::Failed, reason);
             }
         };
-        let ended = self
+        let Some(ended) = self
             .links
             .serve(conn.clone(), &self.peer, Direction::Outbound, addr)
-            .await;
-        // With TLS 1.3 the client's side of the handshake ends before the
-        // server has checked the client's certificate: a refusal of ours
-        // arrives as the connection's close.
-        if let Some(ended) = &ended
-            && !ended.handshaken
-            && let Some(failure) = conn.close_reason().map(|e| classify(&e))
-            && let Some(reason) = self.refusal_reason(failure, addr)
-        {
-            tracing::warn!(peer = %name, "{reason}");
-            return Attempt::Failed {
-                reason,
-                refused: true,
-            };
-        }
-        // The peer's session refused ours for its version or schema: show
-        // it as refused, with why, until that changes.
-        if let Some(ended) = &ended
-            && !ended.handshaken
-            && matches!(
-                ended.code,
-                Some(ErrorCode::ProtocolMismatch | ErrorCode::SchemaMismatch)
-            )
-        {
-            return Attempt::Failed {
-                reason: ended.reason.clone(),
-                refused: true,
-            };
-        }
-        let healthy =
-            ended.is_none_or(|e| e.handshaken && (e.lasted >= HEALTHY_SESSION || !e.error));
-        Attempt::Served { healthy }
+            .await
+        else {
+            return (Attempt::Duplicate, String::new());
+        };
+        // A refusal by TLS may arrive as the connection's close (see
+        // `SessionEnded::refused_by_tls`).
+        let tls_refusal = conn
+            .close_reason()
+            .and_then(|e| self.refusal_reason(classify(&e), addr));
+        let attempt = Attempt::Ended(SessionEnded {
+            ending: ended.ending,
+            handshaken: ended.handshaken,
+            lasted: ended.lasted,
+            refused_by_tls: tls_refusal.is_some(),
+        });
+        (attempt, tls_refusal.unwrap_or(ended.reason))
     }
 }

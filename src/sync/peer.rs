@@ -7,48 +7,50 @@
 //! ticks with the node's time) and carrying out its actions (push.rs and
 //! receive.rs do the replica work), the session's end, and what status
 //! shows about it.
-//! Must not: decide protocol rules, grouping, pacing or order (session.rs
+//! Must not: decide protocol rules, grouping, read-ahead, pacing or order
+//! (session.rs and its outbox do), whether an end is a problem (policy.rs
 //! does) or merges (store/).
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use quinn::{Connection, ConnectionError, RecvStream, SendStream};
-use tokio::sync::{mpsc, watch};
+use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
-use super::context::Shared;
+use super::context::{Outgoing, Shared};
 use super::pinning::negotiated_version;
 pub use super::policy::Direction;
+use super::policy::Ending;
 use super::protocol::{ErrorCode, FrameDecoder, MAX_HELLO_FRAME, Violation, compresses};
-use super::push::{pump_once, send_pull, send_state};
+use super::push::{PumpOrder, pump_once, send_pull, send_state};
 use super::receive::{apply_group, bind_peer, validate_batch};
 use super::rules::LocalInfo;
-use super::session::{Action, Input, Limits, Pumped, Report, Session, Timing};
+use super::session::{Action, GroupApplied, Input, Limits, Pumped, Report, Session, Timing};
 use crate::config::PeerConfig;
 use crate::node::Node;
 use crate::stamp::SiteId;
 
 /// The peer must open its stream within this.
 const STREAM_TIMEOUT: Duration = Duration::from_secs(5);
-/// Bytes taken from the stream ahead of decoding, at most (about one group).
-const READ_AHEAD: usize = 2 << 20;
-/// Batch frames queued for the writer, at most.
-const QUEUED_BATCHES: usize = 16;
 
 /// How a session ended.
 #[derive(Debug)]
 pub struct Ended {
     /// Why, in a sentence (for logs and status).
     pub reason: String,
-    /// The error code, if either side closed with one.
-    pub code: Option<ErrorCode>,
-    /// Whether the end is a problem worth showing (not a shutdown, a
-    /// replaced duplicate or this node closing).
-    pub error: bool,
+    /// Who closed it, with which code, or how it was lost.
+    pub ending: Ending,
     /// Whether it reached the point of exchanging changes.
     pub handshaken: bool,
     pub lasted: Duration,
+}
+
+impl Ended {
+    /// Whether the end is a problem worth showing (`Ending::is_problem`).
+    pub fn error(&self) -> bool {
+        self.ending.is_problem()
+    }
 }
 
 /// Runs a session until it ends; closes the connection with a code.
@@ -61,25 +63,22 @@ pub async fn run(
     mut shutdown: watch::Receiver<bool>,
 ) -> Ended {
     let started = Instant::now();
-    let (control, control_rx) = mpsc::unbounded_channel();
-    let (batches, batches_rx) = mpsc::channel(QUEUED_BATCHES);
     let shared = Arc::new(Shared {
         node: node.clone(),
         peer: peer.clone(),
         schema: node.schema(),
-        control,
-        batches,
+        outgoing: Outgoing::default(),
     });
     let mut handshaken = false;
     let outcome = tokio::select! {
-        r = drive(shared.clone(), &conn, direction, limits, (control_rx, batches_rx), &mut handshaken) => r,
+        r = drive(shared.clone(), &conn, direction, limits, &mut handshaken) => r,
         _ = shutdown.wait_for(|stop| *stop) => Err(Violation::new(ErrorCode::ShuttingDown, "this node is shutting down")),
     };
+    shared.outgoing.close();
     let ended = match outcome {
         Ok(()) => Ended {
             reason: "the session ended".into(),
-            code: None,
-            error: false,
+            ending: Ending::ClosedHere,
             handshaken,
             lasted: started.elapsed(),
         },
@@ -89,8 +88,8 @@ pub async fn run(
     node.update_peer(&peer.name, |p| {
         p.counters.udp_bytes_in = stats.udp_rx.bytes;
         p.counters.udp_bytes_out = stats.udp_tx.bytes;
-        if ended.error {
-            if let Some(code) = ended.code {
+        if ended.error() {
+            if let Some(code) = ended.ending.code() {
                 *p.counters
                     .errors
                     .entry(code.name().to_string())
@@ -113,11 +112,11 @@ fn close_with(
 ) -> Ended {
     // A violation carrying `Normal` means the connection went away under us.
     if violation.code == ErrorCode::Normal {
-        let (reason, code, error) = describe_close(conn.close_reason());
-        if error {
+        let (reason, ending) = describe_close(conn.close_reason());
+        if ending.is_problem() {
             tracing::warn!(
                 peer,
-                code = code.map_or("none", ErrorCode::name),
+                code = ending.code().map_or("none", ErrorCode::name),
                 "session ended: {reason}"
             );
         } else {
@@ -125,17 +124,13 @@ fn close_with(
         }
         return Ended {
             reason,
-            code,
-            error,
+            ending,
             handshaken,
             lasted,
         };
     }
     conn.close(violation.code.code().into(), violation.reason.as_bytes());
-    let quiet = matches!(
-        violation.code,
-        ErrorCode::ShuttingDown | ErrorCode::DuplicateConnection
-    );
+    let quiet = !violation.code.is_problem();
     match violation.code {
         _ if quiet => tracing::info!(
             peer,
@@ -158,52 +153,41 @@ fn close_with(
     }
     Ended {
         reason: violation.to_string(),
-        code: Some(violation.code),
-        error: !quiet,
+        ending: Ending::Closed(violation.code),
         handshaken,
         lasted,
     }
 }
 
-/// Turns a connection's close reason into a sentence, a code, and whether
-/// it is a problem (rather than a shutdown or a replaced duplicate).
-pub fn describe_close(reason: Option<ConnectionError>) -> (String, Option<ErrorCode>, bool) {
+/// Turns a connection's close reason into a sentence and how it ended.
+pub fn describe_close(reason: Option<ConnectionError>) -> (String, Ending) {
     match reason {
         Some(ConnectionError::ApplicationClosed(close)) => {
             let code = ErrorCode::from_code(close.error_code.into_inner());
             let text = String::from_utf8_lossy(&close.reason).into_owned();
             let name = code.map_or("unknown code", ErrorCode::name);
-            let error = !matches!(
-                code,
-                Some(ErrorCode::Normal | ErrorCode::ShuttingDown | ErrorCode::DuplicateConnection)
-            );
             (
                 format!("the peer closed the connection: {text} ({name})"),
-                code,
-                error,
+                Ending::ClosedByPeer(code),
             )
         }
         Some(ConnectionError::TimedOut) => (
             "the connection timed out (no packets from the peer)".into(),
-            None,
-            true,
+            Ending::Lost,
         ),
         Some(ConnectionError::LocallyClosed) => {
-            ("this node closed the connection".into(), None, false)
+            ("this node closed the connection".into(), Ending::ClosedHere)
         }
-        Some(other) => (format!("the connection failed: {other}"), None, true),
-        None => ("the stream ended".into(), None, true),
+        Some(other) => (format!("the connection failed: {other}"), Ending::Lost),
+        None => ("the stream ended".into(), Ending::Lost),
     }
 }
-
-type Queues = (mpsc::UnboundedReceiver<Vec<u8>>, mpsc::Receiver<Vec<u8>>);
 
 async fn drive(
     shared: Arc<Shared>,
     conn: &Connection,
     direction: Direction,
     limits: Limits,
-    queues: Queues,
     handshaken: &mut bool,
 ) -> Result<(), Violation> {
     let (send, recv) = match direction {
@@ -228,7 +212,7 @@ async fn drive(
         )
     })?;
     shared.update(|p| p.protocol = (version > 0).then_some(version));
-    let writer = tokio::spawn(write_frames(send, queues, shared.clone()));
+    let writer = tokio::spawn(write_frames(send, shared.clone()));
     let mut executor = Executor::new(shared, conn.clone(), limits, version);
     let result = executor.run(recv, handshaken).await;
     executor.stop();
@@ -236,22 +220,17 @@ async fn drive(
     result
 }
 
-/// Writes control frames first, then batches, as they come.
-async fn write_frames(mut send: SendStream, queues: Queues, shared: Arc<Shared>) {
-    let (mut control, mut batches) = queues;
-    loop {
-        let frame = tokio::select! {
-            biased;
-            f = control.recv() => f,
-            f = batches.recv() => f,
-        };
-        let Some(frame) = frame else { return };
+/// Writes the frames the outbox hands out, in its order, as they come;
+/// closes the outbox when the stream fails.
+async fn write_frames(mut send: SendStream, shared: Arc<Shared>) {
+    while let Some(frame) = shared.outgoing.next_frame().await {
         if send.write_all(&frame).await.is_err() {
-            return;
+            break;
         }
         let n = frame.len() as u64;
         shared.update(|p| p.counters.bytes_out += n);
     }
+    shared.outgoing.close();
 }
 
 /// The session machine and the tasks carrying out its actions.
@@ -260,10 +239,9 @@ struct Executor {
     epoch: Instant,
     shared: Arc<Shared>,
     conn: Connection,
-    limits: Limits,
     session: Session,
     decoder: FrameDecoder,
-    applying: Option<JoinHandle<Result<(), Violation>>>,
+    applying: Option<JoinHandle<Result<GroupApplied, Violation>>>,
     pumping: Option<JoinHandle<Result<Pumped, Violation>>>,
 }
 
@@ -293,7 +271,6 @@ impl Executor {
             epoch,
             shared,
             conn,
-            limits,
             session,
             decoder,
             applying: None,
@@ -355,8 +332,9 @@ impl Executor {
         }
     }
 
-    /// Decodes what arrived (and whatever else is already there, up to
-    /// `READ_AHEAD`) and hands every message to the session in order.
+    /// Decodes what arrived (and whatever else is already there, as far as
+    /// the session reads ahead) and hands every message to the session in
+    /// order.
     async fn take_frames(
         &mut self,
         read: Result<Option<quinn::Chunk>, quinn::ReadError>,
@@ -379,7 +357,7 @@ impl Executor {
         // Batches that queued up while the last group was applied are
         // decoded together, so the session groups them (`timeout` polls
         // the read once first).
-        while self.decoder.pending() < READ_AHEAD {
+        while self.session.reads_ahead(self.decoder.pending()) {
             match tokio::time::timeout(Duration::ZERO, recv.read_chunk(usize::MAX, true)).await {
                 Ok(Ok(Some(chunk))) => {
                     self.decoder.push(&chunk.bytes);
@@ -406,6 +384,10 @@ impl Executor {
                 Action::SendPull => send_pull(&self.shared, self.peer_site()).await?,
                 Action::SendState => send_state(&self.shared, self.peer_site()).await?,
                 Action::SetFrameLimit(limit) => self.decoder.set_limit(limit),
+                Action::Bind(site) => {
+                    let bound = bind_peer(&self.shared, site).await;
+                    self.feed(Input::Bound(bound));
+                }
                 Action::Validate {
                     batch,
                     cursor,
@@ -417,27 +399,28 @@ impl Executor {
                         validate_batch(&self.shared, site, batch, cursor, complete, head).await;
                     self.feed(Input::Validated(received));
                 }
-                Action::Apply(group) => {
-                    let task = apply_group(self.shared.clone(), self.peer_site(), group);
+                Action::Apply { group, settle } => {
+                    let task = apply_group(self.shared.clone(), self.peer_site(), group, settle);
                     self.applying = Some(tokio::spawn(task));
                 }
-                Action::Pump { from, generation } => {
-                    let task = pump_once(
-                        self.shared.clone(),
-                        self.peer_site(),
+                Action::Pump {
+                    from,
+                    generation,
+                    max_rows,
+                    max_bytes,
+                    compress,
+                } => {
+                    let order = PumpOrder {
+                        peer_site: self.peer_site(),
                         from,
                         generation,
-                        self.limits,
-                        compresses(self.session.version()),
-                    );
-                    self.pumping = Some(tokio::spawn(task));
+                        max_rows,
+                        max_bytes,
+                        compress,
+                    };
+                    self.pumping = Some(tokio::spawn(pump_once(self.shared.clone(), order)));
                 }
-                Action::Report(report) => {
-                    if let Report::Established { hello } = &report {
-                        bind_peer(&self.shared, hello.site).await?;
-                    }
-                    self.report(report, handshaken)
-                }
+                Action::Report(report) => self.report(report, handshaken),
                 Action::Close(violation) => return Err(violation),
             }
         }

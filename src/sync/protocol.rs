@@ -210,6 +210,16 @@ impl ErrorCode {
             ErrorCode::ForbiddenFlood => "forbidden_flood",
         }
     }
+
+    /// Whether a session that ends with this code (closed by either side)
+    /// is a problem worth showing in status and counting: everything but
+    /// an orderly close, a shutdown and a replaced duplicate connection.
+    pub fn is_problem(self) -> bool {
+        !matches!(
+            self,
+            ErrorCode::Normal | ErrorCode::ShuttingDown | ErrorCode::DuplicateConnection
+        )
+    }
 }
 
 /// Why a session ends: a code for the wire and a sentence for the logs.
@@ -244,6 +254,22 @@ mod tests {
             assert_eq!(ErrorCode::from_code(u64::from(c.code())), Some(c));
         }
         assert_eq!(ErrorCode::from_code(999), None);
+    }
+
+    #[test]
+    fn only_an_orderly_close_a_shutdown_and_a_replaced_duplicate_are_not_problems() {
+        let quiet: Vec<ErrorCode> = ErrorCode::ALL
+            .into_iter()
+            .filter(|c| !c.is_problem())
+            .collect();
+        assert_eq!(
+            quiet,
+            [
+                ErrorCode::Normal,
+                ErrorCode::DuplicateConnection,
+                ErrorCode::ShuttingDown
+            ]
+        );
     }
 
     #[test]

@@ -3,36 +3,48 @@
 //! or sent us, and queue them as one Batch frame), and the Pull and State
 //! messages, whose contents come from the replica.
 //!
-//! Must not: decide when any of this happens (session.rs does) or read
-//! the stream.
+//! Must not: decide when any of this happens, how large a batch is or
+//! whether it is compressed (session.rs does) or read the stream.
 
 use std::sync::Arc;
 
 use super::compress::MIN_BODY;
-use super::context::{Shared, internal, same_schema, store_violation, task_failed};
+use super::context::{Shared, internal, same_schema, task_failed};
 use super::protocol::{ErrorCode, Message, Violation, compress_frame, encode};
-use super::session::{Limits, Pumped};
+use super::session::{Pumped, store_violation};
 use crate::stamp::SiteId;
 use crate::store::Cursor;
 
+/// What one `Action::Pump` asks for.
+pub(super) struct PumpOrder {
+    pub peer_site: SiteId,
+    pub from: Cursor,
+    pub generation: u64,
+    pub max_rows: usize,
+    pub max_bytes: usize,
+    /// Compressed where it pays (the connection's version reads
+    /// compressed frames).
+    pub compress: bool,
+}
+
 /// Reads the changes after `from` and queues them as one Batch frame
-/// (waiting while the writer's queue is full), compressed where it pays if
-/// `compress` (the connection's version reads compressed frames).
-pub(super) async fn pump_once(
-    shared: Arc<Shared>,
-    peer_site: SiteId,
-    from: Cursor,
-    generation: u64,
-    limits: Limits,
-    compress: bool,
-) -> Result<Pumped, Violation> {
+/// (waiting while the outbox has no room for it).
+pub(super) async fn pump_once(shared: Arc<Shared>, order: PumpOrder) -> Result<Pumped, Violation> {
+    let PumpOrder {
+        peer_site,
+        from,
+        generation,
+        max_rows,
+        max_bytes,
+        compress,
+    } = order;
     let schema = shared.schema.clone();
     let (frame, cursor, complete, head, rows) = shared
         .node
         .with_store(move |s| -> Result<_, Violation> {
             same_schema(&schema, s.schema())?;
             let out = s
-                .changes_since(from, limits.batch_rows, limits.batch_bytes, Some(peer_site))
+                .changes_since(from, max_rows, max_bytes, Some(peer_site))
                 .map_err(|e| {
                     Violation::new(ErrorCode::Internal, format!("could not read changes: {e}"))
                 })?;
@@ -48,7 +60,8 @@ pub(super) async fn pump_once(
         .await
         .map_err(internal)??;
     // Off the store's thread, so the next read does not wait for it; small
-    // (live) frames are never compressed and skip the hop.
+    // (live) frames are never compressed (`compress_frame` would leave
+    // them) and skip the hop.
     let frame = if compress && frame.len() >= MIN_BODY {
         tokio::task::spawn_blocking(move || compress_frame(frame))
             .await
@@ -56,11 +69,7 @@ pub(super) async fn pump_once(
     } else {
         frame
     };
-    shared
-        .batches
-        .send(frame)
-        .await
-        .map_err(|_| Violation::new(ErrorCode::Normal, "the connection closed"))?;
+    shared.outgoing.batch(frame).await?;
     tracing::trace!(peer = %shared.peer.name, rows, complete, "queued a batch");
     shared.update(|p| {
         p.counters.batches_out += 1;

@@ -1,19 +1,18 @@
 //! Owns: carrying out the session's receiving actions against the replica:
-//! binding the peer's site to its office once its Hello passed, validating
-//! one batch against the schema (on a blocking thread when it is large, so
-//! it overlaps the group being applied) and applying a group of batches in
-//! one transaction with the last cursor (what the peer's office may not do
-//! is held; a flood of it beyond the held bound closes the session).
+//! binding the peer's site to its office, validating one batch against the
+//! schema (on a blocking thread when it is large, so it overlaps the group
+//! being applied) and applying a group of batches in one transaction with
+//! the last cursor (what the peer's office may not do is held, and counted
+//! back to the session), then settling the replica when asked.
 //!
-//! Must not: decide grouping or order (session.rs does) or read the stream.
+//! Must not: decide grouping, order, when to settle or when to close
+//! (session.rs does) or read the stream.
 
 use std::sync::Arc;
 
-use super::context::{
-    SKEW_WARNING_MS, Shared, internal, same_schema, store_violation, task_failed,
-};
-use super::protocol::{ErrorCode, Violation};
-use super::session::Received;
+use super::context::{SKEW_WARNING_MS, Shared, internal, same_schema, task_failed};
+use super::protocol::Violation;
+use super::session::{GroupApplied, Received, store_violation};
 use crate::clock::lead_ms;
 use crate::stamp::SiteId;
 use crate::store::{Batch, Cursor, PeerRef, Validated, validate};
@@ -30,7 +29,7 @@ fn peer_ref(shared: &Shared, site: SiteId) -> PeerRef {
 }
 
 /// Binds the peer's site (from its Hello) to the office it is pinned as;
-/// a site that belongs to another office here ends the session.
+/// a site that belongs to another office here is refused.
 pub(super) async fn bind_peer(shared: &Arc<Shared>, site: SiteId) -> Result<(), Violation> {
     let office = shared.peer.name.clone();
     shared
@@ -68,10 +67,10 @@ pub(super) async fn validate_batch(
     })
 }
 
-/// After a catch-up (a group reaching the sender's head), folds a grown
-/// WAL into the database and frees SQLite's cache, now rather than in a
-/// quiet moment later. The batches are committed already: a failure here
-/// is worth a warning, not the session.
+/// Folds a grown WAL into the database and frees SQLite's cache (the
+/// session asks after a catch-up), now rather than in a quiet moment
+/// later. The batches are committed already: a failure here is worth a
+/// warning, not the session.
 fn settle(store: &mut crate::store::Store) {
     match store.settle() {
         Ok(s) if s.truncated => {
@@ -87,12 +86,14 @@ fn settle(store: &mut crate::store::Store) {
     }
 }
 
-/// Applies batches that arrived together in one transaction.
+/// Applies batches that arrived together in one transaction, then settles
+/// the replica if `settle_after`.
 pub(super) async fn apply_group(
     shared: Arc<Shared>,
     peer_site: SiteId,
     group: Vec<Received>,
-) -> Result<(), Violation> {
+    settle_after: bool,
+) -> Result<GroupApplied, Violation> {
     let node = shared.node.clone();
     let timed = node.clone();
     let peer = peer_ref(&shared, peer_site);
@@ -106,8 +107,6 @@ pub(super) async fn apply_group(
         .iter()
         .map(|g| g.batch.batch().cell_count() as u64)
         .sum();
-    // The group reaches the sender's head: a burst ends here.
-    let caught_up = group.iter().any(|g| g.complete);
     let items: Vec<(Validated, Cursor)> = group.into_iter().map(|g| (g.batch, g.cursor)).collect();
     let last_cursor = items.last().map(|(_, c)| *c);
     tracing::debug!(peer = %shared.peer.name, batches, rows, "applying a group of batches");
@@ -118,7 +117,7 @@ pub(super) async fn apply_group(
             let started = std::time::Instant::now();
             let applied = s.apply_validated(&peer, items);
             timed.metrics.apply_seconds.observe(started.elapsed());
-            if caught_up && applied.is_ok() {
+            if settle_after && applied.is_ok() {
                 settle(s);
             }
             applied.map_err(store_violation)
@@ -142,16 +141,8 @@ pub(super) async fn apply_group(
     if let Some(cursor) = last_cursor {
         shared.note_our_cursor(cursor);
     }
-    if applied.held_dropped > 0 {
-        // What was held is committed and the cursor moved on; the peer is
-        // told why the session ends.
-        return Err(Violation::new(
-            ErrorCode::ForbiddenFlood,
-            format!(
-                "the peer sent more changes its office may not make than this node holds for review: {} dropped (review the held list with `puente held list`)",
-                applied.held_dropped
-            ),
-        ));
-    }
-    Ok(())
+    Ok(GroupApplied {
+        held: applied.held,
+        dropped: applied.held_dropped,
+    })
 }

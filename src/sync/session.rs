@@ -1,30 +1,45 @@
 //! One sync session as a state machine without IO.
 //!
 //! Owns: every decision of a session: what arrives in which order (Hello
-//! first and once, checked by `rules`), when to ask for the peer's changes
-//! (Hello leads to Pull), when to raise the frame limit (after Hello), when
-//! to read and send our changes (Pull starts or restarts the pump; catch-up
-//! runs batch after batch; live pushes follow the head, paced), how received
-//! batches are grouped into transactions (those queued while a group is
-//! being applied go together, up to a bound), when to stop taking frames
-//! (the queue is full), when to announce our State (debounced after our
-//! head moves, at once after a caught-up group) and when to close, with
-//! which code.
+//! first and once, checked by `rules`), when to bind the peer's site to
+//! its office (once its Hello passed, before anything else), when to ask
+//! for the peer's changes (a bound Hello leads to Pull), when to raise the
+//! frame limit (after Hello), when to read and send our changes (Pull
+//! starts or restarts the pump; catch-up runs batch after batch; live
+//! pushes follow the head, paced), how large a batch is and which frames
+//! are compressed (batches on a connection of version 3, never control
+//! frames), in which order frames leave (`Outbox`: control frames before
+//! waiting batches, a bounded number of batches waiting), how much of the
+//! stream one read takes (what arrived, up to `Limits::read_ahead`, so
+//! that batches which queued up are decoded together), how received
+//! batches are grouped into transactions (those read together, and those
+//! queued while a group is being applied, go together, up to a bound),
+//! when to stop taking frames (the queue is full), when to settle the
+//! replica (after a group that reaches the sender's head), when to
+//! announce our State (debounced after our head moves, at once after a
+//! caught-up group) and when to close, with which code (a failed step, a
+//! rule broken, a flood of changes the peer's office may not make).
 //!
 //! Inputs are fed by an executor with the time (`now_ms`, from a monotonic
 //! clock: a wall clock stepped back must not stall a session) as an
 //! argument;
 //! outputs are `Action`s it polls and carries out, reporting back with
-//! `Input::Validated`, `Input::Applied` and `Input::Pumped`. The real
-//! executor is sync/peer.rs (tokio, quinn); the seeded simulator in
-//! tests/sim drives the same machine over a simulated network.
+//! `Input::Bound`, `Input::Validated`, `Input::Applied` and
+//! `Input::Pumped`. The real executor is sync/peer.rs (tokio, quinn); the
+//! seeded simulator in tests/sim drives the same machine, with the same
+//! `Outbox`, over a simulated network.
 //! Must not: read sockets, clocks or randomness, or touch the replica.
 
 use std::collections::VecDeque;
 
-use super::protocol::{ErrorCode, Hello, MAX_FRAME, Message, Violation};
+use super::protocol::{ErrorCode, Hello, MAX_FRAME, Message, Violation, compresses};
 use super::rules::{FloodBudget, LocalInfo, check_hello, no_common_version, schema_differences};
-use crate::store::{Batch, Cursor, Digest, Validated};
+use crate::stamp::SiteId;
+use crate::store::{Batch, Cursor, Digest, StoreError, Validated};
+
+mod outbox;
+
+pub use outbox::{Lane, Outbox, QUEUED_BATCHES, Queued};
 
 /// Sizes of what a session sends and applies.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -36,6 +51,10 @@ pub struct Limits {
     /// Changes the receiver applies in one transaction, about: a group is
     /// closed once it reaches this.
     pub group_changes: usize,
+    /// Bytes one read takes from the stream ahead of decoding, about
+    /// (about one group): batches that queued up while the last group was
+    /// applied are decoded together, so they are grouped together.
+    pub read_ahead: usize,
 }
 
 impl Default for Limits {
@@ -44,6 +63,7 @@ impl Default for Limits {
             batch_rows: 1_000,
             batch_bytes: 1 << 20,
             group_changes: 5_000,
+            read_ahead: 2 << 20,
         }
     }
 }
@@ -88,6 +108,16 @@ impl Received {
     }
 }
 
+/// What the replica did with one `Action::Apply`.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct GroupApplied {
+    /// Changes held for review (the peer's office may not make them).
+    pub held: usize,
+    /// Changes that should have been held but were dropped: the held list
+    /// is full.
+    pub dropped: usize,
+}
+
 /// What one `Action::Pump` did: the batch it sent and where it ended.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Pumped {
@@ -105,14 +135,17 @@ pub struct Pumped {
 pub enum Input {
     /// A decoded message from the peer.
     Frame(Message),
-    /// The executor handed over every frame that had arrived: batches
-    /// waiting in the queue may start as a group.
+    /// The executor handed over every message of one read (see
+    /// `Session::wants_frames` and `Session::reads_ahead`): batches waiting
+    /// in the queue may start as a group.
     FramesDrained,
+    /// The answer to `Action::Bind`.
+    Bound(Result<(), Violation>),
     /// The answer to `Action::Validate`.
     Validated(Result<Received, Violation>),
-    /// The answer to `Action::Apply`.
-    Applied(Result<(), Violation>),
-    /// The answer to `Action::Pump`.
+    /// The answer to `Action::Apply`: committed, with what was held.
+    Applied(Result<GroupApplied, Violation>),
+    /// The answer to `Action::Pump`, once its frame is in the `Outbox`.
     Pumped(Result<Pumped, Violation>),
     /// Our replica's head sequence moved (a commit, local or from a peer).
     HeadMoved(u64),
@@ -137,6 +170,8 @@ pub enum Report {
     },
 }
 
+/// Control frames (`Send`, `SendPull`, `SendState`) are never compressed
+/// and go into the `Outbox`'s control lane, ahead of waiting batches.
 #[derive(Debug)]
 pub enum Action {
     /// Send this message.
@@ -147,6 +182,10 @@ pub enum Action {
     SendState,
     /// Accept frames up to this size from now on.
     SetFrameLimit(usize),
+    /// Bind the peer's site (from its Hello) to the office this connection
+    /// is pinned as; answer with `Input::Bound` before feeding anything
+    /// else. A site bound to another office here is refused (`same_site`).
+    Bind(SiteId),
     /// Check this batch against the schema; answer with `Input::Validated`.
     Validate {
         batch: Batch,
@@ -155,11 +194,24 @@ pub enum Action {
         head: u64,
     },
     /// Apply these batches in one transaction with the last cursor; answer
-    /// with `Input::Applied`.
-    Apply(Vec<Received>),
+    /// with `Input::Applied`. `settle`: the group reaches the sender's head
+    /// (a catch-up or a burst ends here), so once it has committed, fold a
+    /// grown WAL into the database and free the cache (`Store::settle`;
+    /// the batches are committed already: a failure there is worth a
+    /// warning, not the session).
+    Apply { group: Vec<Received>, settle: bool },
     /// Read our changes after `from` (leaving out what the peer wrote or
-    /// sent us), send them as one Batch, answer with `Input::Pumped`.
-    Pump { from: Cursor, generation: u64 },
+    /// sent us), at most `max_rows` rows and about `max_bytes` bytes, and
+    /// put them as one Batch frame (compressed where it pays if
+    /// `compress`) into the `Outbox`'s batch lane, waiting for room; then
+    /// answer with `Input::Pumped`.
+    Pump {
+        from: Cursor,
+        generation: u64,
+        max_rows: usize,
+        max_bytes: usize,
+        compress: bool,
+    },
     /// Show this in status.
     Report(Report),
     /// Close the connection with this code and reason; nothing follows.
@@ -309,8 +361,19 @@ impl Session {
     /// group is being applied and the next one is already full, so that a
     /// peer sending faster than this node applies waits (QUIC flow control
     /// carries the wait back to it).
+    ///
+    /// One read takes what has arrived — at least one chunk, then more
+    /// while `reads_ahead` — hands every whole message in it over
+    /// (`Input::Frame`, carrying out the actions after each), then says
+    /// `Input::FramesDrained`.
     pub fn wants_frames(&self) -> bool {
         !(self.closed || (self.applying && self.queued_changes >= self.limits.group_changes))
+    }
+
+    /// Whether the read under way should take more of what has already
+    /// arrived, with `pending` bytes taken and not yet decoded.
+    pub fn reads_ahead(&self, pending: usize) -> bool {
+        pending < self.limits.read_ahead
     }
 
     /// Takes one input at monotonic time `now_ms`.
@@ -324,8 +387,9 @@ impl Session {
                 self.start_group();
                 Ok(())
             }
+            Input::Bound(result) => result.map(|()| self.on_bound()),
             Input::Validated(received) => received.map(|r| self.on_validated(r)),
-            Input::Applied(result) => result.map(|()| self.on_applied()),
+            Input::Applied(result) => result.and_then(|a| self.on_applied(a)),
             Input::Pumped(result) => result.map(|p| self.on_pumped(p, now_ms)),
             Input::HeadMoved(head) => {
                 self.on_head(head, now_ms);
@@ -359,11 +423,10 @@ impl Session {
                         .push_back(Action::Report(Report::SchemaDiffers { differences }));
                 }
                 check_hello(&self.local, &hello, self.version)?;
-                self.peer = Some(hello.clone());
+                let site = hello.site;
+                self.peer = Some(hello);
                 self.actions.push_back(Action::SetFrameLimit(MAX_FRAME));
-                self.actions
-                    .push_back(Action::Report(Report::Established { hello }));
-                self.actions.push_back(Action::SendPull);
+                self.actions.push_back(Action::Bind(site));
                 Ok(())
             }
             (Message::Hello(_), true) => Err(Violation::new(
@@ -422,6 +485,15 @@ impl Session {
         }
     }
 
+    /// The peer's site is bound to its office: the session is established.
+    fn on_bound(&mut self) {
+        if let Some(hello) = self.peer.clone() {
+            self.actions
+                .push_back(Action::Report(Report::Established { hello }));
+            self.actions.push_back(Action::SendPull);
+        }
+    }
+
     fn on_validated(&mut self, received: Received) {
         self.queued_changes += received.changes();
         self.queued.push(received);
@@ -441,17 +513,33 @@ impl Session {
         let group = std::mem::take(&mut self.queued);
         self.queued_changes = 0;
         self.applying = true;
+        // Reaching the sender's head ends a catch-up (or a burst).
         self.applying_complete = group.iter().any(|r| r.complete);
-        self.actions.push_back(Action::Apply(group));
+        self.actions.push_back(Action::Apply {
+            group,
+            settle: self.applying_complete,
+        });
     }
 
-    fn on_applied(&mut self) {
+    fn on_applied(&mut self, applied: GroupApplied) -> Result<(), Violation> {
         self.applying = false;
+        if applied.dropped > 0 {
+            // What was held is committed and the cursor moved on; the peer
+            // is told why the session ends.
+            return Err(Violation::new(
+                ErrorCode::ForbiddenFlood,
+                format!(
+                    "the peer sent more changes its office may not make than this node holds for review: {} dropped (review the held list with `puente held list`)",
+                    applied.dropped
+                ),
+            ));
+        }
         if self.applying_complete {
             // Caught up with the peer: tell it where we stand.
             self.actions.push_back(Action::SendState);
         }
         self.start_group();
+        Ok(())
     }
 
     fn start_pump(&mut self) {
@@ -459,6 +547,9 @@ impl Session {
         self.actions.push_back(Action::Pump {
             from: self.pump_cursor,
             generation: self.pump_generation,
+            max_rows: self.limits.batch_rows,
+            max_bytes: self.limits.batch_bytes,
+            compress: compresses(self.version),
         });
     }
 
@@ -524,6 +615,22 @@ impl Session {
             self.maybe_push_live(now_ms);
         }
         Ok(())
+    }
+}
+
+/// The code and sentence a session closes with when a replica step it
+/// asked for fails: a batch the schema refuses, a site bound to another
+/// office, or anything else that kept the replica from storing.
+pub fn store_violation(e: StoreError) -> Violation {
+    match e {
+        StoreError::InvalidBatch { .. } => Violation::new(ErrorCode::InvalidBatch, e.to_string()),
+        StoreError::SiteOfAnotherOffice { .. } => {
+            Violation::new(ErrorCode::SameSite, e.to_string())
+        }
+        other => Violation::new(
+            ErrorCode::ApplyFailed,
+            format!("could not store the peer's changes: {other}"),
+        ),
     }
 }
 

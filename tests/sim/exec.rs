@@ -1,32 +1,33 @@
 //! The simulator's executor of the session machine, in the role
-//! sync/peer.rs plays in the daemon: frames through the real encoder and
-//! decoder, the real `store::validate`, `apply_validated` and
-//! `changes_since` on each office's replica, and connections made,
-//! deduplicated (with the daemon's own rule) and lost.
+//! sync/peer.rs plays in the daemon: it carries out the machine's actions
+//! and reports back, deciding nothing itself. Frames go through the real
+//! encoder, the daemon's `Outbox` (control frames first, a bounded number
+//! of batches waiting) and a writer, and are read back as the machine
+//! says (`wants_frames`, `reads_ahead`) through the real decoder; batches
+//! through the real `store::validate`, `apply_validated` (then `settle`
+//! when the machine asks) and `changes_since` on each office's replica.
+//! Connections are made and lost in dial.rs.
 
 use puente::store::PeerRef;
-use puente::sync::policy::{Backoff, Direction, keeps_new_connection};
-use puente::sync::protocol::{
-    ErrorCode, FrameDecoder, MAX_HELLO_FRAME, Message, compress_frame, compresses, encode,
+use puente::sync::policy::Ending;
+use puente::sync::protocol::{ErrorCode, Message, compress_frame, encode};
+use puente::sync::rules::LocalInfo;
+use puente::sync::session::{
+    Action, GroupApplied, Input, Lane, Limits, Pumped, Queued, Received, Report, store_violation,
 };
-use puente::sync::rules::{LocalInfo, highest_common};
-use puente::sync::session::{Action, Input, Limits, Pumped, Report, Session, Timing};
-use rand::Rng;
 
 use super::check;
-use super::world::{Conn, Ev, HANDSHAKE_TIMEOUT_MS, IDLE_TIMEOUT_MS, Side, World};
+use super::world::{CHANGE_BYTES, Ev, Flying, PumpOrder, Side, World};
 
-/// Codes an honest session may close with in this simulation.
-fn expected_close(code: ErrorCode, disk_full: bool) -> bool {
-    match code {
-        ErrorCode::Normal
-        | ErrorCode::ShuttingDown
-        | ErrorCode::DuplicateConnection
-        // A link cut for more than five seconds right after connecting.
-        | ErrorCode::Timeout => true,
-        ErrorCode::ApplyFailed => disk_full,
-        _ => false,
-    }
+/// Codes an honest session may close with in this simulation: those that
+/// are no problem, a Hello timeout after a long cut, a failed apply while
+/// the disk is full, and a flood of forbidden changes from the dishonest
+/// office.
+fn expected_close(code: ErrorCode, disk_full: bool, peer_dishonest: bool) -> bool {
+    !code.is_problem()
+        || code == ErrorCode::Timeout
+        || (code == ErrorCode::ApplyFailed && disk_full)
+        || (code == ErrorCode::ForbiddenFlood && peer_dishonest)
 }
 
 impl World {
@@ -35,10 +36,11 @@ impl World {
             batch_rows: self.scenario.batch_rows,
             batch_bytes: 1 << 20,
             group_changes: self.scenario.group_changes,
+            read_ahead: self.scenario.read_ahead,
         }
     }
 
-    fn local_info(&self, office: usize) -> LocalInfo {
+    pub fn local_info(&self, office: usize) -> LocalInfo {
         LocalInfo {
             site: self.offices[office].site,
             node: self.offices[office].name.clone(),
@@ -48,7 +50,7 @@ impl World {
         }
     }
 
-    fn side(&mut self, conn: u64, side: usize) -> Option<&mut Side> {
+    pub fn side(&mut self, conn: u64, side: usize) -> Option<&mut Side> {
         self.conns.get_mut(&conn)?.sides[side].as_mut()
     }
 
@@ -67,6 +69,15 @@ impl World {
         self.drive(conn, side);
     }
 
+    /// Feeds an input to one end without carrying out what follows (the
+    /// caller's `drive` loop does).
+    fn answer(&mut self, conn: u64, side: usize, input: Input) {
+        let now = self.now;
+        if let Some(s) = self.side(conn, side) {
+            s.session.handle(input, now);
+        }
+    }
+
     /// Carries out every action the end's session asks for.
     pub fn drive(&mut self, conn: u64, side: usize) {
         loop {
@@ -79,13 +90,13 @@ impl World {
             let office = s.office;
             let epoch = s.epoch;
             match action {
-                Action::Send(message) => self.send(conn, side, &message),
+                Action::Send(message) => self.send_control(conn, side, &message),
                 Action::SendPull => {
                     let Some(site) = self.peer_site(conn, side) else {
                         continue;
                     };
                     match self.offices[office].store().cursor_for(&site) {
-                        Ok(cursor) => self.send(conn, side, &Message::Pull { cursor }),
+                        Ok(cursor) => self.send_control(conn, side, &Message::Pull { cursor }),
                         Err(e) => self.fail(format!("reading a cursor: {e}")),
                     }
                 }
@@ -103,7 +114,7 @@ impl World {
                                 applied,
                                 wall_ms,
                             };
-                            self.send(conn, side, &state);
+                            self.send_control(conn, side, &state);
                         }
                         Err(e) => self.fail(format!("reading a cursor: {e}")),
                     }
@@ -112,6 +123,16 @@ impl World {
                     if let Some(s) = self.side(conn, side) {
                         s.decoder.set_limit(limit);
                     }
+                }
+                Action::Bind(site) => {
+                    let peer = self.conns[&conn].ends[1 - side];
+                    let peer_name = self.offices[peer].name.clone();
+                    self.sync_clock(office);
+                    let bound = self.offices[office]
+                        .store_mut()
+                        .bind_site(site, &peer_name)
+                        .map_err(store_violation);
+                    self.answer(conn, side, Input::Bound(bound));
                 }
                 Action::Validate {
                     batch,
@@ -126,7 +147,7 @@ impl World {
                     let sender = self.conns[&conn].ends[1 - side];
                     // (The dishonest office sends forged stamps on purpose.)
                     if batch.sites.contains(&own) && !self.plan.is_dishonest(sender) {
-                        let from = self.offices[self.conns[&conn].ends[1 - side]].name.clone();
+                        let from = self.offices[sender].name.clone();
                         self.fail(format!(
                             "{from} sent {} changes this office wrote back to it",
                             self.offices[office].name
@@ -134,27 +155,19 @@ impl World {
                     }
                     let peer = PeerRef {
                         site,
-                        name: "peer".into(),
+                        name: self.offices[sender].name.clone(),
                     };
                     let received = puente::store::validate(&self.schema, &peer, batch)
-                        .map(|batch| puente::sync::session::Received {
+                        .map(|batch| Received {
                             batch,
                             cursor,
                             complete,
                             head,
                         })
-                        .map_err(|e| {
-                            puente::sync::protocol::Violation::new(
-                                ErrorCode::InvalidBatch,
-                                e.to_string(),
-                            )
-                        });
-                    let now = self.now;
-                    if let Some(s) = self.side(conn, side) {
-                        s.session.handle(Input::Validated(received), now);
-                    }
+                        .map_err(store_violation);
+                    self.answer(conn, side, Input::Validated(received));
                 }
-                Action::Apply(group) => {
+                Action::Apply { group, settle } => {
                     let changes: usize = group.iter().map(|r| r.batch.batch().changes.len()).sum();
                     let cost = 1 + (changes as u64) / 20;
                     self.after(
@@ -164,37 +177,37 @@ impl World {
                             side,
                             epoch,
                             group,
+                            settle,
                         },
                     );
                 }
-                Action::Pump { from, generation } => {
+                Action::Pump {
+                    from,
+                    generation,
+                    max_rows,
+                    max_bytes,
+                    compress,
+                } => {
+                    let order = PumpOrder {
+                        from,
+                        generation,
+                        max_rows,
+                        max_bytes,
+                        compress,
+                    };
                     self.after(
                         1,
                         Ev::PumpDone {
                             conn,
                             side,
                             epoch,
-                            from,
-                            generation,
+                            order,
                         },
                     );
                 }
                 Action::Report(Report::Established { hello }) => {
-                    let peer = self.conns[&conn].ends[1 - side];
-                    // As the daemon: the Hello over a pinned connection
-                    // binds the peer's site to its office.
-                    let peer_name = self.offices[peer].name.clone();
-                    let bound = self.offices[office]
-                        .store_mut()
-                        .bind_site(hello.site, &peer_name);
-                    // (A full disk may refuse it; the apply binds it again.)
-                    if let Err(e) = bound
-                        && !self.offices[office].disk_full
-                    {
-                        self.fail(format!("binding {peer_name}'s site: {e}"));
-                    }
-                    if let Some(b) = self.offices[office].backoff.get_mut(&peer) {
-                        b.reset();
+                    if let Some(s) = self.side(conn, side) {
+                        s.handshaken = true;
                     }
                     let name = self.offices[office].name.clone();
                     self.note(format!(
@@ -210,13 +223,14 @@ impl World {
                 }
                 Action::Close(violation) => {
                     let disk_full = self.offices[office].disk_full;
+                    let peer = self.conns[&conn].ends[1 - side];
+                    let peer_dishonest = self.plan.is_dishonest(peer);
                     let name = self.offices[office].name.clone();
                     self.note(format!("{name}: closes session {conn}: {violation}"));
-                    if !expected_close(violation.code, disk_full) {
+                    if !expected_close(violation.code, disk_full, peer_dishonest) {
                         self.fail(format!("{name} closed a session: {violation}"));
                     }
-                    self.end_side(conn, side);
-                    self.tell_other_end(conn, side);
+                    self.close(conn, side, violation.code);
                     return;
                 }
             }
@@ -245,8 +259,8 @@ impl World {
         self.feed(conn, side, Input::Tick);
     }
 
-    /// Puts a frame on the stream from end `side` to the other.
-    fn send(&mut self, conn: u64, side: usize, message: &Message) {
+    /// Queues a control message (never compressed) for the end's writer.
+    fn send_control(&mut self, conn: u64, side: usize, message: &Message) {
         let frame = match encode(message) {
             Ok(f) => f,
             Err(v) => {
@@ -254,15 +268,74 @@ impl World {
                 return;
             }
         };
-        // As the daemon does: compressed where it pays on version 3.
-        let compress = self
-            .side(conn, side)
-            .is_some_and(|s| compresses(s.session.version()));
-        let frame = if compress {
-            compress_frame(frame)
-        } else {
-            frame
+        let Some(s) = self.side(conn, side) else {
+            return;
         };
+        if s.outbox.push_control(frame) != Queued::Yes {
+            self.fail("the outbox of a live session refused a control frame".into());
+            return;
+        }
+        self.wake_writer(conn, side);
+    }
+
+    /// Starts the end's writer unless it is busy.
+    fn wake_writer(&mut self, conn: u64, side: usize) {
+        let Some(s) = self.side(conn, side) else {
+            return;
+        };
+        if s.writing || s.outbox.is_empty() {
+            return;
+        }
+        s.writing = true;
+        self.after(0, Ev::WriteFrame { conn, side });
+    }
+
+    /// The end's writer takes the next frame the outbox hands out and puts
+    /// it on the stream; it is busy for as long as the frame takes to write
+    /// at the scenario's speed (a batch by its number of changes: see
+    /// `CHANGE_BYTES`).
+    pub fn write(&mut self, conn: u64, side: usize) {
+        let speed = self.scenario.write_bytes_per_ms;
+        let Some(s) = self.side(conn, side) else {
+            return;
+        };
+        s.writing = false;
+        let Some((lane, frame)) = s.outbox.next_frame() else {
+            return;
+        };
+        let size = match lane {
+            Lane::Control => frame.len() as u64,
+            Lane::Batch => s.batch_sizes.pop_front().unwrap_or(1),
+        };
+        // At least a millisecond a frame: the writer takes one at a time.
+        let busy = size.div_ceil(speed);
+        // A batch taken makes room for the pump waiting for it, if any.
+        let unparked = if lane == Lane::Batch {
+            s.parked.take().map(|(parked, pumped, size)| {
+                let queued = s.outbox.push_batch(parked);
+                s.batch_sizes.push_back(size);
+                (queued, pumped)
+            })
+        } else {
+            None
+        };
+        if !s.outbox.is_empty() {
+            s.writing = true;
+            self.after(busy, Ev::WriteFrame { conn, side });
+        }
+        self.transmit(conn, side, frame, size);
+        if let Some((queued, pumped)) = unparked {
+            if queued != Queued::Yes {
+                self.fail("the outbox had no room after its writer took a batch".into());
+                return;
+            }
+            self.wake_writer(conn, side);
+            self.feed(conn, side, Input::Pumped(Ok(pumped)));
+        }
+    }
+
+    /// Puts a frame on the stream from end `side` to the other.
+    fn transmit(&mut self, conn: u64, side: usize, frame: Vec<u8>, size: u64) {
         self.stats.frames += 1;
         let to = 1 - side;
         let ends = self.conns[&conn].ends;
@@ -272,14 +345,14 @@ impl World {
         let transit = self.transit(link);
         let c = self.conns.get_mut(&conn).expect("the connection exists");
         // Ordered: never before the frame ahead of it.
-        let behind = c.inflight[to].back().map_or(0, |(t, _)| *t);
+        let behind = c.inflight[to].back().map_or(0, |f| f.at);
         let at = (self.now + transit).max(behind);
-        c.inflight[to].push_back((at, frame));
+        c.inflight[to].push_back(Flying { at, frame, size });
         self.at(at, Ev::Deliver { conn, to });
     }
 
-    /// Hands the frames that have arrived at end `to` to its session, as
-    /// far as it takes them.
+    /// Frames have arrived at end `to`: it reads them unless its link is
+    /// cut (they wait).
     pub fn deliver(&mut self, conn: u64, to: usize) {
         let ends = match self.conns.get(&conn) {
             Some(c) => c.ends,
@@ -290,50 +363,68 @@ impl World {
         {
             return;
         }
-        let now = self.now;
-        let c = self.conns.get_mut(&conn).expect("the connection exists");
-        let Some(s) = c.sides[to].as_mut() else {
-            return;
-        };
-        while c.inflight[to].front().is_some_and(|(t, _)| *t <= now) {
-            if let Some((_, frame)) = c.inflight[to].pop_front() {
-                s.decoder.push(&frame);
-            }
-        }
-        self.take_frames(conn, to);
+        self.read(conn, to);
     }
 
-    /// Decodes what the end's decoder holds while its session takes frames.
-    pub fn take_frames(&mut self, conn: u64, side: usize) {
+    /// One read, as the machine says: while the session wants frames, take
+    /// what has arrived (at least one frame, then more while it reads
+    /// ahead), hand over every message in it, then say the read is drained.
+    /// Frames left over make another read.
+    pub fn read(&mut self, conn: u64, side: usize) {
         let now = self.now;
-        let mut decoded = 0;
+        let Some(c) = self.conns.get_mut(&conn) else {
+            return;
+        };
+        let Some(s) = c.sides[side].as_mut() else {
+            return;
+        };
+        if !s.session.wants_frames() {
+            return;
+        }
+        // (Frames are whole and every read decodes all it took, so what
+        // this read took is what the decoder holds: counted as the
+        // simulator counts sizes.)
+        let inflight = &mut c.inflight[side];
+        let mut taken = 0;
+        let mut took = false;
+        while inflight.front().is_some_and(|f| f.at <= now)
+            && (!took || s.session.reads_ahead(taken as usize))
+        {
+            if let Some(f) = inflight.pop_front() {
+                s.decoder.push(&f.frame);
+                taken += f.size;
+                took = true;
+            }
+        }
+        if !took {
+            return;
+        }
+        let more = inflight.front().is_some_and(|f| f.at <= now);
         loop {
             let Some(s) = self.side(conn, side) else {
                 return;
             };
-            if !s.session.wants_frames() {
-                break;
-            }
             match s.decoder.next_message() {
-                Ok(Some(message)) => {
-                    decoded += 1;
-                    s.session.handle(Input::Frame(message), now);
-                    self.drive(conn, side);
-                }
+                Ok(Some(message)) => self.feed(conn, side, Input::Frame(message)),
                 Ok(None) => break,
                 Err(v) => {
                     self.fail(format!("a frame failed to decode: {v}"));
-                    self.end_side(conn, side);
-                    self.tell_other_end(conn, side);
+                    self.close(conn, side, v.code);
                     return;
                 }
             }
         }
-        // As the daemon's executor: only a read that took frames ends with
-        // "drained".
-        if decoded > 0 {
-            self.feed(conn, side, Input::FramesDrained);
+        self.feed(conn, side, Input::FramesDrained);
+        if more {
+            self.after(0, Ev::Deliver { conn, to: side });
         }
+    }
+
+    /// This end closes the connection with `code`: it ends here, and the
+    /// other end learns it one trip later.
+    pub fn close(&mut self, conn: u64, side: usize, code: ErrorCode) {
+        self.end_side(conn, side, Ending::Closed(code));
+        self.tell_other_end(conn, side, Ending::ClosedByPeer(Some(code)));
     }
 
     pub fn apply_done(
@@ -341,7 +432,8 @@ impl World {
         conn: u64,
         side: usize,
         epoch: u64,
-        group: Vec<puente::sync::session::Received>,
+        group: Vec<Received>,
+        settle: bool,
     ) {
         let Some(s) = self.side(conn, side) else {
             return;
@@ -374,10 +466,17 @@ impl World {
             for batch in &forbidden {
                 self.record_forbidden(office, batch);
             }
+            if settle && let Err(e) = self.offices[office].store_mut().settle() {
+                // As the daemon: committed already, worth a line only.
+                self.note(format!("settling after a catch-up failed: {e}"));
+            }
         }
-        let result = result.map(|_| ()).map_err(|e| {
-            puente::sync::protocol::Violation::new(ErrorCode::ApplyFailed, e.to_string())
-        });
+        let result = result
+            .map(|applied| GroupApplied {
+                held: applied.held,
+                dropped: applied.held_dropped,
+            })
+            .map_err(store_violation);
         if result.is_ok() {
             self.check_cursor(office, sender);
         }
@@ -386,17 +485,11 @@ impl World {
         if head != before {
             self.head_moved(office);
         }
-        self.take_frames(conn, side);
+        // The session may want frames again.
+        self.read(conn, side);
     }
 
-    pub fn pump_done(
-        &mut self,
-        conn: u64,
-        side: usize,
-        epoch: u64,
-        from: puente::store::Cursor,
-        generation: u64,
-    ) {
+    pub fn pump_done(&mut self, conn: u64, side: usize, epoch: u64, order: PumpOrder) {
         let Some(s) = self.side(conn, side) else {
             return;
         };
@@ -407,14 +500,13 @@ impl World {
         let Some(site) = self.peer_site(conn, side) else {
             return;
         };
-        let limits = self.limits();
         let out = self.offices[office].store().changes_since(
-            from,
-            limits.batch_rows,
-            limits.batch_bytes,
+            order.from,
+            order.max_rows,
+            order.max_bytes,
             Some(site),
         );
-        let out = match out {
+        let mut out = match out {
             Ok(out) => out,
             Err(e) => {
                 self.fail(format!("reading changes: {e}"));
@@ -422,27 +514,44 @@ impl World {
             }
         };
         let pumped = Pumped {
-            generation,
+            generation: order.generation,
             cursor: out.cursor,
             complete: out.complete,
             head: out.head,
         };
-        let mut out = out;
         if self.plan.is_dishonest(office) {
             let to = self.conns[&conn].ends[1 - side];
             self.forge(office, to, &mut out.batch);
         }
-        self.send(
-            conn,
-            side,
-            &Message::Batch {
-                batch: out.batch,
-                cursor: out.cursor,
-                complete: out.complete,
-                head: out.head,
-            },
-        );
-        self.feed(conn, side, Input::Pumped(Ok(pumped)));
+        let size = 64 + out.batch.changes.len() as u64 * CHANGE_BYTES;
+        let message = Message::Batch {
+            batch: out.batch,
+            cursor: out.cursor,
+            complete: out.complete,
+            head: out.head,
+        };
+        let frame = match encode(&message) {
+            Ok(f) => f,
+            Err(v) => return self.fail(format!("encoding a batch: {v}")),
+        };
+        let frame = if order.compress {
+            compress_frame(frame)
+        } else {
+            frame
+        };
+        let Some(s) = self.side(conn, side) else {
+            return;
+        };
+        match s.outbox.push_batch(frame) {
+            Queued::Yes => {
+                s.batch_sizes.push_back(size);
+                self.wake_writer(conn, side);
+                self.feed(conn, side, Input::Pumped(Ok(pumped)));
+            }
+            // The pump waits for room, as the daemon's does.
+            Queued::Full(frame) => s.parked = Some((frame, pumped, size)),
+            Queued::Closed => self.fail("the outbox of a live session is closed".into()),
+        }
     }
 
     /// Tells every session of `office` that its head moved.
@@ -485,299 +594,5 @@ impl World {
             }
             (Err(e), _) | (_, Err(e)) => self.fail(format!("taking a snapshot: {e}")),
         }
-    }
-
-    /// Removes one end of a connection (closed here, or its office gone).
-    pub fn end_side(&mut self, conn: u64, side: usize) {
-        let Some(c) = self.conns.get_mut(&conn) else {
-            return;
-        };
-        let office = c.ends[side];
-        let peer = c.ends[1 - side];
-        let had = c.sides[side].take().is_some();
-        c.inflight[side].clear();
-        if c.sides.iter().all(Option::is_none) {
-            self.conns.remove(&conn);
-        }
-        if !had {
-            return;
-        }
-        let o = &mut self.offices[office];
-        if o.registry.get(&peer).is_some_and(|(id, _, _)| *id == conn) {
-            o.registry.remove(&peer);
-        }
-        if o.is_up() {
-            let epoch = o.epoch;
-            self.schedule_dial(office, peer, epoch);
-        }
-    }
-
-    /// The other end learns the connection is gone, one trip later (or at
-    /// the idle timeout, when the link is cut).
-    pub fn tell_other_end(&mut self, conn: u64, side: usize) {
-        let Some(c) = self.conns.get(&conn) else {
-            return;
-        };
-        let Some(link) = self.link_between(c.ends[0], c.ends[1]) else {
-            return;
-        };
-        let delay = if self.links[link].cut {
-            IDLE_TIMEOUT_MS
-        } else {
-            self.transit(link)
-        };
-        self.after(
-            delay,
-            Ev::Lost {
-                conn,
-                side: 1 - side,
-            },
-        );
-    }
-
-    pub fn schedule_dial(&mut self, from: usize, to: usize, epoch: u64) {
-        if self.offices[from]
-            .dialling
-            .get(&to)
-            .copied()
-            .unwrap_or(false)
-        {
-            return;
-        }
-        self.offices[from].dialling.insert(to, true);
-        let mut backoff = self.offices[from].backoff.remove(&to).unwrap_or_default();
-        let wait = backoff.wait(&mut self.rng).as_millis() as u64;
-        self.offices[from].backoff.insert(to, backoff);
-        self.after(wait, Ev::Dial { from, to, epoch });
-    }
-
-    pub fn dial(&mut self, from: usize, to: usize, epoch: u64) {
-        let o = &mut self.offices[from];
-        if !o.is_up() || o.epoch != epoch {
-            return;
-        }
-        o.dialling.insert(to, false);
-        if o.registry.contains_key(&to) {
-            // Connected (either way): the dialler waits for it to end.
-            return;
-        }
-        let link = self.link_between(from, to).expect("peers are linked");
-        if self.links[link].cut || !self.offices[to].is_up() {
-            // No answer: the attempt times out, then the backoff.
-            self.offices[from].dialling.insert(to, true);
-            let mut backoff: Backoff = self.offices[from].backoff.remove(&to).unwrap_or_default();
-            let wait = backoff.wait(&mut self.rng).as_millis() as u64;
-            self.offices[from].backoff.insert(to, backoff);
-            self.after(HANDSHAKE_TIMEOUT_MS + wait, Ev::Dial { from, to, epoch });
-            return;
-        }
-        self.offices[from].dialling.insert(to, true);
-        let rtt = 2 * self.links[link].spec.delay_ms;
-        self.after(
-            rtt,
-            Ev::Establish {
-                dialer: from,
-                acceptor: to,
-                epoch,
-            },
-        );
-    }
-
-    /// The handshake finished: each end admits the connection unless it
-    /// keeps another one to the same peer (the daemon's rule).
-    pub fn establish(&mut self, dialer: usize, acceptor: usize, epoch: u64) {
-        self.offices[dialer].dialling.insert(acceptor, false);
-        let link = self
-            .link_between(dialer, acceptor)
-            .expect("peers are linked");
-        let reachable = self.offices[dialer].is_up()
-            && self.offices[dialer].epoch == epoch
-            && self.offices[acceptor].is_up()
-            && !self.links[link].cut;
-        if !reachable {
-            if self.offices[dialer].is_up() && self.offices[dialer].epoch == epoch {
-                self.schedule_dial(dialer, acceptor, epoch);
-            }
-            return;
-        }
-        let id = self.new_conn_id();
-        let mut keep = [false; 2];
-        for (i, (me, peer, direction)) in [
-            (dialer, acceptor, Direction::Outbound),
-            (acceptor, dialer, Direction::Inbound),
-        ]
-        .into_iter()
-        .enumerate()
-        {
-            let we_dial_the_winner = self.offices[me].rank < self.offices[peer].rank;
-            keep[i] = match self.offices[me].registry.get(&peer).copied() {
-                None => true,
-                Some((_, existing, admitted)) => keeps_new_connection(
-                    existing,
-                    std::time::Duration::from_millis(self.now - admitted),
-                    direction,
-                    we_dial_the_winner,
-                ),
-            };
-        }
-        let mut conn = Conn {
-            ends: [dialer, acceptor],
-            sides: [None, None],
-            inflight: Default::default(),
-        };
-        let limits = self.limits();
-        for (i, me) in [dialer, acceptor].into_iter().enumerate() {
-            if !keep[i] {
-                continue;
-            }
-            let head = self.offices[me].store().head();
-            // What TLS would negotiate: the newest version both speak.
-            let version = highest_common(
-                &self.offices[dialer].versions,
-                &self.offices[acceptor].versions,
-            )
-            .unwrap_or(0);
-            let session = Session::new(
-                self.local_info(me),
-                limits,
-                Timing::default(),
-                version,
-                (self.now, self.wall(me)),
-                head,
-            );
-            conn.sides[i] = Some(Side {
-                office: me,
-                epoch: self.offices[me].epoch,
-                session,
-                decoder: {
-                    let mut d = FrameDecoder::with_limit(MAX_HELLO_FRAME);
-                    d.set_compressed(compresses(version));
-                    d
-                },
-                tick_at: None,
-            });
-        }
-        self.conns.insert(id, conn);
-        self.stats.sessions += 1;
-        self.note(format!(
-            "connection {id}: {} dials {} (kept: {keep:?})",
-            self.offices[dialer].name, self.offices[acceptor].name
-        ));
-        for (i, me, peer) in [(0, dialer, acceptor), (1, acceptor, dialer)] {
-            if !keep[i] {
-                // This end refuses the duplicate; the other learns it.
-                self.tell_other_end(id, i);
-                continue;
-            }
-            let direction = if i == 0 {
-                Direction::Outbound
-            } else {
-                Direction::Inbound
-            };
-            let admitted = self.now;
-            if let Some((old, _, _)) = self.offices[me]
-                .registry
-                .insert(peer, (id, direction, admitted))
-            {
-                // The connection this end replaces closes.
-                if let Some(c) = self.conns.get(&old) {
-                    let side = c.side_of(me);
-                    self.end_side(old, side);
-                    self.tell_other_end(old, side);
-                }
-            }
-        }
-        for (i, kept) in keep.into_iter().enumerate() {
-            if kept {
-                self.drive(id, i);
-            }
-        }
-    }
-
-    /// A link cut for longer than the idle timeout ends its connections.
-    pub fn idle_timeout(&mut self, conn: u64, link: usize, cut_epoch: u64) {
-        if !self.links[link].cut || self.links[link].cut_epoch != cut_epoch {
-            return;
-        }
-        if self.conns.contains_key(&conn) {
-            self.note(format!("connection {conn} timed out"));
-            self.end_side(conn, 0);
-            self.end_side(conn, 1);
-        }
-    }
-
-    /// Frames that waited on a cut link move on.
-    pub fn heal_link(&mut self, link: usize) {
-        self.links[link].cut = false;
-        let (a, b) = (self.links[link].spec.a, self.links[link].spec.b);
-        let ids: Vec<u64> = self
-            .conns
-            .iter()
-            .filter(|(_, c)| (c.ends == [a, b]) || (c.ends == [b, a]))
-            .map(|(id, _)| *id)
-            .collect();
-        let delay = self.links[link].spec.delay_ms;
-        for id in ids {
-            for to in 0..2 {
-                let now = self.now;
-                let c = self.conns.get_mut(&id).expect("listed above");
-                let mut at = now + delay;
-                for (t, _) in c.inflight[to].iter_mut() {
-                    *t = (*t).max(at);
-                    at = *t;
-                }
-                let times: Vec<u64> = self.conns[&id].inflight[to]
-                    .iter()
-                    .map(|(t, _)| *t)
-                    .collect();
-                for t in times {
-                    self.at(t, Ev::Deliver { conn: id, to });
-                }
-            }
-        }
-    }
-
-    /// The office's connections end without a word (a crash): the other
-    /// ends notice when the office is back (its stateless reset), or only
-    /// at the idle timeout; meanwhile the restarted office's new connection
-    /// must be admitted (`policy::keeps_new_connection`).
-    pub fn drop_connections_of(&mut self, office: usize, back_in: u64) {
-        let ids: Vec<(u64, usize)> = self
-            .conns
-            .iter()
-            .filter(|(_, c)| c.ends.contains(&office))
-            .map(|(id, c)| (*id, c.side_of(office)))
-            .collect();
-        for (id, side) in ids {
-            if let Some(c) = self.conns.get_mut(&id) {
-                c.sides[side] = None;
-                c.inflight[side].clear();
-                let other = 1 - side;
-                let ends = c.ends;
-                if c.sides[other].is_none() {
-                    self.conns.remove(&id);
-                    continue;
-                }
-                let link = self.link_between(ends[0], ends[1]).expect("linked");
-                let delay = self.links[link].spec.delay_ms;
-                // The restarted office's stateless reset tells the other end
-                // at once — unless no packet of the old connection reaches it
-                // (then only the idle timeout does).
-                let noticed = if self.rng.random_bool(0.5) {
-                    IDLE_TIMEOUT_MS.min(back_in + delay)
-                } else {
-                    IDLE_TIMEOUT_MS
-                };
-                self.after(
-                    noticed,
-                    Ev::Lost {
-                        conn: id,
-                        side: other,
-                    },
-                );
-            }
-        }
-        self.offices[office].registry.clear();
-        self.offices[office].dialling.clear();
     }
 }

@@ -10,6 +10,7 @@
 //! seed and prints every event.
 
 mod check;
+mod dial;
 mod dishonest;
 mod exec;
 mod model;

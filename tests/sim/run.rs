@@ -127,8 +127,7 @@ pub fn run(seed: u64, trace: bool) -> Result<Summary, Failure> {
                 epoch: 0,
                 rank: rng.random(),
                 registry: Default::default(),
-                backoff: Default::default(),
-                dialling: Default::default(),
+                diallers: Default::default(),
                 disk_full: false,
                 restart_at: None,
                 versions: if rng.random_bool(0.2) {
@@ -164,14 +163,13 @@ fn simulate(world: &mut World) -> Result<Summary, String> {
         world.offices[i].store = Some(store);
     }
     let scenario = world.scenario.clone();
-    // Every office dials every peer it is linked to.
+    // Every office dials every peer it is linked to, once it has started.
     for office in 0..scenario.offices {
         for peer in world.peers_of(office) {
             let at = world.rng.random_range(0..100);
-            world.offices[office].dialling.insert(peer, true);
             world.at(
                 at,
-                Ev::Dial {
+                Ev::Rested {
                     from: office,
                     to: peer,
                     epoch: 0,
@@ -251,21 +249,28 @@ fn handle(world: &mut World, ev: Ev) {
             side,
             epoch,
             group,
-        } => world.apply_done(conn, side, epoch, group),
+            settle,
+        } => world.apply_done(conn, side, epoch, group, settle),
         Ev::PumpDone {
             conn,
             side,
             epoch,
+            order,
+        } => world.pump_done(conn, side, epoch, order),
+        Ev::WriteFrame { conn, side } => world.write(conn, side),
+        Ev::Rested { from, to, epoch } => world.rested(from, to, epoch),
+        Ev::Attempted {
             from,
-            generation,
-        } => world.pump_done(conn, side, epoch, from, generation),
-        Ev::Dial { from, to, epoch } => world.dial(from, to, epoch),
+            to,
+            epoch,
+            attempt,
+        } => world.attempted(from, to, epoch, attempt),
         Ev::Establish {
             dialer,
             acceptor,
             epoch,
         } => world.establish(dialer, acceptor, epoch),
-        Ev::Lost { conn, side } => world.end_side(conn, side),
+        Ev::Lost { conn, side, ending } => world.end_side(conn, side, ending),
         Ev::Write { office } => write(world, office),
         Ev::Crash { office, down_ms } => crash(world, office, down_ms),
         Ev::Restart { office } => restart(world, office),
@@ -436,8 +441,8 @@ fn restart(world: &mut World, office: usize) {
     for peer in world.peers_of(office) {
         world.check_cursor(office, peer);
         world.check_cursor(peer, office);
-        let epoch = world.offices[office].epoch;
-        world.schedule_dial(office, peer, epoch);
+        // A new process: new diallers, which dial at once.
+        world.try_dial(office, peer);
     }
 }
 

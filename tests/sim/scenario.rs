@@ -39,6 +39,13 @@ pub struct Scenario {
     pub faults: Vec<(u64, Fault)>,
     pub batch_rows: usize,
     pub group_changes: usize,
+    /// Bytes one read takes ahead of decoding (`Limits::read_ahead`): the
+    /// daemon's 2 MiB, or a few frames' worth so that the bound matters.
+    pub read_ahead: usize,
+    /// How fast each end writes its frames onto the stream (bytes per ms:
+    /// about 0.8, 8 or 80 Mbit/s); a slow one makes frames wait in the
+    /// outbox, so its order and its bound matter.
+    pub write_bytes_per_ms: u64,
     /// Ids per table the workload draws from (small: writes overlap).
     pub ids: usize,
 }
@@ -130,6 +137,8 @@ impl Scenario {
             batch_rows: rng.random_range(1..=20),
             group_changes: rng.random_range(1..=40),
             ids: rng.random_range(2..=8),
+            read_ahead: [1 << 10, 8 << 10, 2 << 20][rng.random_range(0..3)],
+            write_bytes_per_ms: [100, 1_000, 10_000][rng.random_range(0..3)],
         }
     }
 }

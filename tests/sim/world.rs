@@ -5,10 +5,11 @@
 //!
 //! The network model is the one the sessions see over QUIC: each
 //! direction of a connection is an ordered stream of frames with per-link
-//! delay and jitter; a lost packet delays its frame and every frame behind
-//! it (QUIC resends it; the stream stays ordered); a cut link freezes the
-//! stream and, if it lasts longer than the idle timeout, ends the
-//! connection at both ends. Duplicated and reordered changes come from
+//! delay and jitter, written one at a time from the session's `Outbox`
+//! at the scenario's speed; a lost packet delays its frame and every frame
+//! behind it (QUIC resends it; the stream stays ordered); a cut link
+//! freezes the stream and, if it lasts longer than the idle timeout, ends
+//! the connection at both ends. Duplicated and reordered changes come from
 //! where QUIC cannot hide them: several paths between offices (relays),
 //! two connections at once when both sides dial, sessions that restart
 //! from an older cursor after a crash.
@@ -23,9 +24,9 @@ use puente::config::Schema;
 use puente::seal::Keyring;
 use puente::stamp::SiteId;
 use puente::store::{Cursor, Store};
-use puente::sync::policy::{Backoff, Direction};
+use puente::sync::policy::{self, Attempt, Dialler, Ending};
 use puente::sync::protocol::FrameDecoder;
-use puente::sync::session::{Received, Session};
+use puente::sync::session::{Outbox, Pumped, Received, Session};
 use rand::Rng;
 use rand::rngs::StdRng;
 
@@ -35,12 +36,19 @@ use super::scenario::{LinkSpec, Scenario};
 
 /// Simulated wall clocks start here (unix ms, in 2027).
 pub const WALL_BASE_MS: i64 = 1_800_000_000_000;
-/// A connection whose link stays cut this long times out at both ends.
-pub const IDLE_TIMEOUT_MS: u64 = 15_000;
-/// A dial with no answer gives up after this.
-pub const HANDSHAKE_TIMEOUT_MS: u64 = 10_000;
+/// A connection whose link stays cut this long times out at both ends
+/// (the daemon's QUIC idle timeout).
+pub const IDLE_TIMEOUT_MS: u64 = policy::IDLE_TIMEOUT.as_millis() as u64;
+/// A dial with no answer gives up after this (the daemon's).
+pub const HANDSHAKE_TIMEOUT_MS: u64 = policy::HANDSHAKE_TIMEOUT.as_millis() as u64;
 /// Extra wait of a frame whose packet was lost (a retransmission).
 pub const RETRANSMIT_MS: u64 = 200;
+/// The size the simulator counts for one change in a batch frame, when it
+/// writes the frame (time) and reads it ahead (`Session::reads_ahead`); a
+/// sealed cell is an age file of some 250 to 450 bytes. Not the frame's
+/// own length: age adds a stanza of random length to every file, and a run
+/// must replay from its seed. (Control frames count their own length.)
+pub const CHANGE_BYTES: u64 = 300;
 
 pub struct Office {
     pub name: String,
@@ -55,12 +63,10 @@ pub struct Office {
     /// Stands in for the certificate fingerprint in the duplicate
     /// tie-break.
     pub rank: u64,
-    /// Live connection per peer, its direction here and when it was
-    /// admitted.
-    pub registry: BTreeMap<usize, (u64, Direction, u64)>,
-    pub backoff: BTreeMap<usize, Backoff>,
-    /// A dial to that peer is under way.
-    pub dialling: BTreeMap<usize, bool>,
+    /// The live connection kept per peer (the daemon's registry).
+    pub registry: policy::Registry<usize, u64>,
+    /// The dialler of each peer (the daemon's).
+    pub diallers: BTreeMap<usize, Dialler>,
     pub disk_full: bool,
     pub restart_at: Option<u64>,
     /// The sync protocol versions it speaks (some offices run an older
@@ -90,14 +96,34 @@ pub struct Side {
     pub decoder: FrameDecoder,
     /// When a tick is scheduled for it.
     pub tick_at: Option<u64>,
+    /// Frames waiting for this end's writer, in the daemon's order.
+    pub outbox: Outbox,
+    /// Whether a write is scheduled (the writer is busy or about to be).
+    pub writing: bool,
+    /// A pump's frame waiting for room in the outbox, its answer and its
+    /// size as the simulator counts it.
+    pub parked: Option<(Vec<u8>, Pumped, u64)>,
+    /// The sizes of the batches waiting in the outbox, in order.
+    pub batch_sizes: VecDeque<u64>,
+    /// When the session started, and whether it was established.
+    pub started_ms: u64,
+    pub handshaken: bool,
+}
+
+/// A frame on its way, when it arrives, and its size as the simulator
+/// counts it (see `CHANGE_BYTES`).
+pub struct Flying {
+    pub at: u64,
+    pub frame: Vec<u8>,
+    pub size: u64,
 }
 
 pub struct Conn {
     /// Offices at each end: 0 dialled, 1 accepted.
     pub ends: [usize; 2],
     pub sides: [Option<Side>; 2],
-    /// Frames on their way to each end, in order, with their arrival time.
-    pub inflight: [VecDeque<(u64, Vec<u8>)>; 2],
+    /// Frames on their way to each end, in order.
+    pub inflight: [VecDeque<Flying>; 2],
 }
 
 impl Conn {
@@ -128,28 +154,42 @@ pub enum Ev {
         side: usize,
         epoch: u64,
         group: Vec<Received>,
+        settle: bool,
     },
     PumpDone {
         conn: u64,
         side: usize,
         epoch: u64,
-        from: Cursor,
-        generation: u64,
+        order: PumpOrder,
     },
-    Dial {
+    /// The end's writer takes its next frame.
+    WriteFrame {
+        conn: u64,
+        side: usize,
+    },
+    /// The dialler's rest is over (or the office has just started).
+    Rested {
         from: usize,
         to: usize,
         epoch: u64,
+    },
+    /// A dial attempt came to this (with no session).
+    Attempted {
+        from: usize,
+        to: usize,
+        epoch: u64,
+        attempt: Attempt,
     },
     Establish {
         dialer: usize,
         acceptor: usize,
         epoch: u64,
     },
-    /// The end `side` of `conn` learns that the connection is gone.
+    /// The end `side` of `conn` learns that the connection is gone, and how.
     Lost {
         conn: u64,
         side: usize,
+        ending: Ending,
     },
     Write {
         office: usize,
@@ -182,6 +222,16 @@ pub enum Ev {
         full: bool,
     },
     Check,
+}
+
+/// What an `Action::Pump` asked for.
+#[derive(Debug, Clone, Copy)]
+pub struct PumpOrder {
+    pub from: Cursor,
+    pub generation: u64,
+    pub max_rows: usize,
+    pub max_bytes: usize,
+    pub compress: bool,
 }
 
 struct Scheduled {

@@ -43,6 +43,7 @@ fn limits(group_changes: usize) -> Limits {
         batch_rows: 10,
         batch_bytes: 1 << 20,
         group_changes,
+        read_ahead: 1 << 10,
     }
 }
 
@@ -50,12 +51,18 @@ fn drain(s: &mut Session) -> Vec<Action> {
     std::iter::from_fn(|| s.poll_action()).collect()
 }
 
-/// A session that has exchanged Hellos, with its actions so far taken.
+/// A session that has exchanged Hellos and bound the peer's site, with
+/// its actions so far taken.
 fn established(group_changes: usize) -> Session {
     let mut s = session(limits(group_changes), Timing::default(), 3, 1_000);
     s.handle(Input::Frame(hello()), 1_000);
+    s.handle(Input::Bound(Ok(())), 1_000);
     drain(&mut s);
     s
+}
+
+fn applied() -> Input {
+    Input::Applied(Ok(GroupApplied::default()))
 }
 
 fn batch(changes: usize) -> Batch {
@@ -94,7 +101,7 @@ fn closed_with(actions: &[Action]) -> Option<ErrorCode> {
 }
 
 #[test]
-fn hello_goes_first_then_leads_to_a_pull_and_a_larger_frame_limit() {
+fn hello_goes_first_then_leads_to_a_bind_a_pull_and_a_larger_frame_limit() {
     let mut s = session(limits(100), Timing::default(), 3, 1_000);
     let first = drain(&mut s);
     assert!(
@@ -104,13 +111,33 @@ fn hello_goes_first_then_leads_to_a_pull_and_a_larger_frame_limit() {
     s.handle(Input::Frame(hello()), 1_200);
     let after = drain(&mut s);
     assert!(matches!(after[0], Action::SetFrameLimit(MAX_FRAME)));
+    // The peer's site is bound to its office before anything else.
+    assert!(matches!(after[1], Action::Bind(site) if site == SiteId([2; 16])));
+    assert_eq!(after.len(), 2);
+    s.handle(Input::Bound(Ok(())), 1_200);
+    let after = drain(&mut s);
     assert!(
-        matches!(&after[1], Action::Report(Report::Established { hello }) if hello.node == "san-diego" && hello.wall_ms == 1_500)
+        matches!(&after[0], Action::Report(Report::Established { hello }) if hello.node == "san-diego" && hello.wall_ms == 1_500)
     );
-    assert!(matches!(after[2], Action::SendPull));
-    assert_eq!(after.len(), 3);
+    assert!(matches!(after[1], Action::SendPull));
+    assert_eq!(after.len(), 2);
     assert_eq!(s.peer().map(|h| h.head), Some(7));
     assert_eq!(s.poll_timeout(), None);
+}
+
+#[test]
+fn a_site_bound_to_another_office_closes_before_the_session_is_established() {
+    let mut s = session(limits(100), Timing::default(), 3, 0);
+    drain(&mut s);
+    s.handle(Input::Frame(hello()), 0);
+    drain(&mut s);
+    s.handle(
+        Input::Bound(Err(Violation::new(ErrorCode::SameSite, "another office's"))),
+        0,
+    );
+    let after = drain(&mut s);
+    assert_eq!(closed_with(&after), Some(ErrorCode::SameSite));
+    assert_eq!(after.len(), 1, "no Established, no Pull: {after:?}");
 }
 
 #[test]
@@ -223,7 +250,11 @@ fn pull_starts_the_pump_which_runs_until_caught_up() {
         0,
     );
     let a = drain(&mut s);
-    assert!(matches!(a[..], [Action::Pump { from, generation: 1 }] if from == Cursor::at(4)));
+    // Batches of the configured size, compressed on a version 3 connection
+    // only (this one negotiated version 2).
+    assert!(
+        matches!(a[..], [Action::Pump { from, generation: 1, max_rows: 10, max_bytes: 1_048_576, compress: false }] if from == Cursor::at(4))
+    );
     let mid = Cursor {
         base: 4,
         progress: 20,
@@ -238,7 +269,7 @@ fn pull_starts_the_pump_which_runs_until_caught_up() {
         1,
     );
     let a = drain(&mut s);
-    assert!(matches!(a[..], [Action::Pump { from, generation: 1 }] if from == mid));
+    assert!(matches!(a[..], [Action::Pump { from, generation: 1, .. }] if from == mid));
     s.handle(
         Input::Pumped(Ok(Pumped {
             generation: 1,
@@ -259,6 +290,7 @@ fn live_pushes_follow_the_head_paced() {
     };
     let mut s = session(limits(100), timing, 0, 0);
     s.handle(Input::Frame(hello()), 0);
+    s.handle(Input::Bound(Ok(())), 0);
     s.handle(
         Input::Frame(Message::Pull {
             cursor: Cursor::ZERO,
@@ -348,7 +380,7 @@ fn a_pull_during_a_pump_restarts_it_from_the_new_cursor_when_the_old_one_answers
         1,
     );
     let a = drain(&mut s);
-    assert!(matches!(a[..], [Action::Pump { from, generation: 2 }] if from == Cursor::at(2)));
+    assert!(matches!(a[..], [Action::Pump { from, generation: 2, .. }] if from == Cursor::at(2)));
 }
 
 #[test]
@@ -367,7 +399,9 @@ fn batches_queued_during_an_apply_go_together_up_to_the_group_bound() {
     s.handle(Input::Validated(Ok(received(3, false))), 0);
     assert!(drain(&mut s).is_empty(), "waits for the end of the read");
     s.handle(Input::FramesDrained, 0);
-    assert!(matches!(&drain(&mut s)[..], [Action::Apply(g)] if g.len() == 1));
+    assert!(
+        matches!(&drain(&mut s)[..], [Action::Apply { group, settle: false }] if group.len() == 1)
+    );
     // While it is applied, more arrive.
     s.handle(Input::Validated(Ok(received(4, false))), 0);
     s.handle(Input::Validated(Ok(received(4, true))), 0);
@@ -376,16 +410,137 @@ fn batches_queued_during_an_apply_go_together_up_to_the_group_bound() {
     assert!(s.wants_frames());
     s.handle(Input::Validated(Ok(received(4, false))), 0);
     assert!(!s.wants_frames(), "the next group is full: stop reading");
-    s.handle(Input::Applied(Ok(())), 0);
+    s.handle(applied(), 0);
     let a = drain(&mut s);
+    // That group reaches the sender's head: the replica settles after it.
     assert!(
-        matches!(&a[..], [Action::Apply(g)] if g.len() == 3),
+        matches!(&a[..], [Action::Apply { group, settle: true }] if group.len() == 3),
         "{a:?}"
     );
     assert!(s.wants_frames());
-    // That group reached the sender's head: State follows it.
-    s.handle(Input::Applied(Ok(())), 0);
+    // Once it is applied, State follows it.
+    s.handle(applied(), 0);
     assert!(matches!(drain(&mut s)[..], [Action::SendState]));
+}
+
+#[test]
+fn a_read_takes_what_arrived_up_to_the_read_ahead() {
+    let s = established(100);
+    // `limits` reads ahead 1 KiB.
+    assert!(s.reads_ahead(0));
+    assert!(s.reads_ahead(1_023));
+    assert!(!s.reads_ahead(1_024));
+    assert!(Limits::default().read_ahead >= Limits::default().batch_bytes);
+}
+
+#[test]
+fn only_a_group_that_reaches_the_senders_head_settles_the_replica() {
+    let mut s = established(100);
+    for complete in [false, true] {
+        s.handle(Input::Validated(Ok(received(2, complete))), 0);
+        s.handle(Input::FramesDrained, 0);
+        let a = drain(&mut s);
+        assert!(
+            matches!(&a[..], [Action::Apply { settle, .. }] if *settle == complete),
+            "{a:?}"
+        );
+        s.handle(applied(), 0);
+        let a = drain(&mut s);
+        assert_eq!(
+            a.iter().any(|a| matches!(a, Action::SendState)),
+            complete,
+            "{a:?}"
+        );
+    }
+}
+
+#[test]
+fn held_changes_are_fine_but_dropped_ones_close_with_forbidden_flood() {
+    let mut s = established(100);
+    s.handle(Input::Validated(Ok(received(2, true))), 0);
+    s.handle(Input::FramesDrained, 0);
+    drain(&mut s);
+    s.handle(
+        Input::Applied(Ok(GroupApplied {
+            held: 2,
+            dropped: 0,
+        })),
+        0,
+    );
+    let a = drain(&mut s);
+    assert!(matches!(a[..], [Action::SendState]), "{a:?}");
+    assert!(!s.is_closed());
+
+    // The held list is full: what was held is committed, the session ends
+    // (no State, no further group), and the sentence says what to do.
+    s.handle(Input::Validated(Ok(received(2, false))), 0);
+    s.handle(Input::FramesDrained, 0);
+    drain(&mut s);
+    s.handle(Input::Validated(Ok(received(2, true))), 0);
+    s.handle(
+        Input::Applied(Ok(GroupApplied {
+            held: 1,
+            dropped: 1,
+        })),
+        0,
+    );
+    let a = drain(&mut s);
+    assert!(
+        matches!(&a[..], [Action::Close(v)] if v.code == ErrorCode::ForbiddenFlood && v.reason.contains("1 dropped") && v.reason.contains("puente held list")),
+        "{a:?}"
+    );
+    assert!(s.is_closed());
+}
+
+#[test]
+fn a_version_3_connection_compresses_its_batches() {
+    let mut s = Session::new(local(), limits(100), Timing::default(), 3, (0, 0), 0);
+    let Message::Hello(mut h) = hello() else {
+        unreachable!()
+    };
+    h.protocol = 3;
+    let mut l = local();
+    l.versions = vec![1, 2, 3];
+    s.local = l;
+    s.handle(Input::Frame(Message::Hello(h)), 0);
+    s.handle(Input::Bound(Ok(())), 0);
+    s.handle(
+        Input::Frame(Message::Pull {
+            cursor: Cursor::ZERO,
+        }),
+        0,
+    );
+    let a = drain(&mut s);
+    assert!(
+        a.iter()
+            .any(|a| matches!(a, Action::Pump { compress: true, .. })),
+        "{a:?}"
+    );
+}
+
+#[test]
+fn store_errors_close_with_the_code_that_names_them() {
+    use crate::store::StoreError;
+    let schema =
+        Schema::parse(Path::new("t.toml"), "[tables.t.columns]\na = \"shared\"\n").unwrap();
+    let peer = PeerRef {
+        site: SiteId([2; 16]),
+        name: "san-diego".into(),
+    };
+    let mut bad = batch(1);
+    bad.changes[0] = Change::Row {
+        table: 9,
+        id: "r".into(),
+        cells: vec![],
+    };
+    let invalid = validate(&schema, &peer, bad).unwrap_err();
+    assert_eq!(store_violation(invalid).code, ErrorCode::InvalidBatch);
+    let other = StoreError::SiteOfAnotherOffice {
+        site: SiteId([2; 16]).to_string(),
+        office: "tijuana".into(),
+        peer: "san-diego".into(),
+    };
+    assert_eq!(store_violation(other).code, ErrorCode::SameSite);
 }
 
 #[test]
@@ -407,6 +562,7 @@ fn failures_reported_back_close_with_their_code() {
     for input in [
         Input::Validated(Err(Violation::new(ErrorCode::InvalidBatch, "bad"))),
         Input::Applied(Err(Violation::new(ErrorCode::InvalidBatch, "bad"))),
+        Input::Bound(Err(Violation::new(ErrorCode::InvalidBatch, "bad"))),
         Input::Pumped(Err(Violation::new(ErrorCode::InvalidBatch, "bad"))),
     ] {
         let mut s = established(100);
