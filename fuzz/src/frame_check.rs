@@ -1,6 +1,6 @@
 //! The frame decoder's fuzz harness body, shared by the fuzz target
 //! (`fuzz/fuzz_targets/frame_decoder.rs`) and the stable corpus replay test
-//! (`tests/fuzz_corpus.rs`, which includes this file with `#[path]`).
+//! (`tests/suite/fuzz_corpus.rs`, which includes this file with `#[path]`).
 //!
 //! Owns: the layout of a fuzz input (header byte, chunk sizes, stream), and
 //! one run of a stream through `FrameDecoder` → the session machine →

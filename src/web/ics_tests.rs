@@ -1,7 +1,7 @@
 //! Unit tests of the calendar feed.
 //!
 //! Owns: the lines, escaping, folding and stamps of a feed for given rows
-//! (the third-party parser reads it in tests/web_feed.rs).
+//! (the third-party parser reads it in tests/suite/web_feed.rs).
 //! Must not: read the clock.
 
 use super::*;
