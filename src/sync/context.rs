@@ -28,12 +28,12 @@ pub(super) struct Shared {
     /// applied with its table and column numbers.
     pub schema: Arc<Schema>,
     /// The frames waiting for the stream's writer.
-    pub outgoing: Outgoing,
+    pub outgoing: SharedOutbox,
 }
 
 /// The session's outbox shared by the executor, the pump and the writer.
 #[derive(Default)]
-pub(super) struct Outgoing {
+pub(super) struct SharedOutbox {
     outbox: Mutex<Outbox>,
     /// Wakes the writer: a frame was queued, or the session ends.
     queued: Notify,
@@ -46,7 +46,7 @@ fn closed() -> Violation {
     Violation::new(ErrorCode::Normal, "the connection closed")
 }
 
-impl Outgoing {
+impl SharedOutbox {
     fn outbox(&self) -> MutexGuard<'_, Outbox> {
         self.outbox.lock().unwrap_or_else(|e| e.into_inner())
     }

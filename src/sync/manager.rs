@@ -52,16 +52,16 @@ pub enum SyncError {
 
 /// The single live connection per peer: `policy::Registry` behind a lock,
 /// with the connections it decides to drop closed here.
-struct Registry {
+struct LiveConnections {
     /// The registry's monotonic time is milliseconds since this.
     epoch: Instant,
     active: Mutex<policy::Registry<String, Connection>>,
     changed: Notify,
 }
 
-impl Default for Registry {
+impl Default for LiveConnections {
     fn default() -> Self {
-        Registry {
+        LiveConnections {
             epoch: Instant::now(),
             active: Mutex::default(),
             changed: Notify::new(),
@@ -73,7 +73,7 @@ fn alive(conn: &Connection) -> bool {
     conn.close_reason().is_none()
 }
 
-impl Registry {
+impl LiveConnections {
     fn active(&self) -> std::sync::MutexGuard<'_, policy::Registry<String, Connection>> {
         self.active.lock().unwrap_or_else(|e| e.into_inner())
     }
@@ -142,7 +142,7 @@ impl Registry {
 /// The running sync service.
 pub struct SyncHandle {
     endpoint: Endpoint,
-    registry: Arc<Registry>,
+    registry: Arc<LiveConnections>,
     stop: watch::Sender<bool>,
     tasks: Vec<JoinHandle<()>>,
     /// One dialler per peer with an address: its config and task.
@@ -316,7 +316,7 @@ pub fn start(
     let local_addr = endpoint.local_addr().unwrap_or(listen);
     tracing::info!(%local_addr, peers = node.config().peers.len(), "listening for peers");
 
-    let registry = Arc::new(Registry::default());
+    let registry = Arc::new(LiveConnections::default());
     let (stop, stop_rx) = watch::channel(false);
     let links = Links {
         endpoint: endpoint.clone(),
@@ -361,7 +361,7 @@ fn garbage_reporter(node: Arc<Node>) -> GarbageReport {
 struct Links {
     endpoint: Endpoint,
     node: Arc<Node>,
-    registry: Arc<Registry>,
+    registry: Arc<LiveConnections>,
     limits: Limits,
     stop: watch::Receiver<bool>,
 }

@@ -18,7 +18,7 @@ use quinn::{Connection, ConnectionError, RecvStream, SendStream};
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
-use super::context::{Outgoing, Shared};
+use super::context::{Shared, SharedOutbox};
 use super::pinning::negotiated_version;
 pub use super::policy::Direction;
 use super::policy::Ending;
@@ -67,7 +67,7 @@ pub async fn run(
         node: node.clone(),
         peer: peer.clone(),
         schema: node.schema(),
-        outgoing: Outgoing::default(),
+        outgoing: SharedOutbox::default(),
     });
     let mut handshaken = false;
     let outcome = tokio::select! {
