@@ -26,14 +26,18 @@ fn covers_cell(at: &Snapshot, key: &(String, String), column: &str, stamp: Stamp
 /// every row whose latest change is up to `progress`. Checks that promise
 /// against both replicas as they are now. `excused`: changes the receiver
 /// holds for review instead (or cannot be seen as sent: see dishonest.rs).
+/// Answers how many cells and tombstones the cursor promised (zero when
+/// the receiver has no cursor for the sender yet), so that the run can
+/// show the check was not vacuous.
 pub fn cursor_is_not_ahead(
     receiver: &Snapshot,
     sender: &Snapshot,
     excused: &BTreeSet<Key>,
-) -> Result<(), String> {
+) -> Result<u64, String> {
     let Some(cursor) = receiver.cursors.get(&sender.site).copied() else {
-        return Ok(());
+        return Ok(0);
     };
+    let mut promised_count = 0u64;
     for (key, (row_seq, cells)) in &sender.rows {
         for (column, cell) in cells {
             let promised = *row_seq <= cursor.progress || cell.seq <= cursor.base;
@@ -45,6 +49,7 @@ pub fn cursor_is_not_ahead(
                     cell.stamp,
                 ))
             };
+            promised_count += u64::from(promised);
             if promised && !covers_cell(receiver, key, column, cell.stamp) && !held() {
                 return Err(format!(
                     "the cursor {cursor:?} for the sender is ahead of what was applied: {}/{}/{column} (sender's sequence {}, row {row_seq}) is missing",
@@ -60,6 +65,7 @@ pub fn cursor_is_not_ahead(
             .get(key)
             .is_some_and(|r| r.stamp >= t.stamp)
             || excused.contains(&(key.0.clone(), key.1.clone(), None, t.stamp));
+        promised_count += u64::from(promised);
         if promised && !covered {
             return Err(format!(
                 "the cursor {cursor:?} for the sender is ahead of what was applied: the tombstone of {}/{} (sequence {}) is missing",
@@ -67,7 +73,7 @@ pub fn cursor_is_not_ahead(
             ));
         }
     }
-    Ok(())
+    Ok(promised_count)
 }
 
 /// The digest and counts kept incrementally equal a full recomputation.

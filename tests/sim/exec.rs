@@ -584,12 +584,15 @@ impl World {
                     Ok(e) => e,
                     Err(e) => return self.fail(format!("reading held changes: {e}")),
                 };
-                if let Err(e) = check::cursor_is_not_ahead(&r, &s, &excused) {
-                    let names = (
-                        self.offices[receiver].name.clone(),
-                        self.offices[sender].name.clone(),
-                    );
-                    self.fail(format!("at {} for {}: {e}", names.0, names.1));
+                match check::cursor_is_not_ahead(&r, &s, &excused) {
+                    Ok(promised) => self.stats.cursor_promises_checked += promised,
+                    Err(e) => {
+                        let names = (
+                            self.offices[receiver].name.clone(),
+                            self.offices[sender].name.clone(),
+                        );
+                        self.fail(format!("at {} for {}: {e}", names.0, names.1));
+                    }
                 }
             }
             (Err(e), _) | (_, Err(e)) => self.fail(format!("taking a snapshot: {e}")),

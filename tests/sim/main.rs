@@ -22,6 +22,9 @@ use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Instant;
 
+/// From this many seeds on, every total the run prints must be above zero.
+const MEANINGFUL_TOTALS_FROM: u64 = 200;
+
 fn env_u64(name: &str) -> Option<u64> {
     let text = std::env::var(name).ok()?;
     Some(
@@ -67,7 +70,7 @@ fn seeds_converge_to_the_model_of_acknowledged_writes() {
     let threads = std::thread::available_parallelism().map_or(2, |n| n.get());
     let next = AtomicU64::new(first);
     let failures: Mutex<Vec<(u64, run::Failure)>> = Mutex::new(Vec::new());
-    let totals = Mutex::new((0u64, 0usize, 0u64, 0u64, 0u64));
+    let totals = Mutex::new((0u64, 0usize, 0u64, 0u64, 0u64, 0u64));
     // Runs with rights, with a dishonest office, writes refused, held.
     let rights = Mutex::new((0u64, 0u64, 0u64, 0u64, 0u64));
     // Seconds spent on seeds with rights, and on the others.
@@ -98,6 +101,7 @@ fn seeds_converge_to_the_model_of_acknowledged_writes() {
                             t.2 += s.stats.crashes;
                             t.3 += s.stats.sessions;
                             t.4 = t.4.max(s.converged_after_ms);
+                            t.5 += s.stats.cursor_promises_checked;
                             let mut r = rights.lock().unwrap();
                             r.0 += u64::from(s.rights);
                             r.1 += u64::from(s.dishonest);
@@ -111,9 +115,10 @@ fn seeds_converge_to_the_model_of_acknowledged_writes() {
             });
         }
     });
-    let (events, acknowledged, crashes, sessions, slowest) = *totals.lock().unwrap();
+    let (events, acknowledged, crashes, sessions, slowest, cursor_promises) =
+        *totals.lock().unwrap();
     eprintln!(
-        "simulated seeds {first}..{}: {events} events, {acknowledged} acknowledged writes, {crashes} crashes, {sessions} sessions; slowest convergence {slowest} ms after the last fault; {:.1} s",
+        "simulated seeds {first}..{}: {events} events, {acknowledged} acknowledged writes, {crashes} crashes, {sessions} sessions, {cursor_promises} cursor promises checked; slowest convergence {slowest} ms after the last fault; {:.1} s",
         first + count,
         started.elapsed().as_secs_f64()
     );
@@ -140,6 +145,31 @@ fn seeds_converge_to_the_model_of_acknowledged_writes() {
             some.join(", "),
             f.what,
             replay_command(*seed)
+        );
+    }
+    // Over a run of this size every kind of trouble the simulator draws
+    // happens somewhere; a total at zero means a generator or a check
+    // stopped working, and the run would pass without testing it.
+    if count >= MEANINGFUL_TOTALS_FROM {
+        let totals = [
+            ("acknowledged writes", acknowledged as u64),
+            ("crashes", crashes),
+            ("sessions", sessions),
+            ("cursor promises checked", cursor_promises),
+            ("seeds with rights", with_rights),
+            ("seeds with a dishonest office", dishonest),
+            ("honest writes refused locally", refused),
+            ("changes held on apply", held),
+        ];
+        let zero: Vec<&str> = totals
+            .iter()
+            .filter(|(_, n)| *n == 0)
+            .map(|(what, _)| *what)
+            .collect();
+        assert!(
+            zero.is_empty(),
+            "{count} seeds drew none of: {} (a generator or a check no longer works)",
+            zero.join(", ")
         );
     }
 }

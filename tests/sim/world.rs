@@ -299,6 +299,9 @@ pub struct Stats {
     pub held: u64,
     /// Changes held at the end (honest offices).
     pub held_at_end: u64,
+    /// Cells and tombstones a stored cursor promised, checked against the
+    /// receiver after an apply (`check::cursor_is_not_ahead`).
+    pub cursor_promises_checked: u64,
 }
 
 impl World {

@@ -118,10 +118,7 @@ fn open_path(root: &Path, socket: &Path) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn each_role_is_needed_and_refusals_say_which() {
-    if std::fs::metadata("/proc/self").unwrap().uid() != 0 {
-        eprintln!(
-            "SKIPPED: the role tests run the client as other users, which needs root (CI runs as root)"
-        );
+    if !crate::support::runs_as_root("the role tests run the client as other users") {
         return;
     }
     // Ids unlikely to exist; the test removes what it made.

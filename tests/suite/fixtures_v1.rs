@@ -72,11 +72,30 @@ fn check_against_expected(store: &Store, office: &str) {
         store.digest(),
         "{office}: the digest kept equals a full recomputation"
     );
+    // The cursor kept for the other office: both were in sync when 0.1.0
+    // stopped them, so it stands at the other office's head.
+    let other = if office == "tijuana" {
+        "san-diego"
+    } else {
+        "tijuana"
+    };
+    let theirs = &expected()[other];
+    let other_site: puente::stamp::SiteId = theirs["site_id"].as_str().unwrap().parse().unwrap();
+    let other_head = theirs["head"].as_u64().unwrap();
+    assert!(other_head > 0, "{other}: the fixture's head is known");
+    assert_eq!(
+        store.cursor_for(&other_site).unwrap(),
+        puente::store::Cursor::at(other_head),
+        "{office}: the cursor kept for {other}"
+    );
+    // Rows per table: the tables the fixture lists, each one present.
     let stats = store.stats().unwrap();
-    for (table, n) in &stats.rows {
+    let want_rows = want["rows"].as_object().unwrap();
+    assert_eq!(want_rows.len(), 2, "the fixture lists its two tables");
+    for (table, n) in want_rows {
         assert_eq!(
-            *n,
-            want["rows"][table].as_u64().unwrap(),
+            stats.rows.iter().find(|(t, _)| t == table).map(|(_, n)| *n),
+            Some(n.as_u64().unwrap()),
             "{office} {table}"
         );
     }

@@ -93,6 +93,13 @@ async fn a_new_column_is_adopted_by_a_reload_and_syncs_once_both_offices_have_it
         Some("Sala 3")
     );
     assert_eq!(
+        cell(&c[0], "outreach_events", "e0", "description", false)
+            .await
+            .as_deref(),
+        Some("<sealed>"),
+        "read without reveal, the newly sealed column answers sealed"
+    );
+    assert_eq!(
         cell(&c[0], "outreach_events", "e0", "description", true)
             .await
             .as_deref(),
@@ -122,6 +129,13 @@ async fn a_new_column_is_adopted_by_a_reload_and_syncs_once_both_offices_have_it
             .await
             .as_deref(),
         Some("Sala 3")
+    );
+    assert_eq!(
+        cell(&c[1], "outreach_events", "e0", "description", false)
+            .await
+            .as_deref(),
+        Some("<sealed>"),
+        "san diego holds the sealed value as sealed"
     );
     c[1].put("outreach_events", "e3", &[("room", "Patio")])
         .await;

@@ -1,6 +1,7 @@
 //! Key rotation: the schema's group loses one recipient and gains another
 //! at both offices (a reload), `puente reseal` at Tijuana re-seals every
-//! cell as a new version while staff keep writing, and once both offices
+//! cell as a new version while staff keep writing (new rows, and rows the
+//! reseal is going through, whose newer values must win), and once both offices
 //! have synced and checkpointed, the removed identity opens not one sealed
 //! cell on either replica (every cell tried) and the new identity opens
 //! them all. Status counts the cells still sealed to an old set, without a
@@ -170,6 +171,16 @@ async fn after_a_reseal_the_removed_identity_opens_nothing_on_either_replica() {
                 let id = format!("new-sd-{i}");
                 let w = b.put_row("residents", &id, cells).await.unwrap();
                 acked.push((1, id, value, w));
+                // And a row the reseal is going through: the staff's newer
+                // value must win over the resealed copy of the older one.
+                let value = format!("Cambiado {i}");
+                let cells = vec![(
+                    "full_name".to_string(),
+                    puente::value::Plaintext::text(&value),
+                )];
+                let id = format!("r{:04}", i * 6);
+                let w = a.put_row("residents", &id, cells).await.unwrap();
+                acked.push((0, id, value, w));
             }
             acked
         })

@@ -169,9 +169,13 @@ fn shared_to_sealed_seals_every_value_and_leaves_no_plaintext() {
         assert_eq!(plain.expose(), &Value::Text(marker(i)));
     }
     assert_eq!(value(&sd, "people", "p1", "notes"), Some(CellView::Sealed));
-    // No plaintext in any file of either replica, after a checkpoint; the
-    // scan sees the files (a planted control) and would see the markers
-    // (a shared value still written in plain, as control).
+    // No plaintext in any file of either replica: first as the adoption
+    // left them, write-ahead log included (a shared value written after it
+    // is in the WAL, as control: the scan reads that file), then after a
+    // checkpoint (the same value now in the database file). Each scan also
+    // sees the files (a planted control) and would see the markers.
+    let forbidden: Vec<String> = (0..50).map(marker).collect();
+    let forbidden: Vec<&str> = forbidden.iter().map(String::as_str).collect();
     for r in [&mut tj, &mut sd] {
         r.store
             .put(
@@ -180,15 +184,19 @@ fn shared_to_sealed_seals_every_value_and_leaves_no_plaintext() {
                 cells(&[("alpha", "Shared-Control-Value")]),
             )
             .unwrap();
+        let planted = plant_control(&r.data_dir()).unwrap();
+        Scan::forbidding(&forbidden)
+            .control(Control::in_file("puente.db-wal", "Shared-Control-Value"))
+            .control(planted)
+            .check(&r.data_dir())
+            .unwrap_or_else(|e| panic!("{} before a checkpoint: {e}", r.name));
         r.store.checkpoint().unwrap();
         let planted = plant_control(&r.data_dir()).unwrap();
-        let forbidden: Vec<String> = (0..50).map(marker).collect();
-        let forbidden: Vec<&str> = forbidden.iter().map(String::as_str).collect();
         Scan::forbidding(&forbidden)
             .control(Control::in_file("puente.db", "Shared-Control-Value"))
             .control(planted)
             .check(&r.data_dir())
-            .unwrap_or_else(|e| panic!("{}: {e}", r.name));
+            .unwrap_or_else(|e| panic!("{} after a checkpoint: {e}", r.name));
     }
 }
 

@@ -125,6 +125,21 @@ async fn offices_upgrade_their_schema_one_at_a_time_and_lose_nothing() {
     assert!(a.peers[0].schema_differences.is_empty());
     // The sealed column of the new table stays sealed at San Diego and
     // opens at Tijuana.
+    for o in [tj, sd] {
+        assert_eq!(
+            cell(o, "volunteers", "vol-2", "phone", false)
+                .await
+                .as_deref(),
+            Some("<sealed>"),
+            "vol-2's phone unrevealed at {}",
+            o.name
+        );
+    }
+    assert_eq!(
+        cell(sd, "volunteers", "vol-2", "phone", true).await,
+        None,
+        "san diego has no identity to reveal vol-2's phone with"
+    );
     assert_eq!(
         cell(tj, "volunteers", "vol-2", "phone", true)
             .await

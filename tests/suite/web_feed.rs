@@ -279,11 +279,28 @@ async fn the_feed_parses_and_matches_the_schedule_at_both_offices() {
         "the feed has events the schedule lacks"
     );
 
-    // An edit raises the version the feed reports.
+    // An edit raises the version the feed reports. SEQUENCE counts whole
+    // seconds of the row's newest change (src/web/ics.rs): an edit within
+    // the same second keeps it, so the edit waits for the wall clock to
+    // pass that second (a condition polled with a deadline).
     let before = (
         taller["sequence"].as_i64().unwrap(),
-        taller["last_modified"].to_string(),
+        taller["last_modified"].as_str().unwrap().to_string(),
     );
+    let version_second = before.0 + puente::web::ics::SEQUENCE_EPOCH_S;
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+    while (std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs() as i64)
+        <= version_second
+    {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the wall clock never passed the event's version second"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
     put(
         tj,
         "tj-taller",
@@ -300,8 +317,16 @@ async fn the_feed_parses_and_matches_the_schedule_at_both_offices() {
         .find(|e| e["uid"] == "tj-taller@puente")
         .unwrap();
     assert_eq!(edited["summary"], "Taller de derechos laborales");
-    assert!(edited["sequence"].as_i64().unwrap() >= before.0);
-    assert!(edited["last_modified"].as_str().unwrap() >= before.1.as_str());
+    assert!(
+        edited["sequence"].as_i64().unwrap() > before.0,
+        "SEQUENCE did not grow: {} then {edited:?}",
+        before.0
+    );
+    assert!(
+        edited["last_modified"].as_str().unwrap() > before.1.as_str(),
+        "LAST-MODIFIED did not grow: {} then {edited:?}",
+        before.1
+    );
 
     // Filters and refusals.
     let path = path_of(tj_staff.calendar_url.as_deref().unwrap());

@@ -291,6 +291,25 @@ pub fn own_uid() -> u32 {
     std::fs::metadata(dir.path()).unwrap().uid()
 }
 
+/// Whether a test that needs root may run. As root: yes. Otherwise the
+/// test fails with a sentence, unless `PUENTE_SKIP_ROOT_TESTS` is set (as
+/// `tools/test` does for a user who is not root, saying so once): a test
+/// that needs root never passes silently without having run. CI runs as
+/// root, so there every such test runs.
+pub fn runs_as_root(what: &str) -> bool {
+    if own_uid() == 0 {
+        return true;
+    }
+    if std::env::var_os("PUENTE_SKIP_ROOT_TESTS").is_some() {
+        eprintln!("skipped (not root, PUENTE_SKIP_ROOT_TESTS set): {what}");
+        return false;
+    }
+    panic!(
+        "this test needs root ({what}); run the suite as root, as CI does, \
+         or set PUENTE_SKIP_ROOT_TESTS=1 to skip it knowingly"
+    );
+}
+
 /// Collects everything a tracing subscriber writes, for log scans.
 #[derive(Clone, Default)]
 pub struct LogCapture(pub std::sync::Arc<std::sync::Mutex<Vec<u8>>>);
