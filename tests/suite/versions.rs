@@ -68,24 +68,31 @@ async fn offices_negotiate_the_newest_common_version_or_refuse_naming_both() {
     newer
         .put("outreach_events", "from-newer", &[("title", "v3 office")])
         .await;
-    far.put("outreach_events", "from-far", &[("title", "relayed office")])
-        .await;
-    wait_for("writes cross version 1 and 3 links, relayed too", || async {
-        cell(tj, "outreach_events", "from-old", "title", false)
-            .await
-            .is_some()
-            && cell(old, "outreach_events", "from-newer", "title", false)
+    far.put(
+        "outreach_events",
+        "from-far",
+        &[("title", "relayed office")],
+    )
+    .await;
+    wait_for(
+        "writes cross version 1 and 3 links, relayed too",
+        || async {
+            cell(tj, "outreach_events", "from-old", "title", false)
                 .await
                 .is_some()
-            && cell(far, "outreach_events", "from-old", "title", false)
-                .await
-                .as_deref()
-                == Some("v1 office")
-            && cell(old, "outreach_events", "from-far", "title", false)
-                .await
-                .as_deref()
-                == Some("relayed office")
-    })
+                && cell(old, "outreach_events", "from-newer", "title", false)
+                    .await
+                    .is_some()
+                && cell(far, "outreach_events", "from-old", "title", false)
+                    .await
+                    .as_deref()
+                    == Some("v1 office")
+                && cell(old, "outreach_events", "from-far", "title", false)
+                    .await
+                    .as_deref()
+                    == Some("relayed office")
+        },
+    )
     .await;
 
     // No version in common: refused at both ends, each naming both lists.
