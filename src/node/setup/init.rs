@@ -3,7 +3,11 @@
 //! Owns: creating DIR/puente.toml (all paths inside DIR), a copy of the
 //! built-in schema, DIR/certs with a new TLS identity, DIR/keys with a new
 //! random replica key (unless the node is made unencrypted on purpose),
-//! and DIR/data.
+//! and DIR/data, each with an explicit mode whatever the umask; given the
+//! daemon's group (`puente init` run as root where group `puente`
+//! exists), what the daemon reads is made group-readable by it (config,
+//! certs and keys 0640 and their folders 0750, root:puente) and DIR/data
+//! group-writable.
 //! Must not: touch an existing node: if any of its files exist, it refuses
 //! before creating anything.
 
@@ -55,6 +59,12 @@ pub struct InitOptions {
     /// DIR/keys/replica.key (the default). `false` only when asked for
     /// (`--unencrypted`).
     pub encrypted: bool,
+    /// The office's time zone (an IANA name, checked by the caller);
+    /// `None` leaves `time_zone` commented out (the system's is used).
+    pub time_zone: Option<String>,
+    /// The daemon's group id: files it reads get this group and group
+    /// read (`None`: files stay the caller's, owner-only where secret).
+    pub group: Option<u32>,
 }
 
 impl InitOptions {
@@ -66,6 +76,8 @@ impl InitOptions {
             data_dir: None,
             admin_socket: None,
             encrypted: true,
+            time_zone: None,
+            group: None,
         }
     }
 }
@@ -113,7 +125,11 @@ pub fn init_node(options: &InitOptions) -> Result<Initialized, InitError> {
                 source,
             })
     };
+    let dir_is_new = !dir.exists();
     mkdir(dir, 0o755)?;
+    if dir_is_new {
+        settle(dir, 0o755, None)?;
+    }
     mkdir(&certs, 0o700)?;
     if options.data_dir.is_none() {
         mkdir(&data, 0o700)?;
@@ -132,10 +148,46 @@ pub fn init_node(options: &InitOptions) -> Result<Initialized, InitError> {
     };
     write(&schema_file, DEFAULT_SCHEMA)?;
     write(&config_file, &config_text(options))?;
+    let made_dir = |path: &Path, mode: u32| -> Result<(), InitError> { settle(path, mode, None) };
+    made_dir(&certs, 0o700)?;
+    if options.data_dir.is_none() {
+        made_dir(&data, 0o700)?;
+    }
+    if let Some(gid) = options.group {
+        let group = Some(gid);
+        settle(&config_file, 0o640, group)?;
+        settle(&schema_file, 0o644, group)?;
+        settle(&certs, 0o750, group)?;
+        settle(&cert, 0o644, group)?;
+        settle(&key, 0o640, group)?;
+        if options.encrypted {
+            if let Some(keys) = replica_key_file.parent() {
+                settle(keys, 0o750, group)?;
+            }
+            settle(&replica_key_file, 0o640, group)?;
+        }
+        if options.data_dir.is_none() {
+            settle(&data, 0o770, group)?;
+        }
+    }
     Ok(Initialized {
         config_file,
         fingerprint,
     })
+}
+
+/// Gives `path` exactly `mode` (the umask narrowed it at creation) and,
+/// with `group`, that group (the owner stays).
+fn settle(path: &Path, mode: u32, group: Option<u32>) -> Result<(), InitError> {
+    use std::os::unix::fs::PermissionsExt;
+    let failed = |source| InitError::Create {
+        path: path.to_path_buf(),
+        source,
+    };
+    if let Some(gid) = group {
+        std::os::unix::fs::chown(path, None, Some(gid)).map_err(failed)?;
+    }
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode)).map_err(failed)
 }
 
 fn quoted(path: &Path) -> String {
@@ -152,6 +204,10 @@ fn config_text(options: &InitOptions) -> String {
         .admin_socket
         .as_deref()
         .map_or_else(|| "\"admin.sock\"".to_string(), quoted);
+    let time_zone = match &options.time_zone {
+        Some(zone) => format!("time_zone = {}", quoted(Path::new(zone))),
+        None => "# time_zone = \"America/Tijuana\"".to_string(),
+    };
     let storage = if options.encrypted {
         format!(
             r#"# The replica is encrypted at rest (SQLCipher) with the raw key in this
@@ -185,6 +241,10 @@ admin_socket = {admin_socket}
 schema = "schema.toml"
 # Log level when RUST_LOG is not set: error, warn, info, debug, trace.
 log_level = "info"
+# The office's time zone (IANA name): `puente schedule`, the web agenda,
+# the calendar feed's display hints and every date shown here use it,
+# whatever the shell's TZ (`--tz` looks with another).
+{time_zone}
 
 [tls]
 cert = "certs/node.crt"
@@ -207,7 +267,8 @@ admin = ["user:root"]
 # uncommented; any address but 127.0.0.1 also needs tls_cert and tls_key):
 # [web]
 # listen = "127.0.0.1:7480"
-# time_zone = "America/Tijuana"
+# The address staff open (links from `puente staff add` start with it):
+# url = "https://agenda.tijuana.example.org"
 
 # Pinned peers. Add each other office with
 #   puente peer add --config THIS_FILE --name NAME --fingerprint sha256:… --address HOST:PORT
