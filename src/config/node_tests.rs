@@ -191,6 +191,8 @@ mod shipped_examples {
             );
         }
         assert_eq!(sd.peers[0].name, "tijuana");
+        assert_eq!(tj.office_zone().1, "America/Tijuana");
+        assert_eq!(sd.office_zone().1, "America/Los_Angeles");
         // The packaged roles: the puente group reads and writes, reveal is a
         // group of its own, root is admin; the web agenda stays on loopback.
         use crate::config::access::{Principal, Role, Who};
