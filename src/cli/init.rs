@@ -37,6 +37,11 @@ pub struct InitArgs {
     /// default: this machine's).
     #[arg(long, value_name = "ZONE")]
     time_zone: Option<String>,
+    /// The user the daemon runs as (run as root: it gets the TLS and
+    /// replica keys and the data dir, mode 0600/0700; its group reads the
+    /// config). Default: `puente` when that user exists.
+    #[arg(long, value_name = "USER")]
+    service_user: Option<String>,
 }
 
 pub fn run(args: InitArgs) -> Result<()> {
@@ -49,20 +54,41 @@ pub fn run(args: InitArgs) -> Result<()> {
         admin_socket: args.admin_socket,
         encrypted: !args.unencrypted,
         time_zone: Some(time_zone),
-        group: daemon_group(),
+        service: service_owner(args.service_user.as_deref())?,
     })
 }
 
-/// The daemon's group when run as root and group `puente` exists (the
-/// package makes it): the files the daemon reads are then readable by it,
-/// whatever the umask.
-fn daemon_group() -> Option<u32> {
+/// The account the daemon runs as, when run as root: the user named (it
+/// must exist), else `puente` when it exists (the package makes it). Its
+/// gid is group `puente` when that exists, else the user's own group.
+fn service_owner(named: Option<&str>) -> Result<Option<init::ServiceOwner>> {
     use crate::node::service_access;
     if !service_access::running_as_root() {
-        return None;
+        if let Some(user) = named {
+            anyhow::bail!(
+                "--service-user {user}: only root can give files to another user; run `sudo puente init …`"
+            );
+        }
+        return Ok(None);
     }
-    let group = std::fs::read_to_string("/etc/group").ok()?;
-    service_access::group_id(&group, service_access::SERVICE_GROUP)
+    let passwd = std::fs::read_to_string("/etc/passwd").unwrap_or_default();
+    let group = std::fs::read_to_string("/etc/group").unwrap_or_default();
+    let user = named.unwrap_or(service_access::SERVICE_USER);
+    let Some(account) = service_access::account(&passwd, &group, user) else {
+        if named.is_some() {
+            anyhow::bail!(
+                "there is no user `{user}` on this machine; make it first (sudo adduser --system --group --no-create-home {user}) or name another with --service-user"
+            );
+        }
+        return Ok(None);
+    };
+    let gid = service_access::group_id(&group, service_access::SERVICE_GROUP)
+        .or_else(|| account.gids.first().copied())
+        .unwrap_or(account.uid);
+    Ok(Some(init::ServiceOwner {
+        uid: account.uid,
+        gid,
+    }))
 }
 
 /// The office's zone: the one given, else asked on a terminal with this
@@ -101,9 +127,9 @@ fn init(options: &InitOptions) -> Result<()> {
     let made = init::init_node(options)?;
     println!("created node `{name}` in {}", dir.display());
     println!("config: {}", made.config_file.display());
-    if options.group.is_some() {
+    if options.service.is_some() {
         println!(
-            "files: what the daemon reads is readable by group `puente` (config, certs and keys 0640, their folders 0750)"
+            "files: the TLS and replica keys and the data belong to the daemon's user alone (0600, folders 0700); the config and schema are readable by its group (0640, 0644)"
         );
     }
     if let Some(zone) = &options.time_zone {

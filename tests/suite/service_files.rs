@@ -1,8 +1,10 @@
-//! Files the daemon can read whatever the umask: `puente init` run as
-//! root under umask 077 where group `puente` exists, then the daemon run
-//! as another user in that group starts; `puente check --as-service`
-//! agrees, and names the file and the command to fix it for a user
-//! outside the group (the control: that user's daemon does not start).
+//! Files the daemon can read whatever the umask, and keys nobody else
+//! can: `puente init` run as root under umask 077 with a service user in
+//! group `puente`, then the daemon run as that user starts; `puente check
+//! --as-service` agrees. Controls: another member of group `puente` (an
+//! admin) reads the config but neither the TLS key nor the replica key;
+//! the service user outside the group cannot read the config, its daemon
+//! does not start, and check names the file and the command to fix it.
 //!
 //! Owns: that check with a throwaway user (useradd; removed at the end,
 //! as the role tests do), and group `puente` made for the test when the
@@ -165,6 +167,7 @@ fn init_under_umask_077_then_the_daemon_in_group_puente_starts() {
             "America/Tijuana",
         ])
         .args(["--listen", &format!("127.0.0.1:{port}")])
+        .args(["--service-user", &accounts.user])
         .arg("--dir")
         .arg(&dir)
         .arg("--admin-socket")
@@ -178,8 +181,45 @@ fn init_under_umask_077_then_the_daemon_in_group_puente_starts() {
         String::from_utf8_lossy(&out.stderr)
     );
     let said = String::from_utf8_lossy(&out.stdout);
-    assert!(said.contains("readable by group `puente`"), "{said}");
+    assert!(said.contains("belong to the daemon's user alone"), "{said}");
     let config = dir.join("puente.toml");
+
+    // Who reads what, tried with the kernel's own answer (`cat` as that
+    // user): the service user reads the keys; another member of group
+    // `puente` (an uid with no passwd line, as an admin would be) reads
+    // the config and nothing secret.
+    let cat_as = |uid: u32, gid: u32, file: &Path| -> bool {
+        Command::new("setpriv")
+            .arg(format!("--reuid={uid}"))
+            .arg(format!("--regid={gid}"))
+            .arg(format!("--groups={}", accounts.puente_gid))
+            .arg("--")
+            .arg("cat")
+            .arg(file)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status()
+            .unwrap()
+            .success()
+    };
+    let secrets = [dir.join("certs/node.key"), dir.join("keys/replica.key")];
+    let admin = accounts.uid + 1;
+    for secret in &secrets {
+        assert!(
+            cat_as(accounts.uid, accounts.gid, secret),
+            "the service user reads {}",
+            secret.display()
+        );
+        assert!(
+            !cat_as(admin, admin, secret),
+            "another member of group puente reads {}",
+            secret.display()
+        );
+    }
+    assert!(
+        cat_as(admin, admin, &config),
+        "a member of group puente reads the config"
+    );
 
     // check --as-service: the group member may use every file …
     let ok = check_as(&config, &accounts.user);

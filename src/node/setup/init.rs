@@ -4,10 +4,11 @@
 //! built-in schema, DIR/certs with a new TLS identity, DIR/keys with a new
 //! random replica key (unless the node is made unencrypted on purpose),
 //! and DIR/data, each with an explicit mode whatever the umask; given the
-//! daemon's group (`puente init` run as root where group `puente`
-//! exists), what the daemon reads is made group-readable by it (config,
-//! certs and keys 0640 and their folders 0750, root:puente) and DIR/data
-//! group-writable.
+//! service account (`puente init` run as root where user `puente`
+//! exists, or `--service-user`), the secrets and the data belong to it
+//! alone (TLS and replica keys 0600 in folders 0700, DIR/data 0700) and
+//! the config and schema are readable by its group (0640 and 0644,
+//! root-owned): an admin in group `puente` reads the config, never a key.
 //! Must not: touch an existing node: if any of its files exist, it refuses
 //! before creating anything.
 
@@ -62,9 +63,10 @@ pub struct InitOptions {
     /// The office's time zone (an IANA name, checked by the caller);
     /// `None` leaves `time_zone` commented out (the system's is used).
     pub time_zone: Option<String>,
-    /// The daemon's group id: files it reads get this group and group
-    /// read (`None`: files stay the caller's, owner-only where secret).
-    pub group: Option<u32>,
+    /// The account the daemon runs as: it owns the secrets and the data,
+    /// its group reads the config and schema (`None`: files stay the
+    /// caller's, owner-only where secret).
+    pub service: Option<ServiceOwner>,
 }
 
 impl InitOptions {
@@ -77,7 +79,7 @@ impl InitOptions {
             admin_socket: None,
             encrypted: true,
             time_zone: None,
-            group: None,
+            service: None,
         }
     }
 }
@@ -153,21 +155,22 @@ pub fn init_node(options: &InitOptions) -> Result<Initialized, InitError> {
     if options.data_dir.is_none() {
         made_dir(&data, 0o700)?;
     }
-    if let Some(gid) = options.group {
-        let group = Some(gid);
-        settle(&config_file, 0o640, group)?;
-        settle(&schema_file, 0o644, group)?;
-        settle(&certs, 0o750, group)?;
-        settle(&cert, 0o644, group)?;
-        settle(&key, 0o640, group)?;
+    if let Some(owner) = options.service {
+        let root_owned = Some((None, owner.gid));
+        let service_owned = Some((Some(owner.uid), owner.gid));
+        settle(&config_file, 0o640, root_owned)?;
+        settle(&schema_file, 0o644, root_owned)?;
+        settle(&certs, 0o700, service_owned)?;
+        settle(&cert, 0o644, service_owned)?;
+        settle(&key, 0o600, service_owned)?;
         if options.encrypted {
             if let Some(keys) = replica_key_file.parent() {
-                settle(keys, 0o750, group)?;
+                settle(keys, 0o700, service_owned)?;
             }
-            settle(&replica_key_file, 0o640, group)?;
+            settle(&replica_key_file, 0o600, service_owned)?;
         }
         if options.data_dir.is_none() {
-            settle(&data, 0o770, group)?;
+            settle(&data, 0o700, service_owned)?;
         }
     }
     Ok(Initialized {
@@ -176,16 +179,24 @@ pub fn init_node(options: &InitOptions) -> Result<Initialized, InitError> {
     })
 }
 
+/// The account the daemon runs as, from /etc/passwd and /etc/group.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ServiceOwner {
+    pub uid: u32,
+    /// Group `puente` when it exists, else the user's own group.
+    pub gid: u32,
+}
+
 /// Gives `path` exactly `mode` (the umask narrowed it at creation) and,
-/// with `group`, that group (the owner stays).
-fn settle(path: &Path, mode: u32, group: Option<u32>) -> Result<(), InitError> {
+/// with `owner`, that (user, group): the user stays when it is `None`.
+fn settle(path: &Path, mode: u32, owner: Option<(Option<u32>, u32)>) -> Result<(), InitError> {
     use std::os::unix::fs::PermissionsExt;
     let failed = |source| InitError::Create {
         path: path.to_path_buf(),
         source,
     };
-    if let Some(gid) = group {
-        std::os::unix::fs::chown(path, None, Some(gid)).map_err(failed)?;
+    if let Some((uid, gid)) = owner {
+        std::os::unix::fs::chown(path, uid, Some(gid)).map_err(failed)?;
     }
     std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode)).map_err(failed)
 }
