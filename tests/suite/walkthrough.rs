@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 const BIN: &str = env!("CARGO_BIN_EXE_puente");
 
 const TIJUANA_INIT: &str = "sudo puente init --dir /etc/puente --name tijuana --listen 0.0.0.0:7441 --data-dir /var/lib/puente --admin-socket /run/puente/admin.sock --time-zone America/Tijuana";
-const KEYGEN: &str = "sudo puente keygen --out /etc/puente/keys/mx.key";
+const KEYGEN: &str = "sudo -u puente puente keygen --out /etc/puente/keys/mx.key";
 const RECOVERY_KEYGEN: &str = "puente keygen --out /media/usb/puente-recovery.key";
 const EDIT_SCHEMA: &str = "sudoedit /etc/puente/schema.toml";
 const EDIT_CONFIG: &str = "sudoedit /etc/puente/puente.toml";
@@ -70,7 +70,9 @@ impl Office {
         let line = self.localize(line, subst);
         let words: Vec<&str> = line.split_whitespace().collect();
         let args = match words.as_slice() {
-            ["sudo", "puente", rest @ ..] | ["puente", rest @ ..] => rest.to_vec(),
+            ["sudo", "puente", rest @ ..]
+            | ["sudo", "-u", "puente", "puente", rest @ ..]
+            | ["puente", rest @ ..] => rest.to_vec(),
             _ => panic!("not a puente command: {line}"),
         };
         let out = Command::new(BIN)
