@@ -69,6 +69,8 @@ pub fn create_new_with_mode(path: &Path, bytes: &[u8], mode: u32) -> io::Result<
         .create_new(true)
         .mode(mode)
         .open(path)?;
+    // Exactly `mode`, whatever the umask (which only narrows it at open).
+    f.set_permissions(std::fs::Permissions::from_mode(mode))?;
     f.write_all(bytes)?;
     f.sync_all()
 }

@@ -35,14 +35,26 @@ use crate::value::Plaintext;
 /// The largest answer the client reads.
 const MAX_RESPONSE: usize = 256 << 20;
 
+/// Why the socket could not be reached, and what to do: a socket that is
+/// there but not ours is a matter of groups, not of the daemon running.
+fn connect_advice(socket: &std::path::Path, source: &std::io::Error) -> String {
+    let at = socket.display();
+    match source.kind() {
+        std::io::ErrorKind::PermissionDenied => format!(
+            "cannot use the puente admin socket {at}: permission denied. The daemon may well be running; this user is not allowed to use its socket: join the group that owns it (`sudo usermod -aG puente $USER`, then log in again; the socket is mode 0660) or run the command with sudo"
+        ),
+        _ => format!(
+            "cannot reach the puente daemon at {at}: {source}; is it running (systemctl status puente)?"
+        ),
+    }
+}
+
 /// An HTTP/1.1 connection to the admin socket, to be driven.
 type Connection<B> = hyper::client::conn::http1::Connection<TokioIo<UnixStream>, B>;
 
 #[derive(Debug, thiserror::Error)]
 pub enum ClientError {
-    #[error(
-        "cannot reach the puente daemon at {}: {source}; is it running (systemctl status puente)?", socket.display()
-    )]
+    #[error("{}", connect_advice(socket, source))]
     Connect {
         socket: PathBuf,
         source: std::io::Error,

@@ -26,6 +26,10 @@ pub struct StaffAdded {
     pub login_url: Option<String>,
     /// The calendar feed's address (absent when `[web]` is off).
     pub calendar_url: Option<String>,
+    /// Why the links would not open on staff's devices (no public
+    /// `[web] url`), naming what to set.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub links_warning: Option<String>,
 }
 
 impl std::fmt::Debug for StaffAdded {

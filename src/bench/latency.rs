@@ -80,7 +80,11 @@ pub async fn run(
             .put(
                 "outreach_events".into(),
                 format!("latency-{i}"),
-                vec![("title".into(), Plaintext::text(format!("sample {i}")))],
+                vec![
+                    ("title".into(), Plaintext::text(format!("sample {i}"))),
+                    // The shipped schema requires a start.
+                    ("starts_at".into(), Plaintext::text("2030-01-01T10:00:00Z")),
+                ],
             )
             .await
             .context("a put at a")?;

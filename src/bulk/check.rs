@@ -1,7 +1,8 @@
 //! Owns: checking an import against the schema as its lines arrive: known
 //! columns, valid and unique ids, at least one value per row, and each
-//! value's column type (where the schema gives one). Without IO: the admin
-//! route feeds lines in and asks the replica about deleted ids at the end.
+//! value's column type (where the schema gives one), required columns.
+//! Without IO: the admin route feeds lines in and asks the replica about
+//! deleted ids and existing rows at the end.
 //!
 //! Must not: put a sealed column's value into a problem (a shared value
 //! that does not fit its type is shown, as a single write shows it).
@@ -12,7 +13,7 @@ use super::{MAX_IMPORT_ROWS, Problems};
 use crate::config::types::ColumnType;
 use crate::config::{ColumnDef, TableDef};
 use crate::store::{RowPut, valid_id};
-use crate::value::Plaintext;
+use crate::value::{Plaintext, Value};
 
 /// The type a column's values must have, if the schema gives one.
 fn column_type(column: &ColumnDef) -> Option<&ColumnType> {
@@ -174,6 +175,56 @@ impl Staging {
                         self.table.name
                     ),
                 );
+            }
+        }
+        Ok(())
+    }
+
+    /// Reports every row that would leave a column the schema marks
+    /// `required` without a value: a new row (`exists` asks the replica)
+    /// that does not give it, any row that empties it.
+    pub fn check_required<E>(
+        &mut self,
+        mut exists: impl FnMut(&str) -> Result<bool, E>,
+    ) -> Result<(), E> {
+        let required: Vec<&str> = self
+            .table
+            .file_order
+            .iter()
+            .map(|&c| &self.table.columns[c])
+            .filter(|c| c.required)
+            .map(|c| c.name.as_str())
+            .collect();
+        if required.is_empty() {
+            return Ok(());
+        }
+        for (line, (id, cells)) in &self.rows {
+            let mut new_row = None;
+            for column in &required {
+                let given = cells.iter().find(|(c, _)| c.as_str() == *column);
+                let empty = match given {
+                    Some((_, v)) => match v.expose() {
+                        Value::Null => true,
+                        Value::Text(t) => t.trim().is_empty(),
+                        _ => false,
+                    },
+                    None => {
+                        if new_row.is_none() {
+                            new_row = Some(!exists(id)?);
+                        }
+                        new_row == Some(true)
+                    }
+                };
+                if empty {
+                    self.problems.push(
+                        *line,
+                        Some(*column),
+                        format!(
+                            "`{column}` is required in {} (the schema says `required = true`) and row {id} has no value for it; give one",
+                            self.table.name
+                        ),
+                    );
+                }
             }
         }
         Ok(())

@@ -66,7 +66,21 @@ pub fn emit_json<T: serde::Serialize>(value: &T) -> Result<()> {
     emit(text.as_slice())
 }
 
-/// This machine's time zone (UTC if it cannot tell).
-pub fn local_zone() -> jiff::tz::TimeZone {
-    jiff::tz::TimeZone::try_system().unwrap_or(jiff::tz::TimeZone::UTC)
+/// The zone dates are shown in: `--tz` when given (checked), else the
+/// office's as the daemon at `socket` says (its status), else this
+/// machine's, else UTC. People at one office read one day and hour,
+/// whatever the shell's TZ.
+pub fn office_zone(socket: &std::path::Path, tz: Option<&str>) -> Result<jiff::tz::TimeZone> {
+    use jiff::tz::TimeZone;
+    if let Some(name) = tz {
+        return TimeZone::get(name).map_err(|_| {
+            anyhow::anyhow!(
+                "--tz: `{name}` is not a time zone this machine knows; write an IANA name such as America/Tijuana or America/Los_Angeles"
+            )
+        });
+    }
+    let named = run(async { Ok(crate::admin::Client::new(socket).status().await?) })?.time_zone;
+    Ok(TimeZone::get(&named)
+        .or_else(|_| TimeZone::try_system())
+        .unwrap_or(TimeZone::UTC))
 }

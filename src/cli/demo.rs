@@ -330,10 +330,10 @@ async fn show(lab: &Lab) -> Result<()> {
 
     println!("== resident res-0003 (recorded in San Diego) as San Diego sees it: sealed");
     let row = sd.get_row("residents", "res-0003", false).await?;
-    println!("{}", super::rows::row_text("residents", &row).as_str());
+    println!("{}", super::rows::row_text("residents", &row, &tz).as_str());
     println!("== the same resident as Tijuana sees it with --reveal (audited)");
     let row = tj.get_row("residents", "res-0003", true).await?;
-    println!("{}", super::rows::row_text("residents", &row).as_str());
+    println!("{}", super::rows::row_text("residents", &row, &tz).as_str());
 
     // Shared values are plaintext to every office, but not on disk: the
     // replicas (database and live WAL) are encrypted at rest.

@@ -51,7 +51,7 @@ fn add(config: &Path, name: &str, fingerprint: &str, address: Option<&str>) -> R
     let fp: Fingerprint = fingerprint.parse()?;
     node::add_peer(config, name, &fp, address).with_context(|| format!("adding peer `{name}`"))?;
     println!(
-        "pinned `{name}` ({fp}){} in {}; restart the daemon to use it",
+        "pinned `{name}` ({fp}){} in {}; run `systemctl reload puente` (or send the daemon SIGHUP) to use it: a reload applies pinned peers, no restart needed",
         address.map(|a| format!(" at {a}")).unwrap_or_default(),
         config.display()
     );

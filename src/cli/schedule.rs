@@ -1,10 +1,12 @@
 //! `puente schedule`: the upcoming outreach events of the running daemon's
-//! replica, as an agenda by day in this machine's time zone.
+//! replica, as an agenda by day in the office's time zone (the node
+//! config's `time_zone`, as the daemon's status says; `--tz` to look with
+//! another), whatever this shell's TZ.
 //!
 //! Owns: the IO around the pure agenda (`crate::schedule`): reading every
 //! row of `outreach_events` through the admin socket (following pages),
-//! the clock, the system time zone (TZ or /etc/localtime), the language
-//! from the locale, and printing.
+//! the clock, the office's zone, the language from the locale, and
+//! printing.
 //! Must not: decide what is in the agenda or how it reads (that is
 //! `crate::schedule`, tested without IO).
 
@@ -32,6 +34,10 @@ pub struct ScheduleArgs {
     /// es or en (default: from the locale).
     #[arg(long)]
     lang: Option<String>,
+    /// Show the agenda in this time zone (an IANA name such as
+    /// America/Los_Angeles) instead of the office's.
+    #[arg(long, value_name = "ZONE")]
+    tz: Option<String>,
     #[command(flatten)]
     target: DaemonTarget,
     #[arg(long)]
@@ -48,6 +54,7 @@ pub fn run(args: ScheduleArgs) -> Result<()> {
         &socket,
         args.days,
         args.lang.as_deref(),
+        args.tz.as_deref(),
         args.json,
         args.now,
     )
@@ -55,11 +62,13 @@ pub fn run(args: ScheduleArgs) -> Result<()> {
 
 /// Prints the agenda of the `days` days from now (or from `now`, which
 /// tests give to fix the day). `lang` is `es` or `en`; without it the
-/// locale decides (LC_ALL, LC_MESSAGES, LANG).
+/// locale decides (LC_ALL, LC_MESSAGES, LANG). `tz` overrides the
+/// office's zone.
 fn schedule(
     socket: &Path,
     days: u32,
     lang: Option<&str>,
+    tz: Option<&str>,
     json: bool,
     now: Option<Timestamp>,
 ) -> Result<()> {
@@ -68,15 +77,7 @@ fn schedule(
         None => locale_lang(),
     };
     schedule::check_days(days)?;
-    let tz = match TimeZone::try_system() {
-        Ok(tz) => tz,
-        Err(e) => {
-            eprintln!(
-                "note: cannot tell this machine's time zone ({e}); showing UTC. Set TZ (e.g. TZ=America/Tijuana) or /etc/localtime."
-            );
-            TimeZone::UTC
-        }
-    };
+    let tz = call::office_zone(socket, tz)?;
     let now = now.unwrap_or_else(Timestamp::now);
     let text = agenda_text(socket, now, &tz, days, lang, json)?;
     let mut out = std::io::stdout().lock();

@@ -67,7 +67,13 @@ pub fn added_text(a: &StaffAdded) -> Zeroizing<String> {
     let _ = writeln!(out);
     match (&a.login_url, &a.calendar_url) {
         (Some(login), Some(calendar)) => {
-            let _ = writeln!(out, "Login link (open it on their phone or computer):");
+            let _ = match a.links_warning {
+                None => writeln!(out, "Login link (open it on their phone or computer):"),
+                Some(_) => writeln!(
+                    out,
+                    "Login link (opens on this server only; see the warning below):"
+                ),
+            };
             let _ = writeln!(out, "  {login}");
             let _ = writeln!(out);
             let _ = writeln!(
@@ -75,6 +81,10 @@ pub fn added_text(a: &StaffAdded) -> Zeroizing<String> {
                 "Calendar feed (add it as a subscribed calendar, e.g. \"Add calendar > From URL\"):"
             );
             let _ = writeln!(out, "  {calendar}");
+            if let Some(warning) = &a.links_warning {
+                let _ = writeln!(out);
+                let _ = writeln!(out, "WARNING: {warning}.");
+            }
         }
         _ => {
             let _ = writeln!(out, "Login token:    {}", a.login_token);

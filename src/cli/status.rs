@@ -49,6 +49,19 @@ fn at_rest_line(a: &AtRestStatus) -> String {
     }
 }
 
+/// An instant as people at the office read it: in the office's zone
+/// (`zone`, an IANA name; UTC when empty or unknown).
+pub fn office_time(at_ms: u64, zone: &str) -> String {
+    let tz = jiff::tz::TimeZone::get(zone).unwrap_or(jiff::tz::TimeZone::UTC);
+    match jiff::Timestamp::from_millisecond(at_ms as i64) {
+        Ok(t) => t
+            .to_zoned_datetime(tz)
+            .strftime("%Y-%m-%d %H:%M:%S %Z")
+            .to_string(),
+        Err(_) => at_ms.to_string(),
+    }
+}
+
 /// The status document for people.
 pub fn render_status(s: &Status) -> String {
     let mut out = String::new();
@@ -65,6 +78,9 @@ pub fn render_status(s: &Status) -> String {
             duration(s.uptime_s)
         ),
     );
+    if !s.time_zone.is_empty() {
+        line(&mut out, "time zone", &s.time_zone);
+    }
     line(&mut out, "head", &s.head.to_string());
     line(&mut out, "digest", &short(&s.digest));
     let rows = s
@@ -104,8 +120,7 @@ pub fn render_status(s: &Status) -> String {
     if !s.refused.is_empty() {
         out.push_str("refused connections (most recent last)\n");
         for r in &s.refused {
-            let at = jiff::Timestamp::from_millisecond(r.at_ms as i64)
-                .map_or_else(|_| r.at_ms.to_string(), |t| t.to_string());
+            let at = office_time(r.at_ms, &s.time_zone);
             let _ = writeln!(out, "  {at}  {}  {}", r.remote_address, r.reason);
         }
     }
@@ -153,8 +168,7 @@ fn render_maintenance(out: &mut String, s: &Status) {
         let _ = writeln!(out, "{:<11} {}", "reseal", progress_line(r));
     }
     if let Some(r) = &s.reload {
-        let at = jiff::Timestamp::from_millisecond(r.at_ms as i64)
-            .map_or_else(|_| r.at_ms.to_string(), |t| t.to_string());
+        let at = office_time(r.at_ms, &s.time_zone);
         let what = if r.applied {
             "applied"
         } else {
@@ -322,6 +336,7 @@ mod tests {
             site_id: "ab".into(),
             fingerprint: "sha256:11".into(),
             listen: "127.0.0.1:7441".into(),
+            time_zone: "America/Tijuana".into(),
             schema_hash: "h".into(),
             head: 42,
             digest: "0123456789abcdef0123".into(),
@@ -378,9 +393,10 @@ mod tests {
             "at rest     encrypted (SQLCipher 4.20.0, key from credential)",
             "old keys    mx 4 cells sealed to an old recipient set",
             "reseal      reseal mx running: 6 of 10 cells re-sealed, 1 could not be opened",
-            "reload      1970-01-01T00:00:00Z REFUSED (running config kept)",
+            "reload      1969-12-31 16:00:00 PST REFUSED (running config kept)",
             "              schema.toml:3: not valid TOML",
             "retired ids cd (restored from a backup)",
+            "time zone   America/Tijuana",
         ] {
             assert!(text.contains(want), "missing {want:?} in\n{text}");
         }

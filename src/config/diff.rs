@@ -14,8 +14,8 @@ use std::collections::{BTreeMap, BTreeSet};
 #[derive(Debug, Default, PartialEq)]
 struct Described {
     groups: BTreeMap<String, BTreeSet<String>>,
-    /// table → column → (privacy, type)
-    tables: BTreeMap<String, BTreeMap<String, (String, Option<String>)>>,
+    /// table → column → (privacy, type, required)
+    tables: BTreeMap<String, BTreeMap<String, Column>>,
     /// The listed offices (None: no `offices` line).
     offices: Option<BTreeSet<String>>,
     /// (table, action, column) → offices ("-" for none).
@@ -66,6 +66,10 @@ fn describe(text: &str) -> Described {
                 d.tables.entry(name.to_string()).or_default();
             }
             (Some("column"), Some(name), Some(rest)) if table.is_some() => {
+                let (rest, required) = match rest.strip_suffix(" required") {
+                    Some(rest) => (rest, true),
+                    None => (rest, false),
+                };
                 let (privacy, ty) = match rest.split_once(" type ") {
                     Some((p, t)) => (p.to_string(), Some(t.to_string())),
                     None => (rest.to_string(), None),
@@ -74,7 +78,7 @@ fn describe(text: &str) -> Described {
                 d.tables
                     .entry(t)
                     .or_default()
-                    .insert(name.to_string(), (privacy, ty));
+                    .insert(name.to_string(), (privacy, ty, required));
             }
             _ => {
                 d.other.insert(line.to_string());
@@ -107,6 +111,9 @@ fn type_words(ty: &Option<String>) -> String {
     }
 }
 
+/// A column as the canonical text gives it: privacy, type, required.
+type Column = (String, Option<String>, bool);
+
 /// The differences between this office's schema (`ours`, canonical text)
 /// and `peer`'s, one sentence each; empty when they are the same.
 pub fn differences(ours: &str, theirs: &str, peer: &str) -> Vec<String> {
@@ -137,7 +144,15 @@ pub fn differences(ours: &str, theirs: &str, peer: &str) -> Vec<String> {
                         (None, Some(_)) => {
                             out.push(format!("column `{name}.{col}` is {}", only(false)))
                         }
-                        (Some((pa, ta)), Some((pb, tb))) => {
+                        (Some((pa, ta, ra)), Some((pb, tb, rb))) => {
+                            if ra != rb {
+                                let words = |r: &bool| if *r { "required" } else { "optional" };
+                                out.push(format!(
+                                    "column `{name}.{col}` is {} here and {} at {peer}",
+                                    words(ra),
+                                    words(rb)
+                                ));
+                            }
                             if pa != pb {
                                 out.push(format!(
                                     "column `{name}.{col}` is {} here and {} at {peer}",
@@ -254,7 +269,7 @@ column nationality shared
 group mx age1aaa,age1ccc
 table outreach_events
 column capacity shared
-column title shared
+column title shared required
 column notes shared
 table residents
 column full_name sealed mx
@@ -271,6 +286,7 @@ flavour vanilla
             "table `volunteers` is only in san-diego's schema",
             "column `outreach_events.notes` is only in san-diego's schema",
             "column `outreach_events.capacity` is typed integer here and untyped at san-diego",
+            "column `outreach_events.title` is optional here and required at san-diego",
             "column `residents.nationality` is shared here and sealed to `mx` at san-diego",
             "seal group `mx` has other recipients: 1 only here, 1 only at san-diego",
             "the offices listed differ: none here, san-diego, tijuana at san-diego",

@@ -96,6 +96,11 @@ pub struct NodeConfig {
     pub web: Option<WebConfig>,
     /// A TCP listener for Prometheus (`[metrics]`); off without that section.
     pub metrics: Option<MetricsConfig>,
+    /// The office's time zone (IANA name) as written: the top-level
+    /// `time_zone`, else `[web] time_zone` of configs written before it.
+    /// Every date a person reads at this office is shown in it
+    /// (`office_zone`).
+    pub time_zone: Option<String>,
 }
 
 impl NodeConfig {
@@ -233,6 +238,32 @@ impl NodeConfig {
         };
         let web = raw.web.map(|w| w.check(file, text, base)).transpose()?;
         let metrics = raw.metrics.map(|m| m.check(file, text)).transpose()?;
+        let time_zone = match &raw.time_zone {
+            None => web.as_ref().and_then(|w| w.time_zone.clone()),
+            Some(z) => {
+                if jiff::tz::TimeZone::get(z.get_ref()).is_err() {
+                    return Err(err(
+                        z.span(),
+                        format!(
+                            "time_zone: `{}` is not a time zone this machine knows; write an IANA name such as America/Tijuana or America/Los_Angeles",
+                            z.get_ref()
+                        ),
+                    ));
+                }
+                if let Some(other) = web.as_ref().and_then(|w| w.time_zone.as_ref())
+                    && other != z.get_ref()
+                {
+                    return Err(err(
+                        z.span(),
+                        format!(
+                            "time_zone: `{}` here but `{other}` under [web]; an office has one time zone: remove time_zone from [web]",
+                            z.get_ref()
+                        ),
+                    ));
+                }
+                Some(z.get_ref().clone())
+            }
+        };
         let replica_key = match raw.storage {
             None => None,
             Some(storage) => Some(parse_storage(storage, &resolve, &err, file)?),
@@ -260,7 +291,14 @@ impl NodeConfig {
             access,
             web,
             metrics,
+            time_zone,
         })
+    }
+
+    /// The office's time zone and its name: `time_zone`, else the
+    /// system's, else UTC.
+    pub fn office_zone(&self) -> (jiff::tz::TimeZone, String) {
+        office_zone(self.time_zone.as_deref())
     }
 
     pub fn peer_by_fingerprint(&self, fp: &Fingerprint) -> Option<&PeerConfig> {
@@ -271,6 +309,22 @@ impl NodeConfig {
     pub fn database_path(&self) -> PathBuf {
         self.data_dir.join("puente.db")
     }
+}
+
+/// The zone named `configured` (checked when the config was read), else
+/// the system's, else UTC; with the name to show for it.
+pub fn office_zone(configured: Option<&str>) -> (jiff::tz::TimeZone, String) {
+    use jiff::tz::TimeZone;
+    let tz = configured
+        .and_then(|name| TimeZone::get(name).ok())
+        .or_else(|| TimeZone::try_system().ok())
+        .unwrap_or(TimeZone::UTC);
+    let name = tz
+        .iana_name()
+        .map(str::to_string)
+        .or_else(|| configured.map(str::to_string))
+        .unwrap_or_else(|| "UTC".to_string());
+    (tz, name)
 }
 
 /// `[storage]`: exactly one of `key_file` and `key_credential`.
@@ -335,6 +389,8 @@ struct NodeFile {
     schema: Spanned<String>,
     #[serde(default)]
     log_level: Option<Spanned<String>>,
+    #[serde(default)]
+    time_zone: Option<Spanned<String>>,
     tls: TlsFile,
     #[serde(default)]
     peers: Vec<PeerFile>,

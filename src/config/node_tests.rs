@@ -191,6 +191,8 @@ mod shipped_examples {
             );
         }
         assert_eq!(sd.peers[0].name, "tijuana");
+        assert_eq!(tj.office_zone().1, "America/Tijuana");
+        assert_eq!(sd.office_zone().1, "America/Los_Angeles");
         // The packaged roles: the puente group reads and writes, reveal is a
         // group of its own, root is admin; the web agenda stays on loopback.
         use crate::config::access::{Principal, Role, Who};
@@ -208,4 +210,32 @@ mod shipped_examples {
             assert!(web.listen.ip().is_loopback() && web.tls.is_none());
         }
     }
+}
+
+#[test]
+fn the_office_time_zone_is_one_and_known() {
+    let top = format!("time_zone = \"America/Tijuana\"\n{}", sample());
+    let c = NodeConfig::parse(Path::new("/etc/puente/puente.toml"), &top).unwrap();
+    assert_eq!(c.time_zone.as_deref(), Some("America/Tijuana"));
+    assert_eq!(c.office_zone().1, "America/Tijuana");
+    // The older spelling under [web] still names it.
+    let web = format!("{}\n[web]\ntime_zone = \"America/Los_Angeles\"\n", sample());
+    let c = NodeConfig::parse(Path::new("/etc/puente/puente.toml"), &web).unwrap();
+    assert_eq!(c.office_zone().1, "America/Los_Angeles");
+    // Two zones that disagree, or one that does not exist, are refused.
+    let both = format!(
+        "time_zone = \"America/Tijuana\"\n{}\n[web]\ntime_zone = \"America/Los_Angeles\"\n",
+        sample()
+    );
+    let e = error_of(&both);
+    assert!(
+        e.contains("an office has one time zone") && e.contains("remove time_zone from [web]"),
+        "{e}"
+    );
+    let e = error_of(&format!("time_zone = \"Mars/Olympus\"\n{}", sample()));
+    assert!(
+        e.starts_with("/x/node.toml:1:")
+            && e.contains("time_zone: `Mars/Olympus` is not a time zone"),
+        "{e}"
+    );
 }

@@ -158,11 +158,16 @@ impl Schema {
         for table in &self.tables {
             out.push_str(&format!("table {}\n", table.name));
             for column in &table.columns {
-                let ty = column
+                let mut ty = column
                     .ty
                     .as_ref()
                     .map(|t| format!(" type {}", t.canonical()))
                     .unwrap_or_default();
+                // Written only when set, and not into the layout's text:
+                // a required column is stored as any other.
+                if with_recipients && column.required {
+                    ty.push_str(" required");
+                }
                 match &column.privacy {
                     Privacy::Shared => {
                         out.push_str(&format!("column {} shared{ty}\n", column.name))
@@ -358,6 +363,7 @@ fn parse_column(
         name: cname,
         privacy,
         ty,
+        required: spec.get_ref().required,
     })
 }
 
@@ -396,12 +402,13 @@ struct TableFile {
     rights: Option<Spanned<rights::RightsFile>>,
 }
 
-/// `"shared"`, or a table of `sealed = "GROUP"`, `type = "NAME"` and
-/// `one_of = ["…", …]` (each optional; without `sealed` the column is
-/// shared).
+/// `"shared"`, or a table of `sealed = "GROUP"`, `type = "NAME"`,
+/// `one_of = ["…", …]` and `required = true` (each optional; without
+/// `sealed` the column is shared).
 struct ColumnSpec {
     sealed: Option<String>,
     ty: Option<TypeSpec>,
+    required: bool,
 }
 
 enum TypeSpec {
@@ -422,6 +429,7 @@ impl<'de> Deserialize<'de> for ColumnSpec {
                     Ok(ColumnSpec {
                         sealed: None,
                         ty: None,
+                        required: false,
                     })
                 } else {
                     Err(E::custom(format!(
@@ -433,10 +441,18 @@ impl<'de> Deserialize<'de> for ColumnSpec {
                 let mut spec = ColumnSpec {
                     sealed: None,
                     ty: None,
+                    required: false,
                 };
                 while let Some(key) = map.next_key::<String>()? {
                     match key.as_str() {
                         "sealed" => spec.sealed = Some(map.next_value::<String>()?),
+                        "required" => {
+                            spec.required = map.next_value::<bool>().map_err(|_| {
+                                de::Error::custom(
+                                    "`required` is true or false, e.g. title = { required = true }",
+                                )
+                            })?
+                        }
                         "type" if spec.ty.is_none() => {
                             spec.ty = Some(TypeSpec::Named(map.next_value::<String>()?))
                         }
@@ -450,7 +466,7 @@ impl<'de> Deserialize<'de> for ColumnSpec {
                         }
                         _ => {
                             return Err(de::Error::custom(format!(
-                                "unknown key `{key}` in a column; the keys are `sealed`, `type` and `one_of`"
+                                "unknown key `{key}` in a column; the keys are `sealed`, `type`, `one_of` and `required`"
                             )));
                         }
                     }

@@ -150,3 +150,27 @@ fn every_schema_error_is_one_line() {
         assert_eq!(e.lines().count(), 1, "{e}");
     }
 }
+
+#[test]
+fn a_column_may_be_required_and_the_mark_is_checked() {
+    let s = parse(
+        "[groups]\nmx = []\n[tables.events.columns]\ntitle = { required = true }\nnote = { type = \"text\", required = false }\nwho = { sealed = \"mx\", required = true }\n",
+    )
+    .unwrap();
+    let t = s.table("events").unwrap();
+    let req = |c: &str| t.columns[t.column_index(c).unwrap()].required;
+    assert!(req("title") && req("who") && !req("note"));
+    assert!(s.canonical().contains("column title shared required\n"));
+    assert!(s.canonical().contains("column who sealed mx required\n"));
+    assert!(s.canonical().contains("column note shared type text\n"));
+    let e = error_of("[tables.events.columns]\ntitle = { required = \"yes\" }\n");
+    assert!(
+        e.contains(":2:") && e.contains("`required` is true or false"),
+        "{e}"
+    );
+    let e = error_of("[tables.events.columns]\ntitle = { mandatory = true }\n");
+    assert!(
+        e.contains("`sealed`, `type`, `one_of` and `required`"),
+        "{e}"
+    );
+}

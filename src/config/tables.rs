@@ -23,6 +23,11 @@ pub struct ColumnDef {
     pub privacy: Privacy,
     /// What the column may hold (none: anything).
     pub ty: Option<ColumnType>,
+    /// Every row written here must hold a value (`required = true`): the
+    /// writer's check on local writes, imports and the web form. Changes
+    /// from peers are merged whatever they hold (an older office, or one
+    /// whose schema does not require it yet, loses nothing).
+    pub required: bool,
 }
 
 impl ColumnDef {

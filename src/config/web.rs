@@ -43,6 +43,42 @@ pub struct WebConfig {
 }
 
 impl WebConfig {
+    /// The address staff open from their own phone or computer: `url`,
+    /// unless it names this machine only (localhost, a loopback address).
+    /// `None`: the only address is loopback, so links work on the server
+    /// alone.
+    pub fn public_url(&self) -> Option<&str> {
+        let url = self.url.as_deref()?;
+        let rest = url
+            .strip_prefix("https://")
+            .or_else(|| url.strip_prefix("http://"))?;
+        let authority = rest.split(['/', '?', '#']).next().unwrap_or("");
+        let host = match authority.strip_prefix('[') {
+            Some(v6) => v6.split(']').next().unwrap_or(""),
+            None => authority.rsplit_once(':').map_or(authority, |(h, _)| h),
+        };
+        let host = host.to_ascii_lowercase();
+        let loopback = host == "localhost"
+            || host.ends_with(".localhost")
+            || host
+                .parse::<std::net::IpAddr>()
+                .is_ok_and(|ip| ip.is_loopback() || ip.is_unspecified());
+        (!loopback).then_some(url)
+    }
+
+    /// Why links given to staff would not open on their devices, naming
+    /// what to set; `None` when `url` is a public address.
+    pub fn links_warning(&self) -> Option<String> {
+        if self.public_url().is_some() {
+            return None;
+        }
+        Some(format!(
+            "these links start with {}, which only this server can open: staff cannot use them on their phones. Set the address staff open as [web] url in the node config (e.g. url = \"https://agenda.tijuana.example.org\", served over TLS: [web] tls_cert and tls_key, or a reverse proxy in front of {}), restart puente, then remove and add this login again",
+            self.base_url(),
+            self.listen
+        ))
+    }
+
     /// The start of every link given to staff.
     pub fn base_url(&self) -> String {
         if let Some(url) = &self.url {

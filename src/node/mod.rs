@@ -31,7 +31,7 @@ mod upkeep;
 
 pub use live::{counters, histogram, long_work, progress, snapshot, status};
 pub use peer_live::PeerLive;
-pub use setup::{identity, init, lock, preflight, replica_key};
+pub use setup::{identity, init, lock, preflight, replica_key, service_access};
 pub use stopped::{restore, schema_change, storage};
 pub use upkeep::{backup, reload, reseal};
 
@@ -441,6 +441,7 @@ impl Node {
             site_id: self.site.to_string(),
             fingerprint: self.fingerprint.to_string(),
             listen: self.config().listen.to_string(),
+            time_zone: self.config().office_zone().1,
             schema_hash: self.schema().hash().to_string(),
             head,
             digest: digest.to_string(),

@@ -68,7 +68,7 @@ use layout::TableSql;
 /// table, column, row or peer and say what to do; none contains a value.
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
-    #[error("data dir {} does not exist; create it (`puente init` does) or fix data_dir in the node config", dir.display())]
+    #[error("data dir {} does not exist; create it owned by the user puente runs as (`install -d -m 0700 -o puente -g puente DIR`; under systemd, StateDirectory= in the unit makes /var/lib/puente; `puente init` makes DIR/data only when --data-dir is not given) or fix data_dir in the node config", dir.display())]
     DataDirMissing { dir: PathBuf },
     #[error("cannot create the replica in {}: {source}; make the data dir writable by the user puente runs as", dir.display())]
     DataDirUnwritable {
@@ -133,6 +133,18 @@ pub enum StoreError {
     InvalidId { id: String },
     #[error("invalid write to {table}: {reason}")]
     InvalidWrite { table: String, reason: String },
+    #[error(
+        "{table}/{id}: {} {} required (the schema says `required = true`) and this write {}; give a value (COLUMN=VALUE)",
+        columns.iter().map(|c| format!("`{c}`")).collect::<Vec<_>>().join(", "),
+        if columns.len() == 1 { "is" } else { "are" },
+        if *new_row { "makes a new row without it" } else { "would empty it" }
+    )]
+    MissingRequired {
+        table: String,
+        id: String,
+        columns: Vec<String>,
+        new_row: bool,
+    },
     #[error(
         "row {table}/{id} was deleted; a deleted id can never be written again, create the row under a new id"
     )]

@@ -2,8 +2,8 @@
 //!
 //! Owns: get and paged list of live rows (sealed cells shown as sealed
 //! unless the caller asks to reveal and this node holds an identity of the
-//! group), counts for status, and the slow full digest used to check the
-//! incremental one.
+//! group), counts for status, the rows that lack a value the schema
+//! requires, and the slow full digest used to check the incremental one.
 //! Must not: write, or return a sealed value other than inside `Plaintext`.
 
 use rusqlite::OptionalExtension;
@@ -17,6 +17,9 @@ use crate::store::cells::digest::{Digest, cell_hash, tombstone_hash};
 use crate::store::layout::tombstones::each_tombstone;
 use crate::store::{SqlContext, Store, StoreError, valid_id};
 use crate::value::{Plaintext, Value};
+
+/// A row without a value the schema requires: (table, id, column).
+pub type MissingValue = (String, String, String);
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Reveal {
@@ -75,6 +78,44 @@ impl Store {
     }
 
     /// Whether `id` was deleted (a tombstone exists).
+    /// Live rows that lack a value of a column the schema marks
+    /// `required` (null or blank text): how many, and the first `limit`
+    /// as (table, id, column), by table, column and id.
+    pub fn missing_required(&self, limit: usize) -> Result<(u64, Vec<MissingValue>), StoreError> {
+        let (mut total, mut listed) = (0u64, Vec::new());
+        for table in &self.tables {
+            for def in table.defs.iter().filter(|d| d.required) {
+                let (t, c) = (
+                    crate::store::layout::quote(&table.name),
+                    crate::store::layout::quote(&def.name),
+                );
+                let sql = format!(
+                    "SELECT id FROM {t} WHERE {c} IS NULL OR (typeof({c}) = 'text' AND trim({c}) = '') ORDER BY id"
+                );
+                let mut stmt = self
+                    .conn
+                    .prepare(&sql)
+                    .ctx("finding rows without a required value")?;
+                let ids = stmt
+                    .query_map([], |r| r.get::<_, String>(0))
+                    .ctx("finding rows without a required value")?;
+                for id in ids {
+                    let id = id.ctx("finding rows without a required value")?;
+                    total += 1;
+                    if listed.len() < limit {
+                        listed.push((table.name.clone(), id, def.name.clone()));
+                    }
+                }
+            }
+        }
+        Ok((total, listed))
+    }
+
+    pub fn has_row(&self, table: &str, id: &str) -> Result<bool, StoreError> {
+        let t = self.table_index(table)?;
+        self.row_exists(t, id)
+    }
+
     pub fn is_deleted(&self, table: &str, id: &str) -> Result<bool, StoreError> {
         let t = self.table_index(table)?;
         Ok(self.tombstone_of(t, id)?.is_some())

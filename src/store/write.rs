@@ -15,6 +15,15 @@ use crate::store::sealed::sealing::{PendingRow, Sealer};
 use crate::store::{Store, StoreError, valid_id};
 use crate::value::{Plaintext, Value};
 
+/// Whether a value counts as no value for a required column.
+fn is_empty(value: &Value) -> bool {
+    match value {
+        Value::Null => true,
+        Value::Text(t) => t.trim().is_empty(),
+        _ => false,
+    }
+}
+
 /// What a local write did.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Written {
@@ -85,6 +94,7 @@ impl Store {
                     });
                 }
                 store.check_put(t, row)?;
+                store.check_required(t, row)?;
             }
             store.write_rows(t, pending)
         })
@@ -171,6 +181,46 @@ impl Store {
                 out.extend(self.merge_written(t, rows, stamps, sealed?)?);
             }
             Ok(out)
+        })
+    }
+
+    /// Refuses a write that would leave a required column without a
+    /// value: a new row must give every required column, an update may
+    /// not empty one (null or blank text). The writer's check only: a
+    /// peer's change is merged whatever it holds.
+    fn check_required(&self, t: usize, row: &PendingRow) -> Result<(), StoreError> {
+        let table = &self.tables[t];
+        if !table.defs.iter().any(|d| d.required) {
+            return Ok(());
+        }
+        let emptied = row
+            .cells
+            .iter()
+            .filter(|(c, v)| table.defs[*c].required && is_empty(v.expose()))
+            .map(|(c, _)| *c);
+        let new_row = !self.row_exists(t, &row.id)?;
+        let mut missing: Vec<usize> = emptied.collect();
+        if new_row {
+            missing.extend(
+                (0..table.defs.len())
+                    .filter(|c| table.defs[*c].required && !row.cells.iter().any(|(g, _)| g == c)),
+            );
+        }
+        if missing.is_empty() {
+            return Ok(());
+        }
+        let mut columns: Vec<String> = table
+            .display_order
+            .iter()
+            .filter(|s| missing.contains(*s))
+            .map(|&s| table.defs[s].name.clone())
+            .collect();
+        columns.dedup();
+        Err(StoreError::MissingRequired {
+            table: table.name.clone(),
+            id: row.id.clone(),
+            columns,
+            new_row,
         })
     }
 

@@ -292,13 +292,22 @@ fn checked(
     target: &event_form::FormTarget<'_>,
     input: &EventInput,
 ) -> Result<Vec<(&'static str, Value)>, Response> {
-    form::validate(input, &app.tz, &app.offices).map_err(|errors| {
-        let csrf = ctx.session.as_ref().map_or("", |(_, s)| s.csrf.as_str());
-        ctx.page(
-            StatusCode::UNPROCESSABLE_ENTITY,
-            event_form::render(&ctx.chrome(app), target, input, &errors, &app.offices, csrf),
-        )
-    })
+    form::validate(input, &app.tz, &app.offices)
+        .and_then(|cells| {
+            let missing = form::missing_required(&cells, &app.required_event_columns);
+            if missing.is_empty() {
+                Ok(cells)
+            } else {
+                Err(missing)
+            }
+        })
+        .map_err(|errors| {
+            let csrf = ctx.session.as_ref().map_or("", |(_, s)| s.csrf.as_str());
+            ctx.page(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                event_form::render(&ctx.chrome(app), target, input, &errors, &app.offices, csrf),
+            )
+        })
 }
 
 pub async fn create(

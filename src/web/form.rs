@@ -363,6 +363,24 @@ pub fn validate(
     ])
 }
 
+/// The schema's required columns (`required`) the checked form leaves
+/// empty, as the form's fields to mark ("start_date" for `starts_at`).
+pub fn missing_required(cells: &[(&'static str, Value)], required: &[String]) -> Vec<FieldError> {
+    cells
+        .iter()
+        .filter(|(column, value)| {
+            matches!(value, Value::Null) && required.iter().any(|r| r.as_str() == *column)
+        })
+        .map(|(column, _)| {
+            FieldError::Required(match *column {
+                "starts_at" => "start_date",
+                "ends_at" => "end_date",
+                other => other,
+            })
+        })
+        .collect()
+}
+
 /// The columns of `new` that differ from the stored row `old` (None for a
 /// new event: everything that is not null). Writing only these keeps a
 /// concurrent edit of another column at the other office.

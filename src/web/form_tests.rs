@@ -202,3 +202,30 @@ fn an_edit_writes_only_what_changed() {
     let cells = validate(&good(), &tz, &offices()).unwrap();
     assert_eq!(changes(None, cells).len(), 9);
 }
+
+#[test]
+fn the_schemas_required_columns_mark_their_fields() {
+    let tz = pacific();
+    let mut input = good();
+    input.location = "".into();
+    let cells = validate(&input, &tz, &offices()).unwrap();
+    // Location left empty, and the schema requires it: its field is marked.
+    let required = vec![
+        "title".to_string(),
+        "starts_at".to_string(),
+        "location".to_string(),
+    ];
+    assert_eq!(
+        missing_required(&cells, &required),
+        [FieldError::Required("location")]
+    );
+    // The control: given, nothing is missing; not required, nothing either.
+    assert!(missing_required(&validate(&good(), &tz, &offices()).unwrap(), &required).is_empty());
+    assert!(missing_required(&cells, &["title".to_string()]).is_empty());
+    // A start the schema requires is the form's start date.
+    let no_start = vec![("starts_at", Value::Null)];
+    assert_eq!(
+        missing_required(&no_start, &["starts_at".to_string()]),
+        [FieldError::Required("start_date")]
+    );
+}

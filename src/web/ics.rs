@@ -4,7 +4,10 @@
 //! Choices:
 //! - Times are UTC (`DTSTART:20261201T180000Z`). Every calendar app reads
 //!   UTC and shows it in the phone's own zone; a VTIMEZONE would have to
-//!   restate the zone's rules, which apps handle unevenly.
+//!   restate the zone's rules, which apps handle unevenly. The office's
+//!   zone goes along as the display hint `X-WR-TIMEZONE` (the calendar's
+//!   zone for apps that read it), the same zone the web agenda and
+//!   `puente schedule` show.
 //! - `UID` is the row id (`ID@puente`): it never changes, and a deleted id
 //!   is never reused.
 //! - `LAST-MODIFIED` and `DTSTAMP` are the row's newest cell version (its
@@ -41,6 +44,8 @@ pub struct Feed<'a> {
     /// Only events of this office.
     pub office: Option<&'a str>,
     pub now: Timestamp,
+    /// The office's zone (IANA name): the feed's display hint.
+    pub zone: &'a str,
 }
 
 /// SEQUENCE of a row whose newest cell version is `hlc`.
@@ -178,6 +183,7 @@ pub fn render(rows: &[EventRow], feed: &Feed<'_>) -> String {
         ),
         "CALSCALE:GREGORIAN",
         &format!("X-WR-CALNAME:{}", escape(&name)),
+        &format!("X-WR-TIMEZONE:{}", escape(feed.zone)),
         "REFRESH-INTERVAL;VALUE=DURATION:PT15M",
         "X-PUBLISHED-TTL:PT15M",
     ] {

@@ -31,6 +31,7 @@ fn feed(lang: Lang) -> Feed<'static> {
         lang,
         office: None,
         now: at("2026-11-30T20:00:00Z"),
+        zone: "America/Tijuana",
     }
 }
 
@@ -145,7 +146,9 @@ fn the_feed_is_a_calendar_of_utc_events() {
     assert!(!second.contains("DTEND"));
     let en = render(&rows, &feed(Lang::En));
     assert!(
-        en.contains("Language: Spanish and English") && en.contains("X-WR-CALNAME:Outreach agenda")
+        en.contains("Language: Spanish and English")
+            && en.contains("X-WR-CALNAME:Outreach agenda")
+            && en.contains("X-WR-TIMEZONE:America/Tijuana\r\n")
     );
     let mut only = feed(Lang::En);
     only.office = Some("san-diego");

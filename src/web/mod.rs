@@ -74,20 +74,10 @@ impl WebServer {
     }
 }
 
-/// The agenda's zone: `[web] time_zone`, else the system's, else UTC.
-pub fn zone(config: &WebConfig) -> (TimeZone, String) {
-    let tz = config
-        .time_zone
-        .as_deref()
-        .and_then(|name| TimeZone::get(name).ok())
-        .or_else(|| TimeZone::try_system().ok())
-        .unwrap_or(TimeZone::UTC);
-    let name = tz
-        .iana_name()
-        .map(str::to_string)
-        .or_else(|| config.time_zone.clone())
-        .unwrap_or_else(|| "UTC".to_string());
-    (tz, name)
+/// The agenda's zone: the office's (`time_zone` of the node config), else
+/// the system's, else UTC.
+pub fn zone(office_time_zone: Option<&str>) -> (TimeZone, String) {
+    crate::config::node::office_zone(office_time_zone)
 }
 
 /// Binds `[web] listen` and serves the agenda (call inside a tokio
@@ -104,7 +94,7 @@ pub async fn start(node: Arc<Node>, config: &WebConfig) -> Result<WebServer, Web
         addr: config.listen,
         source,
     })?;
-    let (tz, zone_name) = zone(config);
+    let (tz, zone_name) = zone(node.config().time_zone.as_deref());
     let state = Arc::new(state::WebState::new(
         node,
         tz,

@@ -327,6 +327,7 @@ async fn calendar(
         office: office.as_deref(),
         now: jiff::Timestamp::from_millisecond(now as i64)
             .unwrap_or_else(|_| jiff::Timestamp::now()),
+        zone: &app.zone,
     };
     (
         [

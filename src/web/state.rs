@@ -40,6 +40,9 @@ pub struct WebState {
     /// The outreach table's sealed columns, if a schema seals any: the web
     /// neither shows nor writes them.
     pub sealed_event_columns: Vec<String>,
+    /// The outreach table's columns the schema marks `required`: the form
+    /// refuses an event without them, naming the field.
+    pub required_event_columns: Vec<String>,
     /// Whether the schema has the outreach table.
     pub has_events: bool,
     /// Cookies get `Secure` (the server speaks TLS).
@@ -68,6 +71,16 @@ impl WebState {
             .filter(|c| matches!(c.privacy, Privacy::Sealed { .. }))
             .map(|c| c.name.clone())
             .collect();
+        let required_event_columns = schema
+            .table(schedule::TABLE)
+            .map(|t| {
+                t.columns
+                    .iter()
+                    .filter(|c| c.required)
+                    .map(|c| c.name.clone())
+                    .collect()
+            })
+            .unwrap_or_default();
         let now = node.now_ms();
         WebState {
             edits: EditLog::new(&node.config().data_dir),
@@ -79,6 +92,7 @@ impl WebState {
             offices,
             sealed,
             sealed_event_columns,
+            required_event_columns,
             has_events,
             secure,
             cache: Mutex::new(None),

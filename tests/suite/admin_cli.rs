@@ -127,7 +127,10 @@ fn remote_commands_work_against_a_live_socket() {
     );
     assert_eq!(
         lines[1..].join("\n"),
-        "head        0\n\
+        format!(
+            "time zone   {}\n",
+            puente::config::node::office_zone(None).1
+        ) + "head        0\n\
          digest      0000000000000000…\n\
          rows        outreach_events 0, residents 0\n\
          sealed      0 cells\n\

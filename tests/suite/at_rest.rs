@@ -72,7 +72,12 @@ fn write_event(config: &Path, id: &str, title: &str) -> Option<String> {
     )
     .unwrap();
     store
-        .put("outreach_events", id, cells(&[("title", title)]))
+        .put(
+            "outreach_events",
+            id,
+            // The shipped schema requires a start.
+            cells(&[("title", title), ("starts_at", "2030-03-04T10:00:00-08:00")]),
+        )
         .unwrap();
     store.cipher_version().map(str::to_string)
 }

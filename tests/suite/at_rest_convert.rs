@@ -80,7 +80,7 @@ async fn killed_plain_node(root: &Path) -> PathBuf {
         &root.join("lab"),
         Path::new(BIN),
         &[("san-diego", false)],
-        puente::config::schema::DEFAULT_SCHEMA,
+        &crate::support::unrequired(puente::config::schema::DEFAULT_SCHEMA),
         false,
     )
     .unwrap();

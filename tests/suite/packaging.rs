@@ -215,3 +215,64 @@ fn postinst_makes_the_account_and_config_folder_the_unit_needs() {
         "postrm must leave data and keys in place"
     );
 }
+
+/// The from-source install does every step the package does: each asset
+/// and each unit installed, then the package's own postinst (user, groups,
+/// /etc/puente), and the script parses.
+#[test]
+fn the_from_source_install_does_what_the_package_does() {
+    let script = std::fs::read_to_string(root().join("tools/install-from-source")).unwrap();
+    for (source, dest, _) in assets() {
+        let from = if source == "target/release/puente" {
+            "$bin".to_string()
+        } else {
+            format!("$here/{source}")
+        };
+        assert!(
+            script.contains(&from),
+            "tools/install-from-source leaves out {source}"
+        );
+        let to = installed_path(&source, &dest);
+        let folder = Path::new(&to)
+            .parent()
+            .unwrap()
+            .to_str()
+            .unwrap()
+            .to_string();
+        assert!(
+            script.contains(&to) || script.contains(&format!("{folder}/")),
+            "tools/install-from-source does not put {source} at {to}"
+        );
+    }
+    for unit in deb_metadata()["systemd-units"].as_array().unwrap() {
+        let name = unit["unit-name"].as_str().unwrap();
+        for suffix in [".service", ".timer"] {
+            let file = format!("config/{name}{suffix}");
+            if root().join(&file).exists() {
+                assert!(
+                    script.contains(&format!("$here/{file}")),
+                    "tools/install-from-source leaves out {file}"
+                );
+            }
+        }
+    }
+    assert!(script.contains("sh \"$here/debian/postinst\" configure"));
+    let postinst = std::fs::read_to_string(root().join("debian/postinst")).unwrap();
+    for step in [
+        "addgroup --system --quiet puente\n",
+        "puente-reveal",
+        "adduser --system",
+        "install -d -o root -g puente -m 0750 /etc/puente",
+    ] {
+        assert!(
+            postinst.contains(step),
+            "the postinst no longer does {step:?}"
+        );
+    }
+    let parsed = Command::new("sh")
+        .arg("-n")
+        .arg(root().join("tools/install-from-source"))
+        .status()
+        .unwrap();
+    assert!(parsed.success());
+}

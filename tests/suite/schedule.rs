@@ -243,6 +243,13 @@ fn run_schedule(args: &[&str]) -> std::process::Output {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_binary_prints_the_same_agenda_at_both_offices() {
     let mut c = Cluster::new(&[("tijuana", true), ("san-diego", false)]);
+    // Both offices show Tijuana's time (the office's zone decides, not
+    // the shell's TZ).
+    for i in [TJ, SD] {
+        let config = c.lab[i].config.clone();
+        let text = std::fs::read_to_string(&config).unwrap();
+        std::fs::write(&config, format!("time_zone = \"America/Tijuana\"\n{text}")).unwrap();
+    }
     c.link(TJ, SD);
     c.start_all().await;
     let (tj, sd) = (&c[TJ], &c[SD]);

@@ -12,18 +12,19 @@ use std::time::{Duration, Instant};
 
 const BIN: &str = env!("CARGO_BIN_EXE_puente");
 
-const TIJUANA_INIT: &str = "sudo puente init --dir /etc/puente --name tijuana --listen 0.0.0.0:7441 --data-dir /var/lib/puente --admin-socket /run/puente/admin.sock";
-const KEYGEN: &str = "sudo puente keygen --out /etc/puente/keys/mx.key";
+const TIJUANA_INIT: &str = "sudo puente init --dir /etc/puente --name tijuana --listen 0.0.0.0:7441 --data-dir /var/lib/puente --admin-socket /run/puente/admin.sock --time-zone America/Tijuana";
+const KEYGEN: &str = "sudo -u puente puente keygen --out /etc/puente/keys/mx.key";
 const RECOVERY_KEYGEN: &str = "puente keygen --out /media/usb/puente-recovery.key";
 const EDIT_SCHEMA: &str = "sudoedit /etc/puente/schema.toml";
 const EDIT_CONFIG: &str = "sudoedit /etc/puente/puente.toml";
 const CHECK: &str = "sudo puente check --config /etc/puente/puente.toml";
 const ID: &str = "sudo puente id --config /etc/puente/puente.toml";
-const SAN_DIEGO_INIT: &str = "sudo puente init --dir /etc/puente --name san-diego --listen 0.0.0.0:7441 --data-dir /var/lib/puente --admin-socket /run/puente/admin.sock";
+const SAN_DIEGO_INIT: &str = "sudo puente init --dir /etc/puente --name san-diego --listen 0.0.0.0:7441 --data-dir /var/lib/puente --admin-socket /run/puente/admin.sock --time-zone America/Los_Angeles";
 const COPY_SCHEMA: &str = "sudo cp schema.toml /etc/puente/schema.toml";
 const PIN_SAN_DIEGO: &str = "sudo puente peer add --config /etc/puente/puente.toml --name san-diego --fingerprint SAN_DIEGO_FINGERPRINT --address sandiego.example.org:7441";
 const PIN_TIJUANA: &str = "sudo puente peer add --config /etc/puente/puente.toml --name tijuana --fingerprint TIJUANA_FINGERPRINT --address tijuana.example.org:7441";
-const CHOWN: &str = "sudo chown -R puente:puente /etc/puente/certs /etc/puente/keys";
+const CHECK_SERVICE: &str =
+    "sudo puente check --config /etc/puente/puente.toml --as-service puente";
 const START: &str = "sudo systemctl enable --now puente";
 const STATUS: &str = "sudo puente status";
 
@@ -69,7 +70,9 @@ impl Office {
         let line = self.localize(line, subst);
         let words: Vec<&str> = line.split_whitespace().collect();
         let args = match words.as_slice() {
-            ["sudo", "puente", rest @ ..] | ["puente", rest @ ..] => rest.to_vec(),
+            ["sudo", "puente", rest @ ..]
+            | ["sudo", "-u", "puente", "puente", rest @ ..]
+            | ["puente", rest @ ..] => rest.to_vec(),
             _ => panic!("not a puente command: {line}"),
         };
         let out = Command::new(BIN)
@@ -119,7 +122,7 @@ fn the_readme_walkthrough_sets_up_two_offices_that_sync() {
         COPY_SCHEMA,
         PIN_SAN_DIEGO,
         PIN_TIJUANA,
-        CHOWN,
+        CHECK_SERVICE,
         START,
         STATUS,
     ] {
@@ -254,7 +257,7 @@ fn the_readme_walkthrough_sets_up_two_offices_that_sync() {
     let sd_conf = sd.etc.join("puente.toml");
     tj.puente(
         &format!(
-            "puente rows put outreach_events ev-1 title=Clinic capacity:=20 --config {}",
+            "puente rows put outreach_events ev-1 title=Clinic starts_at=2030-03-04T10:00:00-08:00 capacity:=20 --config {}",
             tj_conf.display()
         ),
         none,

@@ -130,6 +130,7 @@ async fn import(
         .node
         .with_store(move |s| -> Result<_, StoreError> {
             staging.check_deleted(|id| s.is_deleted(&t, id))?;
+            staging.check_required(|id| s.has_row(&t, id))?;
             match staging.finish() {
                 Ok(writes) => {
                     s.put_many(&t, writes)?;

@@ -51,6 +51,7 @@ impl From<StoreError> for ApiError {
             | StoreError::NoSuchRow { .. } => StatusCode::NOT_FOUND,
             StoreError::InvalidId { .. }
             | StoreError::InvalidWrite { .. }
+            | StoreError::MissingRequired { .. }
             | StoreError::InvalidValue { .. } => StatusCode::BAD_REQUEST,
             StoreError::RowDeleted { .. } => StatusCode::GONE,
             StoreError::Forbidden { .. } => StatusCode::FORBIDDEN,

@@ -103,7 +103,9 @@ async fn add(
     )
     .await?;
     tracing::info!(staff = %name, role = role.name(), "staff login added");
-    let base = app.node.config().web.as_ref().map(|w| w.base_url());
+    let web = app.node.config().web.clone();
+    let base = web.as_ref().map(|w| w.base_url());
+    let links_warning = web.as_ref().and_then(|w| w.links_warning());
     Ok(json(
         StatusCode::CREATED,
         &StaffAdded {
@@ -111,6 +113,7 @@ async fn add(
             calendar_url: base
                 .as_ref()
                 .map(|b| format!("{b}/cal/{calendar}/outreach.ics")),
+            links_warning,
             name,
             role: role.name().into(),
             login_token: login,

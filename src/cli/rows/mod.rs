@@ -17,7 +17,7 @@ use std::path::{Path, PathBuf};
 use anyhow::{Result, anyhow, bail};
 use zeroize::Zeroizing;
 
-use super::call::{self, DaemonTarget, emit, emit_json, local_zone};
+use super::call::{self, DaemonTarget, emit, emit_json};
 use crate::admin::Client;
 use crate::api::{self, Row};
 use crate::value::{Plaintext, Value};
@@ -187,7 +187,7 @@ pub fn list(
         return emit_json(&page);
     }
     let mut text = Zeroizing::new(String::new());
-    view::render_table(&mut text, &page.rows, &local_zone());
+    view::render_table(&mut text, &page.rows, &call::office_zone(socket, None)?);
     match (&page.next, page.rows.len()) {
         (_, 0) => text.push_str(&format!("no rows in {table}\n")),
         (Some(next), n) => text.push_str(&format!(
@@ -205,7 +205,7 @@ pub fn get(socket: &Path, table: &str, id: &str, reveal: bool, json: bool) -> Re
     if json {
         return emit_json(&row);
     }
-    emit(row_text(table, &row).as_bytes())
+    emit(row_text(table, &row, &call::office_zone(socket, None)?).as_bytes())
 }
 
 pub fn put(socket: &Path, table: &str, id: &str, assignments: &[String], json: bool) -> Result<()> {
@@ -273,10 +273,10 @@ pub fn parse_assignment(text: &str) -> Result<(String, Plaintext)> {
     Ok((column.to_string(), value))
 }
 
-/// A row as `rows get` prints it (local time of this machine), in a
+/// A row as `rows get` prints it (times in the office's zone `tz`), in a
 /// buffer wiped when dropped.
-pub fn row_text(table: &str, row: &Row) -> Zeroizing<String> {
+pub fn row_text(table: &str, row: &Row, tz: &jiff::tz::TimeZone) -> Zeroizing<String> {
     let mut text = Zeroizing::new(String::new());
-    view::render_row(&mut text, table, row, &local_zone());
+    view::render_row(&mut text, table, row, tz);
     text
 }

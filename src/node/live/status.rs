@@ -18,6 +18,10 @@ pub struct Status {
     pub site_id: String,
     pub fingerprint: String,
     pub listen: String,
+    /// The office's time zone (IANA name): `puente schedule`, the web
+    /// agenda and every date a person reads at this office use it.
+    #[serde(default)]
+    pub time_zone: String,
     pub schema_hash: String,
     /// The replica's head change sequence.
     pub head: u64,

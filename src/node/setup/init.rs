@@ -3,7 +3,12 @@
 //! Owns: creating DIR/puente.toml (all paths inside DIR), a copy of the
 //! built-in schema, DIR/certs with a new TLS identity, DIR/keys with a new
 //! random replica key (unless the node is made unencrypted on purpose),
-//! and DIR/data.
+//! and DIR/data, each with an explicit mode whatever the umask; given the
+//! service account (`puente init` run as root where user `puente`
+//! exists, or `--service-user`), the secrets and the data belong to it
+//! alone (TLS and replica keys 0600 in folders 0700, DIR/data 0700) and
+//! the config and schema are readable by its group (0640 and 0644,
+//! root-owned): an admin in group `puente` reads the config, never a key.
 //! Must not: touch an existing node: if any of its files exist, it refuses
 //! before creating anything.
 
@@ -55,6 +60,13 @@ pub struct InitOptions {
     /// DIR/keys/replica.key (the default). `false` only when asked for
     /// (`--unencrypted`).
     pub encrypted: bool,
+    /// The office's time zone (an IANA name, checked by the caller);
+    /// `None` leaves `time_zone` commented out (the system's is used).
+    pub time_zone: Option<String>,
+    /// The account the daemon runs as: it owns the secrets and the data,
+    /// its group reads the config and schema (`None`: files stay the
+    /// caller's, owner-only where secret).
+    pub service: Option<ServiceOwner>,
 }
 
 impl InitOptions {
@@ -66,6 +78,8 @@ impl InitOptions {
             data_dir: None,
             admin_socket: None,
             encrypted: true,
+            time_zone: None,
+            service: None,
         }
     }
 }
@@ -113,7 +127,11 @@ pub fn init_node(options: &InitOptions) -> Result<Initialized, InitError> {
                 source,
             })
     };
+    let dir_is_new = !dir.exists();
     mkdir(dir, 0o755)?;
+    if dir_is_new {
+        settle(dir, 0o755, None)?;
+    }
     mkdir(&certs, 0o700)?;
     if options.data_dir.is_none() {
         mkdir(&data, 0o700)?;
@@ -132,10 +150,55 @@ pub fn init_node(options: &InitOptions) -> Result<Initialized, InitError> {
     };
     write(&schema_file, DEFAULT_SCHEMA)?;
     write(&config_file, &config_text(options))?;
+    let made_dir = |path: &Path, mode: u32| -> Result<(), InitError> { settle(path, mode, None) };
+    made_dir(&certs, 0o700)?;
+    if options.data_dir.is_none() {
+        made_dir(&data, 0o700)?;
+    }
+    if let Some(owner) = options.service {
+        let root_owned = Some((None, owner.gid));
+        let service_owned = Some((Some(owner.uid), owner.gid));
+        settle(&config_file, 0o640, root_owned)?;
+        settle(&schema_file, 0o644, root_owned)?;
+        settle(&certs, 0o700, service_owned)?;
+        settle(&cert, 0o644, service_owned)?;
+        settle(&key, 0o600, service_owned)?;
+        if options.encrypted {
+            if let Some(keys) = replica_key_file.parent() {
+                settle(keys, 0o700, service_owned)?;
+            }
+            settle(&replica_key_file, 0o600, service_owned)?;
+        }
+        if options.data_dir.is_none() {
+            settle(&data, 0o700, service_owned)?;
+        }
+    }
     Ok(Initialized {
         config_file,
         fingerprint,
     })
+}
+
+/// The account the daemon runs as, from /etc/passwd and /etc/group.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ServiceOwner {
+    pub uid: u32,
+    /// Group `puente` when it exists, else the user's own group.
+    pub gid: u32,
+}
+
+/// Gives `path` exactly `mode` (the umask narrowed it at creation) and,
+/// with `owner`, that (user, group): the user stays when it is `None`.
+fn settle(path: &Path, mode: u32, owner: Option<(Option<u32>, u32)>) -> Result<(), InitError> {
+    use std::os::unix::fs::PermissionsExt;
+    let failed = |source| InitError::Create {
+        path: path.to_path_buf(),
+        source,
+    };
+    if let Some((uid, gid)) = owner {
+        std::os::unix::fs::chown(path, uid, Some(gid)).map_err(failed)?;
+    }
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode)).map_err(failed)
 }
 
 fn quoted(path: &Path) -> String {
@@ -152,6 +215,10 @@ fn config_text(options: &InitOptions) -> String {
         .admin_socket
         .as_deref()
         .map_or_else(|| "\"admin.sock\"".to_string(), quoted);
+    let time_zone = match &options.time_zone {
+        Some(zone) => format!("time_zone = {}", quoted(Path::new(zone))),
+        None => "# time_zone = \"America/Tijuana\"".to_string(),
+    };
     let storage = if options.encrypted {
         format!(
             r#"# The replica is encrypted at rest (SQLCipher) with the raw key in this
@@ -185,6 +252,10 @@ admin_socket = {admin_socket}
 schema = "schema.toml"
 # Log level when RUST_LOG is not set: error, warn, info, debug, trace.
 log_level = "info"
+# The office's time zone (IANA name): `puente schedule`, the web agenda,
+# the calendar feed's display hints and every date shown here use it,
+# whatever the shell's TZ (`--tz` looks with another).
+{time_zone}
 
 [tls]
 cert = "certs/node.crt"
@@ -207,7 +278,8 @@ admin = ["user:root"]
 # uncommented; any address but 127.0.0.1 also needs tls_cert and tls_key):
 # [web]
 # listen = "127.0.0.1:7480"
-# time_zone = "America/Tijuana"
+# The address staff open (links from `puente staff add` start with it):
+# url = "https://agenda.tijuana.example.org"
 
 # Pinned peers. Add each other office with
 #   puente peer add --config THIS_FILE --name NAME --fingerprint sha256:… --address HOST:PORT

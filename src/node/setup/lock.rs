@@ -14,7 +14,7 @@ pub const LOCK_FILE: &str = "puente.lock";
 
 #[derive(Debug, thiserror::Error)]
 pub enum LockError {
-    #[error("data dir {} does not exist; create it (`puente init` does) or fix data_dir in the node config", dir.display())]
+    #[error("data dir {} does not exist; create it owned by the user puente runs as (`install -d -m 0700 -o puente -g puente DIR`; under systemd, StateDirectory= in the unit makes /var/lib/puente; `puente init` makes DIR/data only when --data-dir is not given) or fix data_dir in the node config", dir.display())]
     DataDirMissing { dir: PathBuf },
     #[error("another puente process (a running daemon or a `puente storage` command) holds data dir {}; stop it first (systemctl stop puente) — two processes must never share a replica", dir.display())]
     Held { dir: PathBuf },

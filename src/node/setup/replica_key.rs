@@ -33,9 +33,9 @@ pub const UNENCRYPTED_WARNING: &str = "the replica is NOT encrypted at rest: any
 pub enum ReplicaKeyError {
     #[error("key file {} is missing; the replica cannot be opened without it: restore it from your offline copy (or fix [storage] key_file in the node config)", file.display())]
     Missing { file: PathBuf },
-    #[error("cannot read key file {}: {source}; check that the user puente runs as may read it", file.display())]
+    #[error("cannot read key file {}: {source}; it is mode 0600 and readable only by its owner, so run this command as root (sudo) or as the user that owns it (the package's daemon runs as `puente`: sudo -u puente puente …); if it is the daemon that cannot read it, make the user the daemon runs as its owner (chown puente: {})", file.display(), file.display())]
     Unreadable { file: PathBuf, source: io::Error },
-    #[error("key file {} is readable by other users (mode {mode:04o}); run `chmod 600 {}` — puente refuses a looser key file", file.display(), file.display())]
+    #[error("key file {} is readable by other users (mode {mode:04o}); run `chmod 600 {}` — puente refuses a looser key file (the daemon's user owns it: `puente check --as-service` says how)", file.display(), file.display())]
     LoosePermissions { file: PathBuf, mode: u32 },
     #[error("key file {} does not hold a replica key (64 hex digits on one line, as `puente init` writes it)", file.display())]
     Malformed { file: PathBuf },
@@ -80,7 +80,9 @@ pub fn load(source: &KeySource) -> Result<ReplicaKey, ReplicaKeyError> {
     }
 }
 
-/// Reads a key file, refusing one that group or others may read.
+/// Reads a key file, refusing one that group or others may read (an admin
+/// in the daemon's group reads the config, never the key: `puente init`
+/// run as root gives the key to the daemon's user, mode 0600).
 pub fn load_file(file: &Path) -> Result<ReplicaKey, ReplicaKeyError> {
     let mode = match fsutil::mode_of(file) {
         Ok(mode) => mode,
@@ -202,7 +204,9 @@ mod tests {
             write_new(&file, &key),
             Err(ReplicaKeyError::Exists { .. })
         ));
-        for mode in [0o640, 0o604, 0o644] {
+        // Anything for the group or others is refused: group read too (an
+        // admin in group `puente` must not read the key).
+        for mode in [0o640, 0o660, 0o604, 0o644, 0o650] {
             std::fs::set_permissions(&file, std::fs::Permissions::from_mode(mode)).unwrap();
             let e = load_file(&file).unwrap_err();
             assert!(

@@ -82,7 +82,34 @@ pub fn apply(config: &Path, allow_drop: bool) -> Result<Outcome, SchemaChangeErr
             "erased values are gone from this replica (database and WAL); copies made before, such as backups, still hold them".to_string(),
         );
     }
+    notes.extend(missing_required_note(&store)?);
     Ok(Outcome { plan, notes })
+}
+
+/// Rows listed in the note about required columns.
+const MISSING_LISTED: usize = 20;
+
+/// Says which rows lack a value the schema requires. They are kept (a
+/// required column is the writer's check: rows written before the rule,
+/// or by an office that does not have it yet, are never refused or
+/// lost); writes made here from now on must give the value.
+fn missing_required_note(store: &Store) -> Result<Option<String>, SchemaChangeError> {
+    let (total, listed) = store.missing_required(MISSING_LISTED)?;
+    if total == 0 {
+        return Ok(None);
+    }
+    let mut note = format!(
+        "{total} {} no value in a column the schema marks `required` (kept as they are; new writes here must give it):",
+        if total == 1 { "row has" } else { "rows have" }
+    );
+    for (table, id, column) in &listed {
+        note.push_str(&format!("\n  {table}/{id}: {column}"));
+    }
+    if total > listed.len() as u64 {
+        note.push_str(&format!("\n  … and {} more", total - listed.len() as u64));
+    }
+    note.push_str("\nfill each in once the daemon runs: puente rows put TABLE ID COLUMN=VALUE");
+    Ok(Some(note))
 }
 
 /// Takes `table.column` from sealed to shared. At an office holding an

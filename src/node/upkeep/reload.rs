@@ -304,8 +304,8 @@ address = "127.0.0.1:7442"
     #[test]
     fn a_layout_change_reconnects_sessions_and_restart_settings_are_named() {
         let mut wider = crate::config::schema::DEFAULT_SCHEMA.replace(
-            "title = \"shared\"",
-            "title = \"shared\"\nroom = \"shared\"",
+            "description = \"shared\"",
+            "description = \"shared\"\nroom = \"shared\"",
         );
         wider = wider.replace(
             "mx = []",

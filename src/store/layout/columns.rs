@@ -79,6 +79,8 @@ pub fn read(conn: &Connection) -> Result<Vec<StoredTable>, StoreError> {
                 None => Privacy::Shared,
             },
             ty: ty.as_deref().and_then(parse_type),
+            // Not recorded: the writer's check, taken from the schema.
+            required: false,
         };
         match tables.last_mut() {
             Some(t) if t.name == table => t.columns.push(column),
@@ -169,6 +171,7 @@ pub fn from_format_1(conn: &Connection, schema: &Schema) -> Result<Vec<StoredTab
                     name: c,
                     privacy,
                     ty: None,
+                    required: false,
                 }
             })
             .collect();

@@ -87,12 +87,19 @@ impl Cluster {
     }
 
     fn create(specs: &[(&str, bool)], encrypted: bool) -> Cluster {
+        let schema = crate::support::unrequired(puente::config::schema::DEFAULT_SCHEMA);
+        Cluster::with_schema(specs, &schema, encrypted)
+    }
+
+    /// As `new`, every office with `schema` (e.g. the shipped schema as it
+    /// is, with its required columns; `new` drops them).
+    pub fn with_schema(specs: &[(&str, bool)], schema: &str, encrypted: bool) -> Cluster {
         let tmp = tempfile::tempdir().unwrap();
         let mut lab = Lab::create_at_rest(
             &tmp.path().join("lab"),
             Path::new(BIN),
             specs,
-            puente::config::schema::DEFAULT_SCHEMA,
+            schema,
             encrypted,
         )
         .unwrap();
