@@ -4,8 +4,8 @@
 //! alike; the clock's arithmetic is checked (a write that cannot be
 //! stamped is refused, never reported done); the clock moves only with
 //! what is applied; an honest office back from days offline syncs as
-//! before; and after a restore, a change carrying a retired site id is
-//! held as forged.
+//! before; and after a restore, a change carrying a retired site id keeps
+//! no office's rights.
 
 use crate::support;
 
@@ -341,10 +341,12 @@ fn a_far_future_delete_is_held_too_and_the_row_lives() {
 }
 
 /// After a restore (`begin_new_history`, what `puente restore` runs), a
-/// change stamped with the retired site id is held as forged; before, it
-/// applied with Tijuana's rights (a resident deleted by San Diego).
+/// change stamped with the retired site id keeps no office's rights: a
+/// delete of a resident is held; before, it applied with Tijuana's rights
+/// (a resident deleted by San Diego). What every office may do (a new
+/// event) applies.
 #[test]
-fn after_a_restore_a_change_carrying_the_retired_site_id_is_held_as_forged() {
+fn after_a_restore_a_change_carrying_the_retired_site_id_keeps_no_office_s_rights() {
     let (mut tj, mut sd) = offices(NOW);
     tj.store
         .put("residents", "r1", cells(&[("full_name", "Ana")]))
@@ -415,6 +417,13 @@ fn after_a_restore_a_change_carrying_the_retired_site_id_is_held_as_forged() {
     again
         .apply(&sd.peer_ref(), update, Cursor::at(sd.store.head()))
         .unwrap();
+    assert!(
+        again
+            .get("outreach_events", "ev-forged", Reveal::No)
+            .unwrap()
+            .is_some(),
+        "a new event, which every office may add, applies under the retired id"
+    );
     // The delete again, after the reopen (where the old code judged the
     // retired id by its binding to tijuana, and applied it).
     let residents = again.schema().table_index("residents").unwrap();
@@ -431,7 +440,13 @@ fn after_a_restore_a_change_carrying_the_retired_site_id_is_held_as_forged() {
         .apply(&sd.peer_ref(), delete, Cursor::at(sd.store.head()))
         .unwrap();
     assert!(again.get("residents", "r1", Reveal::No).unwrap().is_some());
-    assert_eq!(again.held_list(false).unwrap().len(), 3);
+    let held = again.held_list(false).unwrap();
+    assert_eq!(held.len(), 2, "{held:#?}");
+    assert!(
+        held.iter()
+            .all(|h| h.origin == "a site id this office retired"),
+        "{held:#?}"
+    );
 }
 
 /// A figure for the note, run once (not in CI): the held list after a

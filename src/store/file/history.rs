@@ -6,9 +6,11 @@
 //! their stamps, and is listed as retired), forgets every peer cursor (so
 //! peers send it everything again), and drops the backup's stamp — and
 //! reading the retired ids back. From then on a peer's change carrying a
-//! retired id is judged as forged and held (rights/judge.rs): versions
-//! this replica wrote under its old id after the backup come back held
-//! for review with that reason, since no replica can tell them from a
+//! retired id keeps no office's rights (rights/bindings.rs): versions
+//! this replica wrote under its old id after the backup come back and
+//! apply when every office may make them, and are held for review with
+//! that reason when they need this office's rights (a delete of a
+//! resident, its case notes), since no replica can tell them from a
 //! forgery by a tampered peer.
 //! Must not: copy or move files (node/restore.rs does).
 
@@ -56,8 +58,8 @@ impl Store {
                 .ctx("forgetting peer cursors")?;
             store.state.site = new_site;
             store.state.local_site = idx;
-            // A peer's change stamped with the retired id is judged as
-            // forged from now on (rights/judge.rs).
+            // A peer's change stamped with the retired id keeps no
+            // office's rights from now on (rights/bindings.rs).
             store.state.guard.retired.insert(old);
             if let Some(&i) = store.state.site_index.get(&old) {
                 store.state.guard.origins[i as usize] = store.origin_for(&old);

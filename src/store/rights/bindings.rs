@@ -4,7 +4,8 @@
 //! `_puente_bindings`, a table local to this replica that sync never
 //! reads; a binding is never changed (a restored office's new site id
 //! binds anew, its old one stays bound — but this replica judges a change
-//! carrying a site id it retired as forged, like one carrying its own).
+//! carrying a site id it retired by the strictest reading: no office's
+//! rights, what every office may do applies, the rest is held).
 //!
 //! Owns: the table's SQL, the office a `Store` writes as (`set_office`),
 //! binding sites (refusing a site already bound to another office), and
@@ -34,8 +35,8 @@ pub(in crate::store) struct Guard {
     pub origins: Vec<Origin>,
     /// Every bound site and its office.
     pub bound: HashMap<SiteId, String>,
-    /// The site ids this replica retired at restores: its own, judged as
-    /// forged when a peer's change carries one.
+    /// The site ids this replica retired at restores: no office's rights
+    /// when a peer's change carries one (the strictest reading).
     pub retired: HashSet<SiteId>,
     /// Site ids first learned from each peer (by its site): bounded
     /// (bounds.rs).
@@ -54,8 +55,16 @@ pub(in crate::store) struct Guard {
 impl Store {
     /// How changes stamped with `site` are judged here.
     pub(in crate::store) fn origin_for(&self, site: &SiteId) -> Origin {
-        if *site == self.state.site || self.state.guard.retired.contains(site) {
+        if *site == self.state.site {
             return Origin::Own;
+        }
+        // A retired id is in every stamp this office made before its
+        // restore, and its own writes made after the backup come back
+        // under it; a tampered peer can stamp with it too. So it keeps no
+        // office's rights: judged by the strictest reading (what every
+        // office may do applies, the rest is held for review).
+        if self.state.guard.retired.contains(site) {
+            return Origin::Unbound;
         }
         match self.state.guard.bound.get(site) {
             Some(office) => self

@@ -377,11 +377,11 @@ impl Store {
         columns: &[usize],
     ) -> (String, String) {
         let origin_site = self.state.sites[site as usize];
-        if refused.forged && self.state.guard.retired.contains(&origin_site) {
+        if !refused.ahead && self.state.guard.retired.contains(&origin_site) {
             return (
                 "a site id this office retired".into(),
                 format!(
-                    "the change carries site id {origin_site}, which this office used before it was restored from a backup and has retired: it is this office's own write made after that backup, coming back from {0}, or it is forged by {0}; no replica can tell which: accept it if this office made it, discard it otherwise",
+                    "the change carries site id {origin_site}, which this office used before it was restored from a backup and has retired, so it keeps no office's rights: it is this office's own write made after that backup, coming back from {0}, or it is forged by {0}; no replica can tell which: accept it if this office made it, discard it otherwise",
                     peer.name
                 ),
             );

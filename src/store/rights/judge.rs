@@ -5,8 +5,9 @@
 //!
 //! The rules (docs/design.md, "Rights"):
 //! - a stamp with this replica's own site id is forged (an honest peer
-//!   never sends an office its own changes): held; so is one with a site
-//!   id this replica retired at a restore (its `Origin` is `Own` too);
+//!   never sends an office its own changes): held; one with a site id
+//!   this replica retired at a restore keeps no office's rights (its
+//!   `Origin` is `Unbound`: the strictest reading below);
 //! - a site bound to a listed office: that office's rights; a site bound
 //!   to a node the schema does not list, or bound to nobody (a change
 //!   relayed from an office this one never met): the strictest reading,
@@ -26,7 +27,7 @@ use crate::store::cells::clocks::CellClock;
 /// How changes stamped with one site are judged.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Origin {
-    /// This replica's own site id, or one it retired at a restore.
+    /// This replica's own site id.
     Own,
     /// Bound to a listed office (its index in `Rights::offices`).
     Office(u8),
@@ -52,7 +53,7 @@ impl Origin {
 pub struct Refused {
     /// What it would do here.
     pub action: WriteAction,
-    /// It carries this replica's own site id (or one it retired).
+    /// It carries this replica's own site id.
     pub forged: bool,
     /// Its stamp lies beyond the drift bound (store/merge/apply.rs decides
     /// that, not the rights): held until this office's clock catches up.
