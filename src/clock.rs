@@ -16,6 +16,26 @@ use serde::{Deserialize, Serialize};
 /// Number of low bits that hold the logical counter.
 pub const LOGICAL_BITS: u32 = 16;
 
+/// The largest unix millisecond an `Hlc` can hold (2^48 - 1: the year
+/// 10889).
+pub const MAX_MILLIS: u64 = (1 << (64 - LOGICAL_BITS)) - 1;
+
+/// The default bound on how far a peer's stamp may lie ahead of this
+/// office's clock before its change is held instead of applied (five
+/// minutes: docs/sync.md says why).
+pub const DEFAULT_MAX_DRIFT_MS: u64 = 5 * 60 * 1000;
+
+/// A local write could not be stamped: the clock has no later timestamp
+/// to give (it reached the largest one, or the wall clock is beyond it).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[error(
+    "this office's clock cannot stamp a new write: its last timestamp is {last} and the wall clock reads {now_ms} ms, and no later timestamp exists; nothing was written. The replica adopted a stamp from the far future (an earlier puente took it from a peer), or the system clock is wrong: check the system clock, and restore a backup taken before the bad stamp arrived"
+)]
+pub struct ClockExhausted {
+    pub last: Hlc,
+    pub now_ms: u64,
+}
+
 /// A hybrid logical clock timestamp. Zero means "never written".
 #[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default, Serialize, Deserialize)]
 pub struct Hlc(pub u64);
@@ -23,8 +43,13 @@ pub struct Hlc(pub u64);
 impl Hlc {
     pub const ZERO: Hlc = Hlc(0);
 
+    /// The largest timestamp.
+    pub const MAX: Hlc = Hlc(u64::MAX);
+
+    /// Millis beyond `MAX_MILLIS` are cut to it (no bit is lost into the
+    /// counter): callers that must not saturate check first.
     pub fn from_parts(millis: u64, logical: u16) -> Hlc {
-        Hlc((millis << LOGICAL_BITS) | u64::from(logical))
+        Hlc((millis.min(MAX_MILLIS) << LOGICAL_BITS) | u64::from(logical))
     }
 
     /// The physical part: unix milliseconds.
@@ -159,20 +184,32 @@ impl HlcState {
     }
 
     /// A new timestamp for a local write: later than every timestamp this
-    /// replica has issued or seen, and not behind the wall clock.
-    pub fn tick(&mut self, now_ms: u64) -> Hlc {
+    /// replica has issued or seen, and not behind the wall clock. Checked:
+    /// when no later timestamp exists (the last one is the largest, or the
+    /// wall clock reads beyond `MAX_MILLIS`), nothing changes and the
+    /// write must be refused.
+    pub fn tick(&mut self, now_ms: u64) -> Result<Hlc, ClockExhausted> {
+        let exhausted = ClockExhausted {
+            last: self.last,
+            now_ms,
+        };
+        if now_ms > MAX_MILLIS {
+            return Err(exhausted);
+        }
         let physical = Hlc::from_parts(now_ms, 0);
-        self.last = if physical > self.last {
+        let next = if physical > self.last {
             physical
         } else {
-            Hlc(self.last.0 + 1)
+            Hlc(self.last.0.checked_add(1).ok_or(exhausted)?)
         };
-        self.last
+        self.last = next;
+        Ok(next)
     }
 
-    /// Takes note of a timestamp written elsewhere so that later local
-    /// writes order after it. A remote timestamp far ahead is still
-    /// accepted (data is never dropped); callers report it as skew.
+    /// Takes note of a timestamp of a change applied here (a peer's, or a
+    /// held one accepted) so that later local writes order after it.
+    /// Callers observe only what they apply: a peer's stamp beyond the
+    /// drift bound is held (`beyond_drift`), never observed.
     pub fn observe(&mut self, remote: Hlc) {
         if remote > self.last {
             self.last = remote;
@@ -181,9 +218,16 @@ impl HlcState {
 }
 
 /// How far a timestamp's physical part lies ahead of `now_ms` (negative if
-/// behind), in milliseconds.
+/// behind), in milliseconds. Both are below 2^48, so it cannot overflow.
 pub fn lead_ms(stamp: Hlc, now_ms: u64) -> i64 {
-    stamp.millis() as i64 - now_ms as i64
+    stamp.millis() as i64 - now_ms.min(MAX_MILLIS) as i64
+}
+
+/// Whether `stamp` lies further ahead of `now_ms` than `max_drift_ms`
+/// allows: such a change is held, and does not move this office's clock.
+/// Saturating: a wall clock or bound near the maximum never wraps.
+pub fn beyond_drift(stamp: Hlc, now_ms: u64, max_drift_ms: u64) -> bool {
+    stamp.millis() > now_ms.saturating_add(max_drift_ms)
 }
 
 #[cfg(test)]
@@ -193,33 +237,33 @@ mod tests {
     #[test]
     fn ticks_are_strictly_increasing_when_the_wall_clock_steps_back() {
         let mut state = HlcState::resume(Hlc::ZERO);
-        let a = state.tick(10_000);
-        let b = state.tick(10_000);
-        let c = state.tick(9_000); // wall clock stepped back
-        let d = state.tick(9_500);
+        let a = state.tick(10_000).unwrap();
+        let b = state.tick(10_000).unwrap();
+        let c = state.tick(9_000).unwrap(); // wall clock stepped back
+        let d = state.tick(9_500).unwrap();
         assert!(a < b && b < c && c < d);
         assert_eq!(a, Hlc::from_parts(10_000, 0));
         assert_eq!(c.millis(), 10_000);
-        let e = state.tick(20_000);
+        let e = state.tick(20_000).unwrap();
         assert_eq!(e, Hlc::from_parts(20_000, 0));
     }
 
     #[test]
     fn resuming_from_a_persisted_value_never_goes_back() {
         let mut first = HlcState::resume(Hlc::ZERO);
-        let issued = first.tick(50_000);
+        let issued = first.tick(50_000).unwrap();
         // The process restarts and the wall clock is now behind.
         let mut second = HlcState::resume(issued);
-        assert!(second.tick(1_000) > issued);
+        assert!(second.tick(1_000).unwrap() > issued);
     }
 
     #[test]
     fn observing_a_remote_stamp_orders_later_writes_after_it() {
         let mut state = HlcState::resume(Hlc::ZERO);
-        state.tick(1_000);
+        state.tick(1_000).unwrap();
         let remote = Hlc::from_parts(86_401_000, 3); // a day ahead
         state.observe(remote);
-        assert!(state.tick(1_001) > remote);
+        assert!(state.tick(1_001).unwrap() > remote);
         // Observing something older changes nothing.
         let before = state.last();
         state.observe(Hlc::from_parts(5, 0));
@@ -229,7 +273,7 @@ mod tests {
     #[test]
     fn logical_counter_overflow_carries_into_millis_and_stays_monotonic() {
         let mut state = HlcState::resume(Hlc::from_parts(7, u16::MAX));
-        let next = state.tick(7);
+        let next = state.tick(7).unwrap();
         assert_eq!(next, Hlc::from_parts(8, 0));
     }
 
@@ -239,6 +283,45 @@ mod tests {
         assert_eq!(h.to_string().parse::<Hlc>(), Ok(h));
         assert!("12".parse::<Hlc>().is_err());
         assert!("1.99999".parse::<Hlc>().is_err());
+    }
+
+    #[test]
+    fn a_clock_at_the_maximum_refuses_to_tick_and_stays_where_it_is() {
+        let mut state = HlcState::resume(Hlc::MAX);
+        let refused = state.tick(1_000).unwrap_err();
+        assert_eq!(refused.last, Hlc::MAX);
+        assert_eq!(state.last(), Hlc::MAX, "a refused tick moves nothing");
+        assert!(refused.to_string().contains("nothing was written"));
+        // One below the maximum still ticks once, then refuses.
+        let mut state = HlcState::resume(Hlc(u64::MAX - 1));
+        assert_eq!(state.tick(1_000), Ok(Hlc::MAX));
+        assert!(state.tick(1_000).is_err());
+        // A wall clock beyond what a timestamp holds is refused too, not
+        // cut into the counter.
+        let mut state = HlcState::resume(Hlc::ZERO);
+        assert!(state.tick(MAX_MILLIS + 1).is_err());
+        assert_eq!(state.tick(MAX_MILLIS).unwrap().millis(), MAX_MILLIS);
+        assert_eq!(Hlc::from_parts(u64::MAX, 0).millis(), MAX_MILLIS);
+    }
+
+    #[test]
+    fn the_drift_bound_saturates_and_counts_from_the_wall_clock() {
+        let now = 1_000_000;
+        assert!(!beyond_drift(
+            Hlc::from_parts(now + 300_000, 9),
+            now,
+            300_000
+        ));
+        assert!(beyond_drift(
+            Hlc::from_parts(now + 300_001, 0),
+            now,
+            300_000
+        ));
+        assert!(beyond_drift(Hlc::MAX, now, 300_000));
+        assert!(!beyond_drift(Hlc::MAX, u64::MAX, u64::MAX));
+        assert!(!beyond_drift(Hlc::from_parts(5, 0), now, 0));
+        assert_eq!(lead_ms(Hlc::MAX, 0), MAX_MILLIS as i64);
+        assert_eq!(lead_ms(Hlc::ZERO, u64::MAX), -(MAX_MILLIS as i64));
     }
 
     #[test]

@@ -244,6 +244,7 @@ pub async fn start(config_path: &Path, limits: Limits) -> Result<Running, Daemon
         })??
     };
     let mut store = store;
+    store.set_max_clock_drift(Some(config.max_clock_drift_ms));
     if let Some(held) = config.max_held {
         tracing::warn!(held, "the held list is capped by [debug] max_held");
         store.set_held_limits(held, crate::store::MAX_HELD_BYTES);
@@ -342,6 +343,9 @@ pub async fn run_with(config_path: &Path, log: Option<LogReload>) -> Result<(), 
 
     let watchdog = watchdog_period();
     let mut watchdog_tick = tokio::time::interval(watchdog.unwrap_or(Duration::from_secs(3600)));
+    // Changes held because their stamps were ahead are applied once this
+    // clock catches up (an apply does it too; this covers a quiet node).
+    let mut release_tick = tokio::time::interval(RELEASE_PERIOD);
     loop {
         tokio::select! {
             _ = term.recv() => { tracing::info!("SIGTERM: shutting down"); break; }
@@ -355,6 +359,13 @@ pub async fn run_with(config_path: &Path, log: Option<LogReload>) -> Result<(), 
                     sd_notify::NotifyState::Ready,
                     sd_notify::NotifyState::Status(&format!("{line}; serving {} peer(s)", node.config().peers.len())),
                 ]);
+            }
+            _ = release_tick.tick() => {
+                match node.with_store(|s| s.release_due()).await {
+                    Ok(Ok(_)) => {}
+                    Ok(Err(e)) => tracing::warn!("applying held changes whose time has come failed (tried again in {} s): {e}", RELEASE_PERIOD.as_secs()),
+                    Err(e) => tracing::warn!("applying held changes whose time has come failed: {e}"),
+                }
             }
             _ = watchdog_tick.tick(), if watchdog.is_some() => {
                 // Only report alive if the replica answers.
@@ -372,6 +383,9 @@ pub async fn run_with(config_path: &Path, log: Option<LogReload>) -> Result<(), 
     tracing::info!("stopped");
     Ok(())
 }
+
+/// How often held changes stamped ahead are checked for being due.
+const RELEASE_PERIOD: Duration = Duration::from_secs(30);
 
 /// Half the systemd watchdog interval, if the unit sets WatchdogSec.
 fn watchdog_period() -> Option<Duration> {

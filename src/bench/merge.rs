@@ -1,7 +1,9 @@
 //! Owns: merge alone: applying a change set from memory into an empty
 //! replica, unencrypted and encrypted at rest (SQLCipher, raw key), next to
-//! a plain SQLite insert of the same rows measured in the same run; and the
-//! time to open the filled replica with its raw key.
+//! a plain SQLite insert of the same rows measured in the same run; the
+//! unencrypted apply once more with the drift check switched off (its
+//! cost, `Store::set_max_clock_drift(None)`: only here); and the time to
+//! open the filled replica with its raw key.
 //!
 //! Must not: use the network.
 
@@ -26,6 +28,8 @@ pub struct MergeTimes {
     pub apply_s: f64,
     /// Apply into a replica encrypted at rest.
     pub apply_encrypted_s: f64,
+    /// Apply into an unencrypted replica without the drift check.
+    pub apply_unchecked_s: f64,
     pub batches: usize,
     /// Opening the filled replica (median of several opens), unencrypted
     /// and with the raw key.
@@ -104,10 +108,25 @@ pub fn apply(
     rows: &data::Rows,
     per_batch: usize,
 ) -> Result<(f64, usize)> {
+    apply_checked(path, at_rest, schema, rows, per_batch, true)
+}
+
+/// `apply`, with the drift check on or off (`drift_check`).
+pub fn apply_checked(
+    path: &Path,
+    at_rest: &AtRest,
+    schema: Arc<Schema>,
+    rows: &data::Rows,
+    per_batch: usize,
+    drift_check: bool,
+) -> Result<(f64, usize)> {
     let site = SiteId::random();
     let batches = data::batches(rows, per_batch, site);
     let count = batches.len();
     let mut store = open(path, at_rest, schema)?;
+    if !drift_check {
+        store.set_max_clock_drift(None);
+    }
     let peer = PeerRef {
         site,
         name: "bench".into(),
@@ -148,6 +167,23 @@ pub fn run(n: usize, per_batch: usize, encrypted_first: bool) -> Result<MergeTim
     };
     let plain_path = dir.path().join("replica.db");
     let encrypted_path = dir.path().join("encrypted.db");
+    let unchecked_path = dir.path().join("unchecked.db");
+    // Without the drift check: first in one run, last in the next.
+    let unchecked = || {
+        apply_checked(
+            &unchecked_path,
+            &AtRest::Plain,
+            schema.clone(),
+            &rows,
+            per_batch,
+            false,
+        )
+    };
+    let unchecked_early = if encrypted_first {
+        Some(unchecked()?)
+    } else {
+        None
+    };
     let plain = || {
         apply(
             &plain_path,
@@ -179,11 +215,16 @@ pub fn run(n: usize, per_batch: usize, encrypted_first: bool) -> Result<MergeTim
             )?,
         )
     };
+    let unchecked_run = match unchecked_early {
+        Some(run) => run,
+        None => unchecked()?,
+    };
     Ok(MergeTimes {
         rows: n,
         plain_insert_s,
         apply_s: plain_run.0,
         apply_encrypted_s: encrypted_run.0,
+        apply_unchecked_s: unchecked_run.0,
         batches: plain_run.1,
         open_plain_ms: open_ms(&plain_path, &AtRest::Plain, &schema, 7)?,
         open_encrypted_ms: open_ms(&encrypted_path, &encrypted, &schema, 7)?,

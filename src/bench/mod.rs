@@ -242,6 +242,9 @@ pub fn run(opts: &BenchOptions) -> Result<BenchReport> {
 
 /// The bound on encrypted / unencrypted time, for apply and catch-up.
 const AT_REST_BOUND: f64 = 1.25;
+/// The bound on apply with / without the drift check (a comparison per
+/// stamp: within the noise).
+const DRIFT_CHECK_BOUND: f64 = 1.1;
 /// The bound on opening an encrypted replica with its raw key.
 const OPEN_BOUND_MS: f64 = 50.0;
 
@@ -271,6 +274,15 @@ fn merge_figures(figures: &mut Vec<Figure>, runs: &[merge::MergeTimes], rows: us
         &encrypted,
         &plain,
         AT_REST_BOUND,
+    ));
+    let unchecked: Vec<f64> = runs.iter().map(|m| m.apply_unchecked_s).collect();
+    figures.push(paired(
+        "merge.drift_check.apply_s",
+        &format!("merge: {what}, unencrypted, with the drift check (baseline: without it)"),
+        "s",
+        &plain,
+        &unchecked,
+        DRIFT_CHECK_BOUND,
     ));
     let to_insert: Vec<f64> = encrypted.iter().zip(&insert).map(|(e, i)| e / i).collect();
     figures.push(Figure::new(

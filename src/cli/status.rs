@@ -229,6 +229,17 @@ fn render_peer(out: &mut String, p: &PeerStatus, width: usize) {
             p.name
         );
     }
+    if let Some(a) = &p.clock_ahead {
+        let _ = writeln!(
+            out,
+            "  {:width$}  clock ahead: {} stamped changes {} ahead of this office's clock (more than the {} allowed); they are held until this clock catches up: check NTP at {}",
+            "",
+            a.office,
+            crate::store::words_for_ms(a.ahead_ms),
+            crate::store::words_for_ms(a.max_drift_ms),
+            a.office
+        );
+    }
     for why in &p.held_reasons {
         let _ = writeln!(out, "  {:width$}  held: {why}", "");
     }
@@ -294,6 +305,7 @@ mod tests {
             peer_digest: None,
             in_sync: None,
             clock_skew_ms: None,
+            clock_ahead: None,
             last_error: None,
             protocol: None,
             schema_differences: vec![],

@@ -78,6 +78,11 @@ pub struct NodeConfig {
     pub replica_key: Option<KeySource>,
     /// Default tracing filter when RUST_LOG is not set.
     pub log_level: String,
+    /// How far ahead of this office's clock a peer's change may be stamped
+    /// and still be applied (`[sync] max_clock_drift_s`; five minutes by
+    /// default); a change stamped further ahead is held until this clock
+    /// catches up.
+    pub max_clock_drift_ms: u64,
     /// Shifts this node's wall clock (tests of clock trouble; 0 in production).
     pub clock_offset_ms: i64,
     /// Caps the replica's size in pages (tests of a full disk; none in
@@ -225,6 +230,20 @@ impl NodeConfig {
             }
         };
 
+        let max_clock_drift_ms = match &raw.sync.max_clock_drift_s {
+            None => crate::clock::DEFAULT_MAX_DRIFT_MS,
+            Some(s) if (1..=MAX_CLOCK_DRIFT_S).contains(s.get_ref()) => s.get_ref() * 1000,
+            Some(s) => {
+                return Err(err(
+                    s.span(),
+                    format!(
+                        "sync.max_clock_drift_s: {} is out of range; give seconds from 1 to {MAX_CLOCK_DRIFT_S} (a day), e.g. 300 (the default, five minutes)",
+                        s.get_ref()
+                    ),
+                ));
+            }
+        };
+
         let identities = raw
             .privacy
             .identities
@@ -284,6 +303,7 @@ impl NodeConfig {
             log_level: raw
                 .log_level
                 .map_or_else(|| "info".to_string(), Spanned::into_inner),
+            max_clock_drift_ms,
             clock_offset_ms: raw.debug.clock_offset_ms,
             max_db_pages: raw.debug.max_db_pages,
             max_held: raw.debug.max_held,
@@ -399,6 +419,8 @@ struct NodeFile {
     #[serde(default)]
     storage: Option<StorageFile>,
     #[serde(default)]
+    sync: SyncFile,
+    #[serde(default)]
     debug: DebugFile,
     #[serde(default)]
     access: Option<AccessFile>,
@@ -438,6 +460,17 @@ struct PeerFile {
 struct PrivacyFile {
     #[serde(default)]
     identities: Vec<Spanned<String>>,
+}
+
+/// The largest `[sync] max_clock_drift_s`: a day. A larger bound would let
+/// a peer's wrong clock stamp writes that win over a day of this office's.
+pub const MAX_CLOCK_DRIFT_S: u64 = 86_400;
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct SyncFile {
+    #[serde(default)]
+    max_clock_drift_s: Option<Spanned<u64>>,
 }
 
 #[derive(Deserialize, Default)]

@@ -247,6 +247,12 @@ fn peer_families(e: &mut Exposition, s: &Status, x: &Extra) {
         "Changes from the peer that its office may not make, dropped because the held list was full (a flood).",
         &|p| p.counters.held_dropped,
     );
+    counter(
+        e,
+        "puente_peer_changes_ahead_total",
+        "Changes from the peer stamped further ahead of this node's clock than [sync] max_clock_drift_s allows: held until this clock catches up, never applied before.",
+        &|p| p.counters.ahead,
+    );
     let mut f = e.family(
         "puente_peer_held_changes",
         Kind::Gauge,
@@ -314,6 +320,12 @@ fn peer_families(e: &mut Exposition, s: &Status, x: &Extra) {
         "puente_peer_clock_skew_seconds",
         "How far the peer's clock is ahead of this node's (negative: behind).",
         &|p| p.clock_skew_ms.map(|ms| ms as f64 / 1000.0),
+    );
+    gauge(
+        e,
+        "puente_peer_clock_ahead_seconds",
+        "How far ahead of this node's clock the furthest change the peer sent beyond the drift bound was stamped (last seen; absent when none was).",
+        &|p| p.clock_ahead.as_ref().map(|a| a.ahead_ms as f64 / 1000.0),
     );
     gauge(
         e,

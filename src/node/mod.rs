@@ -411,6 +411,7 @@ impl Node {
                         peer_digest: l.peer_digest.map(|d| d.to_string()),
                         in_sync,
                         clock_skew_ms: l.skew_ms,
+                        clock_ahead: l.clock_ahead.clone(),
                         protocol: l.protocol,
                         schema_differences: l.schema_differences.clone(),
                         schema_advice: (!l.schema_differences.is_empty())

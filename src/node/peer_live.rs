@@ -26,6 +26,8 @@ pub struct PeerLive {
     /// The peer's cursor of this node (how far it applied our changes).
     pub peer_applied: Option<Cursor>,
     pub skew_ms: Option<i64>,
+    /// The last changes stamped beyond the drift bound.
+    pub clock_ahead: Option<crate::node::status::ClockAhead>,
     pub last_error: Option<String>,
     /// The protocol version the last session negotiated.
     pub protocol: Option<u16>,
@@ -82,6 +84,7 @@ impl PeerLive {
             peer_digest: None,
             peer_applied: None,
             skew_ms: None,
+            clock_ahead: None,
             last_error: None,
             protocol: None,
             schema_differences: Vec::new(),

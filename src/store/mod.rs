@@ -53,7 +53,10 @@ pub use inspect::{CellRecord, RowKey, Snapshot, TombstoneRecord};
 pub use merge::apply::{Applied, Validated, validate};
 pub use outgoing::batching::Outgoing;
 pub use read::{CellView, Reveal, RowView, Stats};
-pub use rights::held::{Decided, HeldChange, HeldFrom, MAX_HELD_BYTES, MAX_HELD_ENTRIES};
+pub use rights::bounds::{MAX_SITES_PER_BATCH, MAX_SITES_PER_OFFICE, MAX_SITES_PER_PEER};
+pub use rights::held::{
+    Decided, HeldChange, HeldFrom, MAX_HELD_BYTES, MAX_HELD_ENTRIES, words_for_ms,
+};
 pub use sealed::reseal;
 pub use staff::StaffRecord;
 pub use write::{RowPut, Written};
@@ -181,6 +184,26 @@ pub enum StoreError {
         "held change {id} was already {state}; `puente held list --all` shows what was decided"
     )]
     HeldDecided { id: i64, state: String },
+    #[error(
+        "peer `{peer}` has named {count} site ids this office never knew, the most one peer may ({limit}): an honest office relays a few (one per office and restore); it is tampered or broken, so this batch was refused and nothing of it kept; check {peer} before syncing with it again"
+    )]
+    TooManySites {
+        peer: String,
+        count: u64,
+        limit: u64,
+    },
+    #[error(
+        "peer `{office}` presents site id {site}, but {count} site ids are already bound to {office} here, the most one office may have (an office takes a new one only when it is restored from a backup): it is tampered, or runs on a copied data dir; the session was refused; check {office}'s data dir"
+    )]
+    TooManyBindings {
+        office: String,
+        site: String,
+        count: usize,
+    },
+    #[error(
+        "held change {id} is stamped {ahead} ahead of this office's clock, beyond the drift bound: accepting it would move this clock there and stamp every later write after it; it is applied by itself once this clock catches up, or discard it with `puente held discard {id}`"
+    )]
+    HeldNotDue { id: i64, ahead: String },
     #[error("batch from peer {peer} rejected, nothing applied: {table}/{id}/{column}: {reason}")]
     InvalidBatch {
         peer: String,
@@ -191,6 +214,9 @@ pub enum StoreError {
     },
     #[error(transparent)]
     Seal(#[from] SealError),
+    /// A local write that cannot be stamped: refused, never reported done.
+    #[error(transparent)]
+    Clock(#[from] crate::clock::ClockExhausted),
 }
 
 pub(crate) trait SqlContext<T> {
@@ -302,6 +328,10 @@ pub struct Store {
     office: Option<String>,
     /// The bound on held changes: entries and bytes.
     held_limits: (u64, u64),
+    /// How far ahead of this office's clock a peer's stamp may lie before
+    /// its change is held (`None`: not checked — only for measuring the
+    /// check's cost in `puente bench`).
+    max_drift_ms: Option<u64>,
     /// Told how long each COMMIT took (the node's metrics).
     commit_observer: Option<CommitObserver>,
     /// Runs of the sequence that hold only one peer's changes (`outgoing/echo.rs`).

@@ -142,7 +142,10 @@ impl Store {
         pending: Vec<PendingRow>,
     ) -> Result<Vec<Written>, StoreError> {
         let now = self.clock.now_ms();
-        let stamps: Vec<Hlc> = pending.iter().map(|_| self.state.hlc.tick(now)).collect();
+        let stamps: Vec<Hlc> = pending
+            .iter()
+            .map(|_| self.state.hlc.tick(now))
+            .collect::<Result<_, _>>()?;
         let sealer = Sealer {
             table: self.tables[t].clone(),
             schema: self.schema.clone(),
@@ -359,7 +362,7 @@ impl Store {
                 });
             }
             let now = store.clock.now_ms();
-            let hlc = store.state.hlc.tick(now);
+            let hlc = store.state.hlc.tick(now)?;
             let local = store.state.local_site;
             store.merge_tombstone(t, id, hlc, local, local)?;
             tracing::trace!(table, id, %hlc, "local delete");

@@ -425,9 +425,29 @@ impl Links {
 }
 
 async fn accept_loop(links: Links, refused: Arc<LastRefused>) {
+    // One throttle for every failed handshake's warning: anyone who can
+    // send UDP to the sync port could otherwise fill the log.
+    let throttle = Arc::new(std::sync::Mutex::new(
+        super::rules::LogThrottle::handshakes(),
+    ));
     while let Some(incoming) = links.endpoint.accept().await {
         let links = links.clone();
         let refused = refused.clone();
+        let throttle = throttle.clone();
+        let warn_refused = move |remote: std::net::SocketAddr, reason: &str, now_ms: u64| {
+            let admitted = throttle
+                .lock()
+                .map(|mut t| t.admit(now_ms))
+                .unwrap_or(Some(0));
+            if let Some(suppressed) = admitted {
+                tracing::warn!(
+                    %remote,
+                    suppressed,
+                    "refused a connection: {reason}{}",
+                    super::rules::suppressed_note(suppressed)
+                );
+            }
+        };
         tokio::spawn(async move {
             let node = &links.node;
             let remote = incoming.remote_address();
@@ -447,12 +467,16 @@ async fn accept_loop(links: Links, refused: Arc<LastRefused>) {
                         ),
                         _ => format!("handshake failed: {e}"),
                     };
-                    tracing::warn!(%remote, "refused a connection: {reason}");
+                    warn_refused(remote, &reason, node.now_ms());
                     node.record_refusal(remote.to_string(), reason, node.now_ms());
                     return;
                 }
                 Err(_) => {
-                    tracing::warn!(%remote, "refused a connection: the handshake did not finish in time");
+                    warn_refused(
+                        remote,
+                        "the handshake did not finish in time",
+                        node.now_ms(),
+                    );
                     node.record_refusal(
                         remote.to_string(),
                         "handshake timed out".into(),
@@ -471,7 +495,7 @@ async fn accept_loop(links: Links, refused: Arc<LastRefused>) {
                     Some(fp) => format!("certificate {fp} is not pinned in this node's config"),
                     None => "it presented no certificate".to_string(),
                 };
-                tracing::warn!(%remote, "refused a connection: {reason}");
+                warn_refused(remote, &reason, node.now_ms());
                 node.record_refusal(remote.to_string(), reason, node.now_ms());
                 conn.close(ErrorCode::Internal.code().into(), b"no pinned certificate");
                 return;

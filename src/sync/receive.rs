@@ -111,7 +111,7 @@ pub(super) async fn apply_group(
     let last_cursor = items.last().map(|(_, c)| *c);
     tracing::debug!(peer = %shared.peer.name, batches, rows, "applying a group of batches");
     let schema = shared.schema.clone();
-    let applied = node
+    let (applied, max_drift_ms) = node
         .with_store(move |s| {
             same_schema(&schema, s.schema())?;
             let started = std::time::Instant::now();
@@ -120,7 +120,9 @@ pub(super) async fn apply_group(
             if settle_after && applied.is_ok() {
                 settle(s);
             }
-            applied.map_err(store_violation)
+            applied
+                .map(|a| (a, s.max_clock_drift().unwrap_or(0)))
+                .map_err(store_violation)
         })
         .await
         .map_err(internal)??;
@@ -135,6 +137,15 @@ pub(super) async fn apply_group(
         p.counters.cells_in += cells;
         p.counters.held += applied.held as u64;
         p.counters.held_dropped += applied.held_dropped as u64;
+        p.counters.ahead += applied.ahead as u64;
+        if let Some(office) = &applied.ahead_office {
+            p.clock_ahead = Some(crate::node::status::ClockAhead {
+                office: office.clone(),
+                ahead_ms: applied.ahead_ms,
+                max_drift_ms,
+                seen_ms: now,
+            });
+        }
         p.peer_head = Some(head.max(p.peer_head.unwrap_or(0)));
         p.last_contact_ms = Some(now);
     });

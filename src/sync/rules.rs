@@ -1,6 +1,7 @@
 //! Owns: the rules a peer's messages are held to, without IO or state beyond a
 //! token bucket: the handshake checks (protocol version, schema hash, a
-//! site id different from ours) and flood control on tiny batches.
+//! site id different from ours), flood control on tiny batches, and the
+//! throttle on log lines for failed handshakes (`LogThrottle`).
 //!
 //! Must not: read clocks (time is an argument), sockets or the replica;
 //! the session machine (session.rs) calls these and decides what follows.
@@ -165,6 +166,67 @@ impl FloodBudget {
     }
 }
 
+/// Warnings for failed handshakes a node writes per second at most; the
+/// rest are counted and the next line written says how many.
+pub const HANDSHAKE_WARNINGS_PER_S: u32 = 5;
+
+/// A rate limit on one kind of log line: at most `per_window` lines in
+/// each window of `window_ms`; the lines beyond are suppressed and
+/// counted, and the next line admitted carries the count. Time is an
+/// argument (the shell passes the node's clock).
+#[derive(Debug, Clone)]
+pub struct LogThrottle {
+    window_ms: u64,
+    per_window: u32,
+    window_start: Option<u64>,
+    written: u32,
+    suppressed: u64,
+}
+
+impl LogThrottle {
+    pub fn new(per_window: u32, window_ms: u64) -> LogThrottle {
+        LogThrottle {
+            window_ms,
+            per_window,
+            window_start: None,
+            written: 0,
+            suppressed: 0,
+        }
+    }
+
+    /// The throttle for failed handshakes.
+    pub fn handshakes() -> LogThrottle {
+        LogThrottle::new(HANDSHAKE_WARNINGS_PER_S, 1_000)
+    }
+
+    /// Whether to write a line now: `Some(n)` with the lines suppressed
+    /// since the last one written, `None` to suppress this one.
+    pub fn admit(&mut self, now_ms: u64) -> Option<u64> {
+        let new_window = self
+            .window_start
+            .is_none_or(|start| now_ms < start || now_ms - start >= self.window_ms);
+        if new_window {
+            self.window_start = Some(now_ms);
+            self.written = 0;
+        }
+        if self.written >= self.per_window {
+            self.suppressed += 1;
+            return None;
+        }
+        self.written += 1;
+        Some(std::mem::take(&mut self.suppressed))
+    }
+}
+
+/// ", and N similar warnings were suppressed" (or nothing).
+pub fn suppressed_note(suppressed: u64) -> String {
+    match suppressed {
+        0 => String::new(),
+        1 => " (1 similar warning suppressed before this one)".into(),
+        n => format!(" ({n} similar warnings suppressed before this one)"),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -259,5 +321,32 @@ mod tests {
         for _ in 0..10_000 {
             budget.spend(TINY_BATCH, 0).unwrap();
         }
+    }
+
+    #[test]
+    fn failed_handshake_warnings_are_throttled_and_say_how_many_were_suppressed() {
+        let mut t = LogThrottle::handshakes();
+        let per = HANDSHAKE_WARNINGS_PER_S as usize;
+        // At the limit: every one written, none suppressed.
+        let first: Vec<_> = (0..per).map(|i| t.admit(10_000 + i as u64)).collect();
+        assert_eq!(first, vec![Some(0); per]);
+        // One over (and more) in the same second: suppressed, counted.
+        assert_eq!(t.admit(10_500), None);
+        for _ in 0..99 {
+            assert_eq!(t.admit(10_999), None);
+        }
+        // The next second: written, carrying the count once.
+        assert_eq!(t.admit(11_000), Some(100));
+        assert_eq!(t.admit(11_001), Some(0));
+        assert_eq!(
+            suppressed_note(100),
+            " (100 similar warnings suppressed before this one)"
+        );
+        assert_eq!(suppressed_note(0), "");
+        // A clock that steps back starts a new window instead of stalling.
+        let mut t = LogThrottle::new(1, 1_000);
+        assert_eq!(t.admit(5_000), Some(0));
+        assert_eq!(t.admit(5_001), None);
+        assert_eq!(t.admit(1_000), Some(1));
     }
 }

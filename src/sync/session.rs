@@ -623,8 +623,13 @@ impl Session {
 /// office, or anything else that kept the replica from storing.
 pub fn store_violation(e: StoreError) -> Violation {
     match e {
-        StoreError::InvalidBatch { .. } => Violation::new(ErrorCode::InvalidBatch, e.to_string()),
-        StoreError::SiteOfAnotherOffice { .. } => {
+        // A peer naming more site ids than it may is its fault, like a
+        // malformed batch; one presenting more site ids than an office
+        // may have is refused like one presenting a copied site id.
+        StoreError::InvalidBatch { .. } | StoreError::TooManySites { .. } => {
+            Violation::new(ErrorCode::InvalidBatch, e.to_string())
+        }
+        StoreError::SiteOfAnotherOffice { .. } | StoreError::TooManyBindings { .. } => {
             Violation::new(ErrorCode::SameSite, e.to_string())
         }
         other => Violation::new(

@@ -10,16 +10,23 @@
 //! no rights on people, and its own store does not check them: it deletes
 //! people, changes their names and statuses, inserts new ones, and on the
 //! wire stamps some of those changes with the receiver's own site id, an
-//! unknown site id or (deletes) another honest office's site id.
+//! unknown site id or (deletes) another honest office's site id, and (from
+//! a generator of its own) some with a time ten years ahead or the
+//! largest timestamp there is.
 //!
 //! Checked: honest offices refuse their own forbidden writes; no honest
-//! office ever applies a forbidden change (after every apply); at the end
+//! office ever applies a forbidden change, holds a cell or tombstone
+//! stamped beyond its drift bound, or moves its clock there (after every
+//! apply); at the end
 //! the honest offices equal the model of allowed acknowledged writes, and
 //! each holds exactly the forbidden changes it was sent that would still
 //! change something.
 
 use std::collections::BTreeSet;
 
+use std::ops::Not;
+
+use puente::clock::Hlc;
 use puente::stamp::{SiteId, Stamp};
 use puente::store::{Batch, Change, Snapshot, StoreError};
 use puente::value::{Plaintext, Value};
@@ -28,7 +35,10 @@ use rand::{Rng, SeedableRng};
 
 use super::model::Expect;
 use super::scenario::{LinkSpec, Scenario};
-use super::world::World;
+use super::world::{SIM_MAX_DRIFT_MS, World};
+
+/// How far ahead the dishonest office stamps some changes.
+const TEN_YEARS_MS: u64 = 3_652 * 24 * 3_600_000;
 
 /// The table rights restrict (index 1 in the sim's schema: people).
 pub const PEOPLE: &str = "people";
@@ -300,6 +310,38 @@ impl World {
                 _ => {}
             }
         }
+        // Stamps from the future on what it forged or wrote itself (never
+        // on an honest office's version it relays).
+        let honest_delete = self.offices[0].site;
+        let far = [Hlc::MAX, Hlc::from_parts(self.wall(from) + TEN_YEARS_MS, 7)];
+        let honest: Vec<SiteId> = (0..self.offices.len())
+            .filter(|i| !self.plan.is_dishonest(*i))
+            .map(|i| self.offices[i].site)
+            .collect();
+        let people_own = |site: SiteId| honest.contains(&site).not() || site == receiver;
+        for change in &mut changes {
+            match change {
+                Change::Row { table, cells, .. }
+                    if *table == people && self.clock_rng.random_bool(0.2) =>
+                {
+                    let stamp = far[self.clock_rng.random_range(0..far.len())];
+                    for cell in cells.iter_mut() {
+                        if people_own(batch.sites[cell.site as usize]) {
+                            cell.hlc = stamp;
+                        }
+                    }
+                }
+                Change::Tombstone {
+                    table, site, hlc, ..
+                } if *table == people => {
+                    let s = batch.sites[*site as usize];
+                    if s != honest_delete && self.clock_rng.random_bool(0.2) {
+                        *hlc = far[self.clock_rng.random_range(0..far.len())];
+                    }
+                }
+                _ => {}
+            }
+        }
         batch.changes = changes;
     }
 
@@ -373,10 +415,31 @@ impl World {
         self.forbidden_sent.values().any(|s| s.contains(key))
     }
 
-    /// After an apply at an honest office: nothing forbidden is in it.
+    /// After an apply at an honest office: nothing forbidden is in it,
+    /// nothing stamped beyond its drift bound, and its clock is not there.
     pub fn check_nothing_forbidden_applied(&mut self, office: usize, snap: &Snapshot) {
         if !self.plan.on || self.plan.is_dishonest(office) {
             return;
+        }
+        let limit = self.wall(office) + SIM_MAX_DRIFT_MS;
+        let last = self.offices[office].store().last_hlc();
+        if last.millis() > limit {
+            let name = self.offices[office].name.clone();
+            return self.fail(format!(
+                "{name}'s clock moved to {last}, beyond its wall clock and drift bound ({limit})"
+            ));
+        }
+        let ahead = snap
+            .rows
+            .iter()
+            .flat_map(|(k, (_, cells))| cells.values().map(move |c| (k, c.stamp)))
+            .chain(snap.tombstones.iter().map(|(k, t)| (k, t.stamp)))
+            .find(|(_, stamp)| stamp.hlc.millis() > limit);
+        if let Some(((table, id), stamp)) = ahead {
+            let name = self.offices[office].name.clone();
+            return self.fail(format!(
+                "{name} applied {table}/{id} stamped {stamp:?}, beyond its drift bound"
+            ));
         }
         let dishonest_site = self.plan.dishonest.map(|d| self.offices[d].site);
         for ((table, id), (_, cells)) in &snap.rows {

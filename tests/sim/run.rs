@@ -96,6 +96,7 @@ fn open_store(world_schema: &Arc<Schema>, office: &Office) -> Result<Store, Stor
         .new_site(office.site),
     )?;
     store.relax_durability_for_simulation()?;
+    store.set_max_clock_drift(Some(super::world::SIM_MAX_DRIFT_MS));
     store.set_office(&office.name)?;
     if office.disk_full {
         store.limit_pages(1)?;
@@ -139,6 +140,7 @@ pub fn run(seed: u64, trace: bool) -> Result<Summary, Failure> {
         })
         .collect();
     let mut world = World::new(rng, scenario, schema, keys.keyring.clone(), offices, plan);
+    world.clock_rng = StdRng::seed_from_u64(seed ^ 0x434c_4f43_4b53_0001);
     world.tracing = trace;
     if trace {
         eprintln!("{:#?}\n{:?}", world.scenario, world.plan);

@@ -36,6 +36,11 @@ use super::scenario::{LinkSpec, Scenario};
 
 /// Simulated wall clocks start here (unix ms, in 2027).
 pub const WALL_BASE_MS: i64 = 1_800_000_000_000;
+/// The drift bound of every simulated office: more than an honest
+/// office's worst clock (a day of skew and two jumps of two hours), so an
+/// honest office's changes are never held for their stamps, while the
+/// dishonest office's stamps from years ahead are.
+pub const SIM_MAX_DRIFT_MS: u64 = 2 * 24 * 3_600_000;
 /// A connection whose link stays cut this long times out at both ends
 /// (the daemon's QUIC idle timeout).
 pub const IDLE_TIMEOUT_MS: u64 = policy::IDLE_TIMEOUT.as_millis() as u64;
@@ -259,6 +264,9 @@ impl Ord for Scheduled {
 
 pub struct World {
     pub rng: StdRng,
+    /// Draws the dishonest office's stamps from the future (a generator of
+    /// its own, so that seeds without one replay as before).
+    pub clock_rng: StdRng,
     pub now: u64,
     seq: u64,
     queue: BinaryHeap<Reverse<Scheduled>>,
@@ -324,6 +332,7 @@ impl World {
             .collect();
         World {
             rng,
+            clock_rng: rand::SeedableRng::seed_from_u64(0),
             now: 0,
             seq: 0,
             queue: BinaryHeap::new(),

@@ -34,6 +34,8 @@ mod backup_restore;
 mod bench_smoke;
 mod bulk;
 mod cli_local;
+mod clocks_bounds;
+mod clocks_store;
 mod compression;
 mod demo;
 mod docs;

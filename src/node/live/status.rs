@@ -169,6 +169,11 @@ pub struct PeerStatus {
     /// discarded changes), in a sentence.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub held_note: Option<String>,
+    /// The last time this peer sent changes stamped further ahead of this
+    /// office's clock than the drift bound allows: whose clock, how far
+    /// ahead; such changes are held until this clock catches up.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub clock_ahead: Option<ClockAhead>,
     pub counters: PeerCounters,
     /// While this node catches up with the peer's changes: done, left,
     /// estimated time.
@@ -178,6 +183,20 @@ pub struct PeerStatus {
     /// messages say).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub sending: Option<CatchUp>,
+}
+
+/// Changes a peer sent stamped beyond the drift bound, as last seen.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct ClockAhead {
+    /// The office whose clock stamped them (or "site …" when no pinned
+    /// peer has said whose the site is).
+    pub office: String,
+    /// How far the furthest lay ahead of this office's clock.
+    pub ahead_ms: u64,
+    /// The bound it exceeded (`[sync] max_clock_drift_s`).
+    pub max_drift_ms: u64,
+    /// Unix milliseconds when it arrived.
+    pub seen_ms: u64,
 }
 
 #[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, Eq)]
@@ -203,6 +222,10 @@ pub struct PeerCounters {
     /// the held list was full (a flood), since the daemon started.
     #[serde(default)]
     pub held_dropped: u64,
+    /// Changes from this peer stamped beyond the drift bound (held, or
+    /// dropped when the held list was full), since the daemon started.
+    #[serde(default)]
+    pub ahead: u64,
     /// Dial attempts refused by pinning (either side) or by having no
     /// protocol version in common.
     #[serde(default)]

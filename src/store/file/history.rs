@@ -4,9 +4,14 @@
 //! Owns: `begin_new_history` — a replica restored from a backup takes a
 //! new site id (the backup's stays interned, so the cells it wrote keep
 //! their stamps, and is listed as retired), forgets every peer cursor (so
-//! peers send it everything again, including versions this replica wrote
-//! under its old id after the backup), and drops the backup's stamp — and
-//! reading the retired ids back.
+//! peers send it everything again), and drops the backup's stamp — and
+//! reading the retired ids back. From then on a peer's change carrying a
+//! retired id keeps no office's rights (rights/bindings.rs): versions
+//! this replica wrote under its old id after the backup come back and
+//! apply when every office may make them, and are held for review with
+//! that reason when they need this office's rights (a delete of a
+//! resident, its case notes), since no replica can tell them from a
+//! forgery by a tampered peer.
 //! Must not: copy or move files (node/restore.rs does).
 
 use rusqlite::{OptionalExtension, params};
@@ -53,6 +58,12 @@ impl Store {
                 .ctx("forgetting peer cursors")?;
             store.state.site = new_site;
             store.state.local_site = idx;
+            // A peer's change stamped with the retired id keeps no
+            // office's rights from now on (rights/bindings.rs).
+            store.state.guard.retired.insert(old);
+            if let Some(&i) = store.state.site_index.get(&old) {
+                store.state.guard.origins[i as usize] = store.origin_for(&old);
+            }
             Ok(())
         })?;
         // What was learnt of runs belongs to the old history.

@@ -239,6 +239,7 @@ impl Store {
             at_rest: at_rest.clone(),
             office: None,
             held_limits: (crate::store::MAX_HELD_ENTRIES, crate::store::MAX_HELD_BYTES),
+            max_drift_ms: Some(crate::clock::DEFAULT_MAX_DRIFT_MS),
             commit_observer: None,
             echo: Default::default(),
         };

@@ -6,7 +6,11 @@
 //! transaction, so a batch is applied entirely or not at all. Under the
 //! schema's rights, what the change's office may not do is held instead
 //! (rights/judge.rs decides, rights/held.rs keeps it) while the rest applies and the
-//! cursor moves on: sync never stalls on a held change.
+//! cursor moves on: sync never stalls on a held change. A change stamped
+//! further ahead of this office's clock than the drift bound allows is
+//! held too (waiting for the clock: merge/release.rs applies it when due),
+//! and this office's clock moves only with the stamps it writes (the
+//! merge observes them), never with what a batch merely carries.
 //! Must not: decrypt anything (merge never needs a key).
 
 use std::collections::HashSet;
@@ -15,10 +19,13 @@ use rusqlite::params;
 
 use crate::clock::Hlc;
 use crate::config::Schema;
+use crate::config::rights::WriteAction;
 use crate::seal;
 use crate::store::batch::{Batch, Change, Cursor, PeerRef};
+use crate::store::cells::clocks::CellClock;
 use crate::store::cells::lww::{self, IncomingCell};
-use crate::store::rights::held::HeldCell;
+use crate::store::rights::bounds::MAX_SITES_PER_BATCH;
+use crate::store::rights::held::{HeldCell, words_for_ms};
 use crate::store::rights::judge;
 use crate::store::{SqlContext, Store, StoreError, valid_id};
 use crate::value::Value;
@@ -36,6 +43,19 @@ pub struct Applied {
     /// Changes that should have been held but were dropped: the held list
     /// is full (a flood of forbidden changes).
     pub held_dropped: usize,
+    /// Changes stamped beyond the drift bound (held, or dropped when the
+    /// held list is full; counted in `held`/`held_dropped` too).
+    pub ahead: usize,
+    /// Entries of the held list they made (the rest of `held` is for the
+    /// rights).
+    pub ahead_held: usize,
+    /// How far the furthest of them lies ahead of this office's clock.
+    pub ahead_ms: u64,
+    /// The office (or site) that stamped the furthest of them.
+    pub ahead_office: Option<String>,
+    /// Held changes stamped ahead that came due and were applied (or held
+    /// again under the rights) in this transaction.
+    pub released: usize,
 }
 
 impl Store {
@@ -81,12 +101,17 @@ impl Store {
             .unwrap_or(Hlc::ZERO);
         let before = self.state.head;
         let applied = self.transaction(|store| {
-            store.state.hlc.observe(max_hlc);
+            // Nothing here observes `max_hlc`: a stamp moves this office's
+            // clock only when the merge writes it.
+            // Held changes whose stamp this clock has caught up with go
+            // first, in the order they were stamped.
+            let released = store.release_due_in_transaction()?;
             // The batch comes over a connection pinned to `peer`, whose
             // Hello gave its site: that binds the site to the office.
             store.bind_in_transaction(peer.site, &peer.name)?;
             let mut applied = Applied {
                 max_hlc,
+                released,
                 ..Applied::default()
             };
             let mut last_cursor = None;
@@ -96,10 +121,24 @@ impl Store {
             }
             if let Some(cursor) = last_cursor {
                 store.save_cursor(peer, cursor)?;
-                if applied.held > 0 || applied.held_dropped > 0 {
+                if applied.ahead > 0 {
+                    let office = applied.ahead_office.as_deref().unwrap_or("?");
                     tracing::warn!(
                         peer = %peer.name,
-                        held = applied.held,
+                        ahead = applied.ahead,
+                        ahead_ms = applied.ahead_ms,
+                        "{} changes from {} are stamped up to {} ahead of this office's clock, beyond the bound of {} ([sync] max_clock_drift_s): {office}'s clock is ahead, so they are held until this clock catches up (`puente held list`); check NTP at both offices",
+                        applied.ahead,
+                        peer.name,
+                        words_for_ms(applied.ahead_ms),
+                        words_for_ms(store.max_drift_ms.unwrap_or(0)),
+                    );
+                }
+                let for_rights = applied.held - applied.ahead_held;
+                if for_rights > 0 || applied.held_dropped > 0 {
+                    tracing::warn!(
+                        peer = %peer.name,
+                        held = for_rights,
                         dropped = applied.held_dropped,
                         "held changes {} may not make (`puente held list` shows them){}",
                         peer.name,
@@ -126,22 +165,79 @@ impl Store {
         Ok(applied)
     }
 
-    fn merge_batch(
+    /// Sets how far ahead of this office's clock a peer's stamp may lie
+    /// (`None`: not checked; only `puente bench` measures without it).
+    pub fn set_max_clock_drift(&mut self, max_drift_ms: Option<u64>) {
+        self.max_drift_ms = max_drift_ms;
+    }
+
+    /// The drift bound in force (`None`: not checked).
+    pub fn max_clock_drift(&self) -> Option<u64> {
+        self.max_drift_ms
+    }
+
+    pub(in crate::store) fn merge_batch(
         &mut self,
         peer: &PeerRef,
         batch: Batch,
         applied: &mut Applied,
     ) -> Result<(), StoreError> {
         let via = self.intern_site(peer.site)?;
-        let sites: Vec<u32> = batch
-            .sites
-            .iter()
-            .map(|s| self.intern_site(*s))
-            .collect::<Result<_, _>>()?;
+        // Only the sites a change refers to are kept (a dictionary entry
+        // nothing uses is never interned), each new one counted against
+        // the peer's bound (rights/bounds.rs).
+        let mut used = vec![false; batch.sites.len()];
+        for change in &batch.changes {
+            match change {
+                Change::Row { cells, .. } => {
+                    for c in cells {
+                        used[c.site as usize] = true;
+                    }
+                }
+                Change::Tombstone { site, .. } => used[*site as usize] = true,
+            }
+        }
+        let mut sites = Vec::with_capacity(batch.sites.len());
+        for (site, used) in batch.sites.iter().zip(used) {
+            sites.push(if used {
+                self.intern_from_peer(*site, peer.site, &peer.name)?
+            } else {
+                u32::MAX
+            });
+        }
         let judging = self.schema.rights.is_active();
+        // Read once per batch: a stamp beyond `now + drift` is held.
+        let now = self.clock.now_ms();
+        let drift = self.max_drift_ms;
+        let beyond = |hlc: Hlc| drift.is_some_and(|d| crate::clock::beyond_drift(hlc, now, d));
         for change in batch.changes {
             match change {
-                Change::Row { table, id, cells } => {
+                Change::Row {
+                    table,
+                    id,
+                    mut cells,
+                } => {
+                    let t = table as usize;
+                    if cells.iter().any(|c| beyond(c.hlc)) {
+                        let (ahead, within): (Vec<_>, Vec<_>) =
+                            cells.into_iter().partition(|c| beyond(c.hlc));
+                        cells = within;
+                        let ahead = ahead
+                            .into_iter()
+                            .map(|c| {
+                                (
+                                    self.tables[t].slot_of[c.column as usize],
+                                    c.hlc,
+                                    sites[c.site as usize],
+                                    c.value,
+                                )
+                            })
+                            .collect();
+                        self.hold_ahead_cells(peer, t, &id, ahead, via, now, applied)?;
+                        if cells.is_empty() {
+                            continue;
+                        }
+                    }
                     let incoming = cells
                         .into_iter()
                         .map(|c| IncomingCell {
@@ -153,7 +249,6 @@ impl Store {
                             value: c.value,
                         })
                         .collect();
-                    let t = table as usize;
                     let merged = self.merge_row(t, &id, incoming, true)?;
                     if merged.written > 0 {
                         applied.rows_written += 1;
@@ -170,6 +265,27 @@ impl Store {
                     site,
                 } => {
                     let (t, site) = (table as usize, sites[site as usize]);
+                    if beyond(hlc) {
+                        let standing = self.tombstone_of(t, &id)?.map(|s| self.stamp(s));
+                        if lww::tombstone_replaces(self.stamp((hlc, site)), standing) {
+                            self.note_ahead(site, hlc, now, applied);
+                            let refused = judge::Refused::ahead(WriteAction::Delete);
+                            if self.hold(
+                                peer,
+                                t,
+                                &id,
+                                site,
+                                refused,
+                                hlc,
+                                &[],
+                                &mut applied.held_dropped,
+                            )? {
+                                applied.held += 1;
+                                applied.ahead_held += 1;
+                            }
+                        }
+                        continue;
+                    }
                     let origin = self.state.guard.origins[site as usize];
                     if judging
                         && let Some(refused) = judge::tombstone(&self.schema.rights, t, origin)
@@ -198,6 +314,60 @@ impl Store {
             }
         }
         Ok(())
+    }
+
+    /// Holds the cells of one row change stamped beyond the drift bound
+    /// (slot, stamp, site index, value): not applied, this office's clock
+    /// untouched. Moot against a tombstone (it changes nothing), so not
+    /// held then.
+    #[allow(clippy::too_many_arguments)]
+    fn hold_ahead_cells(
+        &mut self,
+        peer: &PeerRef,
+        t: usize,
+        id: &str,
+        cells: Vec<(usize, Hlc, u32, Value)>,
+        via: u32,
+        now: u64,
+        applied: &mut Applied,
+    ) -> Result<(), StoreError> {
+        if self.tombstone_of(t, id)?.is_some() {
+            return Ok(());
+        }
+        let action = if self.read_for_merge(t, id)?.is_some() {
+            WriteAction::Update
+        } else {
+            WriteAction::Insert
+        };
+        let mut held = Vec::with_capacity(cells.len());
+        for (column, hlc, site, value) in cells {
+            self.note_ahead(site, hlc, now, applied);
+            held.push(HeldCell {
+                column,
+                clock: CellClock {
+                    hlc,
+                    site,
+                    via,
+                    seq: 0,
+                },
+                value,
+                refused: judge::Refused::ahead(action),
+            });
+        }
+        let before = applied.held;
+        self.hold_cells(peer, t, id, held, applied)?;
+        applied.ahead_held += applied.held - before;
+        Ok(())
+    }
+
+    /// Counts a change stamped ahead and keeps the furthest for status.
+    fn note_ahead(&self, site: u32, hlc: Hlc, now: u64, applied: &mut Applied) {
+        applied.ahead += 1;
+        let lead = crate::clock::lead_ms(hlc, now).max(0) as u64;
+        if applied.ahead_office.is_none() || lead > applied.ahead_ms {
+            applied.ahead_ms = lead;
+            applied.ahead_office = Some(self.office_or_site(&self.state.sites[site as usize]));
+        }
     }
 
     /// Holds the refused cells of one row change, one entry per site and
@@ -265,6 +435,10 @@ impl Validated {
     pub fn batch(&self) -> &Batch {
         &self.batch
     }
+
+    pub(in crate::store) fn into_batch(self) -> Batch {
+        self.batch
+    }
 }
 
 /// Checks a whole batch from `peer` against the schema (known tables and
@@ -283,6 +457,17 @@ fn check(schema: &Schema, peer: &PeerRef, batch: &Batch) -> Result<Hlc, StoreErr
         column: column.to_string(),
         reason,
     };
+    if batch.sites.len() > MAX_SITES_PER_BATCH {
+        return Err(reject(
+            "-",
+            "-",
+            "-",
+            format!(
+                "the batch names {} site ids, more than the {MAX_SITES_PER_BATCH} a batch may (an honest office has met a handful of replicas)",
+                batch.sites.len()
+            ),
+        ));
+    }
     let distinct: HashSet<_> = batch.sites.iter().collect();
     if distinct.len() != batch.sites.len() {
         return Err(reject(

@@ -50,6 +50,7 @@ impl Store {
         self.state.guard.held_entries = self.state.guard.held_entries.saturating_sub(1);
         self.state.guard.held_version += 1;
         self.state.guard.held_bytes = self.state.guard.held_bytes.saturating_sub(bytes as u64);
+        self.unmark_ahead(id)?;
         Ok(())
     }
 
@@ -58,6 +59,18 @@ impl Store {
     /// sent back there), and records who accepted it (`by`: a uid).
     pub fn held_accept(&mut self, id: i64, by: Option<u32>) -> Result<Decided, StoreError> {
         let change = self.pending(id)?;
+        // A change stamped beyond the drift bound would move this office's
+        // clock to its stamp: it waits until the clock catches up.
+        if let (Some(_), Some(drift)) = (self.ahead_stamp_ms(id)?, self.max_drift_ms) {
+            let now = self.clock.now_ms();
+            if crate::clock::beyond_drift(change.hlc, now, drift) {
+                let lead = crate::clock::lead_ms(change.hlc, now).max(0) as u64;
+                return Err(StoreError::HeldNotDue {
+                    id,
+                    ahead: crate::store::rights::held::words_for_ms(lead),
+                });
+            }
+        }
         if change.kind != "delete" {
             self.still_fits(id, &change)?;
         }
@@ -76,7 +89,7 @@ impl Store {
             let via = store.intern_site(peer_site)?;
             let cells = store.held_cells_of(id)?;
             store.decide(id, "accepted", by, false, None)?;
-            store.state.hlc.observe(change.hlc);
+            // The merge observes the stamps it writes (and only those).
             if change.kind == "delete" {
                 let n = store.merge_tombstone(t, &change.row, change.hlc, site, via)?;
                 return Ok(usize::from(n));
@@ -162,6 +175,27 @@ impl Store {
     pub fn held_discard(&mut self, id: i64, by: Option<u32>) -> Result<Decided, StoreError> {
         let change = self.pending(id)?;
         let t = self.table_index(&change.table)?;
+        if self.ahead_stamp_ms(id)?.is_some() {
+            // Writing this office's version again would not win over a
+            // stamp from the future: the peer keeps its version.
+            let note = format!(
+                "{} keeps its version stamped {} (ahead of this office's clock) and the two replicas stay different: no write of {}/{} made here can win over that stamp before this office's clock reaches it",
+                change.peer, change.hlc, change.table, change.row
+            );
+            self.transaction(|store| {
+                store.decide(id, "discarded", by, true, Some(&note))?;
+                store
+                    .conn
+                    .execute("DELETE FROM _puente_held_cells WHERE held = ?1", [id])
+                    .ctx("clearing a discarded change")?;
+                Ok(())
+            })?;
+            tracing::info!(held = id, by, table = %change.table, row = %change.row, peer = %change.peer, "a held change stamped ahead was discarded: {note}");
+            return Ok(Decided {
+                change: self.held_get(id)?.unwrap_or(change),
+                written: 0,
+            });
+        }
         // Decided first, so that writing our version again does not drop
         // the entry as moot meanwhile; undone if that write fails.
         self.transaction(|store| store.decide(id, "discarded", by, false, None))?;
@@ -266,6 +300,11 @@ impl Store {
 
     /// Writes this office's version of a held update's columns again.
     fn reassert(&mut self, t: usize, change: &HeldChange) -> Result<Reassert, StoreError> {
+        // The version written again must order after the held one, or the
+        // peer keeps its own: this clock takes the held stamp first. Only a
+        // change held for the rights gets here, so its stamp is within the
+        // drift bound (one held for its stamp is discarded without this).
+        self.state.hlc.observe(change.hlc);
         let table = self.schema.tables[t].name.clone();
         let Some(row) = self.get(&table, &change.row, crate::store::Reveal::Yes)? else {
             return Ok(Reassert::NoRow);

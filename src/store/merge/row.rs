@@ -2,7 +2,9 @@
 //! around the decisions in `cells/lww.rs`.
 //!
 //! Owns: reading the row or tombstone a change meets, writing the winner
-//! with the next change sequence, and keeping the digest and counts in step.
+//! with the next change sequence, and keeping the digest, the counts and
+//! this office's clock in step (the clock observes every stamp written,
+//! and nothing else: a version that loses, or is held, moves nothing).
 //! The rules themselves (which version wins, that a tombstone beats every
 //! update of its id and erases the row) are `lww`'s; which cells of a
 //! peer's change this office may take is `judge`'s (the cells it may not
@@ -214,6 +216,8 @@ impl Store {
             for (c, (clock, value)) in resolved.clocks.0.iter().zip(&resolved.values).enumerate() {
                 if clock.is_written() {
                     written += 1;
+                    // This office's clock moves with what it writes.
+                    self.state.hlc.observe(clock.hlc);
                     let h = self.hash_cell(t, id, c, value, clock);
                     self.state.digest.add(&h);
                     if let Some(group) = self.tables[t].defs[c].group() {
@@ -287,6 +291,7 @@ impl Store {
             if let Some(group) = group {
                 self.state.keysets.add(group, &row.values[c]);
             }
+            self.state.hlc.observe(row.clocks.0[c].hlc);
             let h = self.hash_cell(t, id, c, &row.values[c], &row.clocks.0[c]);
             self.state.digest.add(&h);
         }
@@ -381,6 +386,7 @@ impl Store {
                 .and_then(|mut s| s.execute([existing.rowid]))
                 .ctx("deleting a row")?;
         }
+        self.state.hlc.observe(hlc);
         let seq = self.next_seq();
         self.conn
             .prepare_cached(

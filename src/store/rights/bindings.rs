@@ -3,14 +3,16 @@
 //! connection pinned to that office's certificate. Kept in
 //! `_puente_bindings`, a table local to this replica that sync never
 //! reads; a binding is never changed (a restored office's new site id
-//! binds anew, its old one stays bound).
+//! binds anew, its old one stays bound — but this replica judges a change
+//! carrying a site id it retired by the strictest reading: no office's
+//! rights, what every office may do applies, the rest is held).
 //!
 //! Owns: the table's SQL, the office a `Store` writes as (`set_office`),
 //! binding sites (refusing a site already bound to another office), and
 //! the `Origin` of every interned site, kept in step with the interning.
 //! Must not: decide what an office may do (config/rights.rs, judge.rs).
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 
 use rusqlite::params;
 
@@ -33,6 +35,15 @@ pub(in crate::store) struct Guard {
     pub origins: Vec<Origin>,
     /// Every bound site and its office.
     pub bound: HashMap<SiteId, String>,
+    /// The site ids this replica retired at restores: no office's rights
+    /// when a peer's change carries one (the strictest reading).
+    pub retired: HashSet<SiteId>,
+    /// Site ids first learned from each peer (by its site): bounded
+    /// (bounds.rs).
+    pub introduced: super::bounds::Introduced,
+    /// Held changes stamped beyond the drift bound (a subset of the held
+    /// entries), released when this office's clock catches up.
+    pub ahead_entries: u64,
     /// Changes held for review, and their bytes (for the bound).
     pub held_entries: u64,
     pub held_bytes: u64,
@@ -46,6 +57,14 @@ impl Store {
     pub(in crate::store) fn origin_for(&self, site: &SiteId) -> Origin {
         if *site == self.state.site {
             return Origin::Own;
+        }
+        // A retired id is in every stamp this office made before its
+        // restore, and its own writes made after the backup come back
+        // under it; a tampered peer can stamp with it too. So it keeps no
+        // office's rights: judged by the strictest reading (what every
+        // office may do applies, the rest is held for review).
+        if self.state.guard.retired.contains(site) {
+            return Origin::Unbound;
         }
         match self.state.guard.bound.get(site) {
             Some(office) => self
@@ -63,6 +82,7 @@ impl Store {
             .execute_batch(BINDINGS_DDL)
             .ctx("creating the bindings table")?;
         self.ensure_held()?;
+        self.load_site_from()?;
         let mut stmt = self
             .conn
             .prepare("SELECT site, office FROM _puente_bindings")
@@ -82,6 +102,7 @@ impl Store {
             })?;
             self.state.guard.bound.insert(SiteId(site), office);
         }
+        self.state.guard.retired = self.retired_sites()?.into_iter().collect();
         let origins = self
             .state
             .sites
@@ -92,6 +113,7 @@ impl Store {
         let (entries, bytes) = self.held_totals()?;
         self.state.guard.held_entries = entries;
         self.state.guard.held_bytes = bytes;
+        self.state.guard.ahead_entries = self.ahead_total()?;
         Ok(())
     }
 
@@ -161,6 +183,7 @@ impl Store {
             }
             None => {}
         }
+        self.check_office_sites(&site, office)?;
         let now = self.clock.now_ms() as i64;
         self.conn
             .prepare_cached(

@@ -8,7 +8,9 @@
 //!
 //! Owns: recording a held change (once: the same change arriving again is
 //! not held twice), the bound on what is held (entries and bytes; beyond
-//! it a change is dropped and counted), dropping a held change once it
+//! it a change is dropped and counted), which held changes wait for this
+//! office's clock (`_puente_held_ahead`: stamped beyond the drift bound;
+//! merge/release.rs applies them when due), dropping a held change once it
 //! would change nothing (a newer version or a tombstone came), the list
 //! and the summary for status. Accepting and discarding: merge/review.rs.
 //! Must not: judge changes (judge.rs), or put a value into an error or a
@@ -54,6 +56,11 @@ CREATE TABLE IF NOT EXISTS _puente_held_cells (
     value ANY,
     PRIMARY KEY (held, col)
 ) STRICT, WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS _puente_held_ahead (
+    held INTEGER PRIMARY KEY,
+    stamp_ms INTEGER NOT NULL
+) STRICT;
+CREATE INDEX IF NOT EXISTS _puente_held_ahead_stamp ON _puente_held_ahead (stamp_ms);
 ";
 
 /// Held changes kept at most (beyond: dropped and counted).
@@ -131,6 +138,61 @@ impl Store {
             .ctx("creating the held tables")
     }
 
+    /// Held changes that wait for this office's clock.
+    pub(in crate::store) fn ahead_total(&self) -> Result<u64, StoreError> {
+        self.conn
+            .query_row(
+                "SELECT count(*) FROM _puente_held_ahead a JOIN _puente_held h ON h.id = a.held WHERE h.state = 'held'",
+                [],
+                |r| r.get::<_, i64>(0),
+            )
+            .map(|n| n.max(0) as u64)
+            .ctx("counting held changes stamped ahead")
+    }
+
+    /// The physical time of a held change's stamp, if it waits for this
+    /// office's clock.
+    pub(in crate::store) fn ahead_stamp_ms(&self, held: i64) -> Result<Option<u64>, StoreError> {
+        self.conn
+            .prepare_cached("SELECT stamp_ms FROM _puente_held_ahead WHERE held = ?1")
+            .and_then(|mut s| s.query_row([held], |r| r.get::<_, i64>(0)).optional())
+            .map(|ms| ms.map(|ms| ms.max(0) as u64))
+            .ctx("reading a held change stamped ahead")
+    }
+
+    /// A held change no longer waits for this office's clock (released,
+    /// decided or dropped).
+    pub(in crate::store) fn unmark_ahead(&mut self, held: i64) -> Result<(), StoreError> {
+        let removed = self
+            .conn
+            .prepare_cached("DELETE FROM _puente_held_ahead WHERE held = ?1")
+            .and_then(|mut s| s.execute([held]))
+            .ctx("releasing a held change stamped ahead")?;
+        if removed > 0 {
+            self.state.guard.ahead_entries = self.state.guard.ahead_entries.saturating_sub(1);
+        }
+        Ok(())
+    }
+
+    /// Held changes stamped ahead whose stamp is now within `limit_ms`
+    /// (this office's clock plus the drift bound), oldest stamp first.
+    pub(in crate::store) fn ahead_due(&self, limit_ms: u64) -> Result<Vec<i64>, StoreError> {
+        self.conn
+            .prepare_cached(
+                "SELECT held FROM _puente_held_ahead WHERE stamp_ms <= ?1 ORDER BY stamp_ms, held",
+            )
+            .and_then(|mut s| {
+                s.query_map([limit_ms.min(i64::MAX as u64) as i64], |r| r.get(0))?
+                    .collect()
+            })
+            .ctx("finding held changes now due")
+    }
+
+    /// How many changes wait for this office's clock.
+    pub fn held_ahead_count(&self) -> u64 {
+        self.state.guard.ahead_entries
+    }
+
     pub(in crate::store) fn held_totals(&self) -> Result<(u64, u64), StoreError> {
         self.conn
             .query_row(
@@ -197,8 +259,13 @@ impl Store {
         }
         let slots: Vec<usize> = cells.iter().map(|c| c.column).collect();
         let columns = self.canonical_columns(t, &slots);
-        let (origin, why) = self.describe_refusal(peer, t, site, refused, &columns);
-        let now = self.clock.now_ms() as i64;
+        let now_ms = self.clock.now_ms();
+        let (origin, why) = if refused.ahead {
+            self.describe_ahead(peer, site, hlc, now_ms)
+        } else {
+            self.describe_refusal(peer, t, site, refused, &columns)
+        };
+        let now = now_ms as i64;
         self.conn
             .prepare_cached(
                 "INSERT INTO _puente_held (key, peer, peer_site, origin, origin_site, tbl, row_id, kind, hlc, why, held_ms, bytes, state)
@@ -237,6 +304,13 @@ impl Store {
                 })
                 .ctx("holding a change")?;
         }
+        if refused.ahead {
+            self.conn
+                .prepare_cached("INSERT INTO _puente_held_ahead (held, stamp_ms) VALUES (?1, ?2)")
+                .and_then(|mut s| s.execute(params![held, hlc.millis() as i64]))
+                .ctx("holding a change stamped ahead")?;
+            self.state.guard.ahead_entries += 1;
+        }
         self.state.guard.held_entries += 1;
         self.state.guard.held_bytes += bytes;
         self.state.guard.held_version += 1;
@@ -254,6 +328,44 @@ impl Store {
             .collect()
     }
 
+    /// The office whose clock stamped a change ahead, in words, and why it
+    /// is held.
+    fn describe_ahead(
+        &self,
+        peer: &crate::store::PeerRef,
+        site: u32,
+        hlc: Hlc,
+        now_ms: u64,
+    ) -> (String, String) {
+        let origin_site = self.state.sites[site as usize];
+        let origin = self.office_or_site(&origin_site);
+        let lead = crate::clock::lead_ms(hlc, now_ms).max(0) as u64;
+        let drift = self.max_drift_ms.unwrap_or(0);
+        let why = if hlc.millis() >= crate::clock::MAX_MILLIS {
+            format!(
+                "it is stamped at the largest timestamp there is ({hlc}), which no honest clock reaches: {origin}'s clock is broken or the change is forged (sent by {}); it is never applied by itself: discard it, and check {origin}'s clock",
+                peer.name
+            )
+        } else {
+            format!(
+                "it is stamped {} ahead of this office's clock, more than the {} the node config allows ([sync] max_clock_drift_s): {origin}'s clock is ahead (sent by {}); it is applied by itself once this clock is within {} of its stamp, or discard it; check the clocks of both offices (NTP)",
+                words_for_ms(lead),
+                words_for_ms(drift),
+                peer.name,
+                words_for_ms(drift)
+            )
+        };
+        (origin, why)
+    }
+
+    /// The office a site is bound to, or the site id in words.
+    pub(in crate::store) fn office_or_site(&self, site: &SiteId) -> String {
+        match self.state.guard.bound.get(site) {
+            Some(office) => office.clone(),
+            None => format!("site {site}"),
+        }
+    }
+
     /// The office a held change is judged as, in words, and why it is held.
     /// `columns`: the schema's column indices.
     fn describe_refusal(
@@ -265,6 +377,15 @@ impl Store {
         columns: &[usize],
     ) -> (String, String) {
         let origin_site = self.state.sites[site as usize];
+        if !refused.ahead && self.state.guard.retired.contains(&origin_site) {
+            return (
+                "a site id this office retired".into(),
+                format!(
+                    "the change carries site id {origin_site}, which this office used before it was restored from a backup and has retired, so it keeps no office's rights: it is this office's own write made after that backup, coming back from {0}, or it is forged by {0}; no replica can tell which: accept it if this office made it, discard it otherwise",
+                    peer.name
+                ),
+            );
+        }
         if refused.forged {
             return (
                 "this office's own site id".into(),
@@ -376,6 +497,7 @@ impl Store {
             .prepare_cached("DELETE FROM _puente_held WHERE id = ?1")
             .and_then(|mut s| s.execute([held]))
             .ctx("dropping a held change")?;
+        self.unmark_ahead(held)?;
         self.state.guard.held_entries = self.state.guard.held_entries.saturating_sub(1);
         self.state.guard.held_version += 1;
         self.state.guard.held_bytes = self.state.guard.held_bytes.saturating_sub(bytes);
@@ -513,5 +635,22 @@ impl Store {
     /// Reads a row's clocks and values, if it is live.
     fn read_row_cells(&self, t: usize, id: &str) -> Result<Option<lww::RowCells>, StoreError> {
         Ok(self.read_for_merge(t, id)?.map(|e| e.row))
+    }
+}
+
+/// A duration in words: "3 min 20 s", "10 days 4 h", "250 ms".
+pub fn words_for_ms(ms: u64) -> String {
+    const S: u64 = 1000;
+    const MIN: u64 = 60 * S;
+    const H: u64 = 60 * MIN;
+    const DAY: u64 = 24 * H;
+    const YEAR: u64 = 365 * DAY;
+    match ms {
+        ms if ms >= YEAR => format!("{} years {} days", ms / YEAR, ms % YEAR / DAY),
+        ms if ms >= DAY => format!("{} days {} h", ms / DAY, ms % DAY / H),
+        ms if ms >= H => format!("{} h {} min", ms / H, ms % H / MIN),
+        ms if ms >= MIN => format!("{} min {} s", ms / MIN, ms % MIN / S),
+        ms if ms >= S => format!("{} s", ms / S),
+        ms => format!("{ms} ms"),
     }
 }

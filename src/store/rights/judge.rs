@@ -5,7 +5,9 @@
 //!
 //! The rules (docs/design.md, "Rights"):
 //! - a stamp with this replica's own site id is forged (an honest peer
-//!   never sends an office its own changes): held;
+//!   never sends an office its own changes): held; one with a site id
+//!   this replica retired at a restore keeps no office's rights (its
+//!   `Origin` is `Unbound`: the strictest reading below);
 //! - a site bound to a listed office: that office's rights; a site bound
 //!   to a node the schema does not list, or bound to nobody (a change
 //!   relayed from an office this one never met): the strictest reading,
@@ -53,6 +55,20 @@ pub struct Refused {
     pub action: WriteAction,
     /// It carries this replica's own site id.
     pub forged: bool,
+    /// Its stamp lies beyond the drift bound (store/merge/apply.rs decides
+    /// that, not the rights): held until this office's clock catches up.
+    pub ahead: bool,
+}
+
+impl Refused {
+    /// A change held because its stamp lies too far ahead.
+    pub const fn ahead(action: WriteAction) -> Refused {
+        Refused {
+            action,
+            forged: false,
+            ahead: true,
+        }
+    }
 }
 
 /// Judges one tombstone of table `t` from a site judged as `origin`.
@@ -60,6 +76,7 @@ pub(in crate::store) fn tombstone(rights: &Rights, t: usize, origin: Origin) -> 
     let refused = Refused {
         action: WriteAction::Delete,
         forged: origin == Origin::Own,
+        ahead: false,
     };
     match origin.actor() {
         None => Some(refused),
@@ -113,6 +130,7 @@ pub(in crate::store) fn row(
             let refused = Refused {
                 action,
                 forged: origin == Origin::Own,
+                ahead: false,
             };
             match origin.actor() {
                 None => Some(refused),
@@ -192,6 +210,7 @@ mod tests {
         Some(Refused {
             action,
             forged: false,
+            ahead: false,
         })
     }
 
@@ -226,6 +245,7 @@ mod tests {
         let forged = Some(Refused {
             action: WriteAction::Insert,
             forged: true,
+            ahead: false,
         });
         assert_eq!(judge(&[clock(5, 2), NONE], true), [forged, None]);
         // Unknown: may insert (both may) and set the status (both may), not

@@ -173,7 +173,7 @@ impl Store {
                         table_name: self.tables[t].name.clone(),
                         id,
                         cells,
-                        new_hlc: self.state.hlc.tick(now),
+                        new_hlc: self.state.hlc.tick(now)?,
                     });
                 }
                 if rows.len() >= max_rows || scanned >= max_scan {

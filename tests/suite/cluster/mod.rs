@@ -144,6 +144,19 @@ impl Cluster {
     }
 
     /// Adds `[debug]` settings to an office's config before it starts.
+    /// Adds `line` to the `[sync]` section of an office's node config
+    /// (placed before `[debug]`, which `debug_setting` appends to).
+    pub fn sync_setting(&self, office: usize, line: &str) {
+        let path = &self[office].config;
+        let text = std::fs::read_to_string(path).unwrap();
+        let section = format!("\n[sync]\n{line}\n");
+        let text = match text.find("\n[debug]") {
+            Some(i) => format!("{}{section}{}", &text[..i], &text[i..]),
+            None => format!("{text}{section}"),
+        };
+        std::fs::write(path, text).unwrap();
+    }
+
     pub fn debug_setting(&self, office: usize, line: &str) {
         let path = &self[office].config;
         let mut text = std::fs::read_to_string(path).unwrap();
