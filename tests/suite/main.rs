@@ -27,6 +27,7 @@ mod admin_cli;
 mod admin_logs;
 mod admin_reveal;
 mod admin_socket;
+mod admin_spelling;
 mod at_rest;
 mod at_rest_convert;
 mod at_rest_scan;
