@@ -44,6 +44,7 @@ mod fault_disk;
 mod fault_links;
 mod fixtures_v1;
 mod forget;
+mod fuzz_admin_request;
 mod fuzz_corpus;
 mod hostile_peer;
 mod house;
