@@ -98,9 +98,14 @@ pub enum RowsCommand {
         /// group's key; the export is written to the audit log).
         #[arg(long)]
         reveal: bool,
-        /// Write to this new file (mode 0600) instead of standard output.
+        /// Write to this new file (mode 0600) instead of standard output;
+        /// an existing file or a symlink there is refused.
         #[arg(long, short)]
         output: Option<PathBuf>,
+        /// Replace the --output file if it exists: a new file (mode 0600)
+        /// is written beside it and renamed over it.
+        #[arg(long, requires = "output")]
+        force: bool,
         #[command(flatten)]
         target: DaemonTarget,
     },
@@ -156,6 +161,7 @@ pub fn run(command: RowsCommand) -> Result<()> {
             columns,
             reveal,
             output,
+            force,
             target,
         } => export::export(
             &target.socket()?,
@@ -165,6 +171,7 @@ pub fn run(command: RowsCommand) -> Result<()> {
                 columns: columns.as_deref(),
                 reveal,
                 output: output.as_deref(),
+                force,
             },
         ),
     }
