@@ -70,3 +70,4 @@ mod walkthrough;
 mod web_agenda;
 mod web_browser;
 mod web_feed;
+mod web_limits;
