@@ -61,6 +61,7 @@ mod schema_changes;
 mod schema_offices;
 mod sealed;
 mod sealed_logs;
+mod secrets_local;
 mod service_unit;
 mod store_convergence;
 mod store_rules;
