@@ -66,6 +66,7 @@ mod service_unit;
 mod store_convergence;
 mod store_rules;
 mod sync;
+mod threats;
 mod versions;
 mod walkthrough;
 mod web_agenda;
