@@ -12,6 +12,7 @@
 use std::collections::{BTreeSet, HashSet};
 use std::path::PathBuf;
 
+use super::admin_request::{AdminRequest, Method, Route};
 use crate::config::access::{AccessConfig, Principal, Role, Who};
 
 /// Who is calling: the socket peer's uid and every group it holds (the
@@ -237,43 +238,36 @@ pub struct Needed {
     pub action: &'static str,
 }
 
-/// Whether a query string asks to reveal (`reveal=true|1|yes`).
-fn asks_reveal(query: Option<&str>) -> bool {
-    query.is_some_and(|q| {
-        q.split('&').any(|pair| {
-            let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
-            k == "reveal" && matches!(v, "true" | "1" | "yes")
-        })
-    })
-}
-
-/// The roles each endpoint needs. Health needs none (a liveness probe);
-/// anything unknown needs `read` (so strangers learn nothing of the API).
-pub fn needed(method: &str, path: &str, query: Option<&str>) -> Needed {
+/// The roles a request needs, decided from the parsed request the handler
+/// acts on (`admin_request::parse`). Health needs none (a liveness
+/// probe); an unknown route needs `read` (so strangers learn nothing of
+/// the API); a request that reveals needs `reveal` as well as `read`.
+pub fn needed(request: &AdminRequest) -> Needed {
     let need = |roles: Vec<Role>, action| Needed { roles, action };
-    let rows = path.starts_with("/v1/tables/");
-    match (method, path) {
-        (_, "/v1/health") => need(vec![], "check health"),
-        ("GET", "/v1/status") => need(vec![Role::Read], "read the status"),
-        ("GET", "/v1/metrics") => need(vec![Role::Read], "read the metrics"),
-        (_, "/v1/sync") => need(vec![Role::Admin], "start a sync"),
-        (_, p) if p == "/v1/staff" || p.starts_with("/v1/staff/") => {
-            need(vec![Role::Admin], "manage staff logins")
+    let get = request.method == Method::Get;
+    match &request.route {
+        Route::Health => need(vec![], "check health"),
+        Route::Status if get => need(vec![Role::Read], "read the status"),
+        Route::Metrics if get => need(vec![Role::Read], "read the metrics"),
+        Route::Sync => need(vec![Role::Admin], "start a sync"),
+        Route::Staff | Route::StaffMember { .. } => need(vec![Role::Admin], "manage staff logins"),
+        Route::Backup => need(vec![Role::Admin], "take a backup"),
+        Route::Reseal if get => need(vec![Role::Read], "read the reseal's progress"),
+        Route::Reseal => need(vec![Role::Admin], "re-seal cells"),
+        Route::Checkpoint => need(vec![Role::Admin], "checkpoint the replica"),
+        Route::Held | Route::HeldDecision { .. } => need(vec![Role::Admin], "review held changes"),
+        Route::Rows { .. } | Route::Row { .. } | Route::Import { .. } | Route::Export { .. } => {
+            if request.reveal() {
+                need(vec![Role::Read, Role::Reveal], "reveal sealed values")
+            } else {
+                match request.method {
+                    Method::Get => need(vec![Role::Read], "read rows"),
+                    Method::Put => need(vec![Role::Write], "write rows"),
+                    Method::Post => need(vec![Role::Write], "import rows"),
+                    Method::Delete => need(vec![Role::Write], "delete rows"),
+                }
+            }
         }
-        (_, "/v1/backup") => need(vec![Role::Admin], "take a backup"),
-        ("GET", "/v1/reseal") => need(vec![Role::Read], "read the reseal's progress"),
-        (_, "/v1/reseal") => need(vec![Role::Admin], "re-seal cells"),
-        (_, "/v1/checkpoint") => need(vec![Role::Admin], "checkpoint the replica"),
-        (_, p) if p == "/v1/held" || p.starts_with("/v1/held/") => {
-            need(vec![Role::Admin], "review held changes")
-        }
-        ("GET", _) if rows && asks_reveal(query) => {
-            need(vec![Role::Read, Role::Reveal], "reveal sealed values")
-        }
-        ("GET", _) if rows => need(vec![Role::Read], "read rows"),
-        ("PUT", _) if rows => need(vec![Role::Write], "write rows"),
-        ("POST", _) if rows => need(vec![Role::Write], "import rows"),
-        ("DELETE", _) if rows => need(vec![Role::Write], "delete rows"),
         _ => need(vec![Role::Read], "use this endpoint"),
     }
 }
@@ -281,6 +275,7 @@ pub fn needed(method: &str, path: &str, query: Option<&str>) -> Needed {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::access::admin_request::parse;
     use crate::config::access::AccessFile;
 
     const PASSWD: &str = "root:x:0:0:root:/root:/bin/bash\npuente:x:998:998::/var/lib/puente:/usr/sbin/nologin\nclerk:x:1001:1001::/home/clerk:/bin/sh\n";
@@ -354,7 +349,7 @@ mod tests {
 
     #[test]
     fn endpoints_need_their_roles() {
-        let roles = |m, p, q| needed(m, p, q).roles;
+        let roles = |m, p, q: Option<&str>| needed(&parse(m, p, q, false).unwrap()).roles;
         assert_eq!(roles("GET", "/v1/health", None), []);
         assert_eq!(roles("GET", "/v1/status", None), [Role::Read]);
         assert_eq!(roles("GET", "/v1/metrics", None), [Role::Read]);
@@ -393,7 +388,7 @@ mod tests {
     #[test]
     fn a_refusal_names_the_user_the_missing_role_and_where_to_grant_it() {
         let (a, _) = access(PACKAGED);
-        let need = needed("PUT", "/v1/tables/t/rows/r", None);
+        let need = needed(&parse("PUT", "/v1/tables/t/rows/r", None, false).unwrap());
         let e = a
             .check(Some(&ids(1003, &[1003])), &need, Some("clerk"))
             .unwrap_err();
@@ -401,7 +396,7 @@ mod tests {
             e,
             "user clerk (uid 1003) may not write rows: that needs the `write` role, and it holds no role. An admin can grant it in the [access] section of /etc/puente/puente.toml (e.g. write = [\"group:puente\"]) and restart puente"
         );
-        let need = needed("GET", "/v1/tables/t/rows", Some("reveal=yes"));
+        let need = needed(&parse("GET", "/v1/tables/t/rows", Some("reveal=yes"), false).unwrap());
         let e = a.check(Some(&ids(1001, &[998])), &need, None).unwrap_err();
         assert!(
             e.starts_with("uid 1001 may not reveal sealed values: that needs the `reveal` role, and it holds only `read` and `write`."),
@@ -413,8 +408,12 @@ mod tests {
                 .contains("could not tell")
         );
         assert!(
-            a.check(None, &needed("GET", "/v1/health", None), None)
-                .is_ok()
+            a.check(
+                None,
+                &needed(&parse("GET", "/v1/health", None, false).unwrap()),
+                None
+            )
+            .is_ok()
         );
         assert!(a.check(Some(&ids(1002, &[997])), &need, None).is_err());
         assert!(

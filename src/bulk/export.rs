@@ -3,7 +3,8 @@
 //! spreadsheet.
 //!
 //! Owns: writing a row as an export line (server) and turning export lines
-//! into CSV records (client), in buffers wiped when dropped.
+//! into CSV records (client), in buffers wiped when dropped, with every
+//! text cell that a spreadsheet would read as a formula made inert.
 //! Must not: print or log anything, or decide which columns go out (the
 //! admin route does).
 
@@ -54,12 +55,18 @@ impl CsvWriter {
             let text = match row.get(column) {
                 Some(Cell::Value(p)) => match p.expose() {
                     Value::Null => Vec::new(),
-                    Value::Text(t) => t.as_bytes().to_vec(),
+                    // Ids are letters, digits, `-`, `_`, `.` and `~`:
+                    // no formula can call anything, and they must import
+                    // back as they are.
+                    Value::Text(t) if column == "id" => t.as_bytes().to_vec(),
+                    Value::Text(t) => inert(t.as_bytes()),
                     Value::Integer(i) => i.to_string().into_bytes(),
                     Value::Real(r) => r.to_string().into_bytes(),
-                    Value::Blob(b) => base64::engine::general_purpose::STANDARD
-                        .encode(b)
-                        .into_bytes(),
+                    Value::Blob(b) => inert(
+                        base64::engine::general_purpose::STANDARD
+                            .encode(b)
+                            .as_bytes(),
+                    ),
                 },
                 Some(Cell::Sealed) | None => Vec::new(),
             };
@@ -67,6 +74,23 @@ impl CsvWriter {
         }
         Ok(Zeroizing::new(record(fields.iter().map(|f| f.as_slice()))))
     }
+}
+
+/// The first bytes a spreadsheet reads as the start of a formula (OWASP's
+/// CSV injection list): `=`, `+`, `-`, `@`, tab and carriage return.
+const FORMULA_START: &[u8] = b"=+-@\t\r";
+
+/// A text cell made inert for a spreadsheet: one starting like a formula
+/// gets a `'` in front (OWASP's advice), so `=HYPERLINK(…)` shows as
+/// text and a number typed as text, such as `-5`, comes out as `'-5`.
+/// Numbers stored as numbers are written as they are.
+pub fn inert(text: &[u8]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(text.len() + 1);
+    if text.first().is_some_and(|b| FORMULA_START.contains(b)) {
+        out.push(b'\'');
+    }
+    out.extend_from_slice(text);
+    out
 }
 
 /// One CSV record (RFC 4180: a field holding a comma, quote, CR or LF is
@@ -155,5 +179,52 @@ mod tests {
         assert_eq!(&got[2], "Taller, \"uno\"");
         let e = w.record(b"{\"id\": Secreto}").unwrap_err();
         assert!(!e.contains("Secreto"), "{e}");
+    }
+
+    #[test]
+    fn cells_that_start_like_a_formula_come_out_inert() {
+        let hostile = "=HYPERLINK(\"http://127.0.0.1/?\"&A1,\"Ver\")";
+        let l = line(
+            "-e1",
+            vec![
+                ("title".into(), Plaintext::text(hostile)),
+                ("a".into(), Plaintext::text("+1")),
+                ("b".into(), Plaintext::text("-5")),
+                ("c".into(), Plaintext::text("@SUM(A1)")),
+                ("d".into(), Plaintext::text("\t=1")),
+                ("e".into(), Plaintext::text("\r=1")),
+                ("n".into(), Plaintext::new(Value::Integer(-5))),
+                ("r".into(), Plaintext::new(Value::Real(-0.5))),
+                ("plain".into(), Plaintext::text("Taller = bueno")),
+                ("blob".into(), Plaintext::new(Value::Blob(vec![0xfb, 0xff]))),
+            ],
+        )
+        .unwrap();
+        let columns = [
+            "id", "title", "a", "b", "c", "d", "e", "n", "r", "plain", "blob",
+        ];
+        let w = CsvWriter::new(columns.iter().map(|c| c.to_string()).collect());
+        let rec = w.record(l.as_slice().trim_ascii_end()).unwrap();
+        let mut r = csv::ReaderBuilder::new()
+            .has_headers(false)
+            .from_reader(rec.as_slice());
+        let got = r.records().next().unwrap().unwrap();
+        let got: Vec<&str> = got.iter().collect();
+        assert_eq!(
+            got,
+            [
+                "-e1",
+                &format!("'{hostile}"),
+                "'+1",
+                "'-5",
+                "'@SUM(A1)",
+                "'\t=1",
+                "'\r=1",
+                "-5",
+                "-0.5",
+                "Taller = bueno",
+                "'+/8=",
+            ]
+        );
     }
 }

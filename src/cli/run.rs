@@ -1,7 +1,9 @@
 //! `puente run`: the daemon, logging to standard output (journald) at the
 //! config's `log_level` (or `RUST_LOG`), which a reload can change.
 //!
-//! Owns: the command's argument, the log subscriber, the runtime.
+//! Owns: the command's argument, marking the process non-dumpable (no
+//! core dump, no ptrace by its user) before anything secret is read, the
+//! log subscriber, the runtime.
 //! Must not: hold any of the daemon's logic (daemon.rs does).
 
 use std::path::PathBuf;
@@ -16,6 +18,11 @@ pub struct RunArgs {
 
 /// Logging to stdout (journald), then the daemon.
 pub fn run(args: RunArgs) -> anyhow::Result<()> {
+    // Before any key is read: the daemon holds the replica key, the mx
+    // identity and revealed values, so it never dumps core (and no other
+    // process of its user may ptrace it or read its memory in /proc).
+    let dumpable =
+        rustix::process::set_dumpable_behavior(rustix::process::DumpableBehavior::NotDumpable);
     let config = &args.config;
     let cfg = crate::config::NodeConfig::load(config)?;
     use tracing_subscriber::EnvFilter;
@@ -36,6 +43,17 @@ pub fn run(args: RunArgs) -> anyhow::Result<()> {
                 .with_ansi(ansi),
         )
         .init();
+    match dumpable.and_then(|()| rustix::process::dumpable_behavior()) {
+        Ok(rustix::process::DumpableBehavior::NotDumpable) => {
+            tracing::info!("core dumps are off: the daemon is not dumpable")
+        }
+        Ok(_) => tracing::warn!(
+            "could not mark the daemon non-dumpable (it still reads back as dumpable); a crash could write its keys into a core dump: keep LimitCORE=0 in the systemd unit"
+        ),
+        Err(e) => tracing::warn!(
+            "could not mark the daemon non-dumpable (prctl PR_SET_DUMPABLE: {e}); a crash could write its keys into a core dump: keep LimitCORE=0 in the systemd unit"
+        ),
+    }
     let log: crate::daemon::LogReload = Box::new(move |level: &str| {
         if from_env {
             return Err("RUST_LOG is set and overrides log_level".into());

@@ -5,16 +5,19 @@
 //! [web]
 //! listen = "127.0.0.1:7480"        # the default; loopback needs no TLS
 //! # url = "https://agenda.tijuana.example.org"   # what staff links start with
+//! # trusted_proxy = "127.0.0.1"   # a reverse proxy (or a list) whose
+//! #                               # X-Forwarded-For is believed
 //! # tls_cert = "certs/web.crt"     # required for any non-loopback address
 //! # tls_key = "certs/web.key"
 //! time_zone = "America/Tijuana"    # default: the system's zone
 //! ```
 //!
 //! Owns: parsing and checking that section (a non-loopback address without
-//! TLS is refused, the zone must exist).
+//! TLS is refused, the zone must exist, trusted proxies are IP addresses),
+//! and whether staff reach it over https.
 //! Must not: read the certificate or key (the web server loads them).
 
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
@@ -40,6 +43,9 @@ pub struct WebConfig {
     pub url: Option<String>,
     /// The IANA zone the agenda is shown in. Default: the system's.
     pub time_zone: Option<String>,
+    /// Reverse proxies whose `X-Forwarded-For` is believed (empty: the
+    /// header is ignored and every client is its connection's address).
+    pub trusted_proxies: Vec<IpAddr>,
 }
 
 impl WebConfig {
@@ -87,6 +93,25 @@ impl WebConfig {
         let scheme = if self.tls.is_some() { "https" } else { "http" };
         format!("{scheme}://{}", self.listen)
     }
+
+    /// Whether staff reach the agenda over https (its own TLS, or a TLS
+    /// proxy in front named by an https `url`): cookies are then
+    /// `Secure` and pages send HSTS.
+    pub fn https(&self) -> bool {
+        self.tls.is_some()
+            || self
+                .url
+                .as_deref()
+                .is_some_and(|u| u.starts_with("https://"))
+    }
+}
+
+/// `trusted_proxy` as written: one address or a list.
+#[derive(Deserialize)]
+#[serde(untagged)]
+enum OneOrMany {
+    One(String),
+    Many(Vec<String>),
 }
 
 /// `[web]` as written.
@@ -103,6 +128,8 @@ pub(crate) struct WebFile {
     url: Option<Spanned<String>>,
     #[serde(default)]
     time_zone: Option<Spanned<String>>,
+    #[serde(default)]
+    trusted_proxy: Option<Spanned<OneOrMany>>,
 }
 
 impl WebFile {
@@ -203,11 +230,35 @@ impl WebFile {
                 Some(z.into_inner())
             }
         };
+        let trusted_proxies = match self.trusted_proxy {
+            None => Vec::new(),
+            Some(p) => {
+                let span = p.span();
+                let list = match p.into_inner() {
+                    OneOrMany::One(a) => vec![a],
+                    OneOrMany::Many(list) => list,
+                };
+                let mut out = Vec::with_capacity(list.len());
+                for a in list {
+                    let ip = a.trim().parse::<IpAddr>().map_err(|_| {
+                        err(
+                            span.clone(),
+                            format!(
+                                "web.trusted_proxy: `{a}` is not an IP address; write the address your reverse proxy connects from, e.g. \"127.0.0.1\" or [\"127.0.0.1\", \"::1\"]"
+                            ),
+                        )
+                    })?;
+                    out.push(ip);
+                }
+                out
+            }
+        };
         Ok(WebConfig {
             listen,
             tls,
             url,
             time_zone,
+            trusted_proxies,
         })
     }
 }

@@ -28,6 +28,7 @@ use maud::Markup;
 
 use super::i18n;
 use super::pages::{self, Chrome};
+use super::ratelimit;
 use super::sessions::{self, LANG_COOKIE, SESSION_COOKIE, WebSession};
 use super::state::WebState;
 use crate::access::staff_tokens::StaffRole;
@@ -74,10 +75,17 @@ impl FromRequestParts<SharedWeb> for Ctx {
         app: &SharedWeb,
     ) -> Result<Ctx, Self::Rejection> {
         let lang = parts.extensions.get::<Lang>().copied().unwrap_or(Lang::Es);
-        let client = parts
+        let peer = parts
             .extensions
             .get::<ConnectInfo<SocketAddr>>()
             .map_or(IpAddr::from([127, 0, 0, 1]), |c| c.0.ip());
+        let forwarded: Vec<&str> = parts
+            .headers
+            .get_all("x-forwarded-for")
+            .iter()
+            .filter_map(|v| v.to_str().ok())
+            .collect();
+        let client = ratelimit::client_of(peer, &forwarded, &app.trusted_proxies);
         let cookie_header = parts
             .headers
             .get(header::COOKIE)

@@ -99,7 +99,8 @@ pub async fn start(node: Arc<Node>, config: &WebConfig) -> Result<WebServer, Web
         node,
         tz,
         zone_name.clone(),
-        tls.is_some(),
+        config.https(),
+        config.trusted_proxies.clone(),
     ));
     let app = routes::router(state);
     let (stop, mut stopped) = watch::channel(false);

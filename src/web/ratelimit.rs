@@ -1,12 +1,18 @@
-//! Rate limits for guessing tokens: sign-in attempts and calendar feed
-//! addresses with an unknown token, per client address and for everyone
-//! together (token buckets).
+//! Rate limits for guessing tokens: failed sign-in attempts and calendar
+//! feed addresses with an unknown token, per client and for everyone
+//! together (token buckets). Only failures count, so a guesser never
+//! locks out staff whose tokens are good. A client is its address, an
+//! IPv6 client its /64 (one machine may hold a whole /64); behind a
+//! trusted reverse proxy, the right-most `X-Forwarded-For` address that is
+//! not a trusted proxy.
 //!
 //! Per address: 10 attempts at once, then one every 6 seconds. In total:
 //! 60 at once, then 2 a second. A 160-bit token is not guessable anyway;
 //! the limits keep a guesser from costing the office CPU and log space.
 //!
-//! Owns: the buckets, with the time passed in.
+//! Owns: the buckets, with the time passed in; who the client of a
+//! request is (from the connection's address, the header's values and the
+//! trusted proxies, passed in).
 //! Must not: read the clock or know HTTP.
 
 use std::collections::HashMap;
@@ -57,6 +63,67 @@ impl Bucket {
     }
 }
 
+/// The client of a request from `peer` (the connection's address) and the
+/// values of its `X-Forwarded-For` headers, in order: `peer` itself unless
+/// it is one of `trusted`; then the right-most forwarded address that is
+/// not a trusted proxy (the one the nearest trusted proxy saw connect),
+/// or `peer` when the header names none that can be read.
+pub fn client_of(peer: IpAddr, forwarded: &[&str], trusted: &[IpAddr]) -> IpAddr {
+    let peer = canonical(peer);
+    if !trusted.iter().any(|t| canonical(*t) == peer) {
+        return peer;
+    }
+    let hops: Vec<&str> = forwarded
+        .iter()
+        .flat_map(|v| v.split(','))
+        .map(str::trim)
+        .collect();
+    for hop in hops.iter().rev() {
+        let Some(ip) = parse_hop(hop) else {
+            // Not an address: the proxy's own word is all there is.
+            return peer;
+        };
+        let ip = canonical(ip);
+        if !trusted.iter().any(|t| canonical(*t) == ip) {
+            return ip;
+        }
+    }
+    peer
+}
+
+/// One `X-Forwarded-For` entry: an address, or an address with a port
+/// (`1.2.3.4:5678`, `[::1]:80`).
+fn parse_hop(hop: &str) -> Option<IpAddr> {
+    hop.parse::<IpAddr>()
+        .ok()
+        .or_else(|| hop.parse::<std::net::SocketAddr>().ok().map(|s| s.ip()))
+        .or_else(|| {
+            hop.strip_prefix('[')
+                .and_then(|h| h.strip_suffix(']'))
+                .and_then(|h| h.parse().ok())
+        })
+}
+
+/// An IPv4-mapped IPv6 address as the IPv4 address it is.
+fn canonical(ip: IpAddr) -> IpAddr {
+    match ip {
+        IpAddr::V6(v6) => v6.to_ipv4_mapped().map_or(ip, IpAddr::V4),
+        v4 => v4,
+    }
+}
+
+/// The key a client's attempts are counted under: an IPv4 address itself,
+/// an IPv6 address its /64.
+pub fn key(client: IpAddr) -> IpAddr {
+    match canonical(client) {
+        IpAddr::V6(v6) => {
+            let bits = u128::from(v6) & !((1u128 << 64) - 1);
+            IpAddr::V6(std::net::Ipv6Addr::from(bits))
+        }
+        v4 => v4,
+    }
+}
+
 #[derive(Debug)]
 pub struct Limiter {
     per_client: Rate,
@@ -77,6 +144,7 @@ impl Limiter {
 
     /// Whether `client` may try now (nothing is spent): Err(seconds to wait).
     pub fn check(&mut self, client: IpAddr, now_ms: u64) -> Result<(), u64> {
+        let client = key(client);
         self.all.refill(self.global, now_ms);
         if self.all.tokens < 1.0 {
             return Err(self.all.wait_s(self.global));
@@ -92,6 +160,7 @@ impl Limiter {
 
     /// Spends one attempt of `client` (after `check` allowed it).
     pub fn spend(&mut self, client: IpAddr, now_ms: u64) {
+        let client = key(client);
         self.all.refill(self.global, now_ms);
         self.all.tokens = (self.all.tokens - 1.0).max(0.0);
         let per = self.per_client;
@@ -152,5 +221,61 @@ mod tests {
         }
         assert_eq!(l.attempt(ip(9), 0), Err(1));
         l.attempt(ip(9), 500).unwrap();
+    }
+
+    #[test]
+    fn an_ipv6_client_is_its_64_and_cannot_rotate_out_of_the_limit() {
+        let mut l = Limiter::new(PER_CLIENT, GLOBAL, 0);
+        let a = |low: u64| {
+            IpAddr::from(std::net::Ipv6Addr::from(
+                (0x2001_0db8_0000_0001u128 << 64) | u128::from(low),
+            ))
+        };
+        for n in 0..10 {
+            l.attempt(a(n * 7919 + 1), 0).unwrap();
+        }
+        // A fresh address in the same /64 is the same client.
+        assert_eq!(l.attempt(a(0xdead_beef), 0), Err(6));
+        // The next /64 is another client.
+        let other = IpAddr::from(std::net::Ipv6Addr::from(
+            (0x2001_0db8_0000_0002u128 << 64) | 1,
+        ));
+        l.attempt(other, 0).unwrap();
+        assert_eq!(key(a(5)), key(a(u64::MAX)));
+        assert_ne!(key(a(5)), key(other));
+        // IPv4 and IPv4-mapped IPv6 are one client; IPv4 keeps all 32 bits.
+        let mapped: IpAddr = "::ffff:127.0.0.9".parse().unwrap();
+        assert_eq!(key(mapped), ip(9));
+        assert_ne!(key(ip(9)), key(ip(10)));
+    }
+
+    #[test]
+    fn forwarded_for_is_believed_only_from_a_trusted_proxy() {
+        let proxy = ip(1);
+        let trusted = [proxy];
+        let client: IpAddr = "127.0.0.77".parse().unwrap();
+        // Untrusted peer: the header is ignored.
+        assert_eq!(client_of(ip(5), &["127.0.0.77"], &trusted), ip(5));
+        assert_eq!(client_of(ip(5), &["127.0.0.77"], &[]), ip(5));
+        // Trusted: the right-most address that is not a trusted proxy; a
+        // client cannot choose its key by writing the header itself.
+        assert_eq!(client_of(proxy, &["127.0.0.77"], &trusted), client);
+        assert_eq!(
+            client_of(proxy, &["127.0.0.99, 127.0.0.77"], &trusted),
+            client
+        );
+        assert_eq!(
+            client_of(proxy, &["127.0.0.99", "127.0.0.77, 127.0.0.1"], &trusted),
+            client
+        );
+        assert_eq!(client_of(proxy, &["127.0.0.77:4431"], &trusted), client);
+        assert_eq!(
+            client_of(proxy, &["[::1]:80"], &trusted),
+            "::1".parse::<IpAddr>().unwrap()
+        );
+        // Missing or unreadable: the proxy itself.
+        assert_eq!(client_of(proxy, &[], &trusted), proxy);
+        assert_eq!(client_of(proxy, &["unknown"], &trusted), proxy);
+        assert_eq!(client_of(proxy, &["127.0.0.1"], &trusted), proxy);
     }
 }

@@ -126,16 +126,6 @@ async fn login_form(State(app): State<SharedWeb>, ctx: Ctx, uri: Uri) -> Respons
 
 async fn login(State(app): State<SharedWeb>, ctx: Ctx, headers: HeaderMap, body: Body) -> Response {
     let now = app.now_ms();
-    if let Err(wait) = app.limiter().attempt(ctx.client, now) {
-        tracing::info!(client = %ctx.client, "web: sign-in attempts rate-limited");
-        return login_answer(
-            &ctx,
-            &app,
-            StatusCode::TOO_MANY_REQUESTS,
-            "",
-            Some(&i18n::slow_down(ctx.lang, wait)),
-        );
-    }
     let pairs = match read_form(&headers, body).await {
         Ok(p) => p,
         Err(why) => return ctx.body_refused(&app, why),
@@ -173,8 +163,20 @@ async fn login(State(app): State<SharedWeb>, ctx: Ctx, headers: HeaderMap, body:
     } else {
         None
     };
+    // The token is looked up first and only a failure counts: a guesser
+    // at the same address (every client, behind a proxy) never locks out
+    // a member whose token is good.
     let Some((record, role)) = record.and_then(|r| StaffRole::parse(&r.role).map(|role| (r, role)))
     else {
+        if let Err(wait) = app.limiter().attempt(ctx.client, now) {
+            return login_answer(
+                &ctx,
+                &app,
+                StatusCode::TOO_MANY_REQUESTS,
+                "",
+                Some(&i18n::slow_down(ctx.lang, wait)),
+            );
+        }
         tracing::info!(client = %ctx.client, "web: sign-in with an unknown key");
         return login_answer(
             &ctx,
@@ -256,8 +258,10 @@ fn text(status: StatusCode, body: String) -> Response {
         .into_response()
 }
 
-/// The calendar feed of a staff member's calendar token. Unknown tokens
-/// count against the same limits as sign-in attempts.
+/// The calendar feed of a staff member's calendar token. The token is
+/// looked up first; only unknown tokens count against the same limits as
+/// failed sign-ins, so a good feed is never refused for someone else's
+/// guesses.
 async fn calendar(
     State(app): State<SharedWeb>,
     ctx: Ctx,
@@ -265,12 +269,6 @@ async fn calendar(
     uri: Uri,
 ) -> Response {
     let now = app.now_ms();
-    if let Err(wait) = app.limiter().check(ctx.client, now) {
-        return text(
-            StatusCode::TOO_MANY_REQUESTS,
-            i18n::slow_down(ctx.lang, wait),
-        );
-    }
     let token = path.map(|Path(t)| t).unwrap_or_default();
     let record = if staff_tokens::looks_like_token(&token) {
         let hash = staff_tokens::hash(&token);
@@ -284,7 +282,12 @@ async fn calendar(
         None
     };
     if record.is_none() {
-        app.limiter().spend(ctx.client, now);
+        if let Err(wait) = app.limiter().attempt(ctx.client, now) {
+            return text(
+                StatusCode::TOO_MANY_REQUESTS,
+                i18n::slow_down(ctx.lang, wait),
+            );
+        }
         tracing::info!(client = %ctx.client, "web: calendar feed asked with an unknown key");
         return text(StatusCode::NOT_FOUND, ctx.words().bad_token.to_string());
     }

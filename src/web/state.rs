@@ -45,13 +45,22 @@ pub struct WebState {
     pub required_event_columns: Vec<String>,
     /// Whether the schema has the outreach table.
     pub has_events: bool,
-    /// Cookies get `Secure` (the server speaks TLS).
+    /// Cookies get `Secure` and pages HSTS (staff reach the agenda over
+    /// https: its own TLS, or an https `[web] url` in front).
     pub secure: bool,
+    /// `[web] trusted_proxy`: whose `X-Forwarded-For` is believed.
+    pub trusted_proxies: Vec<std::net::IpAddr>,
     cache: Mutex<Option<(u64, Arc<Vec<EventRow>>)>>,
 }
 
 impl WebState {
-    pub fn new(node: Arc<Node>, tz: TimeZone, zone: String, secure: bool) -> WebState {
+    pub fn new(
+        node: Arc<Node>,
+        tz: TimeZone,
+        zone: String,
+        secure: bool,
+        trusted_proxies: Vec<std::net::IpAddr>,
+    ) -> WebState {
         let mut offices = vec![node.config().name.clone()];
         offices.extend(node.config().peers.iter().map(|p| p.name.clone()));
         let schema: &Schema = &node.schema();
@@ -95,6 +104,7 @@ impl WebState {
             required_event_columns,
             has_events,
             secure,
+            trusted_proxies,
             cache: Mutex::new(None),
         }
     }

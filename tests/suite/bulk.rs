@@ -125,7 +125,15 @@ async fn csv_and_jsonl_round_trip_with_sealed_columns_revealed_at_tijuana() {
         ],
     );
     assert!(done, "{err}");
-    assert_eq!(read_csv(&back), read_csv(&input));
+    // The file it was, but inert for a spreadsheet: phones start with `+`,
+    // so they come out behind a `'` (OWASP's CSV injection advice).
+    let mut expected = read_csv(&input);
+    for row in expected.values_mut() {
+        let phone = row.get_mut("phone").unwrap();
+        assert!(phone.starts_with('+'));
+        phone.insert(0, '\'');
+    }
+    assert_eq!(read_csv(&back), expected);
     assert_eq!(puente::node::fsutil::mode_of(&back).unwrap(), 0o600);
     // …and as JSON Lines, which import reads back.
     let back_jsonl = ok(
@@ -646,4 +654,132 @@ async fn a_bad_import_stream_is_refused_whole() {
     assert!(report.written && report.rows == 2, "{report:?}");
     assert_eq!(node.node.status().await.unwrap().rows["residents"], 2);
     node.stop().await;
+}
+
+/// The cells of a CSV file as Python's csv module reads them.
+fn python_csv(path: &Path) -> Vec<Vec<String>> {
+    let out = Command::new("python3")
+        .args([
+            "-c",
+            "import csv, json, sys\nprint(json.dumps(list(csv.reader(open(sys.argv[1], newline='')))))",
+        ])
+        .arg(path)
+        .output()
+        .expect("python3 must be installed (CI installs it)");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_slice(&out.stdout).unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn exports_are_inert_and_never_written_into_a_file_someone_else_prepared() {
+    use std::os::unix::fs::{MetadataExt, PermissionsExt};
+    let mut c = two_offices();
+    c.start_all().await;
+    let dir = c.path().to_path_buf();
+    // A title written at the other office as a live formula.
+    let formula = "=HYPERLINK(\"http://127.0.0.1/?\"&A1,\"Ver\")";
+    c[SD]
+        .put(
+            "outreach_events",
+            "ev-f",
+            &[("title", formula), ("office", "san-diego")],
+        )
+        .await;
+    c[SD]
+        .put(
+            "outreach_events",
+            "ev-g",
+            &[("title", "-5"), ("office", "san-diego")],
+        )
+        .await;
+    wait_converged("after the writes", &[&c[TJ], &c[SD]]).await;
+    let out = dir.join("events.csv");
+    let path = out.to_str().unwrap();
+    ok(
+        &c[TJ],
+        &[
+            "rows",
+            "export",
+            "outreach_events",
+            "--columns",
+            "title",
+            "-o",
+            path,
+        ],
+    );
+    let cells = python_csv(&out);
+    assert_eq!(cells[0], ["id", "title"]);
+    assert_eq!(cells[1], ["ev-f", &format!("'{formula}")]);
+    assert_eq!(cells[2], ["ev-g", "'-5"]);
+    assert_eq!(puente::node::fsutil::mode_of(&out).unwrap(), 0o600);
+
+    // An existing file, even one of our own, is refused without --force.
+    let export_to = |target: &Path, force: bool| {
+        let mut args = vec![
+            "rows",
+            "export",
+            "outreach_events",
+            "-o",
+            target.to_str().unwrap(),
+        ];
+        if force {
+            args.push("--force");
+        }
+        cli(&c[TJ], &args)
+    };
+    let (done, _, err) = export_to(&out, false);
+    assert!(!done);
+    assert!(
+        err.contains("already exists, so nothing was exported") && err.contains("--force"),
+        "{err}"
+    );
+    // A world-writable file another user prepared: refused, untouched.
+    let prepared = dir.join("prepared.csv");
+    std::fs::write(&prepared, "theirs\n").unwrap();
+    std::fs::set_permissions(&prepared, std::fs::Permissions::from_mode(0o666)).unwrap();
+    let other_user = std::fs::metadata("/proc/self").unwrap().uid() == 0;
+    if other_user {
+        std::os::unix::fs::chown(&prepared, Some(65534), Some(65534)).unwrap();
+    }
+    let (done, _, err) = export_to(&prepared, false);
+    assert!(!done && err.contains("already exists"), "{err}");
+    assert_eq!(std::fs::read_to_string(&prepared).unwrap(), "theirs\n");
+    // A symlink, dangling or not: refused, and nothing made at its target.
+    let target = dir.join("target.csv");
+    let link = dir.join("link.csv");
+    std::os::unix::fs::symlink(&target, &link).unwrap();
+    let (done, _, err) = export_to(&link, false);
+    assert!(!done && err.contains("already exists"), "{err}");
+    assert!(!target.exists(), "the symlink was followed");
+
+    // --force: a new 0600 file of ours replaces the prepared one…
+    let (done, _, err) = export_to(&prepared, true);
+    assert!(done, "{err}");
+    let meta = std::fs::metadata(&prepared).unwrap();
+    assert_eq!(meta.mode() & 0o7777, 0o600);
+    assert_eq!(meta.uid(), std::fs::metadata("/proc/self").unwrap().uid());
+    assert!(std::fs::read_to_string(&prepared).unwrap().contains("ev-f"));
+    // …and the symlink itself, not what it points to.
+    std::fs::write(&target, "kept\n").unwrap();
+    let (done, _, err) = export_to(&link, true);
+    assert!(done, "{err}");
+    assert!(
+        !std::fs::symlink_metadata(&link)
+            .unwrap()
+            .file_type()
+            .is_symlink()
+    );
+    assert_eq!(std::fs::read_to_string(&target).unwrap(), "kept\n");
+    assert_eq!(puente::node::fsutil::mode_of(&link).unwrap(), 0o600);
+    // No temp file is left beside them.
+    let left: Vec<String> = std::fs::read_dir(&dir)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .filter(|n| n.contains("puente-export"))
+        .collect();
+    assert!(left.is_empty(), "{left:?}");
 }

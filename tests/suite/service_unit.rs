@@ -252,3 +252,19 @@ fn the_backup_service_and_timer_verify_without_warnings_and_are_confined() {
         assert!(help.contains(flag), "`puente backup` has no {flag}");
     }
 }
+
+#[test]
+fn the_unit_allows_no_core_dump() {
+    let text = unit_text();
+    let service = text
+        .split("[Service]")
+        .nth(1)
+        .and_then(|s| s.split("\n[").next())
+        .expect("a [Service] section");
+    let limits: Vec<&str> = service
+        .lines()
+        .map(str::trim)
+        .filter(|l| l.starts_with("LimitCORE="))
+        .collect();
+    assert_eq!(limits, ["LimitCORE=0"], "{service}");
+}

@@ -323,10 +323,10 @@ async fn bad_input_is_refused_in_the_users_language_and_writes_nothing() {
             );
         }
     }
-    // Five attempts above count too (two wrong keys, one forged form, two
-    // good sign-ins): five more are heard, then every one waits.
-    let mut want = vec![401; 5];
-    want.extend([429; 6]);
+    // Only failures count: the two wrong keys above (not the forged form
+    // or the good sign-ins), so eight more are heard, then every one waits.
+    let mut want = vec![401; 8];
+    want.extend([429; 3]);
     assert_eq!(statuses, want);
 }
 

@@ -10,20 +10,19 @@
 //! streaming pages without holding the store between them.
 //! Must not: put a value into an error or a log line.
 
-use std::collections::BTreeMap;
 use std::sync::atomic::Ordering;
 
-use axum::Router;
 use axum::body::Body;
-use axum::extract::rejection::{PathRejection, QueryRejection};
-use axum::extract::{ConnectInfo, Path, Query, State};
+use axum::extract::{ConnectInfo, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
+use axum::{Extension, Router};
 use http_body_util::BodyExt;
 
 use super::errors::ApiError;
-use super::request::{SharedAdmin, SocketPeer, json, revealer};
+use super::request::{Parsed, SharedAdmin, SocketPeer, json, not_this_route, revealer};
+use crate::access::admin_request::{AdminRequest, Route};
 use crate::admin::channel_body::{self, StreamError};
 use crate::bulk::check::Staging;
 use crate::bulk::{
@@ -70,12 +69,14 @@ fn too_large(what: String) -> ApiError {
 
 async fn import(
     State(app): State<SharedAdmin>,
-    table: Result<Path<String>, PathRejection>,
+    Extension(request): Parsed,
     headers: HeaderMap,
     body: Body,
 ) -> Result<Response, ApiError> {
-    let Path(table) =
-        table.map_err(|e| ApiError::bad_request(format!("the path is not valid ({e})")))?;
+    let Route::Import { table } = &request.route else {
+        return Err(not_this_route());
+    };
+    let table = table.clone();
     let def = table_def(&app, &table)?;
     let declared = headers
         .get(header::CONTENT_LENGTH)
@@ -240,22 +241,13 @@ struct ExportPlan {
     left_out: Vec<String>,
 }
 
-fn plan(def: &TableDef, query: &BTreeMap<String, String>) -> Result<ExportPlan, ApiError> {
-    for key in query.keys() {
-        if key != "columns" && key != "reveal" {
-            return Err(ApiError::bad_request(format!(
-                "unknown query parameter `{key}`; the export takes: columns, reveal"
-            )));
-        }
-    }
-    let wants_reveal = match query.get("reveal").map(String::as_str) {
-        None | Some("false" | "0" | "no" | "") => false,
-        Some("true" | "1" | "yes") => true,
-        Some(_) => return Err(ApiError::bad_request("reveal must be true or false")),
-    };
+/// The export's plan from the parsed request: it reveals only when
+/// `AdminRequest::reveal` says so (the value the role check judged).
+fn plan(def: &TableDef, request: &AdminRequest) -> Result<ExportPlan, ApiError> {
+    let wants_reveal = request.reveal();
     let in_order: Vec<&crate::config::ColumnDef> =
         def.file_order.iter().map(|&c| &def.columns[c]).collect();
-    let named: Vec<&crate::config::ColumnDef> = match query.get("columns") {
+    let named: Vec<&crate::config::ColumnDef> = match &request.query.columns {
         None => in_order.clone(),
         Some(list) => {
             let mut out = Vec::new();
@@ -296,7 +288,7 @@ fn plan(def: &TableDef, query: &BTreeMap<String, String>) -> Result<ExportPlan, 
         .filter(|c| c.is_sealed())
         .map(|c| c.name.clone())
         .collect();
-    if query.contains_key("columns") && !wants_reveal && !sealed_named.is_empty() {
+    if request.query.columns.is_some() && !wants_reveal && !sealed_named.is_empty() {
         return Err(ApiError::bad_request(format!(
             "{} of table {} {} sealed; an export shows sealed values only with --reveal (reveal=true), which needs the `reveal` role, works only where the group's identity is, and is written to the audit log. Nothing was exported",
             sealed_named.join(", "),
@@ -356,18 +348,14 @@ fn export_line(
 async fn export(
     State(app): State<SharedAdmin>,
     ConnectInfo(peer): ConnectInfo<SocketPeer>,
-    table: Result<Path<String>, PathRejection>,
-    query: Result<Query<BTreeMap<String, String>>, QueryRejection>,
+    Extension(request): Parsed,
 ) -> Result<Response, ApiError> {
-    let Path(table) =
-        table.map_err(|e| ApiError::bad_request(format!("the path is not valid ({e})")))?;
-    let Query(query) = query.map_err(|e| {
-        ApiError::bad_request(format!(
-            "the query string is not valid ({e}); write e.g. ?columns=a,b&reveal=true"
-        ))
-    })?;
+    let Route::Export { table } = &request.route else {
+        return Err(not_this_route());
+    };
+    let table = table.clone();
     let def = table_def(&app, &table)?;
-    let plan = plan(&def, &query)?;
+    let plan = plan(&def, &request)?;
     let caller = revealer(peer, plan.reveal)?;
     // The first page is read before anything is answered: a node that
     // cannot reveal says so as an error, not as a cut-off stream.

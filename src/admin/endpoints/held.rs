@@ -8,17 +8,15 @@
 //! decision with who made it.
 //! Must not: judge or apply changes itself (store/ does), or show a value.
 
-use std::collections::BTreeMap;
-
-use axum::Router;
-use axum::extract::rejection::{PathRejection, QueryRejection};
-use axum::extract::{ConnectInfo, Path, Query, State};
+use axum::extract::{ConnectInfo, State};
 use axum::http::StatusCode;
 use axum::response::Response;
 use axum::routing::{get, post};
+use axum::{Extension, Router};
 
 use super::errors::ApiError;
-use super::request::{SharedAdmin, SocketPeer, json};
+use super::request::{Parsed, SharedAdmin, SocketPeer, json, not_this_route};
+use crate::access::admin_request::Route;
 use crate::api::held::{HeldDecision, HeldEntry, HeldList};
 
 pub(super) fn routes() -> Router<SharedAdmin> {
@@ -29,25 +27,9 @@ pub(super) fn routes() -> Router<SharedAdmin> {
 
 async fn list(
     State(app): State<SharedAdmin>,
-    query: Result<Query<BTreeMap<String, String>>, QueryRejection>,
+    Extension(request): Parsed,
 ) -> Result<Response, ApiError> {
-    let Query(query) = query.map_err(|e| {
-        ApiError::bad_request(format!(
-            "the query string is not valid ({e}); write e.g. ?all=true"
-        ))
-    })?;
-    let mut all = false;
-    for (key, value) in query {
-        match (key.as_str(), value.as_str()) {
-            ("all", "true" | "1" | "yes") => all = true,
-            ("all", "false" | "0" | "no" | "") => all = false,
-            _ => {
-                return Err(ApiError::bad_request(format!(
-                    "unknown query parameter `{key}` (or value); this endpoint takes all=true|false"
-                )));
-            }
-        }
-    }
+    let all = request.query.all;
     let held = app.node.with_store(move |s| s.held_list(all)).await??;
     Ok(json(
         StatusCode::OK,
@@ -60,12 +42,14 @@ async fn list(
 async fn decide(
     State(app): State<SharedAdmin>,
     ConnectInfo(peer): ConnectInfo<SocketPeer>,
-    path: Result<Path<(String, String)>, PathRejection>,
+    Extension(request): Parsed,
 ) -> Result<Response, ApiError> {
     let usage =
         "write /v1/held/ID/accept or /v1/held/ID/discard with a number from `puente held list`";
-    let Path((id, decision)) =
-        path.map_err(|e| ApiError::bad_request(format!("the path is not valid ({e}); {usage}")))?;
+    let Route::HeldDecision { id, decision } = &request.route else {
+        return Err(not_this_route());
+    };
+    let decision = decision.clone();
     let id: i64 = id.parse().map_err(|_| {
         ApiError::bad_request(format!("`{id}` is not a held change number; {usage}"))
     })?;

@@ -14,6 +14,7 @@ use axum::response::{IntoResponse, Response};
 use http_body_util::BodyExt;
 
 use super::errors::ApiError;
+use crate::access::admin_request::AdminRequest;
 use crate::access::socket_roles::{Access, CallerIds};
 use crate::audit::edits::EditLog;
 use crate::audit::{AuditLog, Caller};
@@ -44,6 +45,26 @@ pub(crate) type SharedAdmin = Arc<AdminState>;
 pub(crate) struct SocketPeer {
     pub caller: Option<Caller>,
     pub ids: Option<CallerIds>,
+}
+
+/// The request as the router parsed it and the role check judged it
+/// (access/admin_request.rs): handlers act on this value and never read
+/// the raw path or query.
+pub(super) type Parsed = axum::Extension<Arc<AdminRequest>>;
+
+/// The answer of a handler reached with a route it does not serve (the
+/// router and the parser disagree; never expected).
+pub(super) fn not_this_route() -> ApiError {
+    ApiError::not_found("no such endpoint; `puente --help` lists what the admin socket serves")
+}
+
+/// `Reveal` of a parsed request: only what `AdminRequest::reveal` says.
+pub(super) fn reveal_of(request: &AdminRequest) -> Reveal {
+    if request.reveal() {
+        Reveal::Yes
+    } else {
+        Reveal::No
+    }
 }
 
 /// A JSON response whose buffer is wiped once sent (it may hold revealed

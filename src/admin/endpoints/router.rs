@@ -4,11 +4,14 @@
 //! value or a body), and the four small endpoints of the node itself
 //! (health, status, metrics, sync now).
 //!
-//! Owns: which path and method go to which handler, and refusing a caller
-//! without the role an endpoint needs (access/socket_roles.rs decides).
+//! Owns: which path and method go to which handler, reading each request
+//! once (access/admin_request.rs parses) and refusing a caller without the
+//! role an endpoint needs (access/socket_roles.rs decides), then handing
+//! the parsed request to the handler.
 //! Must not: hold the logic of rows, staff, held changes, maintenance or
 //! bulk (their files do), or log request contents.
 
+use std::sync::Arc;
 use std::time::Instant;
 
 use axum::Router;
@@ -21,6 +24,7 @@ use axum::routing::{get, post};
 use super::errors::ApiError;
 use super::request::{SharedAdmin, SocketPeer, json};
 use super::{bulk, held, maintenance, rows, staff};
+use crate::access::admin_request::{self, RequestError};
 use crate::access::socket_roles;
 use crate::api::{Accepted, Health};
 
@@ -48,15 +52,36 @@ pub(crate) fn router(state: SharedAdmin) -> Router {
         .with_state(state)
 }
 
-/// Refuses (403) a request whose caller lacks a role it needs; every
-/// request passes here before its handler.
-async fn check_access(State(app): State<SharedAdmin>, req: Request, next: Next) -> Response {
-    let needed = socket_roles::needed(req.method().as_str(), req.uri().path(), req.uri().query());
+/// Reads every request once into an `AdminRequest` (a 400 or 405 when it
+/// cannot be read), refuses (403) a caller without a role it needs, and
+/// hands the handler that same value as an extension: no handler reads
+/// the raw query or path again.
+async fn check_access(State(app): State<SharedAdmin>, mut req: Request, next: Next) -> Response {
+    let has_body = req
+        .headers()
+        .get(header::CONTENT_LENGTH)
+        .is_some_and(|v| v.as_bytes() != b"0")
+        || req.headers().contains_key(header::TRANSFER_ENCODING);
+    let parsed = admin_request::parse(
+        req.method().as_str(),
+        req.uri().path(),
+        req.uri().query(),
+        has_body,
+    );
+    let request = match parsed {
+        Ok(request) => request,
+        Err(RequestError::BadRequest(m)) => return ApiError::bad_request(m).into_response(),
+        Err(RequestError::MethodNotAllowed(m)) => {
+            return ApiError::new(StatusCode::METHOD_NOT_ALLOWED, m).into_response();
+        }
+    };
+    let needed = socket_roles::needed(&request);
     let ids = req
         .extensions()
         .get::<ConnectInfo<SocketPeer>>()
         .and_then(|c| c.0.ids.clone());
     if app.access.check(ids.as_ref(), &needed, None).is_ok() {
+        req.extensions_mut().insert(Arc::new(request));
         return next.run(req).await;
     }
     // Refused: say who, by name when /etc/passwd knows them.
@@ -69,7 +94,10 @@ async fn check_access(State(app): State<SharedAdmin>, req: Request, next: Next) 
     };
     let message = match app.access.check(ids.as_ref(), &needed, user.as_deref()) {
         Err(message) => message,
-        Ok(()) => return next.run(req).await,
+        Ok(()) => {
+            req.extensions_mut().insert(Arc::new(request));
+            return next.run(req).await;
+        }
     };
     tracing::info!(
         uid = ids.as_ref().map(|i| i.uid),

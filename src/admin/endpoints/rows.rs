@@ -1,22 +1,24 @@
 //! The row endpoints of the admin socket: list, get, put and delete.
 //!
-//! Owns: reading their requests (paths, query parameters, the JSON body
+//! Owns: reading their requests (the parsed request's route and query
+//! values, checked for range; the JSON body
 //! straight into `Plaintext`, then wiping the body buffer), calling the
 //! `Node`, and writing the reveal audit lines before a revealed row is
 //! answered.
 //! Must not: touch SQLite or sealing directly (the `Node` does), or let a
 //! value reach a log line or an error message.
 
-use std::collections::BTreeMap;
-
+use axum::Extension;
 use axum::body::Body;
-use axum::extract::rejection::{PathRejection, QueryRejection};
-use axum::extract::{ConnectInfo, Path, Query, State};
+use axum::extract::{ConnectInfo, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::Response;
 
 use super::errors::ApiError;
-use super::request::{SharedAdmin, SocketPeer, json, read_body, revealer};
+use super::request::{
+    Parsed, SharedAdmin, SocketPeer, json, not_this_route, read_body, reveal_of, revealer,
+};
+use crate::access::admin_request::{AdminRequest, Route};
 use crate::api::{Cell, Columns, Row, RowWrite, RowsPage, WriteResult};
 use crate::audit::{Caller, RevealedCell};
 use crate::node::Node;
@@ -29,75 +31,25 @@ pub const MAX_LIMIT: usize = 1000;
 
 // ---- query parameters ---------------------------------------------------
 
-fn path_error(e: PathRejection) -> ApiError {
-    ApiError::bad_request(format!(
-        "the path is not valid ({e}); write /v1/tables/TABLE/rows/ID with a row id of letters, digits, '-', '_', '.' or '~'"
-    ))
-}
-
-/// Query parameters of the row endpoints, checked against what each takes.
-struct Params {
-    after: Option<String>,
-    limit: usize,
-    reveal: Reveal,
-}
-
-fn params(
-    query: Result<Query<BTreeMap<String, String>>, QueryRejection>,
-    allowed: &[&str],
-) -> Result<Params, ApiError> {
-    let Query(query) = query.map_err(|e| {
-        ApiError::bad_request(format!(
-            "the query string is not valid ({e}); write e.g. ?reveal=true"
-        ))
-    })?;
-    let mut out = Params {
-        after: None,
-        limit: DEFAULT_LIMIT,
-        reveal: Reveal::No,
-    };
-    for (key, value) in query {
-        if !allowed.contains(&key.as_str()) {
+/// Checks the paging values of a parsed list request.
+fn paging(request: &AdminRequest) -> Result<(Option<String>, usize), ApiError> {
+    let limit = match request.query.limit {
+        None => DEFAULT_LIMIT,
+        Some(n) if (1..=MAX_LIMIT).contains(&n) => n,
+        Some(_) => {
             return Err(ApiError::bad_request(format!(
-                "unknown query parameter `{key}`; this endpoint takes: {}",
-                allowed.join(", ")
+                "limit must be a whole number from 1 to {MAX_LIMIT}; page through more rows with ?after=NEXT"
             )));
         }
-        match key.as_str() {
-            "reveal" => {
-                out.reveal = match value.as_str() {
-                    "true" | "1" | "yes" => Reveal::Yes,
-                    "false" | "0" | "no" | "" => Reveal::No,
-                    _ => {
-                        return Err(ApiError::bad_request(
-                            "reveal must be true or false, e.g. ?reveal=true",
-                        ));
-                    }
-                }
-            }
-            "limit" => {
-                out.limit = value
-                    .parse::<usize>()
-                    .ok()
-                    .filter(|n| (1..=MAX_LIMIT).contains(n))
-                    .ok_or_else(|| {
-                        ApiError::bad_request(format!(
-                            "limit must be a whole number from 1 to {MAX_LIMIT}; page through more rows with ?after=NEXT"
-                        ))
-                    })?;
-            }
-            "after" => {
-                if !valid_id(&value) {
-                    return Err(ApiError::bad_request(
-                        "after must be a row id (letters, digits, '-', '_', '.' or '~'): pass the `next` of the previous page",
-                    ));
-                }
-                out.after = Some(value);
-            }
-            _ => {}
-        }
+    };
+    if let Some(after) = &request.query.after
+        && !valid_id(after)
+    {
+        return Err(ApiError::bad_request(
+            "after must be a row id (letters, digits, '-', '_', '.' or '~'): pass the `next` of the previous page",
+        ));
     }
-    Ok(out)
+    Ok((request.query.after.clone(), limit))
 }
 
 // ---- rows ---------------------------------------------------------------
@@ -164,17 +116,20 @@ async fn audit(
 pub(super) async fn list_rows(
     State(app): State<SharedAdmin>,
     ConnectInfo(peer): ConnectInfo<SocketPeer>,
-    table: Result<Path<String>, PathRejection>,
-    query: Result<Query<BTreeMap<String, String>>, QueryRejection>,
+    Extension(request): Parsed,
 ) -> Result<Response, ApiError> {
-    let Path(table) = table.map_err(path_error)?;
-    let p = params(query, &["after", "limit", "reveal"])?;
-    let caller = revealer(peer, p.reveal)?;
-    let (limit, reveal, t) = (p.limit, p.reveal, table.clone());
+    let Route::Rows { table } = &request.route else {
+        return Err(not_this_route());
+    };
+    let table = table.clone();
+    let (after, limit) = paging(&request)?;
+    let reveal = reveal_of(&request);
+    let caller = revealer(peer, reveal)?;
+    let t = table.clone();
     let (views, more) = app
         .node
         .with_store(move |s| {
-            let rows = s.list(&t, p.after.as_deref(), limit, reveal)?;
+            let rows = s.list(&t, after.as_deref(), limit, reveal)?;
             let more = match rows.last() {
                 Some(last) if rows.len() == limit => {
                     !s.list(&t, Some(&last.id), 1, Reveal::No)?.is_empty()
@@ -201,13 +156,15 @@ pub(super) async fn list_rows(
 pub(super) async fn get_row(
     State(app): State<SharedAdmin>,
     ConnectInfo(peer): ConnectInfo<SocketPeer>,
-    path: Result<Path<(String, String)>, PathRejection>,
-    query: Result<Query<BTreeMap<String, String>>, QueryRejection>,
+    Extension(request): Parsed,
 ) -> Result<Response, ApiError> {
-    let Path((table, id)) = path.map_err(path_error)?;
-    let p = params(query, &["reveal"])?;
-    let caller = revealer(peer, p.reveal)?;
-    let (t, i, reveal) = (table.clone(), id.clone(), p.reveal);
+    let Route::Row { table, id } = &request.route else {
+        return Err(not_this_route());
+    };
+    let (table, id) = (table.clone(), id.clone());
+    let reveal = reveal_of(&request);
+    let caller = revealer(peer, reveal)?;
+    let (t, i) = (table.clone(), id.clone());
     // Found, or whether the id was deleted.
     let found: Result<RowView, bool> = app
         .node
@@ -243,13 +200,14 @@ fn written(w: Written) -> WriteResult {
 
 pub(super) async fn put_row(
     State(app): State<SharedAdmin>,
-    path: Result<Path<(String, String)>, PathRejection>,
-    query: Result<Query<BTreeMap<String, String>>, QueryRejection>,
+    Extension(request): Parsed,
     headers: HeaderMap,
     body: Body,
 ) -> Result<Response, ApiError> {
-    let Path((table, id)) = path.map_err(path_error)?;
-    params(query, &[])?;
+    let Route::Row { table, id } = &request.route else {
+        return Err(not_this_route());
+    };
+    let (table, id) = (table.clone(), id.clone());
     let cells = {
         let buf = read_body(&headers, body).await?;
         // `buf` is wiped when this block ends, parsed or not.
@@ -270,11 +228,12 @@ pub(super) async fn put_row(
 
 pub(super) async fn delete_row(
     State(app): State<SharedAdmin>,
-    path: Result<Path<(String, String)>, PathRejection>,
-    query: Result<Query<BTreeMap<String, String>>, QueryRejection>,
+    Extension(request): Parsed,
 ) -> Result<Response, ApiError> {
-    let Path((table, id)) = path.map_err(path_error)?;
-    params(query, &[])?;
+    let Route::Row { table, id } = &request.route else {
+        return Err(not_this_route());
+    };
+    let (table, id) = (table.clone(), id.clone());
     let w = app.node.delete(table, id).await?;
     Ok(json(StatusCode::OK, &written(w)))
 }

@@ -9,16 +9,16 @@
 
 use std::sync::atomic::Ordering;
 
-use axum::Router;
 use axum::body::Body;
-use axum::extract::rejection::PathRejection;
-use axum::extract::{ConnectInfo, Path, State};
+use axum::extract::{ConnectInfo, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::Response;
 use axum::routing::{delete, get};
+use axum::{Extension, Router};
 
 use super::errors::ApiError;
-use super::request::{SharedAdmin, SocketPeer, json, read_body};
+use super::request::{Parsed, SharedAdmin, SocketPeer, json, not_this_route, read_body};
+use crate::access::admin_request::Route;
 use crate::access::staff_tokens::{self, ROLE_USAGE, StaffRole};
 use crate::api::staff::{StaffAdded, StaffEntry, StaffList, StaffNew, StaffRemoved};
 use crate::audit::edits::{Edit, Editor};
@@ -145,11 +145,12 @@ async fn list(State(app): State<SharedAdmin>) -> Result<Response, ApiError> {
 async fn remove(
     State(app): State<SharedAdmin>,
     ConnectInfo(peer): ConnectInfo<SocketPeer>,
-    name: Result<Path<String>, PathRejection>,
+    Extension(request): Parsed,
 ) -> Result<Response, ApiError> {
-    let Path(name) = name.map_err(|e| {
-        ApiError::bad_request(format!("the path is not valid ({e}); write /v1/staff/NAME"))
-    })?;
+    let Route::StaffMember { name } = &request.route else {
+        return Err(not_this_route());
+    };
+    let name = name.clone();
     let n = name.clone();
     let found = app
         .node

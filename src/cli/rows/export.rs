@@ -1,6 +1,8 @@
 //! `puente rows export`.
 //!
 //! Owns: writing an export to standard output or a new file (mode 0600,
+//! created exclusively so an existing file or a symlink is refused;
+//! with `--force` a temp file beside it renamed over it at the end;
 //! removed again if the export is cut off), as CSV or JSON Lines, with
 //! its progress.
 //! Must not: put a value into an error or a progress line.
@@ -23,6 +25,8 @@ pub struct ExportTo<'a> {
     pub columns: Option<&'a str>,
     pub reveal: bool,
     pub output: Option<&'a Path>,
+    /// Replace `output` if it exists (by renaming a new file over it).
+    pub force: bool,
 }
 
 pub fn export(socket: &Path, table: &str, to: &ExportTo<'_>) -> Result<()> {
@@ -41,7 +45,7 @@ pub fn export(socket: &Path, table: &str, to: &ExportTo<'_>) -> Result<()> {
             );
         }
         // The file is made only once the daemon has said yes.
-        let mut out = ExportSink::open(to.output)?;
+        let mut out = ExportSink::open(to.output, to.force)?;
         let csv = CsvWriter::new(stream.columns.clone());
         if format == Format::Csv {
             out.write(&csv.header())?;
@@ -94,38 +98,73 @@ pub fn export(socket: &Path, table: &str, to: &ExportTo<'_>) -> Result<()> {
 /// Standard output, or a new file (mode 0600: it may hold revealed values).
 enum ExportSink {
     Stdout(std::io::Stdout),
-    File(PathBuf, std::io::BufWriter<std::fs::File>),
+    /// Where the export goes, the file written (the same path, or with
+    /// `--force` a temp file beside it renamed over it by `finish`).
+    File {
+        path: PathBuf,
+        written: PathBuf,
+        file: std::io::BufWriter<std::fs::File>,
+    },
+}
+
+/// Creates `path` new, mode 0600, never through a symlink: `create_new`
+/// is O_CREAT|O_EXCL, which fails on any existing name, a symlink (even a
+/// dangling one) included.
+fn create_private(path: &Path) -> std::io::Result<std::fs::File> {
+    std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(path)
 }
 
 impl ExportSink {
-    fn open(path: Option<&Path>) -> Result<ExportSink> {
+    fn open(path: Option<&Path>, force: bool) -> Result<ExportSink> {
         let Some(path) = path else {
             return Ok(ExportSink::Stdout(std::io::stdout()));
         };
-        let file = std::fs::OpenOptions::new()
-            .write(true)
-            .create(true)
-            .truncate(true)
-            .mode(0o600)
-            .open(path)
-            .with_context(|| {
-                format!(
-                    "cannot create {}; check the folder and its permissions",
+        let written = if force {
+            let dir = path
+                .parent()
+                .filter(|p| !p.as_os_str().is_empty())
+                .unwrap_or(Path::new("."));
+            let name = path
+                .file_name()
+                .map(|n| n.to_string_lossy().into_owned())
+                .unwrap_or_default();
+            dir.join(format!(
+                ".{name}.puente-export-{:016x}",
+                rand::random::<u64>()
+            ))
+        } else {
+            path.to_path_buf()
+        };
+        let file = create_private(&written).map_err(|e| {
+            if e.kind() == std::io::ErrorKind::AlreadyExists {
+                anyhow!(
+                    "{} already exists, so nothing was exported; name a new file, or add --force to replace it (a new file of mode 0600 takes its place; the old one is never written into, nor a symlink followed)",
                     path.display()
                 )
-            })?;
-        Ok(ExportSink::File(
-            path.to_path_buf(),
-            std::io::BufWriter::new(file),
-        ))
+            } else {
+                anyhow!(
+                    "cannot create {} ({e}); check the folder and its permissions",
+                    written.display()
+                )
+            }
+        })?;
+        Ok(ExportSink::File {
+            path: path.to_path_buf(),
+            written,
+            file: std::io::BufWriter::new(file),
+        })
     }
 
     fn write(&mut self, bytes: &[u8]) -> Result<()> {
         match self {
             ExportSink::Stdout(s) => s.lock().write_all(bytes)?,
-            ExportSink::File(path, f) => f
+            ExportSink::File { written, file, .. } => file
                 .write_all(bytes)
-                .with_context(|| format!("cannot write {}", path.display()))?,
+                .with_context(|| format!("cannot write {}", written.display()))?,
         }
         Ok(())
     }
@@ -133,11 +172,26 @@ impl ExportSink {
     fn finish(&mut self) -> Result<()> {
         match self {
             ExportSink::Stdout(s) => s.lock().flush()?,
-            ExportSink::File(path, f) => {
-                f.flush()?;
-                f.get_ref()
+            ExportSink::File {
+                path,
+                written,
+                file,
+            } => {
+                file.flush()?;
+                file.get_ref()
                     .sync_all()
-                    .with_context(|| format!("cannot write {}", path.display()))?;
+                    .with_context(|| format!("cannot write {}", written.display()))?;
+                if written != path {
+                    // rename(2) replaces the name itself: a symlink there
+                    // is replaced, never followed.
+                    std::fs::rename(&*written, &*path).map_err(|e| {
+                        let _ = std::fs::remove_file(&*written);
+                        anyhow!(
+                            "cannot replace {} ({e}); nothing was changed there. Check that it is a file in a folder you may write",
+                            path.display()
+                        )
+                    })?;
+                }
             }
         }
         Ok(())
@@ -145,9 +199,9 @@ impl ExportSink {
 
     /// A cut-off export: the partial file is removed.
     fn abandon(&mut self) {
-        if let ExportSink::File(path, _) = self {
-            let _ = std::fs::remove_file(&*path);
-            eprintln!("the export was cut off; {} was removed", path.display());
+        if let ExportSink::File { path, written, .. } = self {
+            let _ = std::fs::remove_file(&*written);
+            eprintln!("the export was cut off; {} was not written", path.display());
         }
     }
 }

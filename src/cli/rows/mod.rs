@@ -10,6 +10,7 @@
 
 pub mod export;
 pub mod import;
+pub mod secret_input;
 pub mod view;
 
 use std::path::{Path, PathBuf};
@@ -50,7 +51,10 @@ pub enum RowsCommand {
         #[arg(long)]
         json: bool,
     },
-    /// Write some columns of a row: `col=text` or `col:=JSON` (e.g. capacity:=25).
+    /// Write some columns of a row: `col=text` or `col:=JSON` (e.g. capacity:=25);
+    /// `col=-` reads that column's value from standard input (on a terminal,
+    /// at a prompt that does not echo), which keeps a sealed value out of
+    /// the process list and the shell's history.
     Put {
         table: String,
         id: String,
@@ -98,9 +102,14 @@ pub enum RowsCommand {
         /// group's key; the export is written to the audit log).
         #[arg(long)]
         reveal: bool,
-        /// Write to this new file (mode 0600) instead of standard output.
+        /// Write to this new file (mode 0600) instead of standard output;
+        /// an existing file or a symlink there is refused.
         #[arg(long, short)]
         output: Option<PathBuf>,
+        /// Replace the --output file if it exists: a new file (mode 0600)
+        /// is written beside it and renamed over it.
+        #[arg(long, requires = "output")]
+        force: bool,
         #[command(flatten)]
         target: DaemonTarget,
     },
@@ -136,7 +145,14 @@ pub fn run(command: RowsCommand) -> Result<()> {
             assignments,
             target,
             json,
-        } => put(&target.socket()?, &table, &id, &assignments, json),
+        } => put_warning(
+            &target.socket()?,
+            Some(&target.config),
+            &table,
+            &id,
+            &assignments,
+            json,
+        ),
         RowsCommand::Delete {
             table,
             id,
@@ -156,6 +172,7 @@ pub fn run(command: RowsCommand) -> Result<()> {
             columns,
             reveal,
             output,
+            force,
             target,
         } => export::export(
             &target.socket()?,
@@ -165,6 +182,7 @@ pub fn run(command: RowsCommand) -> Result<()> {
                 columns: columns.as_deref(),
                 reveal,
                 output: output.as_deref(),
+                force,
             },
         ),
     }
@@ -209,15 +227,47 @@ pub fn get(socket: &Path, table: &str, id: &str, reveal: bool, json: bool) -> Re
 }
 
 pub fn put(socket: &Path, table: &str, id: &str, assignments: &[String], json: bool) -> Result<()> {
+    put_warning(socket, None, table, id, assignments, json)
+}
+
+/// `put`, warning on standard error when a sealed column of the schema
+/// that the node config at `config` names is given as an argument.
+pub fn put_warning(
+    socket: &Path,
+    config: Option<&Path>,
+    table: &str,
+    id: &str,
+    assignments: &[String],
+    json: bool,
+) -> Result<()> {
     if assignments.is_empty() {
         bail!(
             "give at least one column to write: COLUMN=TEXT or COLUMN:=JSON (e.g. title=Taller capacity:=25)"
         );
     }
-    let cells = assignments
-        .iter()
-        .map(|a| parse_assignment(a))
-        .collect::<Result<Vec<_>>>()?;
+    let mut cells = Vec::with_capacity(assignments.len());
+    let mut from_stdin: Option<&str> = None;
+    let mut in_argv = Vec::new();
+    for a in assignments {
+        if let Some(column) = secret_input::stdin_column(a) {
+            if let Some(first) = from_stdin {
+                bail!(
+                    "only one column can be read from standard input, and {first}=- came first; write {column} in another `rows put`"
+                );
+            }
+            from_stdin = Some(column);
+            let mut text = secret_input::read_value(column)?;
+            let value = Value::Text(std::mem::take(&mut *text));
+            cells.push((column.to_string(), Plaintext::new(value)));
+        } else {
+            let (column, value) = parse_assignment(a)?;
+            in_argv.push(column.clone());
+            cells.push((column, value));
+        }
+    }
+    if let Some(config) = config {
+        secret_input::warn_sealed_in_argv(config, table, &in_argv);
+    }
     let written = call::run(async { Ok(Client::new(socket).put_row(table, id, cells).await?) })?;
     if json {
         return emit_json(&written);
