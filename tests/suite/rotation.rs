@@ -193,15 +193,19 @@ async fn after_a_reseal_the_removed_identity_opens_nothing_on_either_replica() {
     }
     let r = c[0].status().await.reseal.unwrap();
     assert_eq!((r.state.as_str(), r.failed), ("done", 0), "{r:?}");
-    // Every cell sealed to the old set is resealed, or skipped because staff
-    // wrote a newer value meanwhile (sealed to the new set already). A cell
-    // the writer updated before the reseal counted its work is not stale
-    // any more, so the total lies between 2 × ROWS less those 20 and 2 × ROWS.
+    // Every cell sealed to the old set is resealed, or left because staff
+    // wrote a newer value meanwhile (sealed to the new set already): a cell
+    // the writer updated before the reseal counted its work is not in the
+    // total; one updated after it was counted is skipped, or no longer
+    // found stale and then in neither count (the total is not counted
+    // again). So at most the 20 cells the writer touched are not resealed;
+    // the identity checks below show every cell ends sealed to the new set.
     assert!(
         (2 * ROWS as u64 - 20..=2 * ROWS as u64).contains(&r.total),
         "{r:?}"
     );
-    assert_eq!(r.done + r.skipped, r.total, "{r:?}");
+    assert!(r.done + r.skipped <= r.total, "{r:?}");
+    assert!(r.done + 20 >= 2 * ROWS as u64, "{r:?}");
     assert!(
         r.skipped <= 20,
         "only the rows staff updated are skipped: {r:?}"
