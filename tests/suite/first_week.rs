@@ -259,7 +259,7 @@ fn a_url_that_names_this_machine_is_no_public_address() {
     }
     for public in [
         "url = \"https://agenda.tijuana.example.org\"\n",
-        "url = \"http://192.168.1.20:7480\"\n",
+        "url = \"http://agenda.lan.example.org:7480\"\n",
         "url = \"https://localhost.example.org\"\n",
     ] {
         let w = web(public);
