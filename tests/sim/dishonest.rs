@@ -54,6 +54,10 @@ pub struct RightsPlan {
     pub dishonest: Option<usize>,
     /// The honest offices it is linked to.
     pub dishonest_links: Vec<usize>,
+    /// When office-0 (the one that may delete people) is restored from a
+    /// backup, if it is (restore.rs); the dishonest office is then linked
+    /// to it, and uses its retired site id.
+    pub restore_at: Option<u64>,
 }
 
 impl RightsPlan {
@@ -97,6 +101,15 @@ impl RightsPlan {
             }
             scenario.offices += 1;
             scenario.skew_ms.push(rng.random_range(-2_000..=2_000));
+            // Drawn last, so the rest of the plan is as it was.
+            if rng.random_bool(0.5) {
+                plan.restore_at =
+                    Some(rng.random_range(scenario.chaos_ms / 4..scenario.chaos_ms / 2));
+                if !to.contains(&0) {
+                    links.push(link(&mut rng, 0, d));
+                    to.push(0);
+                }
+            }
             plan.dishonest = Some(d);
             plan.dishonest_links = to;
         }
@@ -260,6 +273,11 @@ impl World {
             .filter(|i| !self.plan.is_dishonest(*i) && *i != to)
             .map(|i| self.offices[i].site)
             .collect();
+        // The receiver's retired site ids (restore.rs): its own old
+        // versions carry them, so a change stamped with one looks like
+        // its own version coming back.
+        let retired_here = self.offices[to].retired.clone();
+        let mut forged_retired: Vec<Key> = Vec::new();
         let Some(own_index) = batch.sites.iter().position(|s| *s == own) else {
             return;
         };
@@ -278,6 +296,9 @@ impl World {
                 if !rng.random_bool(0.3) {
                     return None;
                 }
+                if !retired_here.is_empty() && rng.random_bool(0.5) {
+                    return Some(retired_here[rng.random_range(0..retired_here.len())]);
+                }
                 match rng.random_range(0..3) {
                     0 => Some(receiver),
                     1 => {
@@ -292,19 +313,47 @@ impl World {
                 }
             };
             match change {
-                Change::Row { table, cells, .. } if *table == people => {
+                Change::Row {
+                    table, id, cells, ..
+                } if *table == people => {
                     if let Some(site) = forge_to(&mut self.rng, false) {
                         let i = index_of(batch, site);
                         for cell in cells.iter_mut().filter(|c| c.site as usize == own_index) {
                             cell.site = i;
+                            if retired_here.contains(&site) {
+                                let column = self.schema.tables[people as usize].columns
+                                    [cell.column as usize]
+                                    .name
+                                    .clone();
+                                let stamp = Stamp {
+                                    hlc: cell.hlc,
+                                    site,
+                                };
+                                forged_retired.push((
+                                    PEOPLE.into(),
+                                    id.clone(),
+                                    Some(column),
+                                    stamp,
+                                ));
+                            }
                         }
                     }
                 }
-                Change::Tombstone { table, site, .. }
-                    if *table == people && *site as usize == own_index =>
-                {
+                Change::Tombstone {
+                    table,
+                    id,
+                    hlc,
+                    site,
+                } if *table == people && *site as usize == own_index => {
                     if let Some(forged) = forge_to(&mut self.rng, true) {
                         *site = index_of(batch, forged);
+                        if retired_here.contains(&forged) {
+                            let stamp = Stamp {
+                                hlc: *hlc,
+                                site: forged,
+                            };
+                            forged_retired.push((PEOPLE.into(), id.clone(), None, stamp));
+                        }
                     }
                 }
                 _ => {}
@@ -314,10 +363,16 @@ impl World {
         // on an honest office's version it relays).
         let honest_delete = self.offices[0].site;
         let far = [Hlc::MAX, Hlc::from_parts(self.wall(from) + TEN_YEARS_MS, 7)];
+        // Honest offices' sites, their retired ones included (old
+        // versions, or forged ones recorded above with their stamps).
         let honest: Vec<SiteId> = (0..self.offices.len())
             .filter(|i| !self.plan.is_dishonest(*i))
-            .map(|i| self.offices[i].site)
+            .flat_map(|i| {
+                let o = &self.offices[i];
+                o.retired.iter().copied().chain([o.site])
+            })
             .collect();
+        let retired_deleter = self.offices[0].retired.clone();
         let people_own = |site: SiteId| honest.contains(&site).not() || site == receiver;
         for change in &mut changes {
             match change {
@@ -335,7 +390,10 @@ impl World {
                     table, site, hlc, ..
                 } if *table == people => {
                     let s = batch.sites[*site as usize];
-                    if s != honest_delete && self.clock_rng.random_bool(0.2) {
+                    if s != honest_delete
+                        && !retired_deleter.contains(&s)
+                        && self.clock_rng.random_bool(0.2)
+                    {
                         *hlc = far[self.clock_rng.random_range(0..far.len())];
                     }
                 }
@@ -343,6 +401,11 @@ impl World {
             }
         }
         batch.changes = changes;
+        self.stats.retired_forged += forged_retired.len() as u64;
+        self.retired_forged
+            .entry(to)
+            .or_default()
+            .extend(forged_retired);
     }
 
     /// The forbidden changes in a batch from the dishonest office that
@@ -362,11 +425,21 @@ impl World {
             .filter(|(_, s)| !self.site_is_honest(s) || **s == receiver)
             .map(|(i, _)| i as u32)
             .collect();
+        // Stamped with one of the receiver's retired ids: forged only if
+        // the dishonest office made it so (otherwise the receiver's own old
+        // version, relayed back).
+        let retired_here = &self.offices[to].retired;
+        let forged_retired = self.retired_forged.get(&to);
+        let is_forged = |site: &u32, key: &Key| {
+            forged.contains(site)
+                || (retired_here.contains(&key.3.site)
+                    && forged_retired.is_some_and(|f| f.contains(key)))
+        };
         let mut keys = Vec::new();
         for change in &batch.changes {
             match change {
                 Change::Row { table, id, cells } if *table == people => {
-                    for cell in cells.iter().filter(|c| forged.contains(&c.site)) {
+                    for cell in cells {
                         let stamp = Stamp {
                             hlc: cell.hlc,
                             site: batch.sites[cell.site as usize],
@@ -375,7 +448,10 @@ impl World {
                             [cell.column as usize]
                             .name
                             .clone();
-                        keys.push((PEOPLE.to_string(), id.clone(), Some(column), stamp));
+                        let key = (PEOPLE.to_string(), id.clone(), Some(column), stamp);
+                        if is_forged(&cell.site, &key) {
+                            keys.push(key);
+                        }
                     }
                 }
                 // Only office-0 deletes people: a tombstone stamped as any
@@ -387,13 +463,16 @@ impl World {
                     site,
                 } if *table == people => {
                     let s = batch.sites[*site as usize];
-                    if forged.contains(site) || s != self.offices[0].site {
-                        keys.push((
-                            PEOPLE.to_string(),
-                            id.clone(),
-                            None,
-                            Stamp { hlc: *hlc, site: s },
-                        ));
+                    let key = (
+                        PEOPLE.to_string(),
+                        id.clone(),
+                        None,
+                        Stamp { hlc: *hlc, site: s },
+                    );
+                    let deleter = &self.offices[0];
+                    let by_deleter = s == deleter.site || deleter.retired.contains(&s);
+                    if is_forged(site, &key) || !by_deleter {
+                        keys.push(key);
                     }
                 }
                 _ => {}
@@ -402,12 +481,12 @@ impl World {
         self.forbidden_sent.entry(to).or_default().extend(keys);
     }
 
-    /// Whether `site` is one of the honest offices' sites.
+    /// Whether `site` is one of the honest offices' sites, now or before
+    /// a restore.
     fn site_is_honest(&self, site: &SiteId) -> bool {
-        self.offices
-            .iter()
-            .enumerate()
-            .any(|(i, o)| o.site == *site && !self.plan.is_dishonest(i))
+        self.offices.iter().enumerate().any(|(i, o)| {
+            (o.site == *site || o.retired.contains(site)) && !self.plan.is_dishonest(i)
+        })
     }
 
     /// The forbidden changes sent to anyone, and the dishonest site.
@@ -471,9 +550,12 @@ impl World {
     }
 
     /// At the end: each honest office holds exactly the forbidden changes
-    /// it was sent that would still change something there.
-    pub fn check_held(&self) -> Result<u64, String> {
+    /// it was sent that would still change something there. Returns how
+    /// many it holds, and how many of those were forged with its own
+    /// retired site id (restore.rs).
+    pub fn check_held(&self) -> Result<(u64, u64), String> {
         let mut total = 0;
+        let mut retired = 0;
         for (i, office) in self.offices.iter().enumerate() {
             if self.plan.is_dishonest(i) {
                 continue;
@@ -524,8 +606,11 @@ impl World {
                 ));
             }
             total += held_effective.len() as u64;
+            if let Some(forged) = self.retired_forged.get(&i) {
+                retired += held_effective.intersection(forged).count() as u64;
+            }
         }
-        Ok(total)
+        Ok((total, retired))
     }
 }
 

@@ -14,6 +14,7 @@ mod dial;
 mod dishonest;
 mod exec;
 mod model;
+mod restore;
 mod run;
 mod scenario;
 mod world;
@@ -73,6 +74,9 @@ fn seeds_converge_to_the_model_of_acknowledged_writes() {
     let totals = Mutex::new((0u64, 0usize, 0u64, 0u64, 0u64, 0u64));
     // Runs with rights, with a dishonest office, writes refused, held.
     let rights = Mutex::new((0u64, 0u64, 0u64, 0u64, 0u64));
+    // Restores, changes forged with the restored office's retired site
+    // id, and those still held at the end.
+    let restores = Mutex::new((0u64, 0u64, 0u64));
     // Seconds spent on seeds with rights, and on the others.
     let spent = Mutex::new((0f64, 0f64));
     let started = Instant::now();
@@ -108,6 +112,11 @@ fn seeds_converge_to_the_model_of_acknowledged_writes() {
                             r.2 += s.stats.refused;
                             r.3 += s.stats.held;
                             r.4 += s.stats.held_at_end;
+                            drop(r);
+                            let mut x = restores.lock().unwrap();
+                            x.0 += s.stats.restores;
+                            x.1 += s.stats.retired_forged;
+                            x.2 += s.stats.retired_held_at_end;
                         }
                         Err(f) => failures.lock().unwrap().push((seed, f)),
                     }
@@ -126,6 +135,10 @@ fn seeds_converge_to_the_model_of_acknowledged_writes() {
     let (rights_s, other_s) = *spent.lock().unwrap();
     eprintln!(
         "with rights: {with_rights} seeds ({rights_s:.1} s; the others {other_s:.1} s), {dishonest} with a dishonest office; {refused} honest writes refused locally, {held} changes held on apply, {held_at_end} forbidden cells and deletes still held at the end"
+    );
+    let (restored, retired_forged, retired_held) = *restores.lock().unwrap();
+    eprintln!(
+        "restores: {restored}; {retired_forged} changes sent stamped with the receiver's own retired site id, {retired_held} of them still held at the end"
     );
     let mut failures = failures.into_inner().unwrap();
     failures.sort_by_key(|(seed, _)| *seed);
@@ -160,6 +173,9 @@ fn seeds_converge_to_the_model_of_acknowledged_writes() {
             ("seeds with a dishonest office", dishonest),
             ("honest writes refused locally", refused),
             ("changes held on apply", held),
+            ("restores", restored),
+            ("changes forged with a retired site id", retired_forged),
+            ("of them held at the end", retired_held),
         ];
         let zero: Vec<&str> = totals
             .iter()

@@ -27,6 +27,8 @@ use super::world::{Ev, Office, Stats, World};
 pub const LIVENESS_MS: u64 = 120_000;
 /// How often convergence is checked once the faults are over.
 const CHECK_EVERY_MS: u64 = 1_000;
+/// How long a restore keeps an office down (restore.rs).
+const RESTORE_DOWN_MS: u64 = 3_000;
 
 /// What a passing run did.
 #[derive(Debug, Clone, Copy)]
@@ -131,6 +133,8 @@ pub fn run(seed: u64, trace: bool) -> Result<Summary, Failure> {
                 diallers: Default::default(),
                 disk_full: false,
                 restart_at: None,
+                retired: Vec::new(),
+                restoring: false,
                 versions: if rng.random_bool(0.2) {
                     vec![1]
                 } else {
@@ -212,6 +216,11 @@ fn simulate(world: &mut World) -> Result<Summary, String> {
             }
         }
     }
+    if let Some(at) = world.plan.restore_at {
+        let down_ms = RESTORE_DOWN_MS;
+        world.at(at, Ev::Restore { office: 0, down_ms });
+        quiet_from = quiet_from.max(at + down_ms);
+    }
     world.at(quiet_from + CHECK_EVERY_MS, Ev::Check);
     let deadline = quiet_from + LIVENESS_MS;
     while let Some(ev) = world.pop() {
@@ -276,6 +285,7 @@ fn handle(world: &mut World, ev: Ev) {
         Ev::Write { office } => write(world, office),
         Ev::Crash { office, down_ms } => crash(world, office, down_ms),
         Ev::Restart { office } => restart(world, office),
+        Ev::Restore { office, down_ms } => super::restore::stop_for_restore(world, office, down_ms),
         Ev::Cut { link, for_ms } => {
             if !world.links[link].cut {
                 world.links[link].cut = true;
@@ -416,7 +426,13 @@ fn crash(world: &mut World, office: usize, down_ms: u64) {
     }
     world.note(format!("office-{office} crashes for {down_ms} ms"));
     world.stats.crashes += 1;
-    // Dropping the store is the crash: whatever committed is on disk.
+    stop(world, office, down_ms);
+}
+
+/// The office stops at once (a crash, or a stop for a restore) and comes
+/// back `down_ms` later.
+pub fn stop(world: &mut World, office: usize, down_ms: u64) {
+    // Dropping the store is the stop: whatever committed is on disk.
     world.offices[office].store = None;
     world.offices[office].epoch += 1;
     world.offices[office].restart_at = Some(world.now + down_ms);
@@ -437,6 +453,9 @@ fn restart(world: &mut World, office: usize) {
     world.offices[office].store = Some(store);
     world.offices[office].restart_at = None;
     world.note(format!("office-{office} restarts"));
+    if world.offices[office].restoring {
+        super::restore::new_history(world, office);
+    }
     if let Err(e) = check::bookkeeping_is_exact(world.offices[office].store()) {
         world.fail(format!("office-{office} after a crash: {e}"));
     }
@@ -482,7 +501,7 @@ fn converged(world: &mut World) -> Result<bool, String> {
         world.check_cursor(a, b);
     }
     if world.plan.on {
-        world.stats.held_at_end = world.check_held()?;
+        (world.stats.held_at_end, world.stats.retired_held_at_end) = world.check_held()?;
     }
     match world.failure.take() {
         Some(f) => Err(f),

@@ -77,6 +77,11 @@ pub struct Office {
     /// The sync protocol versions it speaks (some offices run an older
     /// puente that speaks only version 1).
     pub versions: Vec<u16>,
+    /// The site ids it had before restores (restore.rs), oldest first.
+    pub retired: Vec<SiteId>,
+    /// Set while it is down for a restore: it starts a new history when
+    /// it comes back.
+    pub restoring: bool,
 }
 
 impl Office {
@@ -206,6 +211,12 @@ pub enum Ev {
     Restart {
         office: usize,
     },
+    /// The office stops, is restored from a backup taken as it stopped,
+    /// and starts again `down_ms` later under a new site id.
+    Restore {
+        office: usize,
+        down_ms: u64,
+    },
     Cut {
         link: usize,
         for_ms: u64,
@@ -285,6 +296,10 @@ pub struct World {
     pub dishonest_schema: Arc<Schema>,
     /// Forbidden changes the dishonest office sent, per receiver.
     pub forbidden_sent: BTreeMap<usize, std::collections::BTreeSet<Key>>,
+    /// The changes the dishonest office stamped with a receiver's own
+    /// retired site id, per receiver (restore.rs): they look exactly like
+    /// that office's old versions relayed back, so only the forger knows.
+    pub retired_forged: BTreeMap<usize, std::collections::BTreeSet<Key>>,
     /// Numbers ids that only one office writes.
     pub fresh: u64,
     /// The first broken invariant, if any.
@@ -310,6 +325,14 @@ pub struct Stats {
     /// Cells and tombstones a stored cursor promised, checked against the
     /// receiver after an apply (`check::cursor_is_not_ahead`).
     pub cursor_promises_checked: u64,
+    /// Restores of an office from a backup (restore.rs).
+    pub restores: u64,
+    /// Changes the dishonest office sent stamped with the receiver's own
+    /// retired site id.
+    pub retired_forged: u64,
+    /// Of the changes held at the end, those forged with the holder's own
+    /// retired site id.
+    pub retired_held_at_end: u64,
 }
 
 impl World {
@@ -347,6 +370,7 @@ impl World {
             dishonest_schema: Arc::new(schema.without_rights()),
             plan,
             forbidden_sent: BTreeMap::new(),
+            retired_forged: BTreeMap::new(),
             fresh: 0,
             failure: None,
             trace: VecDeque::new(),
