@@ -96,3 +96,50 @@ pub fn bookkeeping_is_exact(store: &Store) -> Result<(), String> {
     }
     Ok(())
 }
+
+/// Where two replicas differ, in words, for the report of a run whose
+/// offices did not converge: the first row or tombstone they disagree on,
+/// with both versions, and how many changes each holds for review.
+pub fn divergence(names: [&str; 2], stores: [&Store; 2]) -> String {
+    let snaps = match (stores[0].snapshot(), stores[1].snapshot()) {
+        (Ok(a), Ok(b)) => [a, b],
+        (Err(e), _) | (_, Err(e)) => return format!("(cannot read a replica: {e})"),
+    };
+    let held = |s: &Store| s.held_list(false).map_or(0, |h| h.len());
+    let mut out = format!(
+        "{} holds {} changes for review, {} holds {}",
+        names[0],
+        held(stores[0]),
+        names[1],
+        held(stores[1])
+    );
+    let keys: BTreeSet<&(String, String)> = snaps
+        .iter()
+        .flat_map(|s| s.rows.keys().chain(s.tombstones.keys()))
+        .collect();
+    for key in keys {
+        let version = |s: &Snapshot| {
+            let cells = s.rows.get(key).map(|(_, cells)| {
+                cells
+                    .iter()
+                    .map(|(c, r)| format!("{c}@{:?}", r.stamp))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            });
+            let tombstone = s
+                .tombstones
+                .get(key)
+                .map(|t| format!("deleted@{:?}", t.stamp));
+            format!("{cells:?} {tombstone:?}")
+        };
+        let (a, b) = (version(&snaps[0]), version(&snaps[1]));
+        if a != b {
+            out.push_str(&format!(
+                "; first difference {}/{}: {} has {a}, {} has {b}",
+                key.0, key.1, names[0], names[1]
+            ));
+            break;
+        }
+    }
+    out
+}

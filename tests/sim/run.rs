@@ -219,7 +219,8 @@ fn simulate(world: &mut World) -> Result<Summary, String> {
     if let Some(at) = world.plan.restore_at {
         let down_ms = RESTORE_DOWN_MS;
         world.at(at, Ev::Restore { office: 0, down_ms });
-        quiet_from = quiet_from.max(at + down_ms);
+        // It may wait until the end of the chaos (restore.rs).
+        quiet_from = quiet_from.max(scenario.chaos_ms + down_ms);
     }
     world.at(quiet_from + CHECK_EVERY_MS, Ev::Check);
     let deadline = quiet_from + LIVENESS_MS;
@@ -236,8 +237,9 @@ fn simulate(world: &mut World) -> Result<Summary, String> {
             }
             if world.now >= deadline {
                 return Err(format!(
-                    "the offices did not converge within {} s of simulated time after the last fault healed",
-                    LIVENESS_MS / 1000
+                    "the offices did not converge within {} s of simulated time after the last fault healed ({})",
+                    LIVENESS_MS / 1000,
+                    unconverged(world)
                 ));
             }
             world.after(CHECK_EVERY_MS, Ev::Check);
@@ -465,6 +467,24 @@ fn restart(world: &mut World, office: usize) {
         // A new process: new diallers, which dial at once.
         world.try_dial(office, peer);
     }
+}
+
+/// What keeps the offices from converging, in words: who is down, or
+/// where two honest replicas differ.
+fn unconverged(world: &World) -> String {
+    if let Some(o) = world.offices.iter().find(|o| !o.is_up()) {
+        return format!("{} is down", o.name);
+    }
+    let honest: Vec<usize> = (0..world.offices.len())
+        .filter(|i| !world.plan.is_dishonest(*i))
+        .collect();
+    for pair in honest.windows(2) {
+        let [a, b] = [&world.offices[pair[0]], &world.offices[pair[1]]];
+        if a.store().digest() != b.store().digest() {
+            return check::divergence([&a.name, &b.name], [a.store(), b.store()]);
+        }
+    }
+    "the digests are equal".into()
 }
 
 /// Whether every office is up and equal to the model; an error when they
