@@ -580,7 +580,7 @@ impl World {
         match (r, s) {
             (Ok(r), Ok(s)) => {
                 self.check_nothing_forbidden_applied(receiver, &r);
-                let excused = match super::dishonest::excused(self, receiver, sender, &s) {
+                let excused = match super::forbidden::excused(self, receiver, sender, &s) {
                     Ok(e) => e,
                     Err(e) => return self.fail(format!("reading held changes: {e}")),
                 };

@@ -13,6 +13,7 @@ mod check;
 mod dial;
 mod dishonest;
 mod exec;
+mod forbidden;
 mod model;
 mod restore;
 mod run;
