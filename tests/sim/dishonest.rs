@@ -28,20 +28,22 @@ use std::ops::Not;
 
 use puente::clock::Hlc;
 use puente::stamp::{SiteId, Stamp};
-use puente::store::{Batch, Change, StoreError};
+use puente::store::{Batch, CellChange, Change, StoreError};
 use puente::value::{Plaintext, Value};
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 
 use super::model::Expect;
 use super::scenario::{LinkSpec, Scenario};
-use super::world::World;
+use super::world::{SIM_MAX_DRIFT_MS, World};
 
 /// How far ahead the dishonest office stamps some changes.
 const TEN_YEARS_MS: u64 = 3_652 * 24 * 3_600_000;
 
 /// The table rights restrict (index 1 in the sim's schema: people).
 pub const PEOPLE: &str = "people";
+/// The table every office may edit.
+pub const EVENTS: &str = "events";
 
 /// (table, id, column or None for a tombstone, stamp)
 pub type Key = (String, String, Option<String>, Stamp);
@@ -400,6 +402,34 @@ impl World {
                 _ => {}
             }
         }
+        // An edit of an event, which every office may make, stamped far
+        // ahead: here only the drift bound stands between the stamp and
+        // the receiver (its people changes are held by the rights anyway).
+        // Made up on the wire, never acknowledged, so the model has no
+        // part in it; the receiver must hold it (`record_forbidden`).
+        if self.ahead_rng.random_bool(0.2) {
+            let events = self
+                .schema
+                .table_index(EVENTS)
+                .expect("the sim's schema has events") as u16;
+            let title = self.schema.tables[events as usize]
+                .columns
+                .iter()
+                .position(|c| c.name == "title")
+                .expect("the sim's events have a title") as u16;
+            let hlc = far[self.ahead_rng.random_range(0..far.len())];
+            changes.push(Change::Row {
+                table: events,
+                id: format!("ahead-{}", self.ahead_rng.random_range(0..4)),
+                cells: vec![CellChange {
+                    column: title,
+                    hlc,
+                    site: own_index as u32,
+                    value: Value::Text("from years ahead".into()),
+                }],
+            });
+            self.stats.ahead_sent += 1;
+        }
         batch.changes = changes;
         self.stats.retired_forged += forged_retired.len() as u64;
         self.retired_forged
@@ -415,6 +445,10 @@ impl World {
             .schema
             .table_index(PEOPLE)
             .expect("the sim's schema has people") as u16;
+        let events = self
+            .schema
+            .table_index(EVENTS)
+            .expect("the sim's schema has events") as u16;
         let receiver = self.offices[to].site;
         // Sites of no honest office (the dishonest one's, made-up ones)
         // and the receiver's own: forged or forbidden whatever they stamp.
@@ -473,6 +507,24 @@ impl World {
                     let by_deleter = s == deleter.site || deleter.retired.contains(&s);
                     if is_forged(site, &key) || !by_deleter {
                         keys.push(key);
+                    }
+                }
+                // An event edit stamped beyond the receiver's drift bound:
+                // only the dishonest office sends one (honest clocks stay
+                // within it), and it must be held until this clock
+                // catches up, which it never does in a run.
+                Change::Row { table, id, cells } if *table == events => {
+                    let limit = self.wall(to) + SIM_MAX_DRIFT_MS;
+                    for cell in cells.iter().filter(|c| c.hlc.millis() > limit) {
+                        let stamp = Stamp {
+                            hlc: cell.hlc,
+                            site: batch.sites[cell.site as usize],
+                        };
+                        let column = self.schema.tables[*table as usize].columns
+                            [cell.column as usize]
+                            .name
+                            .clone();
+                        keys.push((EVENTS.to_string(), id.clone(), Some(column), stamp));
                     }
                 }
                 _ => {}

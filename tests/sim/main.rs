@@ -77,7 +77,7 @@ fn seeds_converge_to_the_model_of_acknowledged_writes() {
     let rights = Mutex::new((0u64, 0u64, 0u64, 0u64, 0u64));
     // Restores, changes forged with the restored office's retired site
     // id, and those still held at the end.
-    let restores = Mutex::new((0u64, 0u64, 0u64));
+    let restores = Mutex::new((0u64, 0u64, 0u64, 0u64));
     // Seconds spent on seeds with rights, and on the others.
     let spent = Mutex::new((0f64, 0f64));
     let started = Instant::now();
@@ -118,6 +118,7 @@ fn seeds_converge_to_the_model_of_acknowledged_writes() {
                             x.0 += s.stats.restores;
                             x.1 += s.stats.retired_forged;
                             x.2 += s.stats.retired_held_at_end;
+                            x.3 += s.stats.ahead_sent;
                         }
                         Err(f) => failures.lock().unwrap().push((seed, f)),
                     }
@@ -137,9 +138,9 @@ fn seeds_converge_to_the_model_of_acknowledged_writes() {
     eprintln!(
         "with rights: {with_rights} seeds ({rights_s:.1} s; the others {other_s:.1} s), {dishonest} with a dishonest office; {refused} honest writes refused locally, {held} changes held on apply, {held_at_end} forbidden cells and deletes still held at the end"
     );
-    let (restored, retired_forged, retired_held) = *restores.lock().unwrap();
+    let (restored, retired_forged, retired_held, ahead_sent) = *restores.lock().unwrap();
     eprintln!(
-        "restores: {restored}; {retired_forged} changes sent stamped with the receiver's own retired site id, {retired_held} of them still held at the end"
+        "restores: {restored}; {retired_forged} changes sent stamped with the receiver's own retired site id, {retired_held} of them still held at the end; {ahead_sent} event edits sent stamped far ahead"
     );
     let mut failures = failures.into_inner().unwrap();
     failures.sort_by_key(|(seed, _)| *seed);
@@ -177,6 +178,7 @@ fn seeds_converge_to_the_model_of_acknowledged_writes() {
             ("restores", restored),
             ("changes forged with a retired site id", retired_forged),
             ("of them held at the end", retired_held),
+            ("event edits stamped far ahead", ahead_sent),
         ];
         let zero: Vec<&str> = totals
             .iter()

@@ -145,6 +145,7 @@ pub fn run(seed: u64, trace: bool) -> Result<Summary, Failure> {
         .collect();
     let mut world = World::new(rng, scenario, schema, keys.keyring.clone(), offices, plan);
     world.clock_rng = StdRng::seed_from_u64(seed ^ 0x434c_4f43_4b53_0001);
+    world.ahead_rng = StdRng::seed_from_u64(seed ^ 0x4148_4541_4400_0001);
     world.tracing = trace;
     if trace {
         eprintln!("{:#?}\n{:?}", world.scenario, world.plan);

@@ -278,6 +278,9 @@ pub struct World {
     /// Draws the dishonest office's stamps from the future (a generator of
     /// its own, so that seeds without one replay as before).
     pub clock_rng: StdRng,
+    /// Draws the event edits the dishonest office stamps far ahead (a
+    /// generator of its own too).
+    pub ahead_rng: StdRng,
     pub now: u64,
     seq: u64,
     queue: BinaryHeap<Reverse<Scheduled>>,
@@ -325,6 +328,8 @@ pub struct Stats {
     /// Cells and tombstones a stored cursor promised, checked against the
     /// receiver after an apply (`check::cursor_is_not_ahead`).
     pub cursor_promises_checked: u64,
+    /// Event edits the dishonest office sent stamped far ahead.
+    pub ahead_sent: u64,
     /// Restores of an office from a backup (restore.rs).
     pub restores: u64,
     /// Changes the dishonest office sent stamped with the receiver's own
@@ -356,6 +361,7 @@ impl World {
         World {
             rng,
             clock_rng: rand::SeedableRng::seed_from_u64(0),
+            ahead_rng: rand::SeedableRng::seed_from_u64(0),
             now: 0,
             seq: 0,
             queue: BinaryHeap::new(),
