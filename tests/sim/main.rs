@@ -16,6 +16,7 @@ mod exec;
 mod model;
 mod run;
 mod scenario;
+mod stamps;
 mod world;
 
 use std::sync::Mutex;
