@@ -14,6 +14,8 @@ mod dial;
 mod dishonest;
 mod exec;
 mod model;
+#[cfg(feature = "mutants")]
+mod mutants;
 mod run;
 mod scenario;
 mod stamps;
