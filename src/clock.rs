@@ -13,6 +13,8 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 use serde::{Deserialize, Serialize};
 
+use crate::mutants::{self, Mutant};
+
 /// Number of low bits that hold the logical counter.
 pub const LOGICAL_BITS: u32 = 16;
 
@@ -197,7 +199,8 @@ impl HlcState {
             return Err(exhausted);
         }
         let physical = Hlc::from_parts(now_ms, 0);
-        let next = if physical > self.last {
+        let ignore_last = physical < self.last && mutants::active(Mutant::ClockIgnoresLastStamp);
+        let next = if physical > self.last || ignore_last {
             physical
         } else {
             Hlc(self.last.0.checked_add(1).ok_or(exhausted)?)

@@ -22,6 +22,7 @@ pub mod fingerprint;
 pub mod fsutil;
 pub mod lab;
 pub mod metrics;
+pub mod mutants;
 pub mod node;
 pub mod percent;
 pub mod schedule;

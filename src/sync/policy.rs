@@ -17,6 +17,7 @@ use std::time::Duration;
 use rand::Rng;
 
 use super::protocol::ErrorCode;
+use crate::mutants::{self, Mutant};
 
 /// A TLS handshake must finish within this.
 pub const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
@@ -362,6 +363,9 @@ impl Dialler {
             self.backoff.reset();
         }
         self.state = DialState::Resting;
+        if verdict == Verdict::Failed && mutants::active(Mutant::DiallerStuckAfterFailure) {
+            self.state = DialState::Dialling;
+        }
         (verdict, self.backoff.wait(rng))
     }
 

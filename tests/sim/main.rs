@@ -15,9 +15,12 @@ mod dishonest;
 mod exec;
 mod forbidden;
 mod model;
+#[cfg(feature = "mutants")]
+mod mutants;
 mod restore;
 mod run;
 mod scenario;
+mod stamps;
 mod world;
 
 use std::sync::Mutex;

@@ -362,10 +362,17 @@ fn write(world: &mut World, office: usize) {
     let id = format!("r{}", world.rng.random_range(0..world.scenario.ids));
     let site = world.offices[office].site;
     let name = world.offices[office].name.clone();
+    let newest = super::stamps::newest_held(world.offices[office].store());
     if world.rng.random_bool(0.15) {
         match world.offices[office].store_mut().delete(&table, &id) {
             Ok(w) => {
                 if w.cells == 1 {
+                    world.check_stamped_above(
+                        office,
+                        &format!("delete {table}/{id}"),
+                        newest,
+                        w.hlc,
+                    );
                     let stamp = Stamp { hlc: w.hlc, site };
                     world.model.delete(&table, &id, stamp);
                     world.note(format!("{name}: deleted {table}/{id} at {}", w.hlc));
@@ -407,6 +414,7 @@ fn write(world: &mut World, office: usize) {
     }
     match world.offices[office].store_mut().put(&table, &id, cells) {
         Ok(w) => {
+            world.check_stamped_above(office, &format!("put {table}/{id}"), newest, w.hlc);
             let stamp = Stamp { hlc: w.hlc, site };
             world.note(format!("{name}: put {table}/{id} at {}", w.hlc));
             world.model.put(&table, &id, stamp, expect);

@@ -287,8 +287,8 @@ fn the_readme_walkthrough_sets_up_two_offices_that_sync() {
 }
 
 /// README's "Try it, test it" gives `tools/test`; `.ci/run` runs exactly
-/// it; it ends in `cargo test --locked` and installs the packages whose
-/// programs the tests run.
+/// it; it ends in `cargo test --locked --features mutants` and installs
+/// the packages whose programs the tests run.
 #[test]
 fn the_readme_test_command_is_the_script_ci_runs() {
     let root = Path::new(env!("CARGO_MANIFEST_DIR"));
@@ -321,7 +321,7 @@ fn the_readme_test_command_is_the_script_ci_runs() {
     assert!(
         script
             .trim_end()
-            .ends_with("exec cargo test --locked \"$@\""),
+            .ends_with("exec cargo test --locked --features mutants \"$@\""),
         "{script}"
     );
     let packages: Vec<&str> = script

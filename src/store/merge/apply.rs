@@ -20,6 +20,7 @@ use rusqlite::params;
 use crate::clock::Hlc;
 use crate::config::Schema;
 use crate::config::rights::WriteAction;
+use crate::mutants::{self, Mutant};
 use crate::seal;
 use crate::store::batch::{Batch, Change, Cursor, PeerRef};
 use crate::store::cells::clocks::CellClock;
@@ -100,6 +101,11 @@ impl Store {
             .max()
             .unwrap_or(Hlc::ZERO);
         let before = self.state.head;
+        if mutants::active(Mutant::CursorBeforeCommit)
+            && let Some((_, cursor)) = group.last()
+        {
+            self.save_cursor(peer, *cursor)?;
+        }
         let applied = self.transaction(|store| {
             // Nothing here observes `max_hlc`: a stamp moves this office's
             // clock only when the merge writes it.
@@ -209,7 +215,10 @@ impl Store {
         // Read once per batch: a stamp beyond `now + drift` is held.
         let now = self.clock.now_ms();
         let drift = self.max_drift_ms;
-        let beyond = |hlc: Hlc| drift.is_some_and(|d| crate::clock::beyond_drift(hlc, now, d));
+        let beyond = |hlc: Hlc| {
+            drift.is_some_and(|d| crate::clock::beyond_drift(hlc, now, d))
+                && !mutants::active(Mutant::DriftUnchecked)
+        };
         for change in batch.changes {
             match change {
                 Change::Row {

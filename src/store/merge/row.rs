@@ -15,6 +15,7 @@
 use rusqlite::{OptionalExtension, params, params_from_iter};
 
 use crate::clock::Hlc;
+use crate::mutants::{self, Mutant};
 use crate::stamp::Stamp;
 use crate::store::cells::clocks::{CellClock, RowClocks};
 use crate::store::cells::digest::{cell_hash, tombstone_hash};
@@ -180,7 +181,14 @@ impl Store {
         judged: bool,
     ) -> Result<RowMerge, StoreError> {
         let tombstone = self.tombstone_of(t, id)?.map(|s| self.stamp(s));
-        if !lww::update_allowed(tombstone) {
+        let later = |tombstone: Stamp| {
+            incoming
+                .iter()
+                .any(|c| self.stamp((c.hlc, c.site)) > tombstone)
+        };
+        let revived =
+            mutants::active(Mutant::TombstoneLosesToLaterUpdate) && tombstone.is_some_and(later);
+        if !lww::update_allowed(tombstone) && !revived {
             return Ok(RowMerge::default());
         }
         let columns = self.tables[t].columns;

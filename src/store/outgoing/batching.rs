@@ -11,6 +11,7 @@
 use std::collections::HashMap;
 
 use crate::clock::Hlc;
+use crate::mutants::{self, Mutant};
 use crate::stamp::SiteId;
 use crate::store::batch::{Batch, CellChange, Change, Cursor};
 use crate::store::cells::clocks::RowClocks;
@@ -95,7 +96,12 @@ pub(in crate::store) fn assemble(
     candidates.sort_by_key(|(seq, _)| *seq);
     let available = candidates.len();
     let skipped = |site: u32, via: u32| {
-        skip_site.is_some_and(|s| s == sites[site as usize] || s == sites[via as usize])
+        let wrote = skip_site.is_some_and(|s| s == sites[site as usize]);
+        let sent = skip_site.is_some_and(|s| s == sites[via as usize]);
+        if mutants::active(Mutant::RelayEchoesToWriter) {
+            return sent;
+        }
+        wrote || sent
     };
 
     let mut batch = Batch::default();
@@ -174,6 +180,8 @@ pub(in crate::store) fn assemble(
     let complete = taken == available;
     let cursor = if complete {
         Cursor::at(head)
+    } else if mutants::active(Mutant::ResumableBasePastRewrites) {
+        Cursor::at(last_seq)
     } else {
         Cursor {
             base: from.base,

@@ -20,6 +20,7 @@
 
 use std::collections::HashMap;
 
+use crate::mutants::{self, Mutant};
 use crate::stamp::SiteId;
 use crate::store::batch::Cursor;
 
@@ -51,7 +52,9 @@ impl EchoRuns {
         let Some((start, end)) = peer.and_then(|p| self.runs.get(&p).copied()) else {
             return from;
         };
-        if from.base == from.progress && start <= from.progress && from.progress < end {
+        let complete =
+            from.base == from.progress || mutants::active(Mutant::EchoSkipsIncompleteCursor);
+        if complete && start <= from.progress && from.progress < end {
             Cursor::at(end)
         } else {
             from

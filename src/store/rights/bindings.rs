@@ -17,6 +17,7 @@ use std::collections::{HashMap, HashSet};
 use rusqlite::params;
 
 use crate::config::rights::Actor;
+use crate::mutants::{self, Mutant};
 use crate::stamp::SiteId;
 use crate::store::rights::judge::Origin;
 use crate::store::{SqlContext, Store, StoreError};
@@ -63,7 +64,9 @@ impl Store {
         // under it; a tampered peer can stamp with it too. So it keeps no
         // office's rights: judged by the strictest reading (what every
         // office may do applies, the rest is held for review).
-        if self.state.guard.retired.contains(site) {
+        if self.state.guard.retired.contains(site)
+            && !mutants::active(Mutant::RetiredSiteKeepsBinding)
+        {
             return Origin::Unbound;
         }
         match self.state.guard.bound.get(site) {

@@ -11,6 +11,8 @@
 
 use std::collections::VecDeque;
 
+use crate::mutants::{self, Mutant};
+
 /// Batch frames waiting for the writer, at most.
 pub const QUEUED_BATCHES: usize = 16;
 
@@ -69,6 +71,9 @@ impl Outbox {
     pub fn next_frame(&mut self) -> Option<(Lane, Vec<u8>)> {
         if let Some(frame) = self.control.pop_front() {
             return Some((Lane::Control, frame));
+        }
+        if mutants::active(Mutant::OutboxNewestFirst) {
+            return self.batches.pop_back().map(|f| (Lane::Batch, f));
         }
         self.batches.pop_front().map(|f| (Lane::Batch, f))
     }
