@@ -32,20 +32,10 @@ const CI_BUDGET: u64 = 400;
 /// Mutants the simulator does not catch within `CI_BUDGET` seeds on every
 /// run, and why: left out of the CI run, which would fail on them; the
 /// full run (`PUENTE_SIM_MUTANT_SEEDS`) still tries them.
-const NOT_IN_CI: &[(Mutant, &str)] = &[
-    (
-        Mutant::EchoSkipsIncompleteCursor,
-        "caught by 3 of 1,000 seeds, each with a full disk, which does not replay exactly (seed 239 is caught in some runs only)",
-    ),
-    (
-        Mutant::DriftUnchecked,
-        "every far-future stamp the dishonest office sends is on a change the rights hold anyway, so the drift bound alone never decides",
-    ),
-    (
-        Mutant::RetiredSiteKeepsBinding,
-        "the simulator on this branch restores no office, so no site id is ever retired",
-    ),
-];
+const NOT_IN_CI: &[(Mutant, &str)] = &[(
+    Mutant::EchoSkipsIncompleteCursor,
+    "caught by 3 of 1,000 seeds, each with a full disk, which does not replay exactly (seed 239 is caught in some runs only)",
+)];
 
 thread_local! {
     /// Whether a panic on this thread is a mutant caught (printed by nobody).
