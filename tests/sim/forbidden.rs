@@ -9,7 +9,7 @@
 use std::collections::BTreeSet;
 
 use puente::stamp::Stamp;
-use puente::store::Snapshot;
+use puente::store::{Snapshot, Store};
 
 use super::dishonest::{Key, PEOPLE};
 use super::world::{SIM_MAX_DRIFT_MS, World};
@@ -88,24 +88,7 @@ impl World {
             }
             let store = office.store();
             let snap = store.snapshot().map_err(|e| e.to_string())?;
-            let mut held: BTreeSet<Key> = BTreeSet::new();
-            for h in store.held_list(false).map_err(|e| e.to_string())? {
-                let stamp = |hlc| Stamp {
-                    hlc,
-                    site: h.origin_site,
-                };
-                if h.kind == "delete" {
-                    held.insert((h.table.clone(), h.row.clone(), None, stamp(h.hlc)));
-                }
-                for (column, hlc) in &h.columns {
-                    held.insert((
-                        h.table.clone(),
-                        h.row.clone(),
-                        Some(column.clone()),
-                        stamp(*hlc),
-                    ));
-                }
-            }
+            let held = held_keys(store)?;
             let sent = self.forbidden_sent.get(&i).cloned().unwrap_or_default();
             let effective: BTreeSet<Key> = sent
                 .into_iter()
@@ -171,24 +154,7 @@ pub fn excused(
     if !world.plan.on {
         return Ok(out);
     }
-    let store = world.offices[receiver].store();
-    for h in store.held_list(false).map_err(|e| e.to_string())? {
-        let stamp = |hlc| Stamp {
-            hlc,
-            site: h.origin_site,
-        };
-        if h.kind == "delete" {
-            out.insert((h.table.clone(), h.row.clone(), None, stamp(h.hlc)));
-        }
-        for (column, hlc) in &h.columns {
-            out.insert((
-                h.table.clone(),
-                h.row.clone(),
-                Some(column.clone()),
-                stamp(*hlc),
-            ));
-        }
-    }
+    out.extend(held_keys(world.offices[receiver].store())?);
     if world.plan.is_dishonest(sender) {
         let site = world.offices[sender].site;
         let snap = sender_snap;
@@ -206,4 +172,28 @@ pub fn excused(
         }
     }
     Ok(out)
+}
+
+/// The changes `store` holds for review, as keys: a held delete, and each
+/// held cell.
+fn held_keys(store: &Store) -> Result<BTreeSet<Key>, String> {
+    let mut keys = BTreeSet::new();
+    for h in store.held_list(false).map_err(|e| e.to_string())? {
+        let stamp = |hlc| Stamp {
+            hlc,
+            site: h.origin_site,
+        };
+        if h.kind == "delete" {
+            keys.insert((h.table.clone(), h.row.clone(), None, stamp(h.hlc)));
+        }
+        for (column, hlc) in &h.columns {
+            keys.insert((
+                h.table.clone(),
+                h.row.clone(),
+                Some(column.clone()),
+                stamp(*hlc),
+            ));
+        }
+    }
+    Ok(keys)
 }

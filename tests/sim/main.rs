@@ -72,8 +72,6 @@ fn seeds_converge_to_the_model_of_acknowledged_writes() {
     }
     let first = env_u64("PUENTE_SIM_FIRST").unwrap_or(0);
     let count = env_u64("PUENTE_SIM_SEEDS").unwrap_or(1_000);
-    let threads = std::thread::available_parallelism().map_or(2, |n| n.get());
-    let next = AtomicU64::new(first);
     let failures: Mutex<Vec<(u64, run::Failure)>> = Mutex::new(Vec::new());
     let totals = Mutex::new((0u64, 0usize, 0u64, 0u64, 0u64, 0u64));
     // Runs with rights, with a dishonest office, writes refused, held.
@@ -84,51 +82,45 @@ fn seeds_converge_to_the_model_of_acknowledged_writes() {
     // Seconds spent on seeds with rights, and on the others.
     let spent = Mutex::new((0f64, 0f64));
     let started = Instant::now();
-    std::thread::scope(|scope| {
-        for _ in 0..threads {
-            scope.spawn(|| {
-                loop {
-                    let seed = next.fetch_add(1, Ordering::Relaxed);
-                    if seed >= first + count {
-                        return;
+    on_every_core(
+        first..first + count,
+        |_| false,
+        |seed| {
+            let began = Instant::now();
+            match run_one(seed, false) {
+                Ok(s) => {
+                    let secs = began.elapsed().as_secs_f64();
+                    let mut sp = spent.lock().unwrap();
+                    if s.rights {
+                        sp.0 += secs;
+                    } else {
+                        sp.1 += secs;
                     }
-                    let began = Instant::now();
-                    match run_one(seed, false) {
-                        Ok(s) => {
-                            let secs = began.elapsed().as_secs_f64();
-                            let mut sp = spent.lock().unwrap();
-                            if s.rights {
-                                sp.0 += secs;
-                            } else {
-                                sp.1 += secs;
-                            }
-                            drop(sp);
-                            let mut t = totals.lock().unwrap();
-                            t.0 += s.stats.events;
-                            t.1 += s.acknowledged;
-                            t.2 += s.stats.crashes;
-                            t.3 += s.stats.sessions;
-                            t.4 = t.4.max(s.converged_after_ms);
-                            t.5 += s.stats.cursor_promises_checked;
-                            let mut r = rights.lock().unwrap();
-                            r.0 += u64::from(s.rights);
-                            r.1 += u64::from(s.dishonest);
-                            r.2 += s.stats.refused;
-                            r.3 += s.stats.held;
-                            r.4 += s.stats.held_at_end;
-                            drop(r);
-                            let mut x = restores.lock().unwrap();
-                            x.0 += s.stats.restores;
-                            x.1 += s.stats.retired_forged;
-                            x.2 += s.stats.retired_held_at_end;
-                            x.3 += s.stats.ahead_sent;
-                        }
-                        Err(f) => failures.lock().unwrap().push((seed, f)),
-                    }
+                    drop(sp);
+                    let mut t = totals.lock().unwrap();
+                    t.0 += s.stats.events;
+                    t.1 += s.acknowledged;
+                    t.2 += s.stats.crashes;
+                    t.3 += s.stats.sessions;
+                    t.4 = t.4.max(s.converged_after_ms);
+                    t.5 += s.stats.cursor_promises_checked;
+                    let mut r = rights.lock().unwrap();
+                    r.0 += u64::from(s.rights);
+                    r.1 += u64::from(s.dishonest);
+                    r.2 += s.stats.refused;
+                    r.3 += s.stats.held;
+                    r.4 += s.stats.held_at_end;
+                    drop(r);
+                    let mut x = restores.lock().unwrap();
+                    x.0 += s.stats.restores;
+                    x.1 += s.stats.retired_forged;
+                    x.2 += s.stats.retired_held_at_end;
+                    x.3 += s.stats.ahead_sent;
                 }
-            });
-        }
-    });
+                Err(f) => failures.lock().unwrap().push((seed, f)),
+            }
+        },
+    );
     let (events, acknowledged, crashes, sessions, slowest, cursor_promises) =
         *totals.lock().unwrap();
     eprintln!(
@@ -194,4 +186,28 @@ fn seeds_converge_to_the_model_of_acknowledged_writes() {
             zero.join(", ")
         );
     }
+}
+
+/// Runs `run` for every seed of `seeds`, in order of start, on every core;
+/// a thread stops at the first seed for which `stop` says so.
+fn on_every_core(
+    seeds: std::ops::Range<u64>,
+    stop: impl Fn(u64) -> bool + Sync,
+    run: impl Fn(u64) + Sync,
+) {
+    let threads = std::thread::available_parallelism().map_or(2, |n| n.get());
+    let next = AtomicU64::new(seeds.start);
+    std::thread::scope(|scope| {
+        for _ in 0..threads {
+            scope.spawn(|| {
+                loop {
+                    let seed = next.fetch_add(1, Ordering::Relaxed);
+                    if seed >= seeds.end || stop(seed) {
+                        return;
+                    }
+                    run(seed);
+                }
+            });
+        }
+    });
 }

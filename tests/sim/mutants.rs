@@ -78,31 +78,21 @@ struct Hunt {
 /// no seed after the first failing one is started (so the first failing
 /// seed found is the first there is).
 fn hunt(mutant: Mutant, count: u64, stop_at_first: bool) -> Hunt {
-    let threads = std::thread::available_parallelism().map_or(2, |n| n.get());
-    let next = AtomicU64::new(0);
     let first_caught = AtomicU64::new(u64::MAX);
     let ran = AtomicU64::new(0);
     let caught = Mutex::new(Vec::new());
     let started = Instant::now();
-    std::thread::scope(|scope| {
-        for _ in 0..threads {
-            scope.spawn(|| {
-                loop {
-                    let seed = next.fetch_add(1, Ordering::Relaxed);
-                    if seed >= count
-                        || (stop_at_first && seed > first_caught.load(Ordering::Relaxed))
-                    {
-                        return;
-                    }
-                    ran.fetch_add(1, Ordering::Relaxed);
-                    if let Err(f) = run_with(mutant, seed, false) {
-                        first_caught.fetch_min(seed, Ordering::Relaxed);
-                        caught.lock().unwrap().push((seed, f.what));
-                    }
-                }
-            });
-        }
-    });
+    super::on_every_core(
+        0..count,
+        |seed| stop_at_first && seed > first_caught.load(Ordering::Relaxed),
+        |seed| {
+            ran.fetch_add(1, Ordering::Relaxed);
+            if let Err(f) = run_with(mutant, seed, false) {
+                first_caught.fetch_min(seed, Ordering::Relaxed);
+                caught.lock().unwrap().push((seed, f.what));
+            }
+        },
+    );
     let mut caught = caught.into_inner().unwrap();
     caught.sort_by_key(|(seed, _)| *seed);
     Hunt {
