@@ -80,6 +80,12 @@ pub fn to_json_pretty<T: serde::Serialize + ?Sized>(value: &T) -> serde_json::Re
 /// cannot reach).
 pub fn take_chunk(buf: &mut SecretBuf, chunk: Bytes) {
     buf.extend(&chunk);
+    wipe_chunk(chunk);
+}
+
+/// Wipes a received chunk that is not kept, when this is its only
+/// reference.
+pub fn wipe_chunk(chunk: Bytes) {
     if let Ok(mut owned) = chunk.try_into_mut() {
         zeroize::Zeroize::zeroize(&mut owned[..]);
     }

@@ -173,6 +173,8 @@ pub fn write_people(world: &mut World, office: usize) {
     let dishonest = plan.is_dishonest(office);
     let privileged = office == 0;
     let roll: f64 = world.rng.random();
+    // Read before the write, from the replica (stamps.rs).
+    let newest = super::stamps::newest_held(world.offices[office].store());
     let exists = world.offices[office]
         .store()
         .get(PEOPLE, &id, puente::store::Reveal::No)
@@ -188,6 +190,7 @@ pub fn write_people(world: &mut World, office: usize) {
             }
             Ok(w) if w.cells == 1 => {
                 let stamp = Stamp { hlc: w.hlc, site };
+                world.check_stamped_above(office, &format!("delete {PEOPLE}/{id}"), newest, w.hlc);
                 world.note(format!("{name}: deleted {PEOPLE}/{id} at {}", w.hlc));
                 if !dishonest {
                     world.model.delete(PEOPLE, &id, stamp);
@@ -249,6 +252,7 @@ pub fn write_people(world: &mut World, office: usize) {
     match world.offices[office].store_mut().put(PEOPLE, &id, cells) {
         Ok(w) => {
             let stamp = Stamp { hlc: w.hlc, site };
+            world.check_stamped_above(office, &format!("put {PEOPLE}/{id}"), newest, w.hlc);
             world.note(format!("{name}: put {PEOPLE}/{id} at {}", w.hlc));
             if !dishonest {
                 world.model.put(PEOPLE, &id, stamp, expect);

@@ -345,6 +345,18 @@ async fn a_file_with_bad_lines_writes_nothing_and_every_bad_line_is_named() {
     std::fs::write(&good, "{\"id\": \"e-1\", \"title\": \"Taller\"}\n").unwrap();
     let (done, _, err) = cli(&c[TJ], &["rows", "import", "nope", good.to_str().unwrap()]);
     assert!(!done && err.contains("unknown table `nope`"), "{err}");
+    // The same refusal while the client is still writing a file larger
+    // than the socket's buffers: the daemon reads the rest before it
+    // answers, so the client hears why (had it closed the connection
+    // under the write, the client would say only that the write broke).
+    let big = dir.join("big.jsonl");
+    std::fs::write(
+        &big,
+        "{\"id\": \"e-1\", \"title\": \"Taller\"}\n".repeat(60_000),
+    )
+    .unwrap();
+    let (done, _, err) = cli(&c[TJ], &["rows", "import", "nope", big.to_str().unwrap()]);
+    assert!(!done && err.contains("unknown table `nope`"), "{err}");
 
     // Nothing of any of them was written, here or there.
     let after = c[TJ].status().await;

@@ -67,6 +67,25 @@ fn too_large(what: String) -> ApiError {
 
 // ---- import ---------------------------------------------------------------
 
+/// Reads and wipes what is left of a refused import's stream (up to the
+/// import's bound) before the refusal is sent. A daemon that answered
+/// while the client was still writing would close the connection under
+/// the client's last write, and the client would say only that its write
+/// broke, not why the import was refused.
+async fn after_reading_the_rest(mut body: Body, refusal: ApiError) -> ApiError {
+    let mut total = 0u64;
+    while let Some(Ok(frame)) = body.frame().await {
+        if let Ok(chunk) = frame.into_data() {
+            total += chunk.len() as u64;
+            secret_buf::wipe_chunk(chunk);
+            if total > MAX_IMPORT_BYTES {
+                break;
+            }
+        }
+    }
+    refusal
+}
+
 async fn import(
     State(app): State<SharedAdmin>,
     Extension(request): Parsed,
@@ -77,7 +96,10 @@ async fn import(
         return Err(not_this_route());
     };
     let table = table.clone();
-    let def = table_def(&app, &table)?;
+    let def = match table_def(&app, &table) {
+        Ok(def) => def,
+        Err(refusal) => return Err(after_reading_the_rest(body, refusal).await),
+    };
     let declared = headers
         .get(header::CONTENT_LENGTH)
         .and_then(|v| v.to_str().ok())
